@@ -1,0 +1,19 @@
+"""The two kinds of failure a user can meet, each with its exit status (see the contract)."""
+
+
+class InfomaxError(Exception):
+    """A failure with a one-line message for the user; `exit_code` is the process status."""
+
+    exit_code = 1
+
+
+class ConfigError(InfomaxError):
+    """The user's command or configuration is wrong: exit 2, one line naming the key and the fix."""
+
+    exit_code = 2
+
+
+class RunError(InfomaxError):
+    """Something failed while running (data, numerics, disk): exit 1; finished files stay."""
+
+    exit_code = 1
