@@ -1,0 +1,171 @@
+"""The configuration schema: dataclasses registered in Hydra's ConfigStore.
+
+Every key a user can set is declared here with its type, so a typo or a wrong type fails at start.
+Values (the four cases, the datasets, the devices) live as YAML in `conf/`; range checks that a type
+cannot express live in `check()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .errors import ConfigError
+
+
+class Align(Enum):
+    resize = "resize"  # feature map resized (bilinear) to the image's size
+    crop = "crop"  # the larger of image and map centre-cropped to the smaller
+
+
+class Estimator(Enum):
+    histogram = "histogram"
+    ksg = "ksg"
+    gcmi = "gcmi"
+
+
+class Binning(Enum):
+    width = "width"  # equal-width bins from each array's min to max (numpy.histogram2d)
+    quantile = "quantile"  # equal-frequency bins: invariant to monotone transforms
+
+
+class Objective(Enum):
+    jsd = "jsd"
+    infonce = "infonce"
+    dv = "dv"
+
+
+class Split(Enum):
+    train = "train"
+    test = "test"
+    unlabeled = "unlabeled"
+
+
+class DeviceKind(Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class CaseConfig:
+    """One encoder case: the kind of each 3x3 layer (`conv` or `deconv`) and the convs' padding."""
+
+    name: str = MISSING
+    layers: list[str] = MISSING
+    padding: int = 0
+    description: str = ""
+
+
+@dataclass
+class EncoderConfig:
+    widths: list[int] = field(default_factory=lambda: [16, 32, 32])  # channels after layers 1..3
+    maps: int = 32  # feature maps after the last layer
+    kernel: int = 3
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING  # samples | stl10
+    root: str = "data"  # where stl10_binary/ lives (or is downloaded to)
+    split: Split = Split.train
+    download: bool = False
+    n_images: Optional[int] = None  # first N images only; null: all
+    per_photo: int = 16  # samples only: crops taken from each photograph
+
+
+@dataclass
+class DeviceConfig:
+    kind: DeviceKind = DeviceKind.auto
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 50
+    batch_size: int = 64
+    lr: float = 1e-4
+    prior_lr: float = 1e-4  # the prior discriminator's own optimiser
+    alpha: float = 0.5  # global term weight
+    beta: float = 1.0  # local term weight
+    gamma: float = 0.1  # prior term weight
+    hidden: int = 64  # width of the objective networks
+    checkpoint_every: int = 10
+
+
+@dataclass
+class MeasureConfig:
+    bins: int = 20
+    align: Align = Align.resize
+    estimator: Estimator = Estimator.histogram
+    binning: Binning = Binning.width
+    miller_madow: bool = False
+    ksg_k: int = 3
+    ksg_samples: int = 1024  # pixels drawn (without replacement) per image for KSG
+    batch_size: int = 64  # images per measurement batch
+    examples: int = 10  # at most this many example images get a features/ picture
+
+
+@dataclass
+class Config:
+    defaults: list[Any] = field(
+        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}]
+    )
+    case: CaseConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    device: DeviceConfig = MISSING
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    objective: Objective = Objective.jsd
+    seed: int = 0
+    overwrite: bool = False
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    cs.store(group="case", name="schema_case", node=CaseConfig)
+    cs.store(group="dataset", name="schema_dataset", node=DatasetConfig)
+    cs.store(group="device", name="schema_device", node=DeviceConfig)
+
+
+def check(cfg: Any) -> None:
+    """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix."""
+    rules = [
+        ("train.steps", cfg.train.steps >= 1, "an integer >= 1"),
+        ("train.batch_size", cfg.train.batch_size >= 2, "an integer >= 2 (negatives come from the rest of the batch)"),
+        ("train.lr", cfg.train.lr > 0, "a number > 0"),
+        ("train.prior_lr", cfg.train.prior_lr > 0, "a number > 0"),
+        ("train.checkpoint_every", cfg.train.checkpoint_every >= 1, "an integer >= 1"),
+        ("measure.bins", cfg.measure.bins >= 2, "an integer >= 2"),
+        ("measure.batch_size", cfg.measure.batch_size >= 1, "an integer >= 1"),
+        ("measure.ksg_k", cfg.measure.ksg_k >= 1, "an integer >= 1"),
+        ("measure.ksg_samples", cfg.measure.ksg_samples > cfg.measure.ksg_k, "an integer > measure.ksg_k"),
+        ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
+        ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
+    ]
+    if cfg.dataset.n_images is not None:
+        rules.append(("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)"))
+    for key, ok, allowed in rules:
+        if not ok:
+            value = _get(cfg, key)
+            raise ConfigError(f"{key}={value} is not allowed: use {allowed}.")
+    if len(cfg.case.layers) != len(cfg.encoder.widths) + 1:
+        raise ConfigError(
+            f"encoder.widths has {len(cfg.encoder.widths)} entries but case {cfg.case.name} has "
+            f"{len(cfg.case.layers)} layers: give one width per layer but the last (which has encoder.maps)."
+        )
+    bad = [k for k in cfg.case.layers if k not in ("conv", "deconv")]
+    if bad:
+        raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
