@@ -63,7 +63,7 @@ class CaseConfig:
 
 @dataclass
 class EncoderConfig:
-    widths: list[int] = field(default_factory=lambda: [16, 32, 32])  # channels after layers 1..3
+    widths: list[int] = field(default_factory=lambda: [8, 16, 16])  # channels after layers 1..3
     maps: int = 32  # feature maps after the last layer
     kernel: int = 3
 
@@ -92,7 +92,8 @@ class TrainConfig:
     alpha: float = 0.5  # global term weight
     beta: float = 1.0  # local term weight
     gamma: float = 0.1  # prior term weight
-    hidden: int = 64  # width of the objective networks
+    hidden: int = 32  # width of the objective networks
+    negatives: int = 1  # negatives per positive: latent i against images i+1..i+K of the batch
     checkpoint_every: int = 10
 
 

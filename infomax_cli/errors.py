@@ -17,3 +17,11 @@ class RunError(InfomaxError):
     """Something failed while running (data, numerics, disk): exit 1; finished files stay."""
 
     exit_code = 1
+
+
+class Interrupted(InfomaxError):
+    """Stopped by a signal after a checkpoint was saved: exit 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,36 @@
+# infomax: `make demo` runs the four-case study on the embedded set; `make test` runs the tests.
+# Both install what they need first (a .venv in the checkout), so they work on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install demo test sweep bench validate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,cluster]"
+	touch $(STAMP)
+
+# The study on the embedded offline set: four cases, 50 steps of 64 images, 20 bins, resize.
+demo: install
+	$(BIN)/infomax run -m case=a,b,c,d dataset=samples $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+# The study on STL-10 (train split, 5000 images): data under data/stl10_binary, or add dataset.download=true.
+sweep: install
+	$(BIN)/infomax run -m case=a,b,c,d dataset=stl10 $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_mi.py $(ARGS)
+
+validate: install
+	$(BIN)/infomax validate $(ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,134 @@
+"""`infomax run | compare | report | validate`: the command line.
+
+`infomax run [OVERRIDES]` forwards its arguments to a `@hydra.main` app, so `-m`, `--cfg job`, `--help`
+and every Hydra override work as usual. Exit status: 0 done, 2 usage/configuration error, 1 runtime
+failure, 130 interrupted (143 on SIGTERM).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from . import config
+from .errors import InfomaxError
+
+log = logging.getLogger("infomax")
+config.register()
+
+USAGE = """usage: infomax COMMAND [ARGS]
+
+commands:
+  run [OVERRIDES]      train one encoder case, measure MI, write a run directory
+                       (run -m case=a,b,c,d ...: a sweep, then its comparison; run --help: all options)
+  compare SWEEP_DIR    (re)build a sweep's comparison files from its job directories
+  report DIR           (re)build the visual report of a run or sweep directory
+  validate [--quick]   score the MI estimators against distributions with known MI
+"""
+
+
+class _State:
+    in_task = False  # True while a job runs: a SystemExit(1) outside it is Hydra's config error
+
+
+# The config groups live in the checkout's top-level conf/ (found from an editable install).
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _app(cfg: DictConfig) -> None:
+    from .experiment import run_job
+
+    _State.in_task = True
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run_job(cfg, run_dir)
+    except InfomaxError as e:
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: rerun the same command (same run directory {run_dir}) to resume.", 130)
+    except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
+        logging.getLogger("infomax").debug("internal error", exc_info=True)
+        _log_traceback_to_file()
+        _fail(f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})", 1)
+    finally:
+        _State.in_task = False
+
+
+def _log_traceback_to_file() -> None:
+    """Write the current traceback to the job's log file only (not the console)."""
+    import traceback
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.stream.write(traceback.format_exc())
+            handler.flush()
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"infomax: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _run(args: list[str]) -> int:
+    sys.argv = ["infomax run", *args]
+    try:
+        _app()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return 2 if code == 1 and not _State.in_task else code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    cmd, args = argv[0], argv[1:]
+    try:
+        if cmd == "run":
+            return _run(args)
+        if cmd in ("compare", "report"):
+            if len(args) != 1 or args[0].startswith("-"):
+                print(f"infomax: usage: infomax {cmd} DIR (one directory)", file=sys.stderr)
+                return 2
+            _setup_console_logging()
+            if cmd == "compare":
+                from .compare import compare, winners_table
+                from rich.console import Console
+
+                found = compare(Path(args[0]))
+                Console().print(winners_table(found["winners"], f"which case has the highest max MI ({args[0]})"))
+            else:
+                from .report import build_report
+
+                print(build_report(Path(args[0])))
+            return 0
+        if cmd == "validate":
+            from . import validate
+
+            return validate.main(args)
+    except InfomaxError as e:
+        print(f"infomax: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("infomax: interrupted", file=sys.stderr)
+        return 130
+    print(f"infomax: unknown command {cmd!r}: use run, compare, report or validate (infomax --help)", file=sys.stderr)
+    return 2
+
+
+def _setup_console_logging() -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""A sweep's comparison: which case reaches the highest max-MI on each image, from the job directories' files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from hydra.experimental.callback import Callback
+
+from . import rundir
+from .errors import ConfigError
+
+log = logging.getLogger("infomax")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: list[str]
+    summary: dict | None
+
+    @property
+    def setting(self) -> str:
+        """The job's overrides other than case and seed: jobs of one setting are compared with each other."""
+        return ",".join(o for o in self.overrides if o.split("=")[0].lstrip("+~") not in ("case", "seed"))
+
+
+def find_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job directory of a sweep (a folder holding `.hydra/`, a summary or a checkpoint)."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir} is not a directory: give the sweep directory of an `infomax run -m` multirun.")
+    jobs = []
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        marks = [d / ".hydra", d / rundir.SUMMARY, d / rundir.CHECKPOINT]
+        if not any(m.exists() for m in marks):
+            continue
+        ov_file = d / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
+        jobs.append(Job(d, [str(o) for o in overrides], rundir.read_summary(d)))
+    return jobs
+
+
+def comparison(jobs: list[Job]) -> pd.DataFrame:
+    """One row per image (per seed and setting when the sweep has several): mi_max_<case>, mi_mean_<case>, winner."""
+    frames = []
+    for job in jobs:
+        t = pd.read_csv(job.path / rundir.MI_PER_IMAGE, usecols=["image_id", "label", "mi_mean", "mi_max"])
+        t["case"], t["seed"], t["setting"] = str(job.summary["case"]), int(job.summary["seed"]), job.setting
+        frames.append(t)
+    long = pd.concat(frames, ignore_index=True)
+    keys = [k for k in ("setting", "seed") if long[k].nunique() > 1]
+    wide = long.pivot_table(index=[*keys, "image_id", "label"], columns="case", values=["mi_max", "mi_mean"], aggfunc="first")
+    cases = sorted(long["case"].unique())
+    wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
+    wide = wide.reset_index()
+    max_cols = [f"mi_max_{c}" for c in cases]
+    wide = wide[[*keys, "image_id", "label", *max_cols, *[f"mi_mean_{c}" for c in cases]]]
+    wide["winner"] = wide[max_cols].idxmax(axis=1).str.removeprefix("mi_max_")
+    return wide.sort_values([*keys, "image_id"]).reset_index(drop=True)
+
+
+def winners(comp: pd.DataFrame) -> pd.DataFrame:
+    cases = [c.removeprefix("mi_max_") for c in comp.columns if c.startswith("mi_max_")]
+    wins = comp["winner"].value_counts().reindex(cases, fill_value=0)
+    return pd.DataFrame({"case": cases, "wins": wins.values, "share": wins.values / max(len(comp), 1)})
+
+
+def compare(sweep_dir: Path) -> dict:
+    """Write comparison.csv, winners.csv, winners.png and loss_curves.png of a sweep; return what was found."""
+    from . import report
+
+    sweep_dir = Path(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    finished = [j for j in jobs if j.summary is not None]
+    unfinished = [j for j in jobs if j.summary is None]
+    for j in unfinished:
+        log.warning(f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it.")
+    if not finished:
+        raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare.")
+    comp = comparison(finished)
+    wins = winners(comp)
+    rundir.write_csv(sweep_dir / rundir.COMPARISON, comp)
+    rundir.write_csv(sweep_dir / rundir.WINNERS_CSV, wins)
+    rundir.save_figure(sweep_dir / rundir.WINNERS_PNG, report.winners_figure(wins))
+    losses = {}
+    for j in finished:
+        label = " ".join([str(j.summary["case"]), *([j.path.name] if len(finished) > len({x.summary["case"] for x in finished}) else [])])
+        losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
+    rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
+    return {"jobs": finished, "unfinished": unfinished, "comparison": comp, "winners": wins}
+
+
+def winners_table(wins: pd.DataFrame, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("case", "wins", "share"):
+        table.add_column(col, justify="right" if col != "case" else "left")
+    for row in wins.itertuples():
+        table.add_row(f"case {row.case}", str(row.wins), f"{row.share:.1%}")
+    return table
+
+
+class CompareCallback(Callback):
+    """Writes the sweep's comparison when a multirun ends, whatever the launcher."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from rich.console import Console
+
+        from .errors import InfomaxError
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            found = compare(sweep_dir)
+        except InfomaxError as e:
+            log.error(str(e))
+            return
+        Console().print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))

@@ -1,0 +1,55 @@
+"""The four encoder cases of the study, built from their config (`conf/case/*.yaml`).
+
+Each case is four 3x3, stride-1 layers ending in 32 feature maps:
+| case | layers                       | spatial size            |
+| a    | conv x4, padding 0           | 96 94 92 90 88          |
+| b    | deconv x4, padding 0         | 96 98 100 102 104       |
+| c    | conv x4, padding 1           | 96 96 96 96 96          |
+| d    | deconv x2, conv x2, padding 0| 96 98 100 98 96         |
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """Layers of 3x3 convs / transposed convs with ReLU between them; the latent is sigmoid(last layer),
+    so it lives in [0, 1] like the uniform prior it is matched to."""
+
+    def __init__(self, layers: list[str], widths: list[int], maps: int = 32, padding: int = 0, kernel: int = 3):
+        super().__init__()
+        if len(layers) != len(widths) + 1:
+            raise ValueError(f"{len(layers)} layers need {len(layers) - 1} intermediate widths, got {widths}")
+        channels = [1, *widths, maps]
+        blocks = []
+        for kind, c_in, c_out in zip(layers, channels[:-1], channels[1:]):
+            if kind == "conv":
+                blocks.append(nn.Conv2d(c_in, c_out, kernel, stride=1, padding=padding))
+            elif kind == "deconv":
+                blocks.append(nn.ConvTranspose2d(c_in, c_out, kernel, stride=1, padding=padding))
+            else:
+                raise ValueError(f"unknown layer kind {kind!r}: use 'conv' or 'deconv'")
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, all_layers: bool = False):
+        """x: (B, 1, H, W) in [0, 1] -> latent (B, maps, H', W'); with all_layers, every layer's output."""
+        outs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            x = torch.sigmoid(x) if i == len(self.blocks) - 1 else torch.relu(x)
+            outs.append(x)
+        return outs if all_layers else x
+
+
+def build_encoder(case, encoder) -> Encoder:
+    """An Encoder from the `case` and `encoder` config nodes."""
+    return Encoder(list(case.layers), list(encoder.widths), encoder.maps, case.padding, encoder.kernel)
+
+
+def layer_sizes(model: Encoder, size: int = 96) -> list[int]:
+    """Spatial size after each layer for a size x size input (the input size first)."""
+    with torch.no_grad():
+        outs = model(torch.zeros(1, 1, size, size), all_layers=True)
+    return [size] + [o.shape[-1] for o in outs]

@@ -1,0 +1,218 @@
+"""One job: data -> encoder -> measure (untrained) -> train -> measure -> the run directory's files."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import config, rundir
+from .data import GrayImages, load_dataset
+from .encoders import build_encoder, layer_sizes
+from .errors import ConfigError, RunError
+from .measure import Measurement, measure
+from .objectives import DeepInfoMax
+from .train import TERMS, seed_everything, train
+
+log = logging.getLogger("infomax")
+# Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
+ON_DEVICE_BYTES = 1 << 30
+
+
+def pick_device(kind: str) -> torch.device:
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible: use device=cpu or device=auto.")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag that training and measurement poll between steps (then checkpoint)."""
+
+    def __init__(self) -> None:
+        self.name: Optional[str] = None
+
+    def __call__(self) -> Optional[str]:
+        return self.name
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        def handler(signum, frame):
+            if self.name is not None:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.name = signal.Signals(signum).name
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def progress(enabled: bool) -> Progress:
+    """A rich progress display, quiet when stderr is not a terminal."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"), console=console, disable=not (enabled and console.is_terminal), transient=True,
+    )  # fmt: skip
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("infomax", "torch", "torchvision", "numpy", "hydra-core"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def git_commit() -> Optional[str]:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _image_loader(data: GrayImages, device: torch.device):
+    """positions -> float (B, 1, 96, 96) on the device; small sets are kept on the device whole."""
+    n = len(data)
+    if n * 96 * 96 <= ON_DEVICE_BYTES:
+        pixels = data.all_uint8().to(device)
+        return lambda idx: pixels[idx.to(device)].unsqueeze(1).float().div_(255)
+    return lambda idx: data.batch(idx).to(device, non_blocking=True)
+
+
+def tables(data: GrayImages, trained: Measurement, init: Measurement) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """mi_per_map and mi_per_image frames (contract columns first, then extras)."""
+    n, c = trained.mi.shape
+    ids = np.asarray(data.image_ids)
+    labels = np.asarray(data.labels, dtype=object)
+    per_map = pd.DataFrame({
+        "image_id": np.repeat(ids, c), "label": np.repeat(labels, c), "map": np.tile(np.arange(c), n),
+        "mi": trained.mi.ravel(), "mi_null": trained.mi_null.ravel(), "mi_init": init.mi.ravel(),
+    })  # fmt: skip
+    per_image = pd.DataFrame({
+        "image_id": ids, "label": labels, "mi_mean": trained.mi.mean(1), "mi_max": trained.mi.max(1),
+        "best_map": trained.mi.argmax(1), "mi_null_mean": trained.mi_null.mean(1),
+        "mi_mean_init": init.mi.mean(1), "mi_max_init": init.mi.max(1),
+    })  # fmt: skip
+    return per_map, per_image
+
+
+def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
+    """Train one encoder case, measure MI, write the run directory; return the summary."""
+    config.check(cfg)
+    run_dir = Path(run_dir)
+    summary_path = run_dir / rundir.SUMMARY
+    if summary_path.exists() and not cfg.overwrite:
+        log.info(f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it.")
+        return rundir.read_summary(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"cannot write the run directory {run_dir}: {e.strerror}; set hydra.run.dir to a writable folder.")
+    if cfg.overwrite:
+        for name in (rundir.SUMMARY, rundir.CHECKPOINT):
+            (run_dir / name).unlink(missing_ok=True)
+
+    device = pick_device(cfg.device.kind.value)
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.dataset)
+    if len(data) < 2:
+        raise ConfigError(f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2.")
+    encoder = build_encoder(cfg.case, cfg.encoder).to(device)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
+    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder))
+    log.info(f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images, device {device}")
+    images = _image_loader(data, device)
+    n = len(data)
+    stop = StopFlag()
+    with stop.installed(), progress(show_progress) as bar:
+        t0 = time.perf_counter()
+        task = bar.add_task(f"case {cfg.case.name} measure (untrained)", total=n, info="")
+        init = measure(encoder, images, n, cfg.measure, cfg.seed, null=False, on_batch=lambda k: bar.advance(task, k), stop=stop)
+        bar.remove_task(task)
+        init_seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        task = bar.add_task(f"case {cfg.case.name} train", total=cfg.train.steps, info="")
+
+        def on_step(step: int, row: dict) -> None:
+            bar.update(task, completed=step, info=f"loss {row['loss']:.4f}")
+
+        history = train(
+            encoder, dim, images, n, cfg.train, cfg.seed, device,
+            checkpoint=run_dir / rundir.CHECKPOINT, on_step=on_step, stop=stop,
+        )  # fmt: skip
+        bar.remove_task(task)
+        train_seconds = time.perf_counter() - t0
+        loss = pd.DataFrame(history, columns=["step", "loss", *TERMS, "prior_disc"])
+        rundir.write_csv(run_dir / rundir.LOSS_CSV, loss)
+        rundir.save_torch(run_dir / rundir.ENCODER, {k: v.cpu() for k, v in encoder.state_dict().items()})
+
+        t0 = time.perf_counter()
+        task = bar.add_task(f"case {cfg.case.name} measure", total=n, info="")
+        examples = data.example_ids[: cfg.measure.examples]
+        trained = measure(
+            encoder, images, n, cfg.measure, cfg.seed, example_ids=examples,
+            on_batch=lambda k: bar.advance(task, k), stop=stop,
+        )  # fmt: skip
+        measure_seconds = time.perf_counter() - t0
+
+    per_map, per_image = tables(data, trained, init)
+    rundir.write_csv(run_dir / rundir.MI_PER_MAP, per_map)
+    rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
+    _pictures(cfg, run_dir, data, loss, trained)
+
+    summary = {
+        "case": cfg.case.name, "dataset": data.name, "split": data.split, "n_images": n,
+        "bins": cfg.measure.bins, "align": cfg.measure.align.value, "estimator": cfg.measure.estimator.value,
+        "objective": cfg.objective.value, "seed": cfg.seed, "steps": cfg.train.steps,
+        "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "layer_sizes": sizes,
+        "mi_mean": float(per_image.mi_mean.mean()), "mi_max": float(per_image.mi_max.mean()),
+        "mi_null_mean": float(trained.mi_null.mean()),
+        "mi_mean_init": float(per_image.mi_mean_init.mean()), "mi_max_init": float(per_image.mi_max_init.mean()),
+        "final_loss": float(loss["loss"].iloc[-1]),
+        "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
+        "measure_init_seconds": round(init_seconds, 3), "device": str(device),
+        "versions": versions(), "git_commit": git_commit(),
+    }  # fmt: skip
+    rundir.write_json(summary_path, summary)  # last: its presence means the job finished
+    (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
+    log.info(
+        f"case {cfg.case.name}: mean MI {summary['mi_mean']:.4f} nats, max MI {summary['mi_max']:.4f} nats "
+        f"(untrained {summary['mi_mean_init']:.4f} / {summary['mi_max_init']:.4f}), "
+        f"{train_seconds + measure_seconds:.1f} s"
+    )
+    return summary
+
+
+def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> None:
+    from . import report
+
+    rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
+    for pos, (image, maps) in sorted(m.examples.items()):
+        name = f"{int(data.image_ids[pos]):05d}_{data.labels[pos]}"
+        title = f"case {cfg.case.name}, image {data.image_ids[pos]} ({data.labels[pos]}): mean MI {m.mi[pos].mean():.3f} nats"
+        rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title))

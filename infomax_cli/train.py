@@ -1,0 +1,117 @@
+"""The training loop: encoder + Deep InfoMax critics on batches of images, with checkpoints and resume.
+
+A checkpoint holds everything a resumed run needs to continue as if never stopped: the networks, both
+optimisers, every RNG state, the step and the loss history.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .errors import Interrupted, RunError
+from .rundir import save_torch
+
+TERMS = ("local", "global", "prior")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_states(gen: torch.Generator) -> dict:
+    return {"data": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_states(gen: torch.Generator, states: dict) -> None:
+    gen.set_state(states["data"])
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
+def train(
+    encoder: torch.nn.Module,
+    dim: torch.nn.Module,
+    images: Callable[[torch.Tensor], torch.Tensor],
+    n_images: int,
+    tcfg,
+    seed: int,
+    device: torch.device,
+    checkpoint: Optional[Path] = None,
+    on_step: Optional[Callable[[int, dict], None]] = None,
+    stop: Callable[[], Optional[str]] = lambda: None,
+) -> list[dict]:
+    """Train for `tcfg.steps` steps and return the loss history (one dict per step).
+
+    `images(idx)` gives the float (B, 1, 96, 96) batch of positions `idx` on `device`. When `checkpoint`
+    exists, training resumes from it; it is rewritten every `tcfg.checkpoint_every` steps and at the end.
+    `stop()` is polled after every step: a signal name stops training after a checkpoint.
+    """
+    critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
+    opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=tcfg.lr)
+    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+    start = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        encoder.load_state_dict(state["encoder"])
+        dim.load_state_dict(state["dim"])
+        opt.load_state_dict(state["opt"])
+        opt_d.load_state_dict(state["opt_d"])
+        _set_rng_states(gen, state["rng"])
+        history, start = state["history"], state["step"]
+
+    saved_at = start
+
+    def save(step: int) -> None:
+        nonlocal saved_at
+        saved_at = step
+        if checkpoint is not None:
+            save_torch(checkpoint, {
+                "step": step, "history": history, "rng": _rng_states(gen),
+                "encoder": encoder.state_dict(), "dim": dim.state_dict(),
+                "opt": opt.state_dict(), "opt_d": opt_d.state_dict(),
+            })  # fmt: skip
+
+    batch = min(tcfg.batch_size, n_images)
+    encoder.train()
+    dim.train()
+    for step in range(start + 1, tcfg.steps + 1):
+        idx = torch.randperm(n_images, generator=gen)[:batch]
+        x = images(idx)
+        z = encoder(x)
+        terms = dim.encoder_losses(x, z)
+        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        d_loss = dim.discriminator_loss(z, generator=gen)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        row = {"step": step, "loss": loss.item(), **{k: terms[k].item() for k in TERMS}, "prior_disc": d_loss.item()}
+        bad = [k for k in ("loss", *TERMS, "prior_disc") if not math.isfinite(row[k])]
+        if bad:
+            raise RunError(
+                f"training diverged at step {step}: the {bad[0]} loss is {row[bad[0]]}; the last good checkpoint "
+                f"(step {saved_at}) is kept. Try a smaller train.lr."
+            )
+        history.append(row)
+        if on_step is not None:
+            on_step(step, row)
+        signal_name = stop()
+        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or signal_name:
+            save(step)
+        if signal_name:
+            raise Interrupted(f"{signal_name} at step {step}: checkpoint saved.", 143 if signal_name == "SIGTERM" else 130)
+    return history
