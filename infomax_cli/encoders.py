@@ -16,7 +16,7 @@ from torch import nn
 
 class Encoder(nn.Module):
     """Layers of 3x3 convs / transposed convs with ReLU between them; the latent is sigmoid(last layer),
-    so it lives in [0, 1] like the uniform prior it is matched to."""
+    so it lives in [0, 1] like the uniform prior it is matched to. Weights start with He (Kaiming) init."""
 
     def __init__(self, layers: list[str], widths: list[int], maps: int = 32, padding: int = 0, kernel: int = 3):
         super().__init__()
@@ -32,9 +32,13 @@ class Encoder(nn.Module):
             else:
                 raise ValueError(f"unknown layer kind {kind!r}: use 'conv' or 'deconv'")
         self.blocks = nn.ModuleList(blocks)
+        for block in self.blocks:  # He init keeps the signal's scale through the ReLU layers
+            nn.init.kaiming_normal_(block.weight, nonlinearity="relu")
+            nn.init.zeros_(block.bias)
 
     def forward(self, x: torch.Tensor, all_layers: bool = False):
         """x: (B, 1, H, W) in [0, 1] -> latent (B, maps, H', W'); with all_layers, every layer's output."""
+        x = x * 2 - 1  # centre the pixels: [0, 1] -> [-1, 1]
         outs = []
         for i, block in enumerate(self.blocks):
             x = block(x)

@@ -1,0 +1,115 @@
+"""The real command line, in subprocesses: a run, a four-case sweep, and clear errors without tracebacks."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import TINY, infomax
+
+RUN_FILES = ["loss.csv", "loss.png", "mi_per_map.csv", "mi_per_image.csv", "summary.json", "encoder.pt"]
+SUMMARY_KEYS = {
+    "case", "dataset", "n_images", "bins", "align", "seed", "steps", "mi_mean", "mi_max", "train_seconds",
+    "measure_seconds", "device", "mi_mean_init", "mi_max_init",
+}  # fmt: skip
+
+
+def check_run_dir(d, case, n_images=12):
+    for name in RUN_FILES:
+        assert (d / name).is_file(), name
+    summary = json.loads((d / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["case"] == case and summary["n_images"] == n_images and summary["bins"] == 20
+    loss = pd.read_csv(d / "loss.csv")
+    assert list(loss.columns[:5]) == ["step", "loss", "local", "global", "prior"]
+    assert loss["step"].tolist() == [1, 2]
+    per_map = pd.read_csv(d / "mi_per_map.csv")
+    assert list(per_map.columns[:4]) == ["image_id", "label", "map", "mi"]
+    assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
+    assert (per_map["mi"] >= -1e-9).all()
+    per_image = pd.read_csv(d / "mi_per_image.csv")
+    assert list(per_image.columns[:5]) == ["image_id", "label", "mi_mean", "mi_max", "best_map"]
+    assert per_image["image_id"].tolist() == list(range(n_images))
+    # the per-image table is the per-map table summarised
+    g = per_map.groupby("image_id")["mi"]
+    assert per_image["mi_max"].to_numpy() == pytest.approx(g.max().to_numpy(), abs=1e-5)
+    assert per_image["mi_mean"].to_numpy() == pytest.approx(g.mean().to_numpy(), abs=1e-5)
+    assert summary["mi_mean"] == pytest.approx(per_image["mi_mean"].mean(), abs=1e-5)
+    pictures = sorted(p.name for p in (d / "features").glob("*.png"))
+    assert pictures == ["00000_chelsea.png", "00001_horse.png"]  # the cat and the horse of the study
+
+
+@pytest.mark.slow
+def test_one_run_writes_every_contract_file(tmp_path):
+    out = tmp_path / "run"
+    r = infomax("run", "case=a", *TINY, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    check_run_dir(out, "a")
+    assert "case a: mean MI" in r.stdout  # the one-line summary
+    assert "mean MI" in (out / "infomax.log").read_text()
+    # finished work is kept: the same command skips it
+    r2 = infomax("run", "case=a", *TINY, f"hydra.run.dir={out}")
+    assert r2.returncode == 0 and "skipped" in r2.stdout
+
+
+@pytest.mark.slow
+def test_four_case_sweep_writes_the_comparison(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = infomax("run", "-m", "case=a,b,c,d", *TINY, f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 0, r.stderr
+    for case in "abcd":
+        job = sweep / f"case={case},{','.join(sorted(o for o in TINY if not o.startswith('device')))}"
+        assert job.is_dir(), sorted(p.name for p in sweep.iterdir())
+        check_run_dir(job, case)
+    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png"]:
+        assert (sweep / name).is_file(), name
+    comp = pd.read_csv(sweep / "comparison.csv")
+    assert list(comp.columns) == ["image_id", "label", *[f"mi_max_{c}" for c in "abcd"], *[f"mi_mean_{c}" for c in "abcd"], "winner"]
+    assert len(comp) == 12
+    best = comp[[f"mi_max_{c}" for c in "abcd"]].to_numpy().argmax(1)
+    assert comp["winner"].tolist() == ["abcd"[i] for i in best]
+    wins = pd.read_csv(sweep / "winners.csv")
+    assert wins["case"].tolist() == list("abcd") and wins["wins"].sum() == 12
+    assert wins["share"].sum() == pytest.approx(1.0)
+    assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
+    # `infomax compare` rebuilds the same table from the files
+    before = (sweep / "comparison.csv").read_text()
+    (sweep / "comparison.csv").unlink()
+    r = infomax("compare", str(sweep))
+    assert r.returncode == 0, r.stderr
+    assert (sweep / "comparison.csv").read_text() == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "case=x"], "Could not find 'case/x'"),
+    (["run", "train.steps=abc"], "train.steps"),
+    (["run", "measure.align=diagonal"], "measure.align"),
+    (["run", "dataset=imagenet"], "dataset/imagenet"),
+    (["run", "dataset=samples", "train.batch_size=1"], "train.batch_size"),
+    (["run", "dataset=samples", "measure.bins=1"], "measure.bins"),
+    (["run", "dataset=samples", "train.lr=0"], "train.lr"),
+    (["run", "dataset=samples", "train.steps=0"], "train.steps"),
+    (["run", "dataset=samples", "dataset.n_images=100000"], "dataset.n_images"),
+    (["frobnicate"], "unknown command"),
+    (["compare"], "usage"),
+])  # fmt: skip
+def test_bad_input_is_one_clear_line(tmp_path, args, needle):
+    extra = [f"hydra.run.dir={tmp_path / 'run'}"] if args[0] == "run" else []
+    r = infomax(*args, *extra)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):
+    r = infomax("run", "dataset=stl10", f"dataset.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 2
+    assert str(tmp_path / "nowhere") in r.stderr and "dataset=samples" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_help_and_cfg_job_still_work():
+    r = infomax("run", "--cfg", "job", "case=b")
+    assert r.returncode == 0 and "name: b" in r.stdout
+    r = infomax("run", "--help")
+    assert r.returncode == 0 and "case: a, b, c, d" in r.stdout

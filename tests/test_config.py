@@ -1,0 +1,53 @@
+"""The schema: defaults reproduce the study, wrong keys and types fail when the config is composed."""
+
+import pytest
+from omegaconf.errors import ConfigAttributeError, ValidationError
+from hydra.errors import ConfigCompositionException
+
+from infomax_cli import config
+from infomax_cli.errors import ConfigError
+
+from conftest import compose_cfg
+
+
+def test_defaults_reproduce_the_study():
+    cfg = compose_cfg()
+    assert cfg.dataset.name == "stl10" and cfg.dataset.split == config.Split.train
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (50, 64, 1e-4)
+    assert cfg.measure.bins == 20 and cfg.measure.align == config.Align.resize
+    assert cfg.measure.estimator == config.Estimator.histogram and cfg.objective == config.Objective.jsd
+    assert (cfg.train.alpha, cfg.train.beta, cfg.train.gamma) == (0.5, 1.0, 0.1)
+    assert cfg.encoder.maps == 32
+
+
+@pytest.mark.parametrize("case,layers,padding", [("a", ["conv"] * 4, 0), ("b", ["deconv"] * 4, 0), ("c", ["conv"] * 4, 1), ("d", ["deconv", "deconv", "conv", "conv"], 0)])
+def test_case_group(case, layers, padding):
+    cfg = compose_cfg([f"case={case}"])
+    assert (cfg.case.name, list(cfg.case.layers), cfg.case.padding) == (case, layers, padding)
+
+
+@pytest.mark.parametrize("kind", ["auto", "cpu", "cuda"])
+def test_device_group(kind):
+    assert compose_cfg([f"device={kind}"]).device.kind.value == kind
+
+
+@pytest.mark.parametrize("override", ["train.steps=abc", "measure.align=diagonal", "measure.estimator=magic", "objective=mine", "dataset.split=validation", "overwrite=maybe"])
+def test_wrong_values_fail_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_cfg([override])
+
+
+def test_unknown_key_fails():
+    with pytest.raises((ConfigCompositionException, ConfigAttributeError)):
+        compose_cfg(["train.stepz=3"])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.batch_size=1", "train.batch_size"), ("measure.bins=1", "measure.bins"), ("train.lr=0", "train.lr"),
+    ("train.lr=-1e-3", "train.lr"), ("train.steps=0", "train.steps"), ("dataset.n_images=0", "dataset.n_images"),
+    ("encoder.widths=[8,16]", "encoder.widths"),
+])  # fmt: skip
+def test_range_checks_name_the_key(override, key):
+    cfg = compose_cfg(["dataset=samples", override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config.check(cfg)
