@@ -147,6 +147,8 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     log.info(f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images, device {device}")
     images = _image_loader(data, device)
     n = len(data)
+    if (run_dir / rundir.CHECKPOINT).is_file():
+        log.info(f"resuming from {run_dir / rundir.CHECKPOINT}")
     stop = StopFlag()
     with stop.installed(), progress(show_progress) as bar:
         t0 = time.perf_counter()
@@ -212,7 +214,10 @@ def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: 
     from . import report
 
     rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
+    examples = {}
     for pos, (image, maps) in sorted(m.examples.items()):
         name = f"{int(data.image_ids[pos]):05d}_{data.labels[pos]}"
         title = f"case {cfg.case.name}, image {data.image_ids[pos]} ({data.labels[pos]}): mean MI {m.mi[pos].mean():.3f} nats"
         rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title))
+        examples[name] = (image, maps, m.mi[pos])
+    report.save_example_maps(run_dir, examples)
