@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import math
+import zlib
+from pathlib import Path
 
 import matplotlib
 
@@ -11,13 +16,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import rundir  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+
+EXAMPLES_NPZ = "examples.npz"  # features/examples.npz: the example images' feature maps, for the report
+
 CASE_COLORS = {"a": "tab:blue", "b": "tab:orange", "c": "tab:green", "d": "tab:red"}
 TERM_STYLES = {"loss": "-", "local": "--", "global": "-.", "prior": ":"}
 
 
 def case_color(case: str) -> str:
     extra = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
-    return CASE_COLORS.get(case, extra[hash(case) % len(extra)])
+    return CASE_COLORS.get(case, extra[zlib.crc32(case.encode()) % len(extra)])  # stable across processes
 
 
 def loss_figure(loss: pd.DataFrame, title: str, color: str = "black"):
@@ -26,6 +36,7 @@ def loss_figure(loss: pd.DataFrame, title: str, color: str = "black"):
     for term, style in TERM_STYLES.items():
         ax.plot(loss["step"], loss[term], style, color=color, label=term if term != "loss" else "total")
     ax.set(title=title, xlabel="training step", ylabel="loss (nats; lower = more MI)")
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -39,6 +50,7 @@ def loss_curves_figure(losses: dict[str, pd.DataFrame]):
             case = label.split(" ")[0]
             ax.plot(loss["step"], loss[term], color=case_color(case), label=f"case {label}", alpha=0.85)
         ax.set(title="total loss" if term == "loss" else f"{term} term", xlabel="training step", ylabel="loss (nats)")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -74,3 +86,297 @@ def winners_figure(winners: pd.DataFrame):
     ax.set(title="images on which each case has the highest max MI", ylabel="images (count)")
     ax.margins(y=0.15)
     return fig
+
+
+def save_example_maps(run_dir: Path, examples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Path:
+    """Write features/examples.npz: for each example name (as its features/NAME.png), the image (S, S),
+    its maps (C, S, S) and their MI (C,) in nats. Maps are kept as float16 (pictures, not measurements)."""
+    arrays = {}
+    for name, (image, maps, mi) in examples.items():
+        arrays[f"{name}.image"] = np.asarray(image, dtype=np.float16)
+        arrays[f"{name}.maps"] = np.asarray(maps, dtype=np.float16)
+        arrays[f"{name}.mi"] = np.asarray(mi, dtype=np.float64)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez_compressed(f, **arrays)
+
+    return rundir.atomic_write(Path(run_dir) / rundir.FEATURES / EXAMPLES_NPZ, write)
+
+
+def load_example_maps(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The example maps save_example_maps wrote (name -> (image, maps, mi), float32), {} when there are none."""
+    path = Path(run_dir) / rundir.FEATURES / EXAMPLES_NPZ
+    if not path.is_file():
+        return {}
+    with np.load(path) as z:
+        names = sorted({k.rsplit(".", 1)[0] for k in z.files})
+        return {n: (z[f"{n}.image"].astype(np.float32), z[f"{n}.maps"].astype(np.float32), z[f"{n}.mi"]) for n in names}
+
+
+# ---------------------------------------------------------------- the report page: figures drawn from the files
+
+
+def ci95(x: np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for fewer than two values)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return (float(x.mean()) if len(x) else math.nan), 0.0
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def mi_bars_figure(per_image: dict[str, pd.DataFrame]):
+    """Mean and max MI per case, mean ± 95% interval over images; the untrained control and the shuffled null beside."""
+    cases = list(per_image)
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.4 * len(cases) + 2), 4.2), dpi=100)
+    for ax, metric in zip(axes, ("mi_mean", "mi_max")):
+        has_init = all(f"{metric}_init" in t for t in per_image.values())
+        w = 0.38 if has_init else 0.6
+        for i, case in enumerate(cases):
+            t, color = per_image[case], case_color(case)
+            m, h = ci95(t[metric])
+            ax.bar(i - (w / 2 if has_init else 0), m, w, yerr=h, capsize=4, color=color, label="trained" if i == 0 else None)
+            if has_init:
+                m0, h0 = ci95(t[f"{metric}_init"])
+                ax.bar(i + w / 2, m0, w, yerr=h0, capsize=4, color=color, alpha=0.35, hatch="//", edgecolor=color,
+                       label="untrained (control)" if i == 0 else None)  # fmt: skip
+            if metric == "mi_mean" and "mi_null_mean" in t:
+                ax.hlines(t["mi_null_mean"].mean(), i - 0.45, i + 0.45, color="black", linestyles=":", lw=1.5,
+                          label="shuffled-pixel null" if i == 0 else None)  # fmt: skip
+        what = "mean" if metric == "mi_mean" else "max"
+        ax.set_xticks(range(len(cases)), [f"case {c}" for c in cases])
+        ax.set(title=f"{what} MI over the maps of an image\n(± 95% CI over images)", ylabel=f"{what} MI (nats)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9, frameon=False)
+    return fig
+
+
+def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
+    """The distribution of per-map MI (every image × map) per case; the untrained maps' in grey beside."""
+    cases = list(per_map)
+    has_init = all("mi_init" in t for t in per_map.values())
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(cases) + 2), 4), dpi=100)
+    off = 0.2 if has_init else 0.0
+    for i, case in enumerate(cases):
+        for col, dx, alpha in (("mi", -off, 0.7), *((("mi_init", off, 0.25),) if has_init else ())):
+            v = per_map[case][col].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            if len(v) == 0:
+                continue
+            parts = ax.violinplot([v], positions=[i + dx], widths=0.36 if has_init else 0.7, showmedians=True)
+            for body in parts["bodies"]:
+                body.set(facecolor=case_color(case), edgecolor=case_color(case), alpha=alpha)
+            for key in ("cbars", "cmins", "cmaxes", "cmedians"):
+                parts[key].set(color=case_color(case) if col == "mi" else "gray", lw=1)
+    ax.set_xticks(range(len(cases)), [f"case {c}" for c in cases])
+    title = "MI of every feature map with its image" + (" (left: trained, right, pale: untrained)" if has_init else "")
+    ax.set(title=title, ylabel="MI per map (nats)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cols: int = 17):
+    """One example image: for each (case, image, maps, mi) a block of the image and its maps sorted by MI,
+    each captioned with its MI (nats), with one colour scale per case."""
+    n_maps = max(len(r[2]) for r in rows)
+    grid_rows = math.ceil((n_maps + 1) / cols)
+    fig = plt.figure(figsize=(cols * 0.95 + 0.8, len(rows) * (grid_rows * 1.05 + 0.45)), dpi=80)
+    subs = np.atleast_1d(fig.subfigures(len(rows), 1))
+    for sub, (case, image, maps, mi) in zip(subs, rows):
+        order = np.argsort(-mi, kind="stable")
+        sub.suptitle(f"case {case}: mean MI {mi.mean():.3f} nats, max MI {mi.max():.3f} nats (maps sorted by MI)",
+                     fontsize=11, color=case_color(case), fontweight="bold", x=0.02, ha="left")  # fmt: skip
+        axes = sub.subplots(grid_rows, cols, squeeze=False).ravel()
+        sub.subplots_adjust(left=0.01, right=0.95, top=0.84, bottom=0.02, wspace=0.06, hspace=0.3)
+        axes[0].imshow(np.squeeze(image), cmap="gray")
+        axes[0].set_title("image", fontsize=8)
+        lo, hi = float(np.nanmin(maps)), float(np.nanmax(maps))
+        im = None
+        for ax, c in zip(axes[1:], order):
+            im = ax.imshow(maps[c], cmap="viridis", vmin=lo, vmax=hi)
+            ax.set_title(f"#{c}: {mi[c]:.3f}", fontsize=8)
+        for ax in axes:
+            ax.set_axis_off()
+        if im is not None:
+            cax = sub.add_axes((0.96, 0.08, 0.008, 0.72))
+            sub.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------- the report page: build_report
+
+
+def _png_uri(fig) -> str:
+    """The figure as a PNG data URI (deterministic bytes: no Software tag), and close it."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _file_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {x}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return " → ".join(map(str, v))
+    return "—" if v is None else str(v)
+
+
+def _jobs_of(path: Path) -> tuple[str, list]:
+    """('run' | 'sweep', finished jobs) of a directory, or a ConfigError saying what it is not."""
+    from .compare import Job, find_jobs
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a directory: give a run directory (infomax run) or a sweep directory (infomax run -m).")
+    summary = rundir.read_summary(path)
+    if summary is not None:
+        return "run", [Job(path, [], summary)]
+    if (path / ".hydra").is_dir() or (path / rundir.CHECKPOINT).exists():
+        raise ConfigError(f"{path} is a run directory whose job has not finished (no summary.json): rerun it, then report.")
+    jobs = find_jobs(path)
+    if not jobs:
+        raise ConfigError(f"{path} is not a run or sweep directory: it holds no summary.json and no job directories.")
+    finished = [j for j in jobs if j.summary is not None]
+    if not finished:
+        raise ConfigError(f"{path} is a sweep directory with no finished job (no */summary.json): nothing to report.")
+    finished.sort(key=lambda j: (str(j.summary["case"]), int(j.summary.get("seed", 0)), j.path.name))
+    return "sweep", finished
+
+
+SETTINGS = ["dataset", "split", "n_images", "steps", "batch_size", "lr", "bins", "align", "estimator", "objective",
+            "seed", "device", "versions", "git_commit"]  # fmt: skip
+JOB_COLUMNS = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained",
+               "mi_null_mean": "null mean MI", "final_loss": "final loss", "train_seconds": "train (s)", "measure_seconds": "measure (s)"}
+
+CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+img{max-width:100%;height:auto;display:block}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}.note{color:#555;font-size:.9em}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:middle;margin-right:.3em}
+.kv td,.jobs td:nth-child(2){text-align:left}pre{background:#f7f7f7;padding:.6em;font-size:.85em;overflow:auto}"""
+
+
+def build_report(path: Path) -> Path:
+    """Write DIR/report.html for a run or sweep directory from its files alone; return its path."""
+    path = Path(path)
+    kind, jobs = _jobs_of(path)
+    cases = list(dict.fromkeys(str(j.summary["case"]) for j in jobs))
+    several = len(jobs) > len(cases)
+
+    def label(j) -> str:
+        return str(j.summary["case"]) + (f" {j.path.name}" if several else "")
+
+    per_image = {c: pd.concat([pd.read_csv(j.path / rundir.MI_PER_IMAGE) for j in jobs if j.summary["case"] == c]) for c in cases}
+    per_map = {c: pd.concat([pd.read_csv(j.path / rundir.MI_PER_MAP) for j in jobs if j.summary["case"] == c]) for c in cases}
+    first = {c: next(j for j in jobs if j.summary["case"] == c) for c in cases}  # whose feature maps are shown
+    s0 = jobs[0].summary
+    out = []
+    heading = f"sweep {path.resolve().name}" if kind == "sweep" else f"run {path.resolve().name} (case {s0['case']})"
+    out.append(f"<h1>infomax report: {html.escape(heading)}</h1>")
+    legend = " ".join(f'<span><span class="swatch" style="background:{matplotlib.colors.to_hex(case_color(c))}"></span>case {c}</span>' for c in cases)
+    out.append(
+        f"<p>Deep InfoMax encoders trained on {html.escape(str(s0.get('dataset')))} ({s0.get('n_images')} images, "
+        f"{s0.get('steps')} steps); MI between each image and each of its feature maps, in nats. "
+        f"{len(jobs)} finished job(s): {legend}</p>"
+    )
+
+    # settings: what all jobs share once, then one row per job
+    common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
+    varying = [k for k in SETTINGS if k not in {r[0] for r in common}]
+    out.append("<h2>Settings and timings</h2>")
+    out.append(_table(["setting", "value"], common, "kv"))
+    rows = [[f"case {j.summary['case']}", j.path.name.replace(",", ",\u200b"), "→".join(map(str, j.summary.get("layer_sizes") or [])), *[j.summary.get(k) for k in varying],
+             *[j.summary.get(k) for k in JOB_COLUMNS]] for j in jobs]  # fmt: skip
+    out.append(_table(["case", "directory", "map sizes", *varying, *JOB_COLUMNS.values()], rows, "jobs"))
+    out.append('<p class="note">MI in nats: the mean over images of each image\'s mean / max MI over its maps; '
+               "untrained: the same encoder before training (control); null: maps with shuffled pixels (estimator floor).</p>")  # fmt: skip
+    cfg_file = jobs[0].path / ".hydra" / "config.yaml"
+    if cfg_file.is_file():
+        out.append(f"<details><summary>configuration ({html.escape(jobs[0].path.name)}/.hydra/config.yaml)</summary>"
+                   f"<pre>{html.escape(cfg_file.read_text())}</pre></details>")  # fmt: skip
+
+    # loss
+    out.append("<h2>Training loss</h2>")
+    losses = {label(j): pd.read_csv(j.path / rundir.LOSS_CSV) for j in jobs}
+    if kind == "run":
+        fig = loss_figure(losses[label(jobs[0])], f"case {s0['case']}: training loss", case_color(str(s0["case"])))
+    else:
+        fig = loss_curves_figure(losses)
+    out.append(_img(_png_uri(fig), "training loss: total, local, global and prior terms per step"))
+
+    # MI per case
+    out.append("<h2>Mutual information per case</h2>")
+    rows = []
+    for c, t in per_image.items():
+        cells = [f"case {c}", len(t)]
+        for col in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init", "mi_null_mean"):
+            m, h = ci95(t[col]) if col in t else (None, None)
+            cells.append("—" if m is None else f"{m:.4f} ± {h:.4f}")
+        rows.append(cells)
+    table = _table(["case", "images", "mean MI", "max MI", "mean MI untrained", "max MI untrained", "null mean MI"], rows)
+    out.append(f'<div class="row">{_img(_png_uri(mi_bars_figure(per_image)), "mean and max MI per case")}<div>{table}'
+               '<p class="note">nats, mean ± 95% t-interval over images.</p></div></div>')  # fmt: skip
+    out.append(_img(_png_uri(mi_violin_figure(per_map)), "distribution of per-map MI per case"))
+
+    # winners
+    if kind == "sweep" and len(cases) > 1:
+        from . import compare
+
+        out.append("<h2>Which case wins</h2>")
+        if (path / rundir.WINNERS_CSV).is_file():
+            wins = pd.read_csv(path / rundir.WINNERS_CSV, dtype={"case": str})
+        else:
+            wins = compare.winners(compare.comparison(jobs))
+        rows = [[f"case {r.case}", int(r.wins), f"{r.share:.1%}"] for r in wins.itertuples()]
+        out.append(f'<div class="row">{_img(_png_uri(winners_figure(wins)), "winner histogram")}'
+                   f'<div>{_table(["case", "wins", "share"], rows)}<p class="note">images on which the case has the highest max MI.</p></div></div>')  # fmt: skip
+
+    # feature maps of the example images
+    out.append("<h2>Feature maps of the example images</h2>")
+    out.append('<p class="note">Each block: the image, then its 32 feature maps sorted by MI with the image '
+               "(caption: map number: MI in nats), one colour scale per case."
+               + (" Several jobs per case: the first job's maps are shown." if several else "") + "</p>")  # fmt: skip
+    maps = {c: load_example_maps(first[c].path) for c in cases}
+    pngs = {c: {p.stem: p for p in sorted((first[c].path / rundir.FEATURES).glob("*.png"))} for c in cases}
+    names = sorted(set().union(*maps.values(), *pngs.values()))
+    for name in names:
+        image_id, _, image_label = name.partition("_")
+        out.append(f"<h3>example image {html.escape(image_id.lstrip('0') or '0')}: {html.escape(image_label)}</h3>")
+        if all(name in maps[c] for c in cases):
+            rows = [(c, *maps[c][name]) for c in cases]
+            out.append(_img(_png_uri(example_grid_figure(rows)), f"feature maps of {name}, every case"))
+        else:  # no examples.npz (an older run): the job's own pictures
+            for c in cases:
+                if name in pngs[c]:
+                    out.append(f"<p>case {c}</p>" + _img(_file_uri(pngs[c][name]), f"case {c}: feature maps of {name}"))
+    if not names:
+        out.append('<p class="note">No example pictures in features/.</p>')
+
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n")  # fmt: skip
+    return rundir.write_text(path / rundir.REPORT, page)
