@@ -61,26 +61,43 @@ def resize_to(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class LocalCritic(nn.Module):
+    """Scores (pixel, latent vector) at every location: an MLP on their concatenation, applied per pixel.
+
+    The first layer is split into its latent and image parts, so the latent's part is computed once and
+    shared by the positive and every negative image.
+    """
+
     def __init__(self, maps: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1 + maps, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 1, 1)
-        )
+        self.z_in = nn.Linear(maps, hidden)
+        self.x_in = nn.Linear(1, hidden, bias=False)
+        self.body = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, image: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, latent], dim=1)).squeeze(1)  # (B, H, W)
+    def forward(self, images: list[torch.Tensor], latent: torch.Tensor) -> torch.Tensor:
+        """images: K tensors (B, 1, H, W); latent (B, maps, H, W) -> scores (K, B, H, W)."""
+        hz = self.z_in(latent.permute(0, 2, 3, 1))
+        return torch.stack([self.body(hz + self.x_in(x.permute(0, 2, 3, 1))).squeeze(-1) for x in images])
 
 
 class GlobalCritic(nn.Module):
+    """One score per (image, latent) pair: strided convs on their concatenation, pooled, then an MLP.
+
+    As in the local critic, the first convolution is split so the latent's part is shared.
+    """
+
     def __init__(self, maps: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1 + maps, hidden, 3, stride=2), nn.ReLU(), nn.Conv2d(hidden, hidden, 3, stride=2), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
-        )
+        self.z_in = nn.Conv2d(maps, hidden, 3, stride=2)
+        self.x_in = nn.Conv2d(1, hidden, 3, stride=2, bias=False)
+        self.body = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
+        )  # fmt: skip
 
-    def forward(self, image: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, latent], dim=1)).squeeze(1)  # (B,)
+    def forward(self, images: list[torch.Tensor], latent: torch.Tensor) -> torch.Tensor:
+        """images: K tensors (B, 1, H, W); latent (B, maps, H, W) -> scores (K, B)."""
+        hz = self.z_in(latent)
+        return torch.stack([self.body(hz + self.x_in(x)).squeeze(-1) for x in images])
 
 
 class PriorDiscriminator(nn.Module):
@@ -117,15 +134,13 @@ class DeepInfoMax(nn.Module):
         """Losses for the encoder and critics: -local bound, -global bound, prior (non-saturating)."""
         image = resize_to(image, latent)
         k = min(self.negatives, image.shape[0] - 1)
-        shifted = [torch.roll(image, shifts=s, dims=0) for s in range(1, k + 1)]
-        pos_l = self.local(image, latent)
-        neg_l = torch.stack([self.local(x, latent) for x in shifted])
-        pos_g = self.global_(image, latent)
-        neg_g = torch.stack([self.global_(x, latent) for x in shifted])
+        images = [image] + [torch.roll(image, shifts=s, dims=0) for s in range(1, k + 1)]
+        local = self.local(images, latent)
+        global_ = self.global_(images, latent)
         fake = self.prior(self.prior.vectors(latent))
         return {
-            "local": -self.bound(pos_l, neg_l),
-            "global": -self.bound(pos_g, neg_g),
+            "local": -self.bound(local[0], local[1:]),
+            "global": -self.bound(global_[0], global_[1:]),
             "prior": nonsaturating_generator_loss(fake),
         }
 
