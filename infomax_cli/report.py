@@ -180,31 +180,42 @@ def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
     return fig
 
 
-def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cols: int = 17):
+def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cols: int = 16):
     """One example image: for each (case, image, maps, mi) a block of the image and its maps sorted by MI,
-    each captioned with its MI (nats), with one colour scale per case."""
-    n_maps = max(len(r[2]) for r in rows)
-    grid_rows = math.ceil((n_maps + 1) / cols)
-    fig = plt.figure(figsize=(cols * 0.95 + 0.8, len(rows) * (grid_rows * 1.05 + 0.45)), dpi=80)
-    subs = np.atleast_1d(fig.subfigures(len(rows), 1))
-    for sub, (case, image, maps, mi) in zip(subs, rows):
+    each captioned with its MI (nats), with one colour scale per case. The maps of a case are tiled into one
+    mosaic drawn by one imshow (fast: a few axes, not one per map)."""
+    h, w = rows[0][2].shape[-2:]
+    gap, cap = max(1, w // 12), max(4, h // 4)  # pixels between tiles, and above each tile for its caption
+    tw, th = w + gap, h + gap + cap
+    grid_rows = math.ceil(max(len(r[2]) for r in rows) / cols)
+    px = 0.9 / tw  # inches per pixel: a tile is 0.9 in wide
+    block, mosaic_h = grid_rows * th * px + 0.4, grid_rows * th * px
+    fig_w, fig_h = (cols + 1) * tw * px + 0.9, len(rows) * block
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=80)
+
+    def box(x, y, width, height):  # inches -> figure fraction
+        return (x / fig_w, y / fig_h, width / fig_w, height / fig_h)
+
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    for k, (case, image, maps, mi) in enumerate(rows):
+        y0 = fig_h - (k + 1) * block
+        fig.text(0.1 / fig_w, (y0 + block - 0.05) / fig_h, f"case {case}: mean MI {mi.mean():.3f} nats, max MI {mi.max():.3f} nats (maps sorted by MI)",
+                 va="top", fontsize=12, fontweight="bold", color=case_color(case))  # fmt: skip
+        ax = fig.add_axes(box(0.1, y0 + mosaic_h - (cap + h) * px, w * px, h * px))
+        ax.imshow(np.squeeze(image), cmap="gray")
+        ax.set_title("image", fontsize=8, pad=2)
+        ax.set_axis_off()
         order = np.argsort(-mi, kind="stable")
-        sub.suptitle(f"case {case}: mean MI {mi.mean():.3f} nats, max MI {mi.max():.3f} nats (maps sorted by MI)",
-                     fontsize=11, color=case_color(case), fontweight="bold", x=0.02, ha="left")  # fmt: skip
-        axes = sub.subplots(grid_rows, cols, squeeze=False).ravel()
-        sub.subplots_adjust(left=0.01, right=0.95, top=0.84, bottom=0.02, wspace=0.06, hspace=0.3)
-        axes[0].imshow(np.squeeze(image), cmap="gray")
-        axes[0].set_title("image", fontsize=8)
-        lo, hi = float(np.nanmin(maps)), float(np.nanmax(maps))
-        im = None
-        for ax, c in zip(axes[1:], order):
-            im = ax.imshow(maps[c], cmap="viridis", vmin=lo, vmax=hi)
-            ax.set_title(f"#{c}: {mi[c]:.3f}", fontsize=8)
-        for ax in axes:
-            ax.set_axis_off()
-        if im is not None:
-            cax = sub.add_axes((0.96, 0.08, 0.008, 0.72))
-            sub.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+        mosaic = np.full((grid_rows * th, cols * tw), np.nan)
+        ax = fig.add_axes(box(0.1 + tw * px, y0, cols * tw * px, mosaic_h))
+        for slot, c in enumerate(order):
+            y, x = (slot // cols) * th + cap, (slot % cols) * tw
+            mosaic[y : y + h, x : x + w] = maps[c]
+            ax.text(x + w / 2, y - 1, f"#{c}: {mi[c]:.3f}", ha="center", va="bottom", fontsize=8)
+        im = ax.imshow(mosaic, cmap=cmap, vmin=float(np.nanmin(maps)), vmax=float(np.nanmax(maps)), interpolation="nearest")
+        ax.set_axis_off()
+        cax = fig.add_axes(box(0.1 + (cols + 1) * tw * px + 0.05, y0 + 0.1, 0.12, mosaic_h - 0.2))
+        fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
     return fig
 
 

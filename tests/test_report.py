@@ -1,0 +1,167 @@
+"""The visual report: built from a run's or sweep's files alone (synthetic files in the contract's format)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import infomax
+from infomax_cli import report, rundir
+from infomax_cli.errors import ConfigError
+
+CASES = "abcd"
+EXAMPLES = {0: "chelsea", 1: "horse"}
+N_IMAGES, N_MAPS, SIZE = 8, 32, 24
+
+
+def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Path:
+    """A finished run directory in the contract's format, with random but consistent numbers."""
+    rng = np.random.default_rng(ord(case) * 100 + seed)
+    labels = [EXAMPLES.get(i, "astronaut") for i in range(N_IMAGES)]
+    mi = rng.gamma(2.0, 0.1 + 0.05 * "abcd".find(case), size=(N_IMAGES, N_MAPS))
+    mi_init = mi * rng.uniform(0.5, 1.0, size=mi.shape)
+    steps = np.arange(1, 6)
+    terms = {t: 1.4 - 0.02 * steps * rng.uniform(0.5, 1.5) for t in ("local", "global", "prior")}
+    rundir.write_csv(path / rundir.LOSS_CSV, pd.DataFrame({"step": steps, "loss": sum(terms.values()), **terms}))
+    rundir.write_csv(path / rundir.MI_PER_MAP, pd.DataFrame({
+        "image_id": np.repeat(np.arange(N_IMAGES), N_MAPS), "label": np.repeat(labels, N_MAPS),
+        "map": np.tile(np.arange(N_MAPS), N_IMAGES), "mi": mi.ravel(), "mi_init": mi_init.ravel(),
+    }))  # fmt: skip
+    rundir.write_csv(path / rundir.MI_PER_IMAGE, pd.DataFrame({
+        "image_id": np.arange(N_IMAGES), "label": labels, "mi_mean": mi.mean(1), "mi_max": mi.max(1),
+        "best_map": mi.argmax(1), "mi_null_mean": np.full(N_IMAGES, 0.01),
+        "mi_mean_init": mi_init.mean(1), "mi_max_init": mi_init.max(1),
+    }))  # fmt: skip
+    if examples:
+        yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+        report.save_example_maps(path, {
+            f"{i:05d}_{name}": (np.sin(6 * xx * (i + 1)) * yy, rng.normal(size=(N_MAPS, SIZE, SIZE)), mi[i])
+            for i, name in EXAMPLES.items()
+        })  # fmt: skip
+    (path / ".hydra").mkdir(parents=True, exist_ok=True)
+    (path / ".hydra" / "config.yaml").write_text(f"case:\n  name: {case}\nseed: {seed}\n")
+    (path / ".hydra" / "overrides.yaml").write_text(f"- case={case}\n- seed={seed}\n")
+    rundir.write_json(path / rundir.SUMMARY, {
+        "case": case, "dataset": "samples", "split": "train", "n_images": N_IMAGES, "bins": 20, "align": "resize",
+        "estimator": "histogram", "objective": "jsd", "seed": seed, "steps": 5, "batch_size": 4, "lr": 1e-4,
+        "layer_sizes": [96, 94, 92, 90, 88], "mi_mean": float(mi.mean()), "mi_max": float(mi.max(1).mean()),
+        "mi_null_mean": 0.01, "mi_mean_init": float(mi_init.mean()), "mi_max_init": float(mi_init.max(1).mean()),
+        "final_loss": 4.0, "train_seconds": 12.345, "measure_seconds": 6.789, "device": "cpu",
+        "versions": {"infomax": "0.1.0", "torch": "2.14.1"}, "git_commit": "abc123",
+    })  # fmt: skip
+    return path
+
+
+def make_sweep(path: Path, examples: bool = True) -> Path:
+    path.mkdir(parents=True)
+    (path / "multirun.yaml").write_text("{}\n")
+    for case in CASES:
+        make_run(path / f"case={case}", case, examples=examples)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sweep(tmp_path_factory) -> Path:
+    """A synthetic four-case sweep and its report, built once per session (the browser tests share it)."""
+    path = tmp_path_factory.getbasetemp() / "report-sweep"
+    if not (path / rundir.REPORT).is_file():
+        report.build_report(make_sweep(path))
+    return path
+
+
+def sources(page: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]*)"', page)
+
+
+def test_sweep_report_names_every_case_and_embeds_every_picture(sweep):
+    page = (sweep / rundir.REPORT).read_text()
+    for case in CASES:
+        assert f"case {case}" in page
+    for word in ("chelsea", "horse", "Which case wins", "train (s)", "measure (s)", "12.35", "6.789", "resize", "nats"):
+        assert word in page
+    srcs = sources(page)
+    assert len(srcs) >= 6  # loss, MI bars, violins, winners, two example grids
+    for src in srcs:
+        if src.startswith("data:"):
+            assert src.startswith("data:image/png;base64,")
+            assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert (sweep / src).is_file(), src
+    assert "http://" not in page and "https://" not in page  # nothing from the network
+
+
+def test_rebuild_is_byte_identical_even_in_another_process(sweep):
+    first = (sweep / rundir.REPORT).read_bytes()
+    assert report.build_report(sweep) == sweep / rundir.REPORT
+    assert (sweep / rundir.REPORT).read_bytes() == first
+    done = infomax("report", str(sweep), env={"PYTHONHASHSEED": "12345"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(sweep / rundir.REPORT)
+    assert (sweep / rundir.REPORT).read_bytes() == first
+
+
+def test_winners_come_from_winners_csv_or_are_computed(tmp_path):
+    path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
+    page = report.build_report(path).read_text()
+    wins = re.findall(r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td></tr>", page)
+    assert len(wins) == 4 and sum(map(int, wins)) == N_IMAGES
+    rundir.write_csv(path / rundir.WINNERS_CSV, pd.DataFrame({"case": list(CASES), "wins": [5, 0, 3, 0], "share": [0.625, 0, 0.375, 0]}))
+    page = report.build_report(path).read_text()
+    assert "<tr><td>case a</td><td>5</td><td>62.5%</td></tr>" in page
+
+
+def test_run_report_shows_its_one_case(tmp_path):
+    run = make_run(tmp_path / "run", "c")
+    page = report.build_report(run).read_text()
+    assert "case c" in page and "case a" not in page and "Which case wins" not in page
+    assert "chelsea" in page and "horse" in page
+    assert all(s.startswith("data:image/png;base64,") for s in sources(page))
+
+
+def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
+    run = make_run(tmp_path / "run", "b", examples=False)
+    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(4, SIZE, SIZE)), np.arange(4.0), "t")
+    rundir.save_figure(run / rundir.FEATURES / "00001_horse.png", fig)
+    page = report.build_report(run).read_text()
+    assert "example image 1: horse" in page
+    assert base64.b64encode((run / rundir.FEATURES / "00001_horse.png").read_bytes()).decode() in page
+
+
+def test_save_example_maps_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    image, maps, mi = rng.random((SIZE, SIZE)), rng.normal(size=(N_MAPS, SIZE, SIZE)), rng.random(N_MAPS)
+    path = report.save_example_maps(tmp_path, {"00003_cat": (image, maps, mi)})
+    assert path == tmp_path / "features" / "examples.npz"
+    assert [p.name for p in path.parent.iterdir()] == ["examples.npz"]  # no temporary left behind
+    (name, (i2, m2, mi2)), = report.load_example_maps(tmp_path).items()
+    assert name == "00003_cat" and m2.shape == maps.shape
+    np.testing.assert_allclose(i2, image, atol=1e-3)
+    np.testing.assert_allclose(m2, maps, atol=1e-2)
+    np.testing.assert_array_equal(mi2, mi)
+    assert report.load_example_maps(tmp_path / "nothing") == {}
+
+
+def test_a_folder_that_is_not_a_run_or_sweep_is_a_config_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "data").mkdir()
+    with pytest.raises(ConfigError, match="not a run or sweep directory"):
+        report.build_report(tmp_path)
+    with pytest.raises(ConfigError, match="not a directory"):
+        report.build_report(tmp_path / "missing")
+    unfinished = tmp_path / "unfinished"
+    (unfinished / ".hydra").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="not finished"):
+        report.build_report(unfinished)
+    assert not (tmp_path / rundir.REPORT).exists()
+
+
+def test_cli_report_on_a_non_run_folder_exits_2_with_one_line(tmp_path):
+    done = infomax("report", str(tmp_path))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "not a run or sweep directory" in done.stderr
+    assert done.stdout == ""
