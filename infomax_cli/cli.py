@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from . import config
-from .errors import InfomaxError
+from .errors import InfomaxError, Interrupted
 
 log = logging.getLogger("infomax")
 config.register()
@@ -48,6 +48,10 @@ def _app(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_job(cfg, run_dir)
+    except Interrupted as e:
+        hc = HydraConfig.get()
+        again = f"hydra.sweep.dir={hc.sweep.dir}" if str(hc.mode) == "RunMode.MULTIRUN" else f"hydra.run.dir={run_dir}"
+        _fail(f"{e} To resume, run the same command again with {again}", e.exit_code)
     except InfomaxError as e:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
@@ -75,7 +79,29 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _check_output_dir(args: list[str]) -> None:
+    """Fail with one line, before Hydra makes any folder, when the output directory cannot be made."""
+    target = Path("outputs")
+    for a in args:
+        key, _, value = a.partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
+            target = Path(value)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".infomax_write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise InfomaxError(f"cannot write the output directory {target}: {e.strerror}; choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m).")
+
+
 def _run(args: list[str]) -> int:
+    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c" for a in args):
+        try:
+            _check_output_dir(args)
+        except InfomaxError as e:
+            print(f"infomax: {e}", file=sys.stderr)
+            return 2
     sys.argv = ["infomax run", *args]
     try:
         _app()

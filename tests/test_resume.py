@@ -1,0 +1,129 @@
+"""Nothing lost: checkpoints, resume after SIGKILL / Ctrl-C / SIGTERM, numerical faults, determinism."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY, infomax
+
+# long enough that a signal lands mid-training; checkpoints every 3 steps
+RESUMABLE = [*[o for o in TINY if not o.startswith("train.steps")], "train.steps=24", "train.checkpoint_every=3", "train.batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def start(out):
+    return subprocess.Popen(
+        [sys.executable, "-m", "infomax_cli.cli", "run", "case=c", *RESUMABLE, f"hydra.run.dir={out}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"},
+    )  # fmt: skip
+
+
+def wait_for_checkpoint(proc, out, timeout=300):
+    t0 = time.time()
+    while not (out / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def assert_same_results(out, ref):
+    a, b = pd.read_csv(out / "loss.csv"), pd.read_csv(ref / "loss.csv")
+    assert a["step"].tolist() == b["step"].tolist() == list(range(1, 25))
+    np.testing.assert_allclose(a.drop(columns="step").to_numpy(), b.drop(columns="step").to_numpy(), atol=1e-5, rtol=0)
+    ma, mb = pd.read_csv(out / "mi_per_map.csv"), pd.read_csv(ref / "mi_per_map.csv")
+    np.testing.assert_allclose(ma[["mi", "mi_null", "mi_init"]].to_numpy(), mb[["mi", "mi_null", "mi_init"]].to_numpy(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_sigkill_after_a_checkpoint_then_rerun_equals_an_uninterrupted_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_checkpoint(proc, out)
+    proc.kill()
+    proc.wait()
+    assert not (out / "summary.json").exists(), "the run finished before it could be killed"
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stdout
+    assert_same_results(out, uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_exits_resumable(tmp_path, uninterrupted, sig, code):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_checkpoint(proc, out)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr + stdout
+    assert f"hydra.run.dir={out}" in stderr  # how to resume
+    assert (out / "checkpoint.pt").exists() and not (out / "summary.json").exists()
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    assert_same_results(out, uninterrupted)
+
+
+@pytest.mark.slow
+def test_same_seed_same_tables_and_summary_records_provenance(tmp_path, uninterrupted):
+    out = tmp_path / "again"
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    for name in ("loss.csv", "mi_per_map.csv", "mi_per_image.csv"):
+        assert (out / name).read_text() == (uninterrupted / name).read_text(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 0 and summary["versions"]["torch"].startswith("2.14.1")
+    assert summary["git_commit"] is None or len(summary["git_commit"]) == 40
+
+
+@pytest.mark.slow
+def test_overwrite_redoes_a_finished_job(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted, out)
+    before = (out / "summary.json").stat().st_mtime_ns
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
+    assert r.returncode == 0 and "skipped" in r.stdout and (out / "summary.json").stat().st_mtime_ns == before
+    r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}", "overwrite=true")
+    assert r.returncode == 0 and (out / "summary.json").stat().st_mtime_ns != before
+
+
+def test_a_diverging_loss_stops_with_the_step_and_term(tmp_path):
+    out = tmp_path / "run"
+    r = infomax("run", "case=c", *RESUMABLE, "train.lr=1e30", "train.checkpoint_every=1", f"hydra.run.dir={out}")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "diverged at step" in r.stderr and "loss is" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = infomax("run", "dataset=samples", f"hydra.run.dir={blocker / 'run'}")
+    assert r.returncode == 2 and str(blocker) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_truncated_stl10_file_is_named(tmp_path):
+    from infomax_cli.data import write_stl10_binary
+
+    folder = write_stl10_binary(tmp_path, "train", np.zeros((4, 3, 96, 96), np.uint8), np.array([1, 2, 3, 4]))
+    with open(folder / "train_X.bin", "r+b") as f:
+        f.truncate(3 * 96 * 96 * 4 - 100)
+    r = infomax("run", "dataset=stl10", f"dataset.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 1 and "train_X.bin" in r.stderr and "Traceback" not in r.stderr
