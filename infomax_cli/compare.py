@@ -44,6 +44,20 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
+def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
+    """The jobs the sweep's multirun.yaml asked for that have no directory (as their overrides)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get("task", [])
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    present = {frozenset(j.overrides) for j in jobs}
+    return [" ".join(o) for batch in batches for o in batch if frozenset(o) not in present]
+
+
 def comparison(jobs: list[Job]) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): mi_max_<case>, mi_mean_<case>, winner."""
     frames = []
@@ -79,6 +93,9 @@ def compare(sweep_dir: Path) -> dict:
     unfinished = [j for j in jobs if j.summary is None]
     for j in unfinished:
         log.warning(f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it.")
+    missing = missing_jobs(sweep_dir, jobs)
+    for m in missing:
+        log.warning(f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}.")
     if not finished:
         raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare.")
     comp = comparison(finished)
@@ -91,7 +108,7 @@ def compare(sweep_dir: Path) -> dict:
         label = " ".join([str(j.summary["case"]), *([j.path.name] if len(finished) > len({x.summary["case"] for x in finished}) else [])])
         losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
     rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
-    return {"jobs": finished, "unfinished": unfinished, "comparison": comp, "winners": wins}
+    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins}
 
 
 def winners_table(wins: pd.DataFrame, title: str):

@@ -1,0 +1,66 @@
+"""A sweep's comparison from job directories' files alone (synthetic jobs: no training)."""
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+import yaml
+
+from infomax_cli.compare import compare
+from infomax_cli.errors import ConfigError
+
+
+def make_job(sweep, case, mi_max, seed=0, finished=True, extra=("dataset=samples",)):
+    overrides = [f"case={case}", *extra] + ([f"seed={seed}"] if seed else [])
+    d = sweep / ",".join(sorted(overrides))
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    n = len(mi_max)
+    pd.DataFrame({"image_id": range(n), "label": ["chelsea"] * n, "mi_mean": [m / 2 for m in mi_max], "mi_max": mi_max, "best_map": 0}).to_csv(d / "mi_per_image.csv", index=False)
+    pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.9], "local": [1.3, 1.2], "global": [1.3, 1.3], "prior": [0.7, 0.7]}).to_csv(d / "loss.csv", index=False)
+    if finished:
+        (d / "summary.json").write_text(json.dumps({"case": case, "seed": seed}))
+    return d
+
+
+def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
+    make_job(tmp_path, "a", [0.1, 0.9, 0.3])
+    make_job(tmp_path, "b", [0.2, 0.1, 0.3])
+    make_job(tmp_path, "c", [0.5, 0.2, 0.8])
+    found = compare(tmp_path)
+    comp = pd.read_csv(tmp_path / "comparison.csv")
+    assert list(comp.columns) == ["image_id", "label", "mi_max_a", "mi_max_b", "mi_max_c", "mi_mean_a", "mi_mean_b", "mi_mean_c", "winner"]
+    assert comp["winner"].tolist() == ["c", "a", "c"]
+    wins = pd.read_csv(tmp_path / "winners.csv")
+    assert wins.to_dict("list") == {"case": ["a", "b", "c"], "wins": [1, 0, 2], "share": pytest.approx([1 / 3, 0, 2 / 3], abs=1e-5)}
+    assert (tmp_path / "winners.png").stat().st_size > 0 and (tmp_path / "loss_curves.png").stat().st_size > 0
+    assert found["unfinished"] == [] and found["missing"] == []
+
+
+def test_seeds_get_their_own_rows(tmp_path):
+    for seed in (0, 1):
+        make_job(tmp_path, "a", [0.1, 0.2], seed=seed)
+        make_job(tmp_path, "c", [0.3, 0.0 + seed], seed=seed)
+    comp = pd.read_csv(tmp_path / "comparison.csv") if compare(tmp_path) else None
+    assert comp.columns[0] == "seed" and len(comp) == 4
+    assert comp["winner"].tolist() == ["c", "a", "c", "c"]
+
+
+def test_unfinished_and_missing_jobs_are_named(tmp_path, caplog):
+    make_job(tmp_path, "a", [0.1])
+    make_job(tmp_path, "b", [0.2], finished=False)
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["case=a,b,c", "dataset=samples"]}}}))
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        found = compare(tmp_path)
+    assert [j.path.name for j in found["unfinished"]] == ["case=b,dataset=samples"]
+    assert found["missing"] == ["case=c dataset=samples"]
+    assert "case=b,dataset=samples has not finished" in caplog.text and "case=c dataset=samples is missing" in caplog.text
+    assert pd.read_csv(tmp_path / "comparison.csv")["winner"].tolist() == ["a"]
+
+
+def test_a_folder_without_jobs_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no finished job"):
+        compare(tmp_path)
+    with pytest.raises(ConfigError, match="not a directory"):
+        compare(tmp_path / "nope")
