@@ -184,7 +184,7 @@ def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray
     """One example image: for each (case, image, maps, mi) a block of the image and its maps sorted by MI,
     each captioned with its MI (nats), with one colour scale per case. The maps of a case are tiled into one
     mosaic drawn by one imshow (fast: a few axes, not one per map)."""
-    h, w = rows[0][2].shape[-2:]
+    h, w = (max(r[2].shape[i] for r in rows) for i in (-2, -1))  # cases may differ in size (align=crop)
     gap, cap = max(1, w // 12), max(4, h // 4)  # pixels between tiles, and above each tile for its caption
     tw, th = w + gap, h + gap + cap
     grid_rows = math.ceil(max(len(r[2]) for r in rows) / cols)
@@ -210,7 +210,7 @@ def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray
         ax = fig.add_axes(box(0.1 + tw * px, y0, cols * tw * px, mosaic_h))
         for slot, c in enumerate(order):
             y, x = (slot // cols) * th + cap, (slot % cols) * tw
-            mosaic[y : y + h, x : x + w] = maps[c]
+            mosaic[y : y + maps.shape[-2], x : x + maps.shape[-1]] = maps[c]
             ax.text(x + w / 2, y - 1, f"#{c}: {mi[c]:.3f}", ha="center", va="bottom", fontsize=8)
         im = ax.imshow(mosaic, cmap=cmap, vmin=float(np.nanmin(maps)), vmax=float(np.nanmax(maps)), interpolation="nearest")
         ax.set_axis_off()
@@ -257,7 +257,7 @@ def _fmt(v) -> str:
 
 
 def _jobs_of(path: Path) -> tuple[str, list]:
-    """('run' | 'sweep', finished jobs) of a directory, or a ConfigError saying what it is not."""
+    """('run' | 'sweep', finished jobs, unfinished job names) of a directory, or a ConfigError saying what it is not."""
     from .compare import Job, find_jobs
 
     path = Path(path)
@@ -265,7 +265,7 @@ def _jobs_of(path: Path) -> tuple[str, list]:
         raise ConfigError(f"{path} is not a directory: give a run directory (infomax run) or a sweep directory (infomax run -m).")
     summary = rundir.read_summary(path)
     if summary is not None:
-        return "run", [Job(path, [], summary)]
+        return "run", [Job(path, [], summary)], []
     if (path / ".hydra").is_dir() or (path / rundir.CHECKPOINT).exists():
         raise ConfigError(f"{path} is a run directory whose job has not finished (no summary.json): rerun it, then report.")
     jobs = find_jobs(path)
@@ -275,7 +275,7 @@ def _jobs_of(path: Path) -> tuple[str, list]:
     if not finished:
         raise ConfigError(f"{path} is a sweep directory with no finished job (no */summary.json): nothing to report.")
     finished.sort(key=lambda j: (str(j.summary["case"]), int(j.summary.get("seed", 0)), j.path.name))
-    return "sweep", finished
+    return "sweep", finished, [j.path.name for j in jobs if j.summary is None]
 
 
 SETTINGS = ["dataset", "split", "n_images", "steps", "batch_size", "lr", "bins", "align", "estimator", "objective",
@@ -295,7 +295,7 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f
 def build_report(path: Path) -> Path:
     """Write DIR/report.html for a run or sweep directory from its files alone; return its path."""
     path = Path(path)
-    kind, jobs = _jobs_of(path)
+    kind, jobs, unfinished = _jobs_of(path)
     cases = list(dict.fromkeys(str(j.summary["case"]) for j in jobs))
     several = len(jobs) > len(cases)
 
@@ -315,6 +315,8 @@ def build_report(path: Path) -> Path:
         f"{s0.get('steps')} steps); MI between each image and each of its feature maps, in nats. "
         f"{len(jobs)} finished job(s): {legend}</p>"
     )
+    if unfinished:
+        out.append(f'<p class="note">Left out, not finished (no summary.json): {html.escape(", ".join(unfinished))}.</p>')
 
     # settings: what all jobs share once, then one row per job
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]

@@ -123,6 +123,24 @@ def test_run_report_shows_its_one_case(tmp_path):
     assert all(s.startswith("data:image/png;base64,") for s in sources(page))
 
 
+def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(tmp_path):
+    """The report needs only the contract's columns; jobs of one case over seeds pool; maps of different sizes tile."""
+    path = tmp_path / "sweep"
+    for case, seed in [("a", 0), ("a", 1), ("c", 0), ("c", 1)]:
+        run = make_run(path / f"case={case},seed={seed}", case, seed, examples=False)
+        for name, keep in ((rundir.MI_PER_MAP, ["image_id", "label", "map", "mi"]),
+                           (rundir.MI_PER_IMAGE, ["image_id", "label", "mi_mean", "mi_max", "best_map"])):  # fmt: skip
+            rundir.write_csv(run / name, pd.read_csv(run / name)[keep])
+        size = 20 if case == "a" else SIZE  # as with align=crop: case a's maps are smaller
+        rng = np.random.default_rng(seed)
+        report.save_example_maps(run, {"00000_chelsea": (rng.random((size, size)), rng.random((N_MAPS, size, size)), rng.random(N_MAPS))})
+    (path / "case=d,seed=0" / ".hydra").mkdir(parents=True)  # started, never finished
+    page = report.build_report(path).read_text()
+    assert "case a" in page and "case c" in page and "case=d,seed=0" in page and "not finished" in page
+    assert re.search(r"<tr><td>case a</td><td>16</td>", page)  # 8 images × 2 seeds pooled
+    assert page.count("<img ") == 5
+
+
 def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
     run = make_run(tmp_path / "run", "b", examples=False)
     fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(4, SIZE, SIZE)), np.arange(4.0), "t")
