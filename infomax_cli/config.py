@@ -95,6 +95,9 @@ class TrainConfig:
     hidden: int = 32  # width of the objective networks
     negatives: int = 1  # negatives per positive: latent i against images i+1..i+K of the batch
     checkpoint_every: int = 10
+    bf16: bool = False  # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
+    channels_last: bool = False  # NHWC memory layout for the convolutions
+    compile: bool = False  # torch.compile the training step's forward pass
 
 
 @dataclass

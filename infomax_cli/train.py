@@ -82,14 +82,21 @@ def train(
                 "opt": opt.state_dict(), "opt_d": opt_d.state_dict(),
             })  # fmt: skip
 
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
+            z = encoder(x)
+            terms = dim.encoder_losses(x, z)
+        return z.float(), {k: v.float() for k, v in terms.items()}
+
+    if tcfg.compile:
+        forward = torch.compile(forward)
     batch = min(tcfg.batch_size, n_images)
     encoder.train()
     dim.train()
     for step in range(start + 1, tcfg.steps + 1):
         idx = torch.randperm(n_images, generator=gen)[:batch]
         x = images(idx)
-        z = encoder(x)
-        terms = dim.encoder_losses(x, z)
+        z, terms = forward(x)
         loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
