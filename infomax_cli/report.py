@@ -258,7 +258,7 @@ def _fmt(v) -> str:
 
 def _jobs_of(path: Path) -> tuple[str, list]:
     """('run' | 'sweep', finished jobs, unfinished job names) of a directory, or a ConfigError saying what it is not."""
-    from .compare import Job, find_jobs
+    from .compare import Job, find_jobs, missing_jobs
 
     path = Path(path)
     if not path.is_dir():
@@ -275,7 +275,8 @@ def _jobs_of(path: Path) -> tuple[str, list]:
     if not finished:
         raise ConfigError(f"{path} is a sweep directory with no finished job (no */summary.json): nothing to report.")
     finished.sort(key=lambda j: (str(j.summary["case"]), int(j.summary.get("seed", 0)), j.path.name))
-    return "sweep", finished, [j.path.name for j in jobs if j.summary is None]
+    left_out = [f"{j.path.name} (no summary.json)" for j in jobs if j.summary is None]
+    return "sweep", finished, left_out + [f"{m} (never started)" for m in missing_jobs(path, jobs)]
 
 
 SETTINGS = ["dataset", "split", "n_images", "steps", "batch_size", "lr", "bins", "align", "estimator", "objective",
@@ -316,7 +317,7 @@ def build_report(path: Path) -> Path:
         f"{len(jobs)} finished job(s): {legend}</p>"
     )
     if unfinished:
-        out.append(f'<p class="note">Left out, not finished (no summary.json): {html.escape(", ".join(unfinished))}.</p>')
+        out.append(f'<p class="note">Left out, not finished: {html.escape("; ".join(unfinished))}.</p>')
 
     # settings: what all jobs share once, then one row per job
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
