@@ -256,7 +256,7 @@ def _fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
-def _jobs_of(path: Path) -> tuple[str, list]:
+def _jobs_of(path: Path) -> tuple[str, list, list[str]]:
     """('run' | 'sweep', finished jobs, unfinished job names) of a directory, or a ConfigError saying what it is not."""
     from .compare import Job, find_jobs, missing_jobs
 
