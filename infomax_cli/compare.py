@@ -108,6 +108,7 @@ def compare(sweep_dir: Path) -> dict:
         label = " ".join([str(j.summary["case"]), *([j.path.name] if len(finished) > len({x.summary["case"] for x in finished}) else [])])
         losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
     rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
+    report.build_report(sweep_dir)
     return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins}
 
 
