@@ -33,7 +33,7 @@ commands:
 
 
 class _State:
-    in_task = False  # True while a job runs: a SystemExit(1) outside it is Hydra's config error
+    started = False  # a job has started: before that, Hydra's SystemExit(1) is a config error
 
 
 # The config groups live in the checkout's top-level conf/ (found from an editable install).
@@ -44,7 +44,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 def _app(cfg: DictConfig) -> None:
     from .experiment import run_job
 
-    _State.in_task = True
+    _State.started = True
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_job(cfg, run_dir)
@@ -60,8 +60,6 @@ def _app(cfg: DictConfig) -> None:
         logging.getLogger("infomax").debug("internal error", exc_info=True)
         _log_traceback_to_file()
         _fail(f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})", 1)
-    finally:
-        _State.in_task = False
 
 
 def _log_traceback_to_file() -> None:
@@ -107,7 +105,7 @@ def _run(args: list[str]) -> int:
         _app()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        return 2 if code == 1 and not _State.in_task else code
+        return 2 if code == 1 and not _State.started else code
     return 0
 
 

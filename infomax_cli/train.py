@@ -107,10 +107,10 @@ def train(
         opt_d.step()
 
         row = {"step": step, "loss": loss.item(), **{k: terms[k].item() for k in TERMS}, "prior_disc": d_loss.item()}
-        bad = [k for k in ("loss", *TERMS, "prior_disc") if not math.isfinite(row[k])]
+        bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
         if bad:
             raise RunError(
-                f"training diverged at step {step}: the {bad[0]} loss is {row[bad[0]]}; the last good checkpoint "
+                f"training diverged at step {step}: the {bad[0]} term of the loss is {row[bad[0]]}; the last good checkpoint "
                 f"(step {saved_at}) is kept. Try a smaller train.lr."
             )
         history.append(row)
