@@ -111,6 +111,8 @@ class MeasureConfig:
     ksg_samples: int = 1024  # pixels drawn (without replacement) per image for KSG
     batch_size: int = 64  # images per measurement batch
     examples: int = 10  # at most this many example images get a features/ picture
+    infoplane_every: int = 5  # steps between information-plane measurements (0: none)
+    probe_images: int = 16  # the fixed probe batch of the information plane: the first N images
 
 
 @dataclass
@@ -147,6 +149,8 @@ def check(cfg: Any) -> None:
         ("train.checkpoint_every", cfg.train.checkpoint_every >= 1, "an integer >= 1"),
         ("measure.bins", cfg.measure.bins >= 2, "an integer >= 2"),
         ("measure.batch_size", cfg.measure.batch_size >= 1, "an integer >= 1"),
+        ("measure.infoplane_every", cfg.measure.infoplane_every >= 0, "an integer >= 0 (0: no information plane)"),
+        ("measure.probe_images", cfg.measure.probe_images >= 1, "an integer >= 1"),
         ("measure.ksg_k", cfg.measure.ksg_k >= 1, "an integer >= 1"),
         ("measure.ksg_samples", cfg.measure.ksg_samples > cfg.measure.ksg_k, "an integer > measure.ksg_k"),
         ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),

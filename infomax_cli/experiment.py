@@ -20,7 +20,7 @@ from . import config, rundir
 from .data import GrayImages, load_dataset
 from .encoders import build_encoder, layer_sizes
 from .errors import ConfigError, RunError
-from .measure import Measurement, measure
+from .measure import Measurement, layer_mi, measure
 from .objectives import DeepInfoMax
 from .train import TERMS, seed_everything, train
 
@@ -102,6 +102,25 @@ def _image_loader(data: GrayImages, device: torch.device):
     return lambda idx: (data.batch(idx).pin_memory() if pin else data.batch(idx)).to(device, non_blocking=True)
 
 
+class InfoPlane:
+    """Every `measure.infoplane_every` steps, the mean MI between a fixed probe batch and each layer's maps,
+    appended to infoplane.csv (rewritten atomically; rows past a resumed checkpoint are dropped)."""
+
+    def __init__(self, run_dir: Path, encoder, images, n: int, cfg: Any):
+        self.path, self.encoder, self.cfg = run_dir / rundir.INFOPLANE, encoder, cfg
+        self.every = cfg.measure.infoplane_every
+        self.probe = images(torch.arange(min(cfg.measure.probe_images, n)))
+        self.rows = pd.read_csv(self.path).to_dict("records") if self.path.is_file() else []
+
+    def record(self, step: int) -> None:
+        if not self.every or step % self.every:
+            return
+        self.rows = [r for r in self.rows if r["step"] < step]
+        for layer, value in enumerate(layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed), start=1):
+            self.rows.append({"step": step, "layer": layer, "mi": value})
+        rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=["step", "layer", "mi"]))
+
+
 def tables(data: GrayImages, trained: Measurement, init: Measurement) -> tuple[pd.DataFrame, pd.DataFrame]:
     """mi_per_map and mi_per_image frames (contract columns first, then extras)."""
     n, c = trained.mi.shape
@@ -164,8 +183,12 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         t0 = time.perf_counter()
         task = bar.add_task(f"case {cfg.case.name} train", total=cfg.train.steps, info="")
 
+        plane = InfoPlane(run_dir, encoder, images, n, cfg)
+        plane.record(0)
+
         def on_step(step: int, row: dict) -> None:
             bar.update(task, completed=step, info=f"loss {row['loss']:.4f}")
+            plane.record(step)
 
         history = train(
             encoder, dim, images, n, cfg.train, cfg.seed, device,
@@ -221,6 +244,9 @@ def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: 
     from . import report
 
     rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
+    if (run_dir / rundir.INFOPLANE).is_file():
+        plane = pd.read_csv(run_dir / rundir.INFOPLANE)
+        rundir.save_figure(run_dir / "infoplane.png", report.infoplane_figure(plane, f"case {cfg.case.name}: MI of each layer during training"))
     examples = {}
     for pos, (image, maps) in sorted(m.examples.items()):
         name = f"{int(data.image_ids[pos]):05d}_{data.labels[pos]}"

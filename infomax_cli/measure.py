@@ -91,3 +91,17 @@ def measure(
         if signal_name:
             raise Interrupted(f"{signal_name} during measurement: training is checkpointed.", 143 if signal_name == "SIGTERM" else 130)
     return Measurement(np.concatenate(mi_all), np.concatenate(null_all) if null else None, examples)
+
+
+@torch.inference_mode()
+def layer_mi(encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int) -> list[float]:
+    """Mean MI between the probe images and each encoder layer's maps (one value per layer)."""
+    was_training = encoder.training
+    encoder.eval()
+    opts = estimator_options(mcfg)
+    out = []
+    for maps in encoder(probe, all_layers=True):
+        img, aligned = align(probe, maps.float(), _value(mcfg.align))
+        out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
+    encoder.train(was_training)
+    return out

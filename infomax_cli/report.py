@@ -394,3 +394,14 @@ def build_report(path: Path) -> Path:
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>'
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n")  # fmt: skip
     return rundir.write_text(path / rundir.REPORT, page)
+
+
+def infoplane_figure(plane: pd.DataFrame, title: str):
+    """Mean MI between the probe images and each layer's maps, against the training step."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for layer, rows in plane.groupby("layer"):
+        ax.plot(rows["step"], rows["mi"], marker="o", ms=3, label=f"layer {layer}")
+    ax.set(title=title, xlabel="training step", ylabel="mean MI with the image (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig

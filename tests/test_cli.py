@@ -35,6 +35,10 @@ def check_run_dir(d, case, n_images=12):
     assert per_image["mi_max"].to_numpy() == pytest.approx(g.max().to_numpy(), abs=1e-5)
     assert per_image["mi_mean"].to_numpy() == pytest.approx(g.mean().to_numpy(), abs=1e-5)
     assert summary["mi_mean"] == pytest.approx(per_image["mi_mean"].mean(), abs=1e-5)
+    plane = pd.read_csv(d / "infoplane.csv")
+    assert list(plane.columns) == ["step", "layer", "mi"] and sorted(plane["layer"].unique()) == [1, 2, 3, 4]
+    assert sorted(plane["step"].unique()) == [0]  # every 5 steps: only before training in a 2-step run
+    assert (d / "report.html").is_file() and (d / "infoplane.png").is_file()
     pictures = sorted(p.name for p in (d / "features").glob("*.png"))
     assert pictures == ["00000_chelsea.png", "00001_horse.png"]  # the cat and the horse of the study
 
