@@ -109,8 +109,23 @@ def _run(args: list[str]) -> int:
     return 0
 
 
+def _keep_large_buffers_in_the_heap() -> None:
+    """glibc serves each allocation over 32 MB with a fresh mmap, so every training step page-faults its
+    activations in anew (measured here: a CPU step 1.6-2.5x slower). Raising the mmap threshold keeps them
+    in the heap for reuse. No-op where glibc's mallopt is absent."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, ctypes.c_int(2**31 - 1))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _keep_large_buffers_in_the_heap()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if argv else 2
