@@ -126,9 +126,10 @@ def _extremes(x):
 def _width_bins(x, bins, ar, unit, out):
     """Equal-width bin index of each value of `x` into `out` (int32), exactly as numpy.histogram2d bins
     it: edges e_i = i*step + lo in x's float type (numpy's linspace), the last bin closed. Returns
-    (ok, constant); a constant array goes all to bin 0; a non-finite one is not binned (ok False)."""
+    (ok, constant); a constant array goes all to bin 0, and so does a non-finite one (ok False)."""
     lo, hi, ok = _extremes(x)
     if not ok:
+        out[:] = 0
         return False, False
     if lo == hi:
         out[:] = 0
@@ -285,7 +286,7 @@ def _width_bins_torch(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.T
     const = lo == hi
     lo = torch.where(ok, torch.where(const, lo - 0.5, lo), torch.zeros_like(lo))
     hi = torch.where(ok, torch.where(const, hi + 0.5, hi), torch.ones_like(hi))
-    step = (hi - lo) / bins
+    step = (hi - lo) / torch.full_like(hi, bins)  # a true division: CUDA multiplies by 1/bins for a scalar
 
     def searched(rows: torch.Tensor) -> torch.Tensor:
         edges = torch.arange(bins + 1, dtype=x.dtype, device=x.device) * step[rows, None] + lo[rows, None]

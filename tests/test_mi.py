@@ -305,6 +305,17 @@ def test_cuda_histogram_matches_cpu_and_numpy():
 
 
 @needs_cuda
+def test_cuda_bins_equal_numpys_on_varied_data():
+    g = np.random.default_rng(9)
+    for scale, offset, dtype in ((1.0, 0.0, np.float32), (3.7, -2.0, np.float32), (1e-3, 1.0, np.float32), (250.0, 0.0, np.float64)):
+        img = (g.standard_normal((6, 32, 32)) * scale + offset).astype(dtype)
+        maps = np.maximum(g.standard_normal((6, 5, 32, 32)) * scale + offset + img[:, None], offset).astype(dtype)
+        for bins in (7, 20):
+            cuda = M.histogram_mi(torch.from_numpy(img).cuda(), torch.from_numpy(maps).cuda(), bins).cpu().numpy()
+            assert np.abs(cuda - reference(img, maps, bins)).max() < 1e-5, (scale, offset, dtype, bins)
+
+
+@needs_cuda
 def test_cuda_estimators_match_cpu():
     x, y = gaussian(0.6, n=3, side=40)
     x = x.float()
