@@ -1,0 +1,349 @@
+"""`infomax sensitivity SWEEP_DIR`: does the ranking of the cases survive another measurement protocol?
+
+The trained encoders of a finished sweep (each job's `encoder.pt` and `.hydra/config.yaml`) are
+re-measured, without retraining, under every combination of alignment (`resize`, `crop`), estimator
+(`histogram`, `ksg`, `gcmi`) and histogram bins (the bins only matter to the histogram: ksg and gcmi run
+once per alignment). Each batch of images goes through the encoder once; its maps are aligned once per
+mode and fed to every estimator. The grid's defaults live in `conf/sensitivity.yaml`.
+
+Writes to the sweep directory:
+- `sensitivity.csv`: one row per protocol: `align, bins, estimator, mi_max_<case>..., mi_mean_<case>...,
+  best, ranking, own_protocol, same_ranking`: the cases' mean max-MI and mean-MI (over images and seeds),
+  the case with the highest mean max-MI, the order of the cases by it (`c>a>b`), whether the row is the
+  sweep's own protocol, and whether its ranking equals the one under the sweep's own protocol. A sweep
+  with several settings (overrides other than case and seed) gets a leading `setting` column.
+- `sensitivity_jobs.csv`: one row per job and protocol: `job, case, seed, align, bins, estimator,
+  n_images, mi_mean, mi_max, seconds`.
+
+Runtime: the histogram and gcmi take milliseconds per image; ksg (numba kNN on `measure.ksg_samples`
+pixels per image-map pair) is by far the slowest, roughly 100-1000 times the histogram's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from . import config, rundir
+from .compare import Job, find_jobs
+from .config import Align, DeviceKind, Estimator
+from .errors import ConfigError, InfomaxError, RunError
+
+log = logging.getLogger("infomax")
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GRID_FILE = CONF_DIR / "sensitivity.yaml"
+SENSITIVITY = "sensitivity.csv"
+SENSITIVITY_JOBS = "sensitivity_jobs.csv"
+PROTOCOL = ["align", "bins", "estimator"]
+JOB_COLUMNS = ["job", "case", "seed", *PROTOCOL, "n_images", "mi_mean", "mi_max", "seconds"]
+
+
+@dataclass
+class SensitivityConfig:
+    """The protocol grid (conf/sensitivity.yaml)."""
+
+    align: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
+    bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
+    estimators: list[Estimator] = field(default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi])
+    n_images: Optional[int] = None
+    device: DeviceKind = DeviceKind.auto
+
+
+@dataclass(frozen=True)
+class Protocol:
+    align: str
+    estimator: str
+    bins: Optional[int]  # None for the estimators without bins
+
+    @property
+    def label(self) -> str:
+        return f"{self.align} {self.estimator}" + (f" {self.bins} bins" if self.bins is not None else "")
+
+
+def grid(aligns, bins, estimators) -> list[Protocol]:
+    """Every protocol of the grid: the histogram at each bin count, ksg and gcmi once per alignment."""
+    out = []
+    for a in aligns:
+        for e in estimators:
+            for b in (sorted(set(int(x) for x in bins)) if e == "histogram" else [None]):
+                out.append(Protocol(str(a), str(e), b))
+    return list(dict.fromkeys(out))
+
+
+def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
+    """The grid file checked against SensitivityConfig, with the given keys (non-None) replaced."""
+    try:
+        cfg = OmegaConf.structured(SensitivityConfig)
+        if Path(path).is_file():
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if given:
+            cfg = OmegaConf.merge(cfg, given)
+        out = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"the sensitivity grid ({path} and the flags) is not valid: {str(e).splitlines()[0]}")
+    if any(b < 2 for b in out.bins):
+        raise ConfigError(f"bins must all be >= 2, got {list(out.bins)}")
+    if out.n_images is not None and out.n_images < 1:
+        raise ConfigError(f"--n-images must be >= 1 (or left out for all), got {out.n_images}")
+    if not out.align or not out.estimators or (Estimator.histogram in out.estimators and not out.bins):
+        raise ConfigError("the grid is empty: give at least one align mode, one estimator and (for the histogram) one bin count")
+    return out
+
+
+def job_config(job: Job):
+    """The job's composed config (.hydra/config.yaml) on the schema, as run_job saw it."""
+    path = job.path / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; re-measuring needs the job's config.")
+    config.register()
+    try:
+        return OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.load(path))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}")
+
+
+def own_protocol(cfg) -> Protocol:
+    est = _value(cfg.measure.estimator)
+    return Protocol(_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None)
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+@torch.inference_mode()
+def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_images: Optional[int] = None, on_batch=None) -> list[dict]:
+    """The job's trained encoder re-measured under each protocol: one row per protocol with the means
+    over images of the per-image mean and max MI (as summary.json has them), and the seconds it took."""
+    from .data import load_dataset
+    from .encoders import build_encoder
+    from .experiment import _image_loader
+    from .measure import align, estimator_options
+    from . import mi
+
+    weights = job.path / rundir.ENCODER
+    if not weights.is_file():
+        raise RunError(f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it.")
+    encoder = build_encoder(cfg.case, cfg.encoder)
+    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    encoder.to(device).eval()
+    data = load_dataset(cfg.dataset)
+    n = len(data) if n_images is None else min(int(n_images), len(data))
+    images = _image_loader(data, device)
+    base = estimator_options(cfg.measure)
+    seed, batch = int(cfg.seed), int(cfg.measure.batch_size)
+    aligns = list(dict.fromkeys(p.align for p in protocols))
+    results = {p: [] for p in protocols}
+    seconds = {p: 0.0 for p in protocols}
+    for lo in range(0, n, batch):
+        idx = torch.arange(lo, min(lo + batch, n))
+        x = images(idx)
+        maps = encoder(x)
+        done: dict[Protocol, np.ndarray] = {}
+        for mode in aligns:
+            img, aligned = align(x, maps, mode)
+            for p in (p for p in protocols if p.align == mode):
+                same = Protocol(aligns[0], p.estimator, p.bins)
+                if mode != aligns[0] and maps.shape[-2:] == x.shape[-2:] and same in done:
+                    results[p].append(done[same])  # maps already the image's size: every mode aligns alike
+                    continue
+                t0 = time.perf_counter()
+                opts = {**base, "estimator": p.estimator, "bins": p.bins if p.bins is not None else base["bins"]}
+                done[p] = mi.estimate_mi(img, aligned, seed=seed + lo, **opts).cpu().numpy()
+                seconds[p] += time.perf_counter() - t0
+                results[p].append(done[p])
+        if on_batch is not None:
+            on_batch(len(idx))
+    rows = []
+    for p in protocols:
+        m = np.concatenate(results[p])
+        rows.append({
+            "job": job.path.name, "case": str(cfg.case.name), "seed": seed, "align": p.align, "bins": p.bins,
+            "estimator": p.estimator, "n_images": n, "mi_mean": float(pd.Series(m.mean(1)).mean()),
+            "mi_max": float(pd.Series(m.max(1)).mean()), "seconds": round(seconds[p], 3),
+        })  # fmt: skip
+    return rows
+
+
+def _ranking(means: pd.Series) -> str:
+    """Cases by decreasing mean max-MI (ties by name): 'c>a>b'."""
+    order = sorted(means.index, key=lambda c: (-means[c], c))
+    return ">".join(order)
+
+
+def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
+    """One row per (setting,) protocol from the per-job rows; `own`: {setting or None: Protocol}."""
+    has_setting = "setting" in per_job.columns
+    keys = (["setting"] if has_setting else []) + PROTOCOL
+    frame = per_job.assign(bins=per_job["bins"].astype("Int64").fillna(-1))  # -1: no bins (group keys cannot be NA)
+    cases = sorted(frame["case"].astype(str).unique())
+    wide = frame.groupby([*keys, "case"], sort=False)[["mi_max", "mi_mean"]].mean().unstack("case")
+    wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
+    wide = wide.reset_index()
+    wide["bins"] = wide["bins"].astype("Int64").mask(wide["bins"] < 0)
+    wide = wide[[*keys, *[f"mi_max_{c}" for c in cases], *[f"mi_mean_{c}" for c in cases]]]
+    max_cols = [f"mi_max_{c}" for c in cases]
+    wide["best"] = wide[max_cols].idxmax(axis=1).str.removeprefix("mi_max_")
+    wide["ranking"] = [_ranking(pd.Series(r, index=cases)) for r in wide[max_cols].to_numpy()]
+
+    def is_own(row) -> bool:
+        p = own[row["setting"] if has_setting else None]
+        bins = None if pd.isna(row["bins"]) else int(row["bins"])
+        return (row["align"], row["estimator"], bins) == (p.align, p.estimator, p.bins)
+
+    wide["own_protocol"] = wide.apply(is_own, axis=1).astype(bool)
+    reference = {(r["setting"] if has_setting else None): r["ranking"] for _, r in wide[wide.own_protocol].iterrows()}
+    wide["same_ranking"] = [reference.get(s) == r for s, r in zip(wide["setting"] if has_setting else [None] * len(wide), wide["ranking"])]
+    if has_setting:  # otherwise the grid's order (the rows come in it)
+        wide = wide.sort_values("setting", kind="stable")
+    return wide.reset_index(drop=True)
+
+
+def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Re-measure every finished job of the sweep under the grid; write sensitivity.csv and
+    sensitivity_jobs.csv; return (table, per-job rows)."""
+    from .experiment import pick_device, progress
+
+    sweep_dir = Path(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    finished = [j for j in jobs if j.summary is not None]
+    for j in jobs:
+        if j.summary is None:
+            log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
+    if not finished:
+        raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure.")
+    device = pick_device(_value(grid_cfg.device))
+    base = grid([_value(a) for a in grid_cfg.align], grid_cfg.bins, [_value(e) for e in grid_cfg.estimators])
+    cfgs = {j.path: job_config(j) for j in finished}
+    settings = {j.path: j.setting for j in finished}
+    multi = len(set(settings.values())) > 1
+    own = {}
+    for j in finished:
+        key = settings[j.path] if multi else None
+        own.setdefault(key, own_protocol(cfgs[j.path]))
+    protocols = list(dict.fromkeys([*base, *own.values()]))  # the sweep's own protocol is the reference
+    total = sum(len(load_size(cfgs[j.path], grid_cfg.n_images)) for j in finished)
+    rows = []
+    with progress(show_progress) as bar:
+        task = bar.add_task("re-measure", total=total, info="")
+        for j in finished:
+            cfg = cfgs[j.path]
+            bar.update(task, info=f"case {cfg.case.name} seed {cfg.seed}")
+            for r in remeasure(j, cfg, protocols, device, grid_cfg.n_images, on_batch=lambda k: bar.advance(task, k)):
+                rows.append({**({"setting": settings[j.path]} if multi else {}), **r})
+    per_job = pd.DataFrame(rows, columns=(["setting"] if multi else []) + JOB_COLUMNS).astype({"bins": "Int64"})
+    table = sensitivity_table(per_job, own)
+    rundir.write_csv(sweep_dir / SENSITIVITY_JOBS, per_job)
+    rundir.write_csv(sweep_dir / SENSITIVITY, table)
+    return table, per_job
+
+
+def load_size(cfg, n_images: Optional[int]) -> range:
+    """The positions a job's re-measurement covers (for the progress bar)."""
+    n = cfg.dataset.n_images
+    if n is None:
+        from .data import load_dataset
+
+        n = len(load_dataset(cfg.dataset))
+    return range(int(n) if n_images is None else min(int(n), int(n_images)))
+
+
+def summary_lines(table: pd.DataFrame, per_job: pd.DataFrame) -> list[str]:
+    """What the table says, in sentences: the reference ranking, how many protocols keep it, timings."""
+    lines = []
+    parts = table.groupby("setting", sort=True) if "setting" in table.columns else [(None, table)]
+    for setting, t in parts:
+        ref = t[t.own_protocol].iloc[0]
+        where = f"[{setting}] " if setting is not None else ""
+        kept = int(t.same_ranking.sum())
+        best = t.best.value_counts()
+        lines.append(
+            f"{where}ranking under the sweep's own protocol ({_label(ref)}): {ref.ranking.replace('>', ' > ')}; "
+            f"{kept} of {len(t)} protocols give the same ranking; best case: "
+            + ", ".join(f"{c} in {k}" for c, k in best.items())
+        )
+    secs = per_job.groupby("estimator")["seconds"].sum()
+    lines.append("estimator time (all jobs): " + ", ".join(f"{e} {s:.1f} s" for e, s in secs.sort_values().items()))
+    return lines
+
+
+def _label(row) -> str:
+    return f"{row['align']}, {row['estimator']}" + (f", {int(row['bins'])} bins" if not pd.isna(row["bins"]) else "")
+
+
+def show(table: pd.DataFrame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    cases = [c.removeprefix("mi_max_") for c in table.columns if c.startswith("mi_max_")]
+    t = Table(title=title)
+    cols = [*(["setting"] if "setting" in table.columns else []), "align", "estimator", "bins"]
+    for c in cols:
+        t.add_column(c)
+    for c in cases:
+        t.add_column(f"max MI {c}", justify="right")
+    for c in ("best", "ranking", "same"):
+        t.add_column(c, justify="left")
+    for _, r in table.iterrows():
+        style = "bold" if r.own_protocol else None
+        bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
+        cells = [*([str(r["setting"])] if "setting" in table.columns else []), r["align"], r["estimator"], bins]
+        cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
+        cells += [r["best"], r["ranking"], "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]")]
+        t.add_row(*cells, style=style)
+    Console(width=None if sys.stdout.isatty() else 140).print(t)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="infomax sensitivity", description=__doc__.splitlines()[0])
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a finished sweep (the directory of an `infomax run -m` multirun)")
+    p.add_argument("--align", nargs="+", choices=[a.value for a in Align], help="alignment modes (default: from conf/sensitivity.yaml)")
+    p.add_argument("--bins", nargs="+", type=int, help="histogram bins per axis (default: from conf/sensitivity.yaml)")
+    p.add_argument("--estimators", nargs="+", choices=[e.value for e in Estimator], help="MI estimators (default: from conf/sensitivity.yaml)")
+    p.add_argument("--n-images", type=int, help="re-measure only each job's first N images (faster; then the own-protocol row no longer equals the jobs' summaries)")
+    p.add_argument("--device", choices=[d.value for d in DeviceKind], help="auto | cpu | cuda (default: from conf/sensitivity.yaml)")
+    p.add_argument("--grid", type=Path, default=GRID_FILE, help=f"the grid file (default: {GRID_FILE})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """`infomax sensitivity SWEEP_DIR [--align ...] [--bins ...] [--estimators ...] [--n-images N] [--device D]`."""
+    try:
+        args = parser().parse_args(argv)
+        if args.grid != GRID_FILE and not args.grid.is_file():
+            raise ConfigError(f"--grid {args.grid}: no such file")
+        grid_cfg = load_grid(args.grid, align=args.align, bins=args.bins, estimators=args.estimators, n_images=args.n_images, device=args.device)
+        t0 = time.perf_counter()
+        table, per_job = run(Path(args.sweep_dir), grid_cfg, show_progress=not args.quiet)
+    except InfomaxError as e:
+        print(f"infomax sensitivity: {e}", file=sys.stderr)
+        return e.exit_code
+    if not args.quiet:
+        show(table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})")
+    for line in summary_lines(table, per_job):
+        print(line)
+    print(f"wrote {Path(args.sweep_dir) / SENSITIVITY} and {SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
