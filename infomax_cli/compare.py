@@ -115,7 +115,7 @@ def compare(sweep_dir: Path) -> dict:
 def winners_table(wins: pd.DataFrame, title: str):
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share"):
         table.add_column(col, justify="right" if col != "case" else "left")
     for row in wins.itertuples():
