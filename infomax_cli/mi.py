@@ -421,9 +421,11 @@ def _rank_pairs(images: torch.Tensor, maps: torch.Tensor):
     """Per chunk of images: (start, end, mid-rank codes of the images (n, P) and maps (n, C, P), and the
     (finite, constant) masks of the pairs (n, C))."""
     n, c, p = _check(images, maps)
+    half = (torch.float16, torch.bfloat16)  # numpy has no bfloat16; float32 ranks them the same
     for s, e in _image_chunks(n, c, 4 * p, 1):
         x = images[s:e].detach().reshape(e - s, p)
         y = maps[s:e].detach().reshape((e - s) * c, p)
+        x, y = (x.float() if x.dtype in half else x), (y.float() if y.dtype in half else y)
         rx, ry = _midranks(x), _midranks(y).reshape(e - s, c, p)
         ok = _finite_rows(x)[:, None] & _finite_rows(y).reshape(e - s, c)
         const = (rx[:, None, 0] == p) | (ry[:, :, 0] == p)  # the first value ties with all: constant
@@ -433,7 +435,7 @@ def _rank_pairs(images: torch.Tensor, maps: torch.Tensor):
 def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    if x.device.type == "cpu":  # numpy, so no torch thread pool wakes between numba kernels
+    if x.device.type == "cpu" and x.dtype != torch.bfloat16:  # numpy: no torch thread pool wakes
         return torch.from_numpy(np.isfinite(x.contiguous().numpy()).all(-1))
     return torch.isfinite(x).all(dim=-1)
 

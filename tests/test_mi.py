@@ -89,6 +89,18 @@ def test_agrees_with_numpy_on_uint8_images_and_mixed_dtypes(backend, bins):
         assert np.abs(got - reference(im, mp, bins)).max() < 1e-5, (im.dtype, mp.dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.bool])
+def test_every_estimator_takes_other_dtypes_in_inference_mode(backend, dtype):
+    x, y = gaussian(0.7, n=2, side=16)
+    y = torch.cat([y, y * 3], 1)
+    with torch.inference_mode():
+        yd = y > 0 if dtype == torch.bool else (y * 40).to(dtype)
+        for opts in ({}, {"binning": "quantile"}, {"estimator": "gcmi"}, {"estimator": "ksg", "ksg_samples": 100}):
+            got = M.estimate_mi(x.float(), yd, **opts)
+            assert got.shape == (2, 2) and torch.isfinite(got).all() and (got > 0.05).all(), opts
+        assert M.shuffle_pixels(yd, 0).dtype == dtype
+
+
 def test_values_exactly_on_bin_edges_and_large_offsets_bin_as_numpy(backend):
     g = np.random.default_rng(2)
     img = (g.integers(0, 11, (2, 30, 30)) / 10).astype(np.float32)  # 0.0, 0.1, ... on the edges of 10 bins
