@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install demo test sweep bench validate clean
+.PHONY: install demo test sweep bench validate sensitivity clean
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ bench: install
 
 validate: install
 	$(BIN)/infomax validate $(ARGS)
+
+# Protocol sensitivity (conf/sensitivity.yaml): re-measure a finished sweep's encoders under other
+# alignments, bins and estimators. SWEEP=outputs/sweeps/... picks one; without it a small sweep on the
+# embedded set is trained first.
+SWEEP ?=
+sensitivity: install
+	@if [ -z "$(SWEEP)" ]; then \
+		$(BIN)/infomax run -m case=a,b,c,d dataset=samples dataset.n_images=64 hydra.sweep.dir=outputs/sweeps/sensitivity-base && \
+		$(BIN)/infomax sensitivity outputs/sweeps/sensitivity-base $(ARGS); \
+	else $(BIN)/infomax sensitivity $(SWEEP) $(ARGS); fi
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -29,6 +29,7 @@ commands:
   compare SWEEP_DIR    (re)build a sweep's comparison files from its job directories
   report DIR           (re)build the visual report of a run or sweep directory
   validate [--quick]   score the MI estimators against distributions with known MI
+  sensitivity SWEEP_DIR  re-measure a sweep's trained encoders under other protocols (align, bins, estimator)
 """
 
 
@@ -144,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
 
                 found = compare(Path(args[0]))
                 Console().print(winners_table(found["winners"], f"which case has the highest max MI ({args[0]})"))
+                Console().print(found["verdict"])
             else:
                 from .report import build_report
 
                 print(build_report(Path(args[0])))
             return 0
+        if cmd == "sensitivity":
+            from . import sensitivity
+
+            return sensitivity.main(args)
         if cmd == "validate":
             from . import validate
 
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("infomax: interrupted", file=sys.stderr)
         return 130
-    print(f"infomax: unknown command {cmd!r}: use run, compare, report or validate (infomax --help)", file=sys.stderr)
+    print(f"infomax: unknown command {cmd!r}: use run, compare, report, validate or sensitivity (infomax --help)", file=sys.stderr)
     return 2
 
 

@@ -98,8 +98,11 @@ def compare(sweep_dir: Path) -> dict:
         log.warning(f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}.")
     if not finished:
         raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare.")
+    from . import stats
+
     comp = comparison(finished)
-    wins = winners(comp)
+    wins = stats.winner_shares(comp)
+    verdict = stats.write_stats(sweep_dir, finished)
     rundir.write_csv(sweep_dir / rundir.COMPARISON, comp)
     rundir.write_csv(sweep_dir / rundir.WINNERS_CSV, wins)
     rundir.save_figure(sweep_dir / rundir.WINNERS_PNG, report.winners_figure(wins))
@@ -109,17 +112,18 @@ def compare(sweep_dir: Path) -> dict:
         losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
     rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
     report.build_report(sweep_dir)
-    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins}
+    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins, "verdict": verdict}
 
 
 def winners_table(wins: pd.DataFrame, title: str):
     from rich.table import Table
 
     table = Table(title=title, min_width=len(title) + 4)
-    for col in ("case", "wins", "share"):
+    ci = "ci_low" in wins.columns
+    for col in ("case", "wins", "share", *(["95% interval"] if ci else [])):
         table.add_column(col, justify="right" if col != "case" else "left")
     for row in wins.itertuples():
-        table.add_row(f"case {row.case}", str(row.wins), f"{row.share:.1%}")
+        table.add_row(f"case {row.case}", str(row.wins), f"{row.share:.1%}", *([f"{row.ci_low:.1%} - {row.ci_high:.1%}"] if ci else []))
     return table
 
 
@@ -137,4 +141,6 @@ class CompareCallback(Callback):
         except InfomaxError as e:
             log.error(str(e))
             return
-        Console().print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
+        console = Console()
+        console.print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
+        console.print(found["verdict"])

@@ -26,6 +26,7 @@ WINNERS_CSV = "winners.csv"
 WINNERS_PNG = "winners.png"
 LOSS_CURVES = "loss_curves.png"
 STATS = "stats.csv"
+PAIRWISE = "pairwise.csv"
 
 
 _UMASK = os.umask(0)

@@ -65,7 +65,7 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
         job = sweep / f"case={case},{','.join(sorted(o for o in TINY if not o.startswith('device')))}"
         assert job.is_dir(), sorted(p.name for p in sweep.iterdir())
         check_run_dir(job, case)
-    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png"]:
+    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png", "stats.csv", "pairwise.csv", "report.html"]:
         assert (sweep / name).is_file(), name
     comp = pd.read_csv(sweep / "comparison.csv")
     assert list(comp.columns) == ["image_id", "label", *[f"mi_max_{c}" for c in "abcd"], *[f"mi_mean_{c}" for c in "abcd"], "winner"]
@@ -76,6 +76,11 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["case"].tolist() == list("abcd") and wins["wins"].sum() == 12
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
+    assert "The study's ranking" in r.stdout  # and the plain verdict
+    stats = pd.read_csv(sweep / "stats.csv")
+    assert list(stats.columns) == ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images"]
+    assert set(stats["case"]) == set("abcd") and (stats["n_seeds"] == 1).all() and (stats["n_images"] == 12).all()
+    assert ((stats["ci_low"] <= stats["mean"]) & (stats["mean"] <= stats["ci_high"])).all()
     # `infomax compare` rebuilds the same table from the files
     before = (sweep / "comparison.csv").read_text()
     (sweep / "comparison.csv").unlink()

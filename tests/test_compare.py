@@ -18,6 +18,7 @@ def make_job(sweep, case, mi_max, seed=0, finished=True, extra=("dataset=samples
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     n = len(mi_max)
     pd.DataFrame({"image_id": range(n), "label": ["chelsea"] * n, "mi_mean": [m / 2 for m in mi_max], "mi_max": mi_max, "best_map": 0}).to_csv(d / "mi_per_image.csv", index=False)
+    pd.DataFrame({"image_id": [i for i in range(n) for _ in range(2)], "label": "chelsea", "map": [0, 1] * n, "mi": [m for m in mi_max for _ in range(2)]}).to_csv(d / "mi_per_map.csv", index=False)
     pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.9], "local": [1.3, 1.2], "global": [1.3, 1.3], "prior": [0.7, 0.7]}).to_csv(d / "loss.csv", index=False)
     if finished:
         (d / "summary.json").write_text(json.dumps({"case": case, "seed": seed}))
