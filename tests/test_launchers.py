@@ -1,0 +1,108 @@
+"""The launcher presets (conf/hydra/launcher/): they compose with the settings they promise, keep the job
+directories' names, and a sweep run through them gives the same comparison as Hydra's basic launcher.
+
+Same seed, same numbers, whatever the launcher, at the same number of threads per job: joblib's workers get
+cpu_count / n_jobs threads unless OMP_NUM_THREADS and MKL_NUM_THREADS are set, and another thread count
+sums gradients in another order (weights off by an ulp after a step), which can move a pixel across a
+histogram bin edge. The sweeps below therefore run every job on one thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import CONF, TINY, infomax
+
+PRESETS = {
+    "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def launcher_cfg(name: str, overrides: list[str] = ()):
+    """The composed config (with its hydra node) when `hydra/launcher=name` is given."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"hydra/launcher={name}", *overrides], return_hydra_config=True)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_composes_to_its_plugin(name):
+    cfg = launcher_cfg(name, ["case=a", "device=cpu", "seed=1"])
+    assert cfg.hydra.launcher._target_ == PRESETS[name]
+    # job directories are named as before: by the job's overrides, not by the launcher (nor device)
+    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"] == "${hydra.job.override_dirname}"
+    assert cfg.hydra.job.override_dirname == "case=a,seed=1"
+    assert cfg.case.name == "a" and cfg.train.steps == 50  # the job's own config is untouched
+
+
+def test_slurm_preset_one_gpu_a_time_limit_and_a_setup_hook():
+    launcher = launcher_cfg("slurm").hydra.launcher
+    assert launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+    assert launcher.timeout_min > 0 and launcher.cpus_per_task >= 1 and launcher.mem_gb >= 1
+    assert launcher.partition is None  # the user's cluster's: left to set
+    assert any(".venv/bin/activate" in line for line in launcher.setup)
+    assert launcher.submitit_folder.endswith("/.submitit/%j")  # from submitit_slurm's own defaults
+    assert launcher.max_num_timeout == 0 and launcher.signal_delay_s == 120
+
+
+def test_slurm_preset_keys_override_and_resolve(tmp_path):
+    cfg = launcher_cfg("slurm", ["hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=4", f"hydra.sweep.dir={tmp_path}"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["partition"] == "gpu"
+    assert "export OMP_NUM_THREADS=4" in launcher["setup"]
+    assert f"source {Path.cwd()}/.venv/bin/activate" in launcher["setup"]
+    assert launcher["submitit_folder"] == f"{tmp_path}/.submitit/%j"
+
+
+def test_joblib_and_submitit_local_defaults():
+    joblib = launcher_cfg("joblib").hydra.launcher
+    assert joblib.n_jobs == 2 and joblib.prefer == "processes"
+    local = launcher_cfg("submitit_local").hydra.launcher
+    assert local.gpus_per_node == 0 and local.timeout_min >= 60
+
+
+@pytest.mark.parametrize("name", ["joblib", "submitit_local"])
+def test_same_named_presets_stay_typed(name):
+    """joblib.yaml and submitit_local.yaml are merged onto the plugins' schemas: a wrong type fails."""
+    key = "n_jobs" if name == "joblib" else "timeout_min"
+    with pytest.raises(Exception, match=key):
+        launcher_cfg(name, [f"hydra.launcher.{key}=lots"])
+
+
+# --- whole sweeps ---
+
+
+def sweep(tmp: Path, *launcher: str) -> Path:
+    out = tmp / "sweep"
+    r = infomax("run", "-m", *launcher, "case=a,c", *TINY, f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def job_dirs(sweep_dir: Path) -> list[str]:
+    return sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def basic_sweep(tmp_path_factory) -> Path:
+    return sweep(tmp_path_factory.mktemp("basic"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["joblib", "submitit_local"])
+def test_sweep_through_a_launcher_equals_the_basic_launcher(basic_sweep, tmp_path, name):
+    out = sweep(tmp_path, f"hydra/launcher={name}")
+    assert job_dirs(out) == job_dirs(basic_sweep)  # same names: the launcher is not part of them
+    assert all(d.startswith("case=") and "launcher" not in d for d in job_dirs(out))
+    for d in job_dirs(out):
+        assert (out / d / "summary.json").is_file()
+    assert (out / "comparison.csv").read_bytes() == (basic_sweep / "comparison.csv").read_bytes()
+    assert (out / "winners.csv").read_bytes() == (basic_sweep / "winners.csv").read_bytes()
+    if name == "submitit_local":
+        assert any((out / ".submitit").iterdir())  # the jobs really went through submitit
