@@ -1,0 +1,337 @@
+"""Training and measurement speed of infomax, measured in one run on one set of images, as one table.
+
+    .venv/bin/python benchmarks/bench_train.py [--steps 20] [--batch 64] [--device cpu|cuda] [--quick]
+
+For each device (the CPU, and the GPU when there is one, unless --device picks one):
+- training images/s of each case (a-d): the project's code path (infomax_cli.train.train on the default
+  config composed through Hydra, the images fed as `infomax run` feeds them) against a plain reference loop
+  written here (the same encoder and critic modules in eager fp32, the batch indexed on the CPU every step
+  and then copied to the device), and the ratio. Both start from the same weights and draw the same
+  batches, so on the CPU their losses must agree: the table says so. Where the config has the speed
+  switches (train.bf16, train.channels_last, train.compile) they are passed through as overrides for a
+  third column (by default all of them on CUDA; on the CPU bf16 where it runs natively, else none:
+  --switches chooses);
+- measurement images/s of each case (infomax_cli.measure.measure, with the shuffled-pixel null, as a run);
+- histogram_mi pairs/s on one 64 x 32 batch of 96 x 96 maps (case c's maps of the first 64 images);
+- the wall time of the four-case study on the embedded set (`infomax run -m case=a,b,c,d dataset=samples`
+  in a subprocess; --quick: 5 training steps instead of 50).
+Every timing follows a warm-up (first CUDA kernels, numba's compile or cache load, torch.compile).
+Training rates use the median step time (robust to other work on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from infomax_cli import config, mi  # noqa: E402
+from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
+from infomax_cli.data import GrayImages, load_dataset  # noqa: E402
+from infomax_cli.encoders import build_encoder  # noqa: E402
+from infomax_cli.experiment import _image_loader  # noqa: E402
+from infomax_cli.measure import align, measure  # noqa: E402
+from infomax_cli.objectives import DeepInfoMax  # noqa: E402
+from infomax_cli.train import seed_everything, train  # noqa: E402
+
+SWITCHES = ("bf16", "channels_last", "compile")
+CASES = ("a", "b", "c", "d")
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def compose_cfg(case: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"case={case}", "dataset=samples", *overrides])
+
+
+def images_set(kind: str, n: int, seed: int) -> GrayImages:
+    """The embedded set (320 crops of 96x96), or n synthetic STL-sized images (smooth noise, uint8)."""
+    if kind == "samples":
+        return load_dataset(compose_cfg("c", []).dataset)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.avg_pool2d(torch.rand(n, 1, 96, 96, generator=g), 5, 1, 2)[:, 0]
+    x = (x - x.amin((1, 2), keepdim=True)) / (x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True))
+    return GrayImages("synthetic", "train", (x * 255).round().to(torch.uint8), ["synthetic"] * n, [])
+
+
+def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The encoder and the Deep InfoMax networks, as experiment.run_job builds them (same seed: same weights)."""
+    seed_everything(seed)
+    encoder = build_encoder(cfg.case, cfg.encoder).to(device)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
+    if getattr(cfg.train, "channels_last", False):
+        encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
+    return encoder, dim
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def reference_train(encoder, dim, pixels: torch.Tensor, steps: int, tcfg, seed: int, device: torch.device, on_step) -> list[float]:
+    """The most straightforward loop: every step, index the batch on the CPU, make it float, copy it to the
+    device; eager fp32; the same losses, optimisers and random draws as infomax_cli.train.train."""
+    critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
+    opt = torch.optim.Adam(list(encoder.parameters()) + critic_params, lr=tcfg.lr)
+    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr)
+    gen = torch.Generator().manual_seed(seed)
+    n, batch = len(pixels), min(tcfg.batch_size, len(pixels))
+    losses = []
+    encoder.train()
+    dim.train()
+    for step in range(1, steps + 1):
+        idx = torch.randperm(n, generator=gen)[:batch]
+        x = (pixels[idx].float() / 255).unsqueeze(1).to(device)
+        z = encoder(x)
+        terms = dim.encoder_losses(x, z)
+        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        d_loss = dim.discriminator_loss(z, generator=gen)
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        losses.append(loss.item())
+        on_step(step)
+    return losses
+
+
+def step_rate(stamps: list[float], warmup: int, batch: int) -> float:
+    """Images/s from the median time of the steps after the warm-up (stamps[0]: the start)."""
+    times = np.diff(stamps)[warmup:]
+    return batch / float(np.median(times))
+
+
+def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, warmup: int, steps: int, seed: int):
+    """(reference img/s, project img/s, project-with-switches img/s or None, max |loss diff| project vs
+    reference, max |loss diff| switched vs reference), each loop warmed up inside the same call."""
+    total = warmup + steps
+    batch = min(cfg_ref.train.batch_size, len(data))
+
+    def run_project(cfg):
+        tcfg = cfg.train.copy()
+        tcfg.steps = total
+        encoder, dim = build(cfg, device, seed)
+        images = _image_loader(data, device)
+        sync(device)
+        stamps = [time.perf_counter()]
+        history = train(encoder, dim, images, len(data), tcfg, seed, device, on_step=lambda s, r: stamps.append(time.perf_counter()))
+        return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
+
+    def run_reference():
+        encoder, dim = build(cfg_ref, device, seed)
+        pixels = data.all_uint8()  # stays on the CPU
+        stamps = [time.perf_counter()]
+        losses = reference_train(encoder, dim, pixels, total, cfg_ref.train, seed, device, lambda s: stamps.append(time.perf_counter()))
+        return step_rate(stamps, warmup, batch), losses
+
+    ref_rate, ref_loss = run_reference()
+    rate, loss, encoder = run_project(cfg_ref)
+    fast_rate = fast_diff = None
+    if cfg_fast is not None:
+        fast_rate, fast_loss, _ = run_project(cfg_fast)
+        fast_diff = float(np.max(np.abs(np.subtract(fast_loss, ref_loss))))
+    diff = float(np.max(np.abs(np.subtract(loss, ref_loss))))
+    return ref_rate, rate, fast_rate, diff, fast_diff, encoder
+
+
+# -------------------------------------------------------------------------------------- measurement
+
+
+def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: int) -> float:
+    """Images/s of measure() over the whole set (with the null, as the trained measurement of a run)."""
+    images = _image_loader(data, device)
+    measure(encoder, images, min(len(data), cfg.measure.batch_size), cfg.measure, seed)  # warm-up
+    sync(device)
+    t = time.perf_counter()
+    measure(encoder, images, len(data), cfg.measure, seed)
+    sync(device)
+    return len(data) / (time.perf_counter() - t)
+
+
+def bench_histogram(encoder, data: GrayImages, device: torch.device, bins: int, repeat: int) -> tuple[float, str]:
+    """Pairs/s of histogram_mi on case c's maps of the first 64 images (64 x 32 maps of 96 x 96)."""
+    with torch.inference_mode():
+        x = _image_loader(data, device)(torch.arange(min(64, len(data))))
+        img, maps = align(x, encoder.eval()(x), "resize")
+    fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
+    fn()
+    times = []
+    for _ in range(repeat):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    shape = f"{maps.shape[0]}x{maps.shape[1]} maps of {maps.shape[2]}x{maps.shape[3]}"
+    return maps.shape[0] * maps.shape[1] / statistics.median(times), shape
+
+
+def bench_end_to_end(device: str, quick: bool, launcher: str) -> tuple[float | None, str]:
+    """Wall time of the four-case study on the embedded set, as a user runs it (a fresh process)."""
+    out = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    args = ["run", "-m", "case=a,b,c,d", "dataset=samples", f"device={device}"]
+    args += ["train.steps=5"] if quick else []
+    args += [f"hydra/launcher={launcher}"] if launcher != "basic" else []
+    shown = "infomax " + " ".join(args)
+    try:
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "infomax_cli.cli", *args, f"hydra.sweep.dir={out}"], cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - t
+        if r.returncode != 0:
+            return None, f"{shown}: failed ({r.returncode}): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}"
+        return seconds, shown
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ machine
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(devices: list[torch.device]) -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [
+        f"CPU {cpu_model()} ({cpus} CPUs)", f"torch {torch.__version__} on {torch.get_num_threads()} threads",
+        f"numba {mi.numba.__version__} on {mi.numba.get_num_threads()} threads" if mi.HAVE_NUMBA else "numba absent",
+    ]  # fmt: skip
+    for d in devices:
+        if d.type == "cuda":
+            parts.append(f"GPU {torch.cuda.get_device_name(d)} (CUDA {torch.version.cuda})")
+    return "; ".join(parts)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
+    """The speed-switch overrides to pass through: those the config has, of the ones chosen."""
+    if choice == "auto":
+        wanted = SWITCHES if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
+    else:
+        wanted = tuple(s for s in choice.split(",") if s and s != "none")
+    unknown = [s for s in wanted if s not in SWITCHES]
+    if unknown:
+        raise SystemExit(f"bench_train: unknown switch {unknown[0]!r}: use some of {', '.join(SWITCHES)}, none or auto")
+    return [f"train.{s}=true" for s in wanted if hasattr(cfg.train, s)]
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, help="timed training steps per loop and case (default 20; --quick 5)")
+    p.add_argument("--warmup", type=int, help="untimed steps first (default 3; --quick 2)")
+    p.add_argument("--batch", type=int, default=64, help="images per training step (the study: 64)")
+    p.add_argument("--device", choices=["cpu", "cuda"], action="append", help="default: the CPU, and CUDA when present")
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--data", choices=["samples", "synthetic"], default="samples", help="the embedded set, or synthetic images")
+    p.add_argument("--n-images", type=int, default=512, help="synthetic images (with --data synthetic)")
+    p.add_argument("--switches", default="auto", help="speed switches for the third column: auto (CUDA: all; CPU: bf16 where native), none, or e.g. bf16,channels_last")
+    p.add_argument("--repeat", type=int, default=5, help="timed histogram_mi calls (median)")
+    p.add_argument("--no-end-to-end", action="store_true", help="skip the four-case study run")
+    p.add_argument("--launcher", action="append", help="launcher preset(s) for the end-to-end run (default: Hydra's basic)")
+    p.add_argument("--quick", action="store_true", help="fewer steps (a check, not a figure)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    steps = a.steps or (5 if a.quick else 20)
+    warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
+    cases = [c for c in a.cases.split(",") if c]
+    if any(c not in CASES for c in cases) or steps < 1 or warmup < 1 or a.batch < 2:
+        p.error("cases among a,b,c,d; --steps and --warmup >= 1; --batch >= 2")
+    kinds = a.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in kinds and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is visible")
+    devices = [torch.device(k) for k in dict.fromkeys(kinds)]
+
+    _keep_large_buffers_in_the_heap()  # as `infomax` does at start (both loops get it)
+    config.register()
+    console = Console(width=None if sys.stdout.isatty() else 170, stderr=False)
+    err = Console(stderr=True)
+    data = images_set(a.data, a.n_images, a.seed)
+    batch = min(a.batch, len(data))
+    base = [f"train.batch_size={batch}"]
+    title = (
+        f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {steps} timed training steps "
+        f"after {warmup} (median step), seed {a.seed}"
+    )
+    table = Table(title=title, caption=machine(devices), caption_justify="left")
+    for col, just in [("device", "left"), ("what", "left"), ("reference", "right"), ("infomax", "right"),
+                      ("+ switches", "right"), ("infomax / ref", "right"), ("note", "left")]:  # fmt: skip
+        table.add_column(col, justify=just)
+
+    for device in devices:
+        dname = "cpu" if device.type == "cpu" else "cuda"
+        measured = {}
+        for case in cases:
+            cfg = compose_cfg(case, base)
+            over = switches_for(device, a.switches, cfg)
+            cfg_fast = compose_cfg(case, base + over) if over else None
+            err.print(f"[dim]{dname}: training case {case}...[/]")
+            ref, rate, fast, diff, fast_diff, encoder = bench_training(cfg, cfg_fast, data, device, warmup, steps, a.seed)
+            note = "losses equal the reference's" if diff == 0 else f"max |loss - reference's| {diff:.1e}"
+            if fast is not None:
+                note += f"; switches {','.join(o.split('.')[1].split('=')[0] for o in over)}: {fast_diff:.1e}"
+            ratio = f"{rate / ref:.2f}x" + (f" ({fast / ref:.2f}x)" if fast is not None else "")
+            table.add_row(dname, f"train case {case} (img/s)", f"{ref:,.0f}", f"{rate:,.0f}", f"{fast:,.0f}" if fast else "—", ratio, note)
+            measured[case] = (cfg, encoder)
+        for case in cases:
+            cfg, encoder = measured[case]
+            err.print(f"[dim]{dname}: measuring case {case}...[/]")
+            rate = bench_measure(cfg, encoder, data, device, a.seed)
+            table.add_row(dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", f"{len(data)} images, {cfg.measure.bins} bins, MI and null per map")
+        cfg_c, enc_c = measured.get("c") or (compose_cfg("c", base), build(compose_cfg("c", base), device, a.seed)[0])
+        pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
+        how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
+        table.add_row(dname, "histogram_mi (pairs/s)", "", f"{pairs:,.0f}", "", "", f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}")
+        if not a.no_end_to_end:
+            for launcher in a.launcher or ["basic"]:
+                err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
+                seconds, shown = bench_end_to_end(dname, a.quick, launcher)
+                table.add_row(dname, "four-case study (s, wall)", "", f"{seconds:,.1f}" if seconds else "failed", "", "", shown)
+        table.add_section()
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
