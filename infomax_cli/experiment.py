@@ -251,6 +251,6 @@ def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: 
     for pos, (image, maps) in sorted(m.examples.items()):
         name = f"{int(data.image_ids[pos]):05d}_{data.labels[pos]}"
         title = f"case {cfg.case.name}, image {data.image_ids[pos]} ({data.labels[pos]}): mean MI {m.mi[pos].mean():.3f} nats"
-        rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title))
+        rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title, cfg.case.name))
         examples[name] = (image, maps, m.mi[pos])
     report.save_example_maps(run_dir, examples)

@@ -80,9 +80,9 @@ def measure(
         x = images(idx)
         img, maps = align(x, encoder(x), _value(mcfg.align))
         mi_all.append(mi.estimate_mi(img, maps, seed=seed + lo, **opts).cpu().numpy())
-        if null:
-            shuffled = mi.shuffle_pixels(maps, seed=seed + lo)
-            null_all.append(mi.estimate_mi(img, shuffled, seed=seed + lo, **opts).cpu().numpy())
+        if null:  # the image's pixels shuffled once, against every map: I(pi(x); y) = I(x; pi^-1(y))
+            shuffled = mi.shuffle_pixels(img[:, None], seed=seed + lo)[:, 0]
+            null_all.append(mi.estimate_mi(shuffled, maps, seed=seed + lo, **opts).cpu().numpy())
         for pos in wanted.intersection(idx.tolist()):
             examples[pos] = (img[pos - lo].float().cpu().numpy(), maps[pos - lo].float().cpu().numpy())
         if on_batch is not None:

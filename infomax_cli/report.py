@@ -57,22 +57,10 @@ def loss_curves_figure(losses: dict[str, pd.DataFrame]):
     return fig
 
 
-def features_figure(image: np.ndarray, maps: np.ndarray, mi: np.ndarray, title: str, cols: int = 11):
-    """The image beside its feature maps, each titled with its MI (nats), maps sorted by MI, one colour scale."""
-    order = np.argsort(-mi)
-    rows = math.ceil((len(maps) + 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.45), dpi=100)
-    axes = np.atleast_1d(axes).ravel()
-    axes[0].imshow(image, cmap="gray")
-    axes[0].set_title("image", fontsize=8)
-    lo, hi = float(maps.min()), float(maps.max())
-    for ax, c in zip(axes[1:], order):
-        ax.imshow(maps[c], cmap="viridis", vmin=lo, vmax=hi)
-        ax.set_title(f"#{c}: {mi[c]:.3f}", fontsize=7)
-    for ax in axes:
-        ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+def features_figure(image: np.ndarray, maps: np.ndarray, mi: np.ndarray, title: str, case: str, cols: int = 11):
+    """The image beside its feature maps, each captioned with its MI (nats), sorted by MI, one colour scale."""
+    fig = example_grid_figure([(case, image, maps, mi)], cols=cols)
+    fig.suptitle(title, fontsize=12, y=1.0, va="bottom")
     return fig
 
 

@@ -143,7 +143,7 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
 
 def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
     run = make_run(tmp_path / "run", "b", examples=False)
-    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(4, SIZE, SIZE)), np.arange(4.0), "t")
+    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(4, SIZE, SIZE)), np.arange(4.0), "t", "a")
     rundir.save_figure(run / rundir.FEATURES / "00001_horse.png", fig)
     page = report.build_report(run).read_text()
     assert "example image 1: horse" in page
