@@ -34,7 +34,20 @@ def pick_device(kind: str) -> torch.device:
         return torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is visible: use device=cpu or device=auto.")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    # the jobs of a multirun launched side by side (joblib) take the GPUs in turn
+    return torch.device("cuda", _job_number() % torch.cuda.device_count())
+
+
+def _job_number() -> int:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return 0
+    num = OmegaConf.select(HydraConfig.get(), "job.num", default=None, throw_on_missing=False)
+    return int(num) if isinstance(num, int) else 0  # a single run has no job number
 
 
 class StopFlag:

@@ -82,7 +82,6 @@ def test_a_single_run_takes_the_first_gpu(gpus, job_number):
     assert pick_device("auto").index in (None, 0)
 
 
-@pytest.mark.xfail(reason="until experiment.pick_device spreads a multirun's jobs over the GPUs", strict=False)
 @pytest.mark.parametrize("num, expected", [(0, 0), (1, 1), (2, 0), (5, 1)])
 def test_multirun_jobs_spread_over_the_gpus(gpus, job_number, num, expected):
     gpus(2)
