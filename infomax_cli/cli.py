@@ -85,11 +85,10 @@ def _check_output_dir(args: list[str]) -> None:
         key, _, value = a.partition("=")
         if key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
             target = Path(value)
+    from .rundir import ensure_writable
+
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        probe = target / ".infomax_write_test"
-        probe.write_text("")
-        probe.unlink()
+        ensure_writable(target)
     except OSError as e:
         raise InfomaxError(f"cannot write the output directory {target}: {e.strerror}; choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m).")
 

@@ -160,10 +160,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         log.info(f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it.")
         return rundir.read_summary(run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        rundir.ensure_writable(run_dir)
     except OSError as e:
         raise RunError(f"cannot write the run directory {run_dir}: {e.strerror}; set hydra.run.dir to a writable folder.")
     if cfg.overwrite:

@@ -77,6 +77,16 @@ def save_torch(path: Path, obj: Any) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def ensure_writable(folder: Path) -> Path:
+    """Make `folder` (and its parents) and check a file can be written there; raises OSError otherwise."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".infomax_write_test"
+    probe.write_text("")
+    probe.unlink()
+    return folder
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """The job's summary, or None when the job has not finished."""
     path = Path(run_dir) / SUMMARY

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -25,6 +23,7 @@ import pandas as pd
 import torch
 
 from . import mi
+from .rundir import atomic_write
 from .errors import ConfigError
 
 BINS = 20
@@ -124,18 +123,6 @@ def run_validation(sizes: Iterable[int], seeds: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def plot(df: pd.DataFrame, path: Path) -> None:
     """Estimated against true MI, one panel per sample size, one colour per estimator, the diagonal."""
     import matplotlib
@@ -155,7 +142,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
 
 
@@ -196,7 +183,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(out / "validation.csv", lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
+        atomic_write(out / "validation.csv", lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
         plot(df, out / "validation.png")
     except OSError as e:
         print(f"infomax validate: cannot write to {out}: {e}", file=sys.stderr)
