@@ -100,8 +100,10 @@ def _extremes(x):
     n = x.size
     a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = x[0]
     m = n - n % 4
+    nan = False
     for i in range(0, m, 4):  # four running extremes so the loop pipelines
         v0, v1, v2, v3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        nan |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
         a0 = v0 if v0 < a0 else a0
         a1 = v1 if v1 < a1 else a1
         a2 = v2 if v2 < a2 else a2
@@ -112,13 +114,11 @@ def _extremes(x):
         b3 = v3 if v3 > b3 else b3
     for i in range(m, n):
         v = x[i]
+        nan |= v != v
         a0 = v if v < a0 else a0
         b0 = v if v > b0 else b0
     lo = min(min(a0, a1), min(a2, a3))
     hi = max(max(b0, b1), max(b2, b3))
-    nan = False
-    for i in range(n):
-        nan |= x[i] != x[i]
     return lo, hi, not nan and np.isfinite(lo) and np.isfinite(hi)
 
 
@@ -207,10 +207,18 @@ def _histogram_kernel(img, maps, bins, ar, unit, xlogx, mi, mm):
         elif const or constx[n]:
             mi[n, c] = mm[n, c] = 0.0
         else:
-            counts = np.zeros(bins * bins, np.int32)
             x = xi[n]
-            for i in range(p):
-                counts[x[i] + yi[i]] += 1
+            nb = bins * bins
+            sub = np.zeros(4 * nb, np.int32)  # four interleaved histograms: no store-to-load stalls
+            m4 = p - p % 4
+            for i in range(0, m4, 4):
+                sub[x[i] + yi[i]] += 1
+                sub[nb + x[i + 1] + yi[i + 1]] += 1
+                sub[2 * nb + x[i + 2] + yi[i + 2]] += 1
+                sub[3 * nb + x[i + 3] + yi[i + 3]] += 1
+            for i in range(m4, p):
+                sub[x[i] + yi[i]] += 1
+            counts = sub[:nb] + sub[nb : 2 * nb] + sub[2 * nb : 3 * nb] + sub[3 * nb :]
             mi[n, c], mm[n, c] = _plugin_mi(counts, bins, p, xlogx)
 
 
