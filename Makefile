@@ -26,8 +26,11 @@ test: install
 sweep: install
 	$(BIN)/infomax run -m case=a,b,c,d dataset=stl10 $(ARGS)
 
+# Speed figures (benchmarks, not tests): histogram_mi pairs/s, then training/measurement images/s per case
+# against a plain reference loop and the four-case study's wall time; CUDA rows where a GPU is present.
 bench: install
-	$(BIN)/python benchmarks/bench_mi.py $(ARGS)
+	$(BIN)/python benchmarks/bench_mi.py
+	$(BIN)/python benchmarks/bench_train.py $(ARGS)
 
 validate: install
 	$(BIN)/infomax validate $(ARGS)
