@@ -46,6 +46,7 @@ def _app(cfg: DictConfig) -> None:
     from .experiment import run_job
 
     _State.started = True
+    _keep_large_buffers_in_the_heap()  # again here: joblib/submitit workers never run main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_job(cfg, run_dir)
