@@ -59,7 +59,6 @@ def _app(cfg: DictConfig) -> None:
     except KeyboardInterrupt:
         _fail(f"interrupted: rerun the same command (same run directory {run_dir}) to resume.", 130)
     except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
-        logging.getLogger("infomax").debug("internal error", exc_info=True)
         _log_traceback_to_file()
         _fail(f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})", 1)
 
