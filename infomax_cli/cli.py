@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from . import config
 from .errors import InfomaxError, Interrupted
 
-log = logging.getLogger("infomax")
 config.register()
 
 USAGE = """usage: infomax COMMAND [ARGS]

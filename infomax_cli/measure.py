@@ -48,12 +48,13 @@ class Measurement:
 def estimator_options(mcfg) -> dict:
     """The keyword arguments of `mi.estimate_mi` taken from the `measure` config."""
     return {
-        "estimator": _value(mcfg.estimator), "bins": mcfg.bins, "binning": _value(mcfg.binning),
+        "estimator": enum_value(mcfg.estimator), "bins": mcfg.bins, "binning": enum_value(mcfg.binning),
         "miller_madow": mcfg.miller_madow, "ksg_k": mcfg.ksg_k, "ksg_samples": mcfg.ksg_samples,
     }  # fmt: skip
 
 
-def _value(x):
+def enum_value(x):
+    """A config enum's string (or the string itself)."""
     return getattr(x, "value", x)
 
 
@@ -78,7 +79,7 @@ def measure(
     for lo in range(0, n_images, mcfg.batch_size):
         idx = torch.arange(lo, min(lo + mcfg.batch_size, n_images))
         x = images(idx)
-        img, maps = align(x, encoder(x), _value(mcfg.align))
+        img, maps = align(x, encoder(x), enum_value(mcfg.align))
         mi_all.append(mi.estimate_mi(img, maps, seed=seed + lo, **opts).cpu().numpy())
         if null:  # the image's pixels shuffled once, against every map: I(pi(x); y) = I(x; pi^-1(y))
             shuffled = mi.shuffle_pixels(img[:, None], seed=seed + lo)[:, 0]
@@ -101,7 +102,7 @@ def layer_mi(encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int) -> 
     opts = estimator_options(mcfg)
     out = []
     for maps in encoder(probe, all_layers=True):
-        img, aligned = align(probe, maps.float(), _value(mcfg.align))
+        img, aligned = align(probe, maps.float(), enum_value(mcfg.align))
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)
     return out

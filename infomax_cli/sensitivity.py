@@ -42,6 +42,7 @@ from . import config, rundir
 from .compare import Job, find_jobs
 from .config import Align, DeviceKind, Estimator
 from .errors import ConfigError, InfomaxError, RunError
+from .measure import enum_value
 
 log = logging.getLogger("infomax")
 
@@ -119,12 +120,8 @@ def job_config(job: Job):
 
 
 def own_protocol(cfg) -> Protocol:
-    est = _value(cfg.measure.estimator)
-    return Protocol(_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None)
-
-
-def _value(x):
-    return getattr(x, "value", x)
+    est = enum_value(cfg.measure.estimator)
+    return Protocol(enum_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None)
 
 
 @torch.inference_mode()
@@ -228,8 +225,8 @@ def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
             log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
     if not finished:
         raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure.")
-    device = pick_device(_value(grid_cfg.device))
-    base = grid([_value(a) for a in grid_cfg.align], grid_cfg.bins, [_value(e) for e in grid_cfg.estimators])
+    device = pick_device(enum_value(grid_cfg.device))
+    base = grid([enum_value(a) for a in grid_cfg.align], grid_cfg.bins, [enum_value(e) for e in grid_cfg.estimators])
     cfgs = {j.path: job_config(j) for j in finished}
     settings = {j.path: j.setting for j in finished}
     multi = len(set(settings.values())) > 1
