@@ -8,14 +8,16 @@ failure, 130 interrupted (143 on SIGTERM).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import config
+from . import config, rundir
 from .errors import InfomaxError, Interrupted
 
 config.register()
@@ -34,6 +36,7 @@ commands:
 
 class _State:
     started = False  # a job has started: before that, Hydra's SystemExit(1) is a config error
+    main_pid: int | None = None  # the process `infomax run` runs in (a launcher's workers are others)
 
 
 # The config groups live in the checkout's top-level conf/ (found from an editable install).
@@ -42,24 +45,36 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> None:
+    """One job. A single run exits with the failure's status. In a sweep a failed job records why in
+    failed.json and returns, so the other jobs run (the sweep's exit status says it failed); only an
+    interrupt of the process the sweep runs in stops the sweep."""
     from .experiment import run_job
 
     _State.started = True
     _keep_large_buffers_in_the_heap()  # again here: joblib/submitit workers never run main()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    (run_dir / rundir.FAILED).unlink(missing_ok=True)
     try:
         run_job(cfg, run_dir)
+        return
     except Interrupted as e:
-        hc = HydraConfig.get()
-        again = f"hydra.sweep.dir={hc.sweep.dir}" if str(hc.mode) == "RunMode.MULTIRUN" else f"hydra.run.dir={run_dir}"
-        _fail(f"{e} To resume, run the same command again with {again}", e.exit_code)
+        again = f"hydra.sweep.dir={hc.sweep.dir}" if multirun else f"hydra.run.dir={run_dir}"
+        code, message = e.exit_code, f"{e} To resume, run the same command again with {again}"
     except InfomaxError as e:
-        _fail(str(e), e.exit_code)
+        code, message = e.exit_code, str(e)
     except KeyboardInterrupt:
-        _fail(f"interrupted: rerun the same command (same run directory {run_dir}) to resume.", 130)
+        code, message = 130, f"interrupted: rerun the same command (same run directory {run_dir}) to resume."
     except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
         _log_traceback_to_file()
-        _fail(f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})", 1)
+        code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})"
+    rundir.write_failure(run_dir, code, message)
+    if not multirun:
+        _fail(message, code)
+    print(f"infomax: job {hc.job.override_dirname or hc.job.num}: {message}", file=sys.stderr)
+    if code >= 128 and os.getpid() == _State.main_pid:
+        raise SystemExit(code)  # Ctrl-C in a sweep run by the basic launcher: stop it
 
 
 def _log_traceback_to_file() -> None:
@@ -99,13 +114,64 @@ def _run(args: list[str]) -> int:
         except InfomaxError as e:
             print(f"infomax: {e}", file=sys.stderr)
             return 2
+    from .compare import CompareCallback
+
     sys.argv = ["infomax run", *args]
+    _State.main_pid = os.getpid()
+    CompareCallback.exit_code = 0
+    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: the line below is ours
     try:
         _app()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         return 2 if code == 1 and not _State.started else code
-    return 0
+    except Exception as e:
+        if user_wants_traceback:
+            raise
+        if _is_config_error(e):
+            print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
+            return 2
+        # raised by a launcher: one of its workers died without reporting (killed, out of memory)
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        print(f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first}). Finished jobs are "
+              "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.", file=sys.stderr)  # fmt: skip
+        return 1
+    finally:
+        if not user_wants_traceback:
+            del os.environ["HYDRA_FULL_ERROR"]
+    return CompareCallback.exit_code  # a sweep whose jobs did not all finish: not 0
+
+
+def _is_config_error(e: BaseException) -> bool:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(e, (HydraException, OmegaConfBaseException))
+
+
+def _config_error_line(e: BaseException) -> str:
+    """Hydra's and OmegaConf's messages about a bad override or config, on one line."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e, MissingConfigException) and e.missing_cfg_file:
+        options = [o for o in e.options or [] if not o.startswith("schema_")]
+        group = e.missing_cfg_file.rpartition("/")[0]
+        choose = f": choose one of {', '.join(options)} ({group}=...)" if options and group else ": check the name"
+        return f"Could not find '{e.missing_cfg_file}'{choose}."
+    causes = [e.__cause__] if isinstance(e.__cause__, OmegaConfBaseException) else [e]  # the cause says it best
+    lines = []
+    for c in causes:
+        for line in str(c).splitlines():
+            line = line.strip()
+            skip = ("full_key:", "reference_type=", "object_type=")
+            if line and not line.startswith(skip) and line not in lines:
+                lines.append(line)
+    key = getattr(causes[0], "full_key", None)
+    hint = " (infomax run --help lists every key with its type and values)"
+    text = " ".join(line if line.endswith((".", ":", ";")) else line + "." for line in lines)
+    return (f"{key}: " if key else "") + text + hint
 
 
 def _keep_large_buffers_in_the_heap() -> None:

@@ -92,7 +92,11 @@ def compare(sweep_dir: Path) -> dict:
     finished = [j for j in jobs if j.summary is not None]
     unfinished = [j for j in jobs if j.summary is None]
     for j in unfinished:
-        log.warning(f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it.")
+        failure = rundir.read_failure(j.path)
+        if failure:
+            log.warning(f"job {j.path.name} did not finish (left out): {failure['message']}")
+        else:
+            log.warning(f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it.")
     missing = missing_jobs(sweep_dir, jobs)
     for m in missing:
         log.warning(f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}.")
@@ -127,8 +131,21 @@ def winners_table(wins: pd.DataFrame, title: str):
     return table
 
 
+def sweep_exit_code(codes: list[int]) -> int:
+    """The exit status of a sweep whose jobs stopped with these statuses: 0 when none did, 1 when any hit
+    a runtime failure, else the interrupt's status (resumable), else 2 (every job rejected its config)."""
+    if not codes:
+        return 0
+    if any(c not in (0, 2) and c < 128 for c in codes):
+        return 1
+    return next((c for c in codes if c >= 128), 2)
+
+
 class CompareCallback(Callback):
-    """Writes the sweep's comparison when a multirun ends, whatever the launcher."""
+    """Writes the sweep's comparison when a multirun ends, whatever the launcher; `exit_code` is then the
+    sweep's exit status (its jobs write failed.json when they stop without finishing)."""
+
+    exit_code = 0
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from rich.console import Console
@@ -136,6 +153,8 @@ class CompareCallback(Callback):
         from .errors import InfomaxError
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        failures = [f for j in find_jobs(sweep_dir) if j.summary is None and (f := rundir.read_failure(j.path))]
+        CompareCallback.exit_code = sweep_exit_code([int(f["exit_code"]) for f in failures])
         try:
             found = compare(sweep_dir)
         except InfomaxError as e:
@@ -144,3 +163,6 @@ class CompareCallback(Callback):
         console = Console()
         console.print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
         console.print(found["verdict"])
+        if failures:
+            log.error(f"{len(failures)} of {len(found['jobs']) + len(found['unfinished'])} jobs did not finish (see above): "
+                      f"the comparison covers the finished ones. Rerun the same command to redo the others.")  # fmt: skip

@@ -20,8 +20,15 @@ class RunError(InfomaxError):
 
 
 class Interrupted(InfomaxError):
-    """Stopped by a signal after a checkpoint was saved: exit 130 (SIGINT) or 143 (SIGTERM)."""
+    """Stopped by a signal after a checkpoint was saved: exit 128 + the signal's number (130 SIGINT,
+    143 SIGTERM, 140 SIGUSR2: a cluster's time-limit warning)."""
 
     def __init__(self, message: str, exit_code: int = 130):
         super().__init__(message)
         self.exit_code = exit_code
+
+    @classmethod
+    def by(cls, signal_name: str, message: str) -> "Interrupted":
+        import signal
+
+        return cls(message, 128 + signal.Signals[signal_name].value)

@@ -51,7 +51,8 @@ def _job_number() -> int:
 
 
 class StopFlag:
-    """SIGINT/SIGTERM set a flag that training and measurement poll between steps (then checkpoint)."""
+    """SIGINT/SIGTERM (and SIGUSR2, the time-limit warning the slurm preset asks for) set a flag that
+    training and measurement poll between steps (then checkpoint)."""
 
     def __init__(self) -> None:
         self.name: Optional[str] = None
@@ -66,7 +67,8 @@ class StopFlag:
                 raise KeyboardInterrupt
             self.name = signal.Signals(signum).name
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        names = ("SIGINT", "SIGTERM", "SIGUSR2")
+        old = {s: signal.signal(s, handler) for s in (getattr(signal, n) for n in names if hasattr(signal, n))}
         try:
             yield self
         finally:

@@ -90,7 +90,7 @@ def measure(
             on_batch(len(idx))
         signal_name = stop()
         if signal_name:
-            raise Interrupted(f"{signal_name} during measurement: training is checkpointed.", 143 if signal_name == "SIGTERM" else 130)
+            raise Interrupted.by(signal_name, f"{signal_name} during measurement: training is checkpointed.")
     return Measurement(np.concatenate(mi_all), np.concatenate(null_all) if null else None, examples)
 
 

@@ -20,6 +20,7 @@ ENCODER = "encoder.pt"
 CHECKPOINT = "checkpoint.pt"
 INFOPLANE = "infoplane.csv"
 REPORT = "report.html"
+FAILED = "failed.json"  # only while a job has stopped without finishing: its exit status and message
 
 COMPARISON = "comparison.csv"
 WINNERS_CSV = "winners.csv"
@@ -97,3 +98,19 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / SUMMARY).is_file()
+
+
+def write_failure(run_dir: Path, exit_code: int, message: str) -> None:
+    """Record why a job stopped (best effort: the directory may be the problem)."""
+    try:
+        write_json(Path(run_dir) / FAILED, {"exit_code": int(exit_code), "message": message})
+    except OSError:
+        pass
+
+
+def read_failure(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / FAILED
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None

@@ -120,5 +120,5 @@ def train(
         if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or signal_name:
             save(step)
         if signal_name:
-            raise Interrupted(f"{signal_name} at step {step}: checkpoint saved.", 143 if signal_name == "SIGTERM" else 130)
+            raise Interrupted.by(signal_name, f"{signal_name} at step {step}: checkpoint saved.")
     return history

@@ -99,6 +99,10 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     (["run", "dataset=samples", "train.lr=0"], "train.lr"),
     (["run", "dataset=samples", "train.steps=0"], "train.steps"),
     (["run", "dataset=samples", "dataset.n_images=100000"], "dataset.n_images"),
+    (["run", "train.foo=1"], "train.foo: Key 'foo' not in 'TrainConfig'"),
+    (["run", "-m", "hydra/launcher=nope"], "choose one of basic, joblib, slurm, submitit_local"),
+    (["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=lots"], "hydra.launcher.n_jobs"),
+    (["run", "case=[a"], "no viable alternative"),
     (["frobnicate"], "unknown command"),
     (["compare"], "usage"),
 ])  # fmt: skip
@@ -108,6 +112,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, needle):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert needle in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):

@@ -67,3 +67,13 @@ def test_a_folder_without_jobs_is_a_clear_error(tmp_path):
         compare(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
         compare(tmp_path / "nope")
+
+
+def test_sweep_exit_code_says_how_the_worst_job_stopped():
+    from infomax_cli.compare import sweep_exit_code
+
+    assert sweep_exit_code([]) == 0
+    assert sweep_exit_code([2, 2]) == 2  # every job rejected its config
+    assert sweep_exit_code([2, 1]) == 1  # a runtime failure outranks a config error
+    assert sweep_exit_code([143, 1]) == 1
+    assert sweep_exit_code([2, 140]) == 140  # stopped by a signal: resumable

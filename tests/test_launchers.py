@@ -9,13 +9,21 @@ histogram bin edge. The sweeps below therefore run every job on one thread.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF, TINY, infomax
+from conftest import CONF, ROOT, TINY, infomax
 
 PRESETS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
@@ -106,3 +114,72 @@ def test_sweep_through_a_launcher_equals_the_basic_launcher(basic_sweep, tmp_pat
     assert (out / "winners.csv").read_bytes() == (basic_sweep / "winners.csv").read_bytes()
     if name == "submitit_local":
         assert any((out / ".submitit").iterdir())  # the jobs really went through submitit
+
+
+# --- a job that fails, is stopped, or dies, whatever the launcher ---
+
+LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib"], "submitit_local": ["hydra/launcher=submitit_local"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
+    """One diverging job: exit 1 (a runtime failure, not 2), its reason in failed.json, no traceback,
+    and the other job of the sweep finishes and is compared."""
+    out = tmp_path / "sweep"
+    r = infomax("run", "-m", *LAUNCHERS[name], "case=c", *TINY, "train.lr=1e30,1e-4", f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "diverged at step" in r.stderr + r.stdout and "1 of 2 jobs did not finish" in r.stderr + r.stdout
+    failed, done = out / [d for d in job_dirs(out) if "1e+30" in d][0], out / [d for d in job_dirs(out) if "0.0001" in d][0]
+    record = json.loads((failed / "failed.json").read_text())
+    assert record["exit_code"] == 1 and "train.lr" in record["message"]
+    assert not (failed / "summary.json").exists() and (done / "summary.json").is_file()
+    assert not (done / "failed.json").exists()
+    assert len(pd.read_csv(out / "comparison.csv")) == 12
+
+
+def submitit_worker(sweep_dir: Path, timeout: float = 120) -> int:
+    """The pid of the process running the sweep's one submitit_local job, once it has a checkpoint."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = [p for p in (sweep_dir / ".submitit").glob("[0-9]*")] if (sweep_dir / ".submitit").is_dir() else []
+        if workers and list(sweep_dir.glob("*/checkpoint.pt")):
+            # the local executor names a job's folder by the pid of its controller, whose child runs the job
+            controller = int(workers[0].name)
+            return int(Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0])
+        time.sleep(0.2)
+    raise AssertionError("the submitit job never saved a checkpoint")
+
+
+LONG = [*TINY, "train.steps=150", "train.checkpoint_every=1", "hydra/launcher=submitit_local", "case=c"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [(signal.SIGUSR2, 140), (signal.SIGKILL, 1)])
+def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
+    """SIGUSR2 is the time-limit warning the slurm preset asks SLURM for (signal_delay_s before the limit):
+    the job checkpoints and stops (exit 140). SIGKILL is a job killed outright (out of memory, the limit
+    itself): the launcher's error becomes one line (exit 1). Either way the same command resumes it."""
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "infomax_cli.cli", "run", "-m", *LONG, f"hydra.sweep.dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD})
+    try:
+        os.kill(submitit_worker(out), sig)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, (proc.returncode, stderr[-3000:])
+    assert "Traceback" not in stderr + stdout
+    (job,) = [out / d for d in job_dirs(out)]
+    if sig == signal.SIGUSR2:
+        record = json.loads((job / "failed.json").read_text())
+        assert record["exit_code"] == 140 and "SIGUSR2 at step" in record["message"] and "checkpoint saved" in record["message"]
+    else:
+        assert "stopped without reporting back" in stderr
+    step = torch.load(job / "checkpoint.pt", weights_only=False)["step"]
+    assert 1 <= step < 150
+    r = infomax("run", "-m", *LONG, f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (job / "summary.json").is_file() and not (job / "failed.json").exists()
+    assert len(pd.read_csv(job / "loss.csv")) == 150  # resumed: every step once
