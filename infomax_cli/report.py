@@ -59,9 +59,7 @@ def loss_curves_figure(losses: dict[str, pd.DataFrame]):
 
 def features_figure(image: np.ndarray, maps: np.ndarray, mi: np.ndarray, title: str, case: str, cols: int = 11):
     """The image beside its feature maps, each captioned with its MI (nats), sorted by MI, one colour scale."""
-    fig = example_grid_figure([(case, image, maps, mi)], cols=cols)
-    fig.suptitle(title, fontsize=12, y=1.0, va="bottom")
-    return fig
+    return example_grid_figure([(case, image, maps, mi)], cols=cols, title=title)
 
 
 def winners_figure(winners: pd.DataFrame):
@@ -107,13 +105,29 @@ def load_example_maps(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, 
 
 def ci95(x: np.ndarray) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval (0 for fewer than two values)."""
-    from scipy import stats
+    from scipy.special import stdtrit  # Student t quantile (scipy.stats would add a second to every import)
 
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     if len(x) < 2:
         return (float(x.mean()) if len(x) else math.nan), 0.0
-    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()), float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+KDE_POINTS = 20_000  # a violin's density is estimated on at most this many of its values (evenly spaced)
+
+
+def _violin_stats(v: np.ndarray) -> dict:
+    """matplotlib's violin statistics of v: median and extremes from every value, the Gaussian KDE from
+    an even subsample (the full one costs seconds on 5000 x 32 maps) with the bandwidth Scott's rule gives
+    all the values."""
+    from matplotlib import cbook, mlab
+
+    def density(x, coords):
+        sub = x[:: max(1, len(x) // KDE_POINTS)]
+        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords) if np.ptp(sub) > 0 else np.zeros_like(coords)
+
+    return cbook.violin_stats(v, density)[0]
 
 
 def mi_bars_figure(per_image: dict[str, pd.DataFrame]):
@@ -155,7 +169,7 @@ def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
             v = v[np.isfinite(v)]
             if len(v) == 0:
                 continue
-            parts = ax.violinplot([v], positions=[i + dx], widths=0.36 if has_init else 0.7, showmedians=True)
+            parts = ax.violin([_violin_stats(v)], positions=[i + dx], widths=0.36 if has_init else 0.7, showmedians=True)
             for body in parts["bodies"]:
                 body.set(facecolor=case_color(case), edgecolor=case_color(case), alpha=alpha)
             for key in ("cbars", "cmins", "cmaxes", "cmedians"):
@@ -168,25 +182,30 @@ def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
     return fig
 
 
-def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cols: int = 16):
+def example_grid_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cols: int = 16, title: str | None = None):
     """One example image: for each (case, image, maps, mi) a block of the image and its maps sorted by MI,
     each captioned with its MI (nats), with one colour scale per case. The maps of a case are tiled into one
-    mosaic drawn by one imshow (fast: a few axes, not one per map)."""
+    mosaic drawn by one imshow (fast: a few axes, not one per map), and everything is placed in inches
+    inside the figure, so it is saved as laid out (no second drawing pass to find a tight box)."""
     h, w = (max(r[2].shape[i] for r in rows) for i in (-2, -1))  # cases may differ in size (align=crop)
     gap, cap = max(1, w // 12), max(4, h // 4)  # pixels between tiles, and above each tile for its caption
     tw, th = w + gap, h + gap + cap
     grid_rows = math.ceil(max(len(r[2]) for r in rows) / cols)
     px = 0.9 / tw  # inches per pixel: a tile is 0.9 in wide
     block, mosaic_h = grid_rows * th * px + 0.4, grid_rows * th * px
-    fig_w, fig_h = (cols + 1) * tw * px + 0.9, len(rows) * block
+    title_h = 0.4 if title else 0.0
+    fig_w, fig_h = (cols + 1) * tw * px + 0.9, len(rows) * block + title_h
     fig = plt.figure(figsize=(fig_w, fig_h), dpi=80)
+    fig.infomax_exact_layout = True  # read by the savers: no bbox_inches="tight"
+    if title:
+        fig.text(0.5, 1 - 0.08 / fig_h, title, ha="center", va="top", fontsize=12)
 
     def box(x, y, width, height):  # inches -> figure fraction
         return (x / fig_w, y / fig_h, width / fig_w, height / fig_h)
 
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     for k, (case, image, maps, mi) in enumerate(rows):
-        y0 = fig_h - (k + 1) * block
+        y0 = fig_h - title_h - (k + 1) * block
         fig.text(0.1 / fig_w, (y0 + block - 0.05) / fig_h, f"case {case}: mean MI {mi.mean():.3f} nats, max MI {mi.max():.3f} nats (maps sorted by MI)",
                  va="top", fontsize=12, fontweight="bold", color=case_color(case))  # fmt: skip
         ax = fig.add_axes(box(0.1, y0 + mosaic_h - (cap + h) * px, w * px, h * px))
@@ -214,7 +233,7 @@ def _png_uri(fig) -> str:
     """The figure as a PNG data URI (deterministic bytes: no Software tag), and close it."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches=rundir.bbox(fig), metadata={"Software": None}, pil_kwargs=rundir.PNG_OPTIONS)
     finally:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -325,11 +344,13 @@ def build_report(path: Path) -> Path:
     # loss
     out.append("<h2>Training loss</h2>")
     losses = {label(j): pd.read_csv(j.path / rundir.LOSS_CSV) for j in jobs}
-    if kind == "run":
-        fig = loss_figure(losses[label(jobs[0])], f"case {s0['case']}: training loss", case_color(str(s0["case"])))
+    if kind == "run" and (path / rundir.LOSS_PNG).is_file():
+        uri = _file_uri(path / rundir.LOSS_PNG)  # the job drew it from the same file
+    elif kind == "run":
+        uri = _png_uri(loss_figure(losses[label(jobs[0])], f"case {s0['case']}: training loss", case_color(str(s0["case"]))))
     else:
-        fig = loss_curves_figure(losses)
-    out.append(_img(_png_uri(fig), "training loss: total, local, global and prior terms per step"))
+        uri = _png_uri(loss_curves_figure(losses))
+    out.append(_img(uri, "training loss: total, local, global and prior terms per step"))
 
     # MI per case
     out.append("<h2>Mutual information per case</h2>")
@@ -369,7 +390,9 @@ def build_report(path: Path) -> Path:
     for name in names:
         image_id, _, image_label = name.partition("_")
         out.append(f"<h3>example image {html.escape(image_id.lstrip('0') or '0')}: {html.escape(image_label)}</h3>")
-        if all(name in maps[c] for c in cases):
+        if kind == "run" and name in pngs[cases[0]]:  # one case: its features/ picture is this figure
+            out.append(_img(_file_uri(pngs[cases[0]][name]), f"feature maps of {name}"))
+        elif all(name in maps[c] for c in cases):
             rows = [(c, *maps[c][name]) for c in cases]
             out.append(_img(_png_uri(example_grid_figure(rows)), f"feature maps of {name}, every case"))
         else:  # no examples.npz (an older run): the job's own pictures

@@ -183,3 +183,34 @@ def test_cli_report_on_a_non_run_folder_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "not a run or sweep directory" in done.stderr
     assert done.stdout == ""
+
+
+def test_violin_keeps_the_exact_median_and_extremes_and_a_close_density():
+    from matplotlib import cbook, mlab
+
+    v = np.random.default_rng(2).gamma(2.0, 0.1, size=160_000)  # 5000 images x 32 maps
+    fast = report._violin_stats(v)
+    assert fast["median"] == np.median(v) and fast["min"] == v.min() and fast["max"] == v.max()
+    full = cbook.violin_stats(v, lambda x, coords: mlab.GaussianKDE(x, "scott").evaluate(coords))[0]
+    # the subsample's density (with the full data's bandwidth) stays within 3% of the peak of the full one
+    assert np.abs(fast["vals"] - full["vals"]).max() < 0.03 * full["vals"].max()
+
+
+def test_feature_pictures_are_saved_as_laid_out(tmp_path):
+    """No tight-box cropping (a second drawing pass): the PNG is exactly the figure's size, title inside."""
+    from PIL import Image
+
+    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(32, SIZE, SIZE)), np.arange(32.0), "a title", "c")
+    w, h = (int(x * fig.dpi) for x in fig.get_size_inches())  # matplotlib truncates
+    rundir.save_figure(tmp_path / "f.png", fig)
+    assert Image.open(tmp_path / "f.png").size == (w, h)
+
+
+def test_a_runs_report_reuses_its_own_pictures(tmp_path):
+    run = make_run(tmp_path / "run", "c")
+    rundir.save_figure(run / rundir.LOSS_PNG, report.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red"))
+    name, (image, maps, mi) = next(iter(report.load_example_maps(run).items()))
+    rundir.save_figure(run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, "t", "c"))
+    page = report.build_report(run).read_text()
+    for png in (run / rundir.LOSS_PNG, run / rundir.FEATURES / f"{name}.png"):
+        assert base64.b64encode(png.read_bytes()).decode() in page
