@@ -6,6 +6,7 @@ optimisers, every RNG state, the step and the loss history.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from pathlib import Path
@@ -18,6 +19,7 @@ from .errors import Interrupted, RunError
 from .rundir import save_torch
 
 TERMS = ("local", "global", "prior")
+log = logging.getLogger("infomax")
 
 
 def seed_everything(seed: int) -> None:
@@ -88,6 +90,14 @@ def train(
             terms = dim.encoder_losses(x, z)
         return z.float(), {k: v.float() for k, v in terms.items()}
 
+    def gradients(fwd, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        z, terms = fwd(x)
+        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return z, terms, loss
+
+    eager = forward
     if tcfg.compile:
         forward = torch.compile(forward)
     batch = min(tcfg.batch_size, n_images)
@@ -96,10 +106,16 @@ def train(
     for step in range(start + 1, tcfg.steps + 1):
         idx = torch.randperm(n_images, generator=gen)[:batch]
         x = images(idx)
-        z, terms = forward(x)
-        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            z, terms, loss = gradients(forward, x)
+        except Exception as e:  # torch.compile compiles (and can fail) on a call; no weight has moved yet
+            if forward is eager:
+                raise
+            first = next((line for line in str(e).splitlines() if line.strip()), "")
+            log.warning(f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first[:300]}); "
+                        "training goes on without it (same model, eager mode).")  # fmt: skip
+            forward = eager
+            z, terms, loss = gradients(forward, x)
         opt.step()
         d_loss = dim.discriminator_loss(z, generator=gen)
         opt_d.zero_grad(set_to_none=True)
