@@ -81,6 +81,10 @@ class DatasetConfig:
 @dataclass
 class DeviceConfig:
     kind: DeviceKind = DeviceKind.auto
+    # CPU threads of torch and numba in this job; null: torch's default (all cores, or what a launcher
+    # worker's OMP_NUM_THREADS says). The thread count orders float sums: fix it for the same numbers
+    # whatever the launcher.
+    threads: Optional[int] = None
 
 
 @dataclass
@@ -156,6 +160,8 @@ def check(cfg: Any) -> None:
         ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
         ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
     ]
+    if cfg.device.threads is not None:
+        rules.append(("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)"))
     if cfg.dataset.n_images is not None:
         rules.append(("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)"))
     for key, ok, allowed in rules:

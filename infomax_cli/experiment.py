@@ -40,6 +40,24 @@ def pick_device(kind: str) -> torch.device:
     return torch.device("cuda", _job_number() % torch.cuda.device_count())
 
 
+_DEFAULT_THREADS: list[int] = []  # torch's thread count before any job set it
+
+
+def set_threads(n: Optional[int]) -> int:
+    """Give torch (and numba's kernels) n CPU threads, or torch's default for None; return the count."""
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(torch.get_num_threads())
+    n = n or _DEFAULT_THREADS[0]
+    torch.set_num_threads(n)
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    return n
+
+
 def _job_number() -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -170,6 +188,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
             (run_dir / name).unlink(missing_ok=True)
 
     device = pick_device(cfg.device.kind.value)
+    threads = set_threads(cfg.device.threads)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset)
     if len(data) < 2:
@@ -236,7 +255,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         "mi_mean_init": float(per_image.mi_mean_init.mean()), "mi_max_init": float(per_image.mi_max_init.mean()),
         "final_loss": float(loss["loss"].iloc[-1]),
         "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
-        "measure_init_seconds": round(init_seconds, 3), "device": str(device),
+        "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
         "versions": versions(), "git_commit": git_commit(),
     }  # fmt: skip
     rundir.write_json(summary_path, summary)  # its presence means the job finished

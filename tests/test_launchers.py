@@ -2,9 +2,9 @@
 directories' names, and a sweep run through them gives the same comparison as Hydra's basic launcher.
 
 Same seed, same numbers, whatever the launcher, at the same number of threads per job: joblib's workers get
-cpu_count / n_jobs threads unless OMP_NUM_THREADS and MKL_NUM_THREADS are set, and another thread count
-sums gradients in another order (weights off by an ulp after a step), which can move a pixel across a
-histogram bin edge. The sweeps below therefore run every job on one thread.
+cpu_count / n_jobs threads unless told otherwise, and another thread count sums gradients in another order
+(weights off by an ulp after a step), which can move a pixel across a histogram bin edge. The sweeps below
+therefore fix it with device.threads=1, as a user would.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PRESETS = {
     "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
     "slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
 }
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD = ["device.threads=1"]
 
 
 def launcher_cfg(name: str, overrides: list[str] = ()):
@@ -88,7 +88,7 @@ def test_same_named_presets_stay_typed(name):
 
 def sweep(tmp: Path, *launcher: str) -> Path:
     out = tmp / "sweep"
-    r = infomax("run", "-m", *launcher, "case=a,c", *TINY, f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    r = infomax("run", "-m", *launcher, "case=a,c", *TINY, *ONE_THREAD, f"hydra.sweep.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -127,7 +127,7 @@ def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
     """One diverging job: exit 1 (a runtime failure, not 2), its reason in failed.json, no traceback,
     and the other job of the sweep finishes and is compared."""
     out = tmp_path / "sweep"
-    r = infomax("run", "-m", *LAUNCHERS[name], "case=c", *TINY, "train.lr=1e30,1e-4", f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    r = infomax("run", "-m", *LAUNCHERS[name], "case=c", *TINY, "train.lr=1e30,1e-4", *ONE_THREAD, f"hydra.sweep.dir={out}")
     assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
     assert "Traceback" not in r.stderr + r.stdout
     assert "diverged at step" in r.stderr + r.stdout and "1 of 2 jobs did not finish" in r.stderr + r.stdout
@@ -152,7 +152,7 @@ def submitit_worker(sweep_dir: Path, timeout: float = 120) -> int:
     raise AssertionError("the submitit job never saved a checkpoint")
 
 
-LONG = [*TINY, "train.steps=150", "train.checkpoint_every=1", "hydra/launcher=submitit_local", "case=c"]
+LONG = [*TINY, *ONE_THREAD, "train.steps=150", "train.checkpoint_every=1", "hydra/launcher=submitit_local", "case=c"]
 
 
 @pytest.mark.slow
@@ -163,7 +163,7 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
     itself): the launcher's error becomes one line (exit 1). Either way the same command resumes it."""
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "infomax_cli.cli", "run", "-m", *LONG, f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD})
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         os.kill(submitit_worker(out), sig)
         stdout, stderr = proc.communicate(timeout=300)
@@ -179,7 +179,7 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
         assert "stopped without reporting back" in stderr
     step = torch.load(job / "checkpoint.pt", weights_only=False)["step"]
     assert 1 <= step < 150
-    r = infomax("run", "-m", *LONG, f"hydra.sweep.dir={out}", env=ONE_THREAD)
+    r = infomax("run", "-m", *LONG, f"hydra.sweep.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (job / "summary.json").is_file() and not (job / "failed.json").exists()
     assert len(pd.read_csv(job / "loss.csv")) == 150  # resumed: every step once
