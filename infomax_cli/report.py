@@ -125,7 +125,9 @@ def _violin_stats(v: np.ndarray) -> dict:
 
     def density(x, coords):
         sub = x[:: max(1, len(x) // KDE_POINTS)]
-        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords) if np.ptp(sub) > 0 else np.zeros_like(coords)
+        if np.ptp(sub) == 0:  # one value (coords are all that value): a flat line at full width
+            return np.ones_like(coords)
+        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords)
 
     return cbook.violin_stats(v, density)[0]
 
