@@ -258,11 +258,11 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
         "versions": versions(), "git_commit": git_commit(),
     }  # fmt: skip
-    rundir.write_json(summary_path, summary)  # its presence means the job finished
-    (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
     from .report import build_report
 
-    build_report(run_dir)  # the page is rebuilt from the files above (infomax report DIR does the same)
+    build_report(run_dir, summary)  # from the files above and the summary (infomax report DIR does the same)
+    rundir.write_json(summary_path, summary)  # written last: its presence means the job finished
+    (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
     log.info(
         f"case {cfg.case.name}: mean MI {summary['mi_mean']:.4f} nats, max MI {summary['mi_max']:.4f} nats "
         f"(untrained {summary['mi_mean_init']:.4f} / {summary['mi_max_init']:.4f}), "

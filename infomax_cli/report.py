@@ -265,14 +265,15 @@ def _fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
-def _jobs_of(path: Path) -> tuple[str, list, list[str]]:
-    """('run' | 'sweep', finished jobs, unfinished job names) of a directory, or a ConfigError saying what it is not."""
+def _jobs_of(path: Path, summary: dict | None = None) -> tuple[str, list, list[str]]:
+    """('run' | 'sweep', finished jobs, unfinished job names) of a directory, or a ConfigError saying what
+    it is not. `summary`: a run's summary before it is written (the job writes it after the report)."""
     from .compare import Job, find_jobs, missing_jobs
 
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"{path} is not a directory: give a run directory (infomax run) or a sweep directory (infomax run -m).")
-    summary = rundir.read_summary(path)
+    summary = summary if summary is not None else rundir.read_summary(path)
     if summary is not None:
         return "run", [Job(path, [], summary)], []
     if (path / ".hydra").is_dir() or (path / rundir.CHECKPOINT).exists():
@@ -302,10 +303,11 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f
 .kv td,.jobs td:nth-child(2){text-align:left}pre{background:#f7f7f7;padding:.6em;font-size:.85em;overflow:auto}"""
 
 
-def build_report(path: Path) -> Path:
-    """Write DIR/report.html for a run or sweep directory from its files alone; return its path."""
+def build_report(path: Path, summary: dict | None = None) -> Path:
+    """Write DIR/report.html for a run or sweep directory from its files alone (and a run's `summary`
+    when it is not written yet); return its path."""
     path = Path(path)
-    kind, jobs, unfinished = _jobs_of(path)
+    kind, jobs, unfinished = _jobs_of(path, summary)
     cases = list(dict.fromkeys(str(j.summary["case"]) for j in jobs))
     several = len(jobs) > len(cases)
 

@@ -41,6 +41,10 @@ def check_run_dir(d, case, n_images=12):
     assert (d / "report.html").is_file() and (d / "infoplane.png").is_file()
     pictures = sorted(p.name for p in (d / "features").glob("*.png"))
     assert pictures == ["00000_chelsea.png", "00001_horse.png"]  # the cat and the horse of the study
+    # summary.json is written last: its presence means every other file is there
+    written = {p.relative_to(d): p.stat().st_mtime_ns for p in d.rglob("*") if p.is_file() and ".hydra" not in p.parts and p.name != "infomax.log"}
+    assert max(written, key=written.get).name == "summary.json", sorted(written, key=written.get)[-3:]
+    assert not (d / "checkpoint.pt").exists() and not (d / "failed.json").exists()
 
 
 @pytest.mark.slow
