@@ -7,6 +7,7 @@ failure, 130 interrupted (143 on SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -55,7 +56,8 @@ def _app(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    (run_dir / rundir.FAILED).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # an unwritable directory: run_job says so, in one line
+        (run_dir / rundir.FAILED).unlink(missing_ok=True)
     try:
         run_job(cfg, run_dir)
         return
