@@ -47,6 +47,7 @@ from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
 from infomax_cli.data import GrayImages, load_dataset  # noqa: E402
 from infomax_cli.encoders import build_encoder  # noqa: E402
+from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.experiment import _image_loader  # noqa: E402
 from infomax_cli.measure import align, measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
@@ -165,7 +166,7 @@ def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, wa
                 fast_rate = max(fast_rate or 0.0, r)
                 fast_diff = float(np.max(np.abs(np.subtract(fast_loss, ref_loss))))
             except Exception as e:  # a switch the installed torch cannot do here: say so in the table
-                first = (str(e).strip().splitlines() or [""])[0]
+                first = first_line(e)
                 fast_rate, fast_diff = None, f"failed, {type(e).__name__}: {first[:60]}"
     diff = float(np.max(np.abs(np.subtract(loss, ref_loss))))
     return ref_rate, rate, fast_rate, diff, fast_diff, encoder

@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from . import config, rundir
-from .errors import InfomaxError, Interrupted
+from .errors import InfomaxError, Interrupted, first_line
 
 config.register()
 
@@ -135,8 +135,7 @@ def _run(args: list[str]) -> int:
             print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
             return 2
         # raised by a launcher: one of its workers died without reporting (killed, out of memory)
-        first = next((line for line in str(e).splitlines() if line.strip()), "")
-        print(f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first}). Finished jobs are "
+        print(f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first_line(e)}). Finished jobs are "
               "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.", file=sys.stderr)  # fmt: skip
         return 1
     finally:
@@ -162,15 +161,10 @@ def _config_error_line(e: BaseException) -> str:
         group = e.missing_cfg_file.rpartition("/")[0]
         choose = f": choose one of {', '.join(options)} ({group}=...)" if options and group else ": check the name"
         return f"Could not find '{e.missing_cfg_file}'{choose}."
-    causes = [e.__cause__] if isinstance(e.__cause__, OmegaConfBaseException) else [e]  # the cause says it best
-    lines = []
-    for c in causes:
-        for line in str(c).splitlines():
-            line = line.strip()
-            skip = ("full_key:", "reference_type=", "object_type=")
-            if line and not line.startswith(skip) and line not in lines:
-                lines.append(line)
-    key = getattr(causes[0], "full_key", None)
+    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e  # the cause says it best
+    skip = ("full_key:", "reference_type=", "object_type=")
+    lines = list(dict.fromkeys(line.strip() for line in str(cause).splitlines() if line.strip() and not line.strip().startswith(skip)))
+    key = getattr(cause, "full_key", None)
     hint = " (infomax run --help lists every key with its type and values)"
     text = " ".join(line if line.endswith((".", ":", ";")) else line + "." for line in lines)
     return (f"{key}: " if key else "") + text + hint

@@ -1,6 +1,11 @@
 """The two kinds of failure a user can meet, each with its exit status (see the contract)."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message (libraries' messages run to many lines)."""
+    return next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+
+
 class InfomaxError(Exception):
     """A failure with a one-line message for the user; `exit_code` is the process status."""
 

@@ -62,6 +62,15 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+# zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
+PNG_OPTIONS = {"compress_level": 3}
+
+
+def bbox(fig: Any) -> str | None:
+    """"tight" (an extra drawing pass to crop the margins) unless the figure was laid out exactly."""
+    return None if getattr(fig, "infomax_exact_layout", False) else "tight"
+
+
 def save_figure(path: Path, fig: Any) -> Path:
     """Save a matplotlib figure atomically and close it."""
     import matplotlib.pyplot as plt
@@ -70,15 +79,6 @@ def save_figure(path: Path, fig: Any) -> Path:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=fig.dpi, bbox_inches=bbox(fig), pil_kwargs=PNG_OPTIONS))
     finally:
         plt.close(fig)
-
-
-# zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
-PNG_OPTIONS = {"compress_level": 3}
-
-
-def bbox(fig: Any) -> str | None:
-    """"tight" (an extra drawing pass to crop the margins) unless the figure was laid out exactly."""
-    return None if getattr(fig, "infomax_exact_layout", False) else "tight"
 
 
 def save_torch(path: Path, obj: Any) -> Path:

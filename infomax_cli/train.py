@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .errors import Interrupted, RunError
+from .errors import Interrupted, RunError, first_line
 from .rundir import save_torch
 
 TERMS = ("local", "global", "prior")
@@ -111,8 +111,7 @@ def train(
         except Exception as e:  # torch.compile compiles (and can fail) on a call; no weight has moved yet
             if forward is eager:
                 raise
-            first = next((line for line in str(e).splitlines() if line.strip()), "")
-            log.warning(f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first[:300]}); "
+            log.warning(f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first_line(e)[:300]}); "
                         "training goes on without it (same model, eager mode).")  # fmt: skip
             forward = eager
             z, terms, loss = gradients(forward, x)
