@@ -87,6 +87,9 @@ class DeviceConfig:
     threads: Optional[int] = None
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 50
@@ -102,6 +105,9 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
     channels_last: bool = False  # NHWC memory layout for the convolutions
     compile: bool = False  # torch.compile the training step's forward pass
+    # torch.compile's mode: default | reduce-overhead (CUDA graphs: fewer kernel launches) | max-autotune |
+    # max-autotune-no-cudagraphs
+    compile_mode: str = "default"
 
 
 @dataclass
@@ -158,6 +164,7 @@ def check(cfg: Any) -> None:
         ("measure.ksg_k", cfg.measure.ksg_k >= 1, "an integer >= 1"),
         ("measure.ksg_samples", cfg.measure.ksg_samples > cfg.measure.ksg_k, "an integer > measure.ksg_k"),
         ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
+        ("train.compile_mode", cfg.train.compile_mode in COMPILE_MODES, " or ".join(COMPILE_MODES)),
         ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
     ]
     if cfg.device.threads is not None:

@@ -147,5 +147,6 @@ class DeepInfoMax(nn.Module):
     def discriminator_loss(self, latent: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The prior discriminator's loss: uniform samples are real, (detached) latent vectors fake."""
         fake = self.prior.vectors(latent.detach())
-        real = torch.rand(fake.shape, generator=generator, device="cpu").to(fake.device)
+        where = generator.device if generator is not None else fake.device
+        real = torch.rand(fake.shape, generator=generator, device=where).to(fake.device)
         return discriminator_loss(self.prior(real), self.prior(fake))

@@ -41,6 +41,18 @@ def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch
     assert fallback == eager
 
 
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    modes = []
+
+    def recording_compile(fn, *args, mode=None, **kwargs):
+        modes.append(mode)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    assert run(["case=c", "train.compile=true", "train.compile_mode=reduce-overhead"]) == run(["case=c"])
+    assert modes == ["reduce-overhead"]
+
+
 def test_an_error_in_eager_mode_is_not_swallowed(monkeypatch):
     def broken(self, x, z):
         raise RuntimeError("a bug")
