@@ -7,12 +7,13 @@ cannot express live in `check()`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .errors import ConfigError
 
@@ -149,8 +150,26 @@ def register() -> None:
     cs.store(group="device", name="schema_device", node=DeviceConfig)
 
 
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys the schema does not declare: Hydra lets `+key=value` add them, where a typo would then pass."""
+    schema = OmegaConf.get_type(node)
+    declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    found = []
+    for key in node:
+        if declared is not None and key not in declared:
+            found.append(f"{prefix}{key}")
+        elif isinstance(child := node._get_node(key), DictConfig):
+            found += unknown_keys(child, f"{prefix}{key}.")
+    return found
+
+
 def check(cfg: Any) -> None:
     """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix."""
+    if isinstance(cfg, DictConfig) and (extra := unknown_keys(cfg)):
+        raise ConfigError(
+            f"{extra[0]} is not a key of the config (added with '+'?): remove it, or check its spelling "
+            "(infomax run --help lists every key)."
+        )
     rules = [
         ("train.steps", cfg.train.steps >= 1, "an integer >= 1"),
         ("train.batch_size", cfg.train.batch_size >= 2, "an integer >= 2 (negatives come from the rest of the batch)"),

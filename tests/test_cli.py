@@ -104,6 +104,8 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     (["run", "dataset=samples", "train.steps=0"], "train.steps"),
     (["run", "dataset=samples", "dataset.n_images=100000"], "dataset.n_images"),
     (["run", "train.foo=1"], "train.foo: Key 'foo' not in 'TrainConfig'"),
+    (["run", "dataset=samples", "+train.stepz=3"], "train.stepz is not a key of the config"),
+    (["run", "dataset=samples", "train.compile_mode=fast"], "train.compile_mode=fast is not allowed"),
     (["run", "-m", "hydra/launcher=nope"], "choose one of basic, joblib, slurm, submitit_local"),
     (["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=lots"], "hydra.launcher.n_jobs"),
     (["run", "case=[a"], "no viable alternative"),

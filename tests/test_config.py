@@ -45,9 +45,17 @@ def test_unknown_key_fails():
 @pytest.mark.parametrize("override,key", [
     ("train.batch_size=1", "train.batch_size"), ("measure.bins=1", "measure.bins"), ("train.lr=0", "train.lr"),
     ("train.lr=-1e-3", "train.lr"), ("train.steps=0", "train.steps"), ("dataset.n_images=0", "dataset.n_images"),
-    ("encoder.widths=[8,16]", "encoder.widths"),
+    ("encoder.widths=[8,16]", "encoder.widths"), ("train.compile_mode=fast", "train.compile_mode"),
+    ("+train.stepz=3", "train.stepz"), ("+measure.bins_=5", "measure.bins_"), ("+sead=1", "sead"),
 ])  # fmt: skip
 def test_range_checks_name_the_key(override, key):
+    """Also keys added with '+' that the schema does not declare: Hydra accepts them, check() does not."""
     cfg = compose_cfg(["dataset=samples", override])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config.check(cfg)
+
+
+def test_the_schema_declares_every_key_of_every_preset():
+    for group, names in {"case": "abcd", "dataset": ["samples", "stl10"], "device": ["auto", "cpu", "cuda"]}.items():
+        for name in names:
+            assert config.unknown_keys(compose_cfg([f"{group}={name}"])) == []
