@@ -40,11 +40,7 @@ class _State:
     main_pid: int | None = None  # the process `infomax run` runs in (a launcher's workers are others)
 
 
-# The config groups live in the checkout's top-level conf/ (found from an editable install).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
 def _app(cfg: DictConfig) -> None:
     """One job. A single run exits with the failure's status. In a sweep a failed job records why in
     failed.json and returns, so the other jobs run (the sweep's exit status says it failed); only an

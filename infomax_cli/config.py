@@ -10,12 +10,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .errors import ConfigError
+
+# The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
+# installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
+_HERE = Path(__file__).resolve().parent
+CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HERE.parent / "conf"
 
 
 class Align(Enum):

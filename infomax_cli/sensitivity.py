@@ -46,8 +46,7 @@ from .measure import enum_value
 
 log = logging.getLogger("infomax")
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GRID_FILE = CONF_DIR / "sensitivity.yaml"
+GRID_FILE = config.CONF_DIR / "sensitivity.yaml"
 SENSITIVITY = "sensitivity.csv"
 SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 PROTOCOL = ["align", "bins", "estimator"]

@@ -1,11 +1,15 @@
 """The real command line, in subprocesses: a run, a four-case sweep, and clear errors without tracebacks."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from conftest import TINY, infomax
+from conftest import ROOT, TINY, infomax
 
 RUN_FILES = ["loss.csv", "loss.png", "mi_per_map.csv", "mi_per_image.csv", "summary.json", "encoder.pt"]
 SUMMARY_KEYS = {
@@ -133,3 +137,26 @@ def test_help_and_cfg_job_still_work():
     assert r.returncode == 0 and "name: b" in r.stdout
     r = infomax("run", "--help")
     assert r.returncode == 0 and "case: a, b, c, d" in r.stdout
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_finds_its_config(tmp_path):
+    """`pip install .` (not -e) carries conf/ inside the package: the CLI composes the presets from there."""
+    source, wheel_dir, target = tmp_path / "source", tmp_path / "wheel", tmp_path / "site"
+    # built from a copy: the build writes build/ and *.egg-info into its tree
+    for name in ("infomax_cli", "conf"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheel_dir), str(source)], check=True, capture_output=True)
+    (wheel,) = wheel_dir.glob("*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    r = subprocess.run(
+        [sys.executable, "-c", "from infomax_cli import config, sensitivity; print(config.CONF_DIR, sensitivity.GRID_FILE.is_file())"],
+        cwd=tmp_path, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert r.stdout.split() == [str(target / "infomax_cli" / "conf"), "True"], r.stderr
+    r = subprocess.run([sys.executable, "-m", "infomax_cli.cli", "run", "case=d", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "- deconv" in r.stdout and "name: d" in r.stdout, r.stderr
