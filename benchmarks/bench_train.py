@@ -8,9 +8,9 @@ For each device (the CPU, and the GPU when there is one, unless --device picks o
   written here (the same encoder and critic modules in eager fp32, the batch indexed on the CPU every step
   and then copied to the device), and the ratio. Both start from the same weights and draw the same
   batches, so on the CPU their losses must agree: the table says so. Where the config has the speed
-  switches (train.bf16, train.channels_last, train.compile) they are passed through as overrides for a
-  third column (by default all of them on CUDA; on the CPU bf16 where it runs natively, else none:
-  --switches chooses);
+  switches (train.bf16, train.channels_last, train.compile, train.compile_mode) they are passed through as
+  overrides for a third column (by default bf16, channels_last and compile on CUDA; on the CPU bf16 where
+  it runs natively, else none: --switches chooses, e.g. compile,compile_mode=reduce-overhead);
 - measurement images/s of each case (infomax_cli.measure.measure, with the shuffled-pixel null, as a run);
 - histogram_mi pairs/s on one 64 x 32 batch of 96 x 96 maps (case c's maps of the first 64 images);
 - the wall time of the four-case study on the embedded set (`infomax run -m case=a,b,c,d dataset=samples`
@@ -53,7 +53,7 @@ from infomax_cli.measure import align, measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import seed_everything, train  # noqa: E402
 
-SWITCHES = ("bf16", "channels_last", "compile")
+SWITCHES = ("bf16", "channels_last", "compile", "compile_mode")  # compile_mode takes a value: compile_mode=reduce-overhead
 CASES = ("a", "b", "c", "d")
 
 
@@ -258,13 +258,14 @@ def cpu_has_bf16() -> bool:
 def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
     """The speed-switch overrides to pass through: those the config has, of the ones chosen."""
     if choice == "auto":
-        wanted = SWITCHES if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
+        wanted = ("bf16", "channels_last", "compile") if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
     else:
         wanted = tuple(s for s in choice.split(",") if s and s != "none")
-    unknown = [s for s in wanted if s not in SWITCHES]
+    settings = dict(s.split("=", 1) if "=" in s else (s, "true") for s in wanted)
+    unknown = [s for s in settings if s not in SWITCHES]
     if unknown:
         raise SystemExit(f"bench_train: unknown switch {unknown[0]!r}: use some of {', '.join(SWITCHES)}, none or auto")
-    return [f"train.{s}=true" for s in wanted if hasattr(cfg.train, s)]
+    return [f"train.{s}={value}" for s, value in settings.items() if hasattr(cfg.train, s)]
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -280,7 +281,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--data", choices=["samples", "synthetic"], default="samples", help="the embedded set, or synthetic images")
     p.add_argument("--n-images", type=int, default=512, help="synthetic images (with --data synthetic)")
-    p.add_argument("--switches", default="auto", help="speed switches for the third column: auto (CUDA: all; CPU: bf16 where native), none, or e.g. bf16,channels_last")
+    p.add_argument("--switches", default="auto", help="speed switches for the third column: auto (CUDA: all; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead")
     p.add_argument("--repeat", type=int, default=5, help="timed histogram_mi calls (median)")
     p.add_argument("--no-end-to-end", action="store_true", help="skip the four-case study run")
     p.add_argument("--launcher", action="append", help="launcher preset(s) for the end-to-end run (default: Hydra's basic)")
