@@ -9,19 +9,20 @@ import torch
 
 from conftest import TINY, compose_cfg
 from infomax_cli.encoders import build_encoder
+from infomax_cli.errors import Interrupted
 from infomax_cli.objectives import DeepInfoMax
 from infomax_cli.train import seed_everything, train
 
 
-def run(overrides: list[str], steps: int = 3) -> list[dict]:
+def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> list[dict]:
     cfg = compose_cfg([*TINY, f"train.steps={steps}", *overrides])
     seed_everything(cfg.seed)
-    encoder = build_encoder(cfg.case, cfg.encoder)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives)
+    encoder = build_encoder(cfg.case, cfg.encoder).to(device)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
     if cfg.train.channels_last:
         encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
-    data = torch.rand(12, 1, 96, 96, generator=torch.Generator().manual_seed(0))
-    return train(encoder, dim, lambda idx: data[idx], len(data), cfg.train, cfg.seed, torch.device("cpu"))
+    data = torch.rand(12, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
+    return train(encoder, dim, lambda idx: data[idx.to(device)], len(data), cfg.train, cfg.seed, torch.device(device), **kwargs)
 
 
 def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch, caplog):
@@ -72,3 +73,17 @@ def test_compile_with_channels_last_trains_a_transposed_case_on_cpu(caplog):
     assert "torch.compile failed" not in caplog.text
     for a, b in zip(eager, compiled):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: checked on a lent GPU machine")
+def test_on_cuda_a_resumed_run_continues_the_prior_noise(tmp_path):
+    """On CUDA the prior's uniform samples come from a generator on the GPU: the checkpoint carries its
+    state, so a run stopped after step 1 and resumed gives the uninterrupted run's losses."""
+    whole = run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda")
+    ckpt = tmp_path / "checkpoint.pt"
+    with pytest.raises(Interrupted):
+        run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda", checkpoint=ckpt, stop=lambda: "SIGTERM")
+    resumed = run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda", checkpoint=ckpt)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(whole, resumed):
+        assert a["prior_disc"] == pytest.approx(b["prior_disc"], rel=1e-5) and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
