@@ -394,12 +394,12 @@ def build_report(path: Path, summary: dict | None = None) -> Path:
     for name in names:
         image_id, _, image_label = name.partition("_")
         out.append(f"<h3>example image {html.escape(image_id.lstrip('0') or '0')}: {html.escape(image_label)}</h3>")
-        if kind == "run" and name in pngs[cases[0]]:  # one case: its features/ picture is this figure
-            out.append(_img(_file_uri(pngs[cases[0]][name]), f"feature maps of {name}"))
-        elif all(name in maps[c] for c in cases):
+        if all(name in pngs[c] for c in cases):  # each case's features/ picture, one under another: reused, not redrawn
+            out.extend(_img(_file_uri(pngs[c][name]), f"case {c}: feature maps of {name}") for c in cases)
+        elif all(name in maps[c] for c in cases):  # pictures missing: the cases drawn as one figure from examples.npz
             rows = [(c, *maps[c][name]) for c in cases]
             out.append(_img(_png_uri(example_grid_figure(rows)), f"feature maps of {name}, every case"))
-        else:  # no examples.npz (an older run): the job's own pictures
+        else:  # some cases have neither: the pictures there are
             for c in cases:
                 if name in pngs[c]:
                     out.append(f"<p>case {c}</p>" + _img(_file_uri(pngs[c][name]), f"case {c}: feature maps of {name}"))

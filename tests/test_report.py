@@ -214,3 +214,18 @@ def test_a_runs_report_reuses_its_own_pictures(tmp_path):
     page = report.build_report(run).read_text()
     for png in (run / rundir.LOSS_PNG, run / rundir.FEATURES / f"{name}.png"):
         assert base64.b64encode(png.read_bytes()).decode() in page
+
+
+def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeypatch):
+    """Where every case's job drew its features/ picture, the sweep's page embeds those files, one under
+    another, and draws no example figure again (the drawing was most of a large sweep's report time)."""
+    path = make_sweep(tmp_path / "sweep")
+    for case in CASES:
+        run = path / f"case={case}"
+        for name, (image, maps, mi) in report.load_example_maps(run).items():
+            rundir.save_figure(run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, f"case {case}", case))
+    monkeypatch.setattr(report, "example_grid_figure", lambda *a, **k: pytest.fail("an example figure was drawn again"))
+    page = report.build_report(path).read_text()
+    for name in ("00000_chelsea", "00001_horse"):
+        shown = [page.find(base64.b64encode((path / f"case={c}" / rundir.FEATURES / f"{name}.png").read_bytes()).decode()) for c in CASES]
+        assert all(i > 0 for i in shown) and shown == sorted(shown)  # every case, in order
