@@ -1,5 +1,8 @@
 """The schema: defaults reproduce the study, wrong keys and types fail when the config is composed."""
 
+import dataclasses
+import typing
+
 import pytest
 from omegaconf.errors import ConfigAttributeError, ValidationError
 from hydra.errors import ConfigCompositionException
@@ -7,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
 
-from conftest import compose_cfg
+from conftest import ROOT, compose_cfg
 
 
 def test_defaults_reproduce_the_study():
@@ -59,3 +62,21 @@ def test_the_schema_declares_every_key_of_every_preset():
     for group, names in {"case": "abcd", "dataset": ["samples", "stl10"], "device": ["auto", "cpu", "cuda"]}.items():
         for name in names:
             assert config.unknown_keys(compose_cfg([f"{group}={name}"])) == []
+
+
+def _leaf_keys(schema, prefix=""):
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        if f.name == "defaults":  # Hydra's defaults list, not a setting
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _leaf_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}"
+
+
+def test_the_readme_documents_every_key_of_the_schema():
+    readme = (ROOT / "README.md").read_text()
+    keys = list(_leaf_keys(config.Config))
+    assert "train.compile_mode" in keys and "measure.bins" in keys and "case.layers" in keys
+    assert [k for k in keys if f"`{k}`" not in readme] == []
