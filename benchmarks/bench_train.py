@@ -54,6 +54,7 @@ from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import seed_everything, train  # noqa: E402
 
 SWITCHES = ("bf16", "channels_last", "compile", "compile_mode")  # compile_mode takes a value: compile_mode=reduce-overhead
+CUDA_AUTO = ("bf16", "channels_last", "compile")  # --switches auto on CUDA
 CASES = ("a", "b", "c", "d")
 
 
@@ -258,7 +259,7 @@ def cpu_has_bf16() -> bool:
 def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
     """The speed-switch overrides to pass through: those the config has, of the ones chosen."""
     if choice == "auto":
-        wanted = ("bf16", "channels_last", "compile") if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
+        wanted = CUDA_AUTO if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
     else:
         wanted = tuple(s for s in choice.split(",") if s and s != "none")
     settings = dict(s.split("=", 1) if "=" in s else (s, "true") for s in wanted)
@@ -281,7 +282,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--data", choices=["samples", "synthetic"], default="samples", help="the embedded set, or synthetic images")
     p.add_argument("--n-images", type=int, default=512, help="synthetic images (with --data synthetic)")
-    p.add_argument("--switches", default="auto", help="speed switches for the third column: auto (CUDA: all; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead")
+    p.add_argument("--switches", default="auto", help=f"speed switches for the third column: auto (CUDA: {','.join(CUDA_AUTO)}; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead")
     p.add_argument("--repeat", type=int, default=5, help="timed histogram_mi calls (median)")
     p.add_argument("--no-end-to-end", action="store_true", help="skip the four-case study run")
     p.add_argument("--launcher", action="append", help="launcher preset(s) for the end-to-end run (default: Hydra's basic)")
