@@ -41,14 +41,23 @@ class GrayImages(Dataset):
 
     `source` is either a uint8 tensor (N, 96, 96) of gray images, or an STL-10 `np.memmap`
     (>= N, 3, 96, 96) of RGB planes stored column-major, converted per batch.
+
+    `groups` names the independent unit each image belongs to (images cut from one source are one unit:
+    the photograph for `samples`); None: every image is its own unit (its image id).
     """
 
-    def __init__(self, name: str, split: str, source: Any, labels: Sequence[str], example_ids: Sequence[int]):
+    def __init__(
+        self, name: str, split: str, source: Any, labels: Sequence[str], example_ids: Sequence[int],
+        groups: Sequence[str] | None = None,
+    ):  # fmt: skip
         self.name, self.split = name, split
         self._x = source
         self.labels = list(labels)
         self.image_ids = np.arange(len(self.labels), dtype=np.int64)
         self.example_ids = [int(i) for i in example_ids]
+        if groups is not None and len(groups) != len(self.labels):
+            raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
+        self.groups = [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -98,7 +107,8 @@ def load_dataset(cfg: Any) -> GrayImages:
     if cfg.name == "samples":
         images, labels, examples = _samples(int(getattr(cfg, "per_photo", 16)))
         n = _check_n(cfg.n_images, len(labels), "samples")
-        return GrayImages("samples", "train", images[:n], labels[:n], [i for i in examples if i < n])
+        # the crops of one photograph are one unit: they overlap and share its content
+        return GrayImages("samples", "train", images[:n], labels[:n], [i for i in examples if i < n], groups=labels[:n])
     if cfg.name == "stl10":
         return _stl10(Path(cfg.root), str(split), bool(cfg.download), cfg.n_images)
     raise ConfigError(f"dataset={cfg.name} is unknown: use one of samples, stl10.")
