@@ -49,7 +49,8 @@ from infomax_cli.data import GrayImages, load_dataset  # noqa: E402
 from infomax_cli.encoders import build_encoder  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.experiment import _image_loader  # noqa: E402
-from infomax_cli.measure import align, measure  # noqa: E402
+from infomax_cli.geometry import align  # noqa: E402
+from infomax_cli.measure import enum_value, measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import seed_everything, train  # noqa: E402
 
@@ -80,7 +81,8 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     """The encoder and the Deep InfoMax networks, as experiment.run_job builds them (same seed: same weights)."""
     seed_everything(seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
+    align_mode, geom = enum_value(cfg.measure.align), encoder.geometry(96)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align_mode, geom).to(device)
     if getattr(cfg.train, "channels_last", False):
         encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
     return encoder, dim
@@ -177,12 +179,15 @@ def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, wa
 
 
 def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: int) -> float:
-    """Images/s of measure() over the whole set (with the null, as the trained measurement of a run)."""
+    """Images/s of measure() over the whole set (with both nulls and the other alignments, as the trained
+    measurement of a run)."""
     images = _image_loader(data, device)
-    measure(encoder, images, min(len(data), cfg.measure.batch_size), cfg.measure, seed)  # warm-up
+    geom, alt = encoder.geometry(96), cfg.measure.alt_aligns
+    ids = data.image_ids
+    measure(encoder, images, ids[: min(len(data), cfg.measure.batch_size)], cfg.measure, seed, geom, alt_aligns=alt)  # warm-up
     sync(device)
     t = time.perf_counter()
-    measure(encoder, images, len(data), cfg.measure, seed)
+    measure(encoder, images, ids, cfg.measure, seed, geom, alt_aligns=alt)
     sync(device)
     return len(data) / (time.perf_counter() - t)
 
@@ -191,7 +196,7 @@ def bench_histogram(encoder, data: GrayImages, device: torch.device, bins: int, 
     """Pairs/s of histogram_mi on case c's maps of the first 64 images (64 x 32 maps of 96 x 96)."""
     with torch.inference_mode():
         x = _image_loader(data, device)(torch.arange(min(64, len(data))))
-        img, maps = align(x, encoder.eval()(x), "resize")
+        img, maps = align(x, encoder.eval()(x), "resize")  # 96 x 96 maps: the contract's pairs of 96 x 96
     fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
     fn()
     times = []

@@ -17,6 +17,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .errors import ConfigError
+from .geometry import geometry
+
+IMAGE_SIZE = 96  # the side of every image (STL-10's, and the embedded set's crops)
 
 # The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
 # installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
@@ -25,6 +28,7 @@ CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HE
 
 
 class Align(Enum):
+    geometry = "geometry"  # every case on the same image pixels, each map at its receptive fields' offset
     resize = "resize"  # feature map resized (bilinear) to the image's size
     crop = "crop"  # the larger of image and map centre-cropped to the smaller
 
@@ -83,6 +87,8 @@ class DatasetConfig:
     download: bool = False
     n_images: Optional[int] = None  # first N images only; null: all
     per_photo: int = 16  # samples only: crops taken from each photograph
+    # samples only: the photographs whose crops are measured, never trained on, when train.holdout=true
+    heldout: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,12 +121,15 @@ class TrainConfig:
     # torch.compile's mode: default | reduce-overhead (CUDA graphs: fewer kernel launches) | max-autotune |
     # max-autotune-no-cudagraphs
     compile_mode: str = "default"
+    # measure on images held out from training: STL-10's test split, or the samples' `dataset.heldout` photographs
+    holdout: bool = False
 
 
 @dataclass
 class MeasureConfig:
     bins: int = 20
-    align: Align = Align.resize
+    align: Align = Align.geometry  # the critics and the information plane use the same alignment
+    alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])  # also measured, for the claims
     estimator: Estimator = Estimator.histogram
     binning: Binning = Binning.width
     miller_madow: bool = False
@@ -135,13 +144,13 @@ class MeasureConfig:
 @dataclass
 class Config:
     defaults: list[Any] = field(
-        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}]
+        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}, {"train": "study"}]
     )
     case: CaseConfig = MISSING
     dataset: DatasetConfig = MISSING
     device: DeviceConfig = MISSING
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = MISSING
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     objective: Objective = Objective.jsd
     seed: int = 0
@@ -154,6 +163,7 @@ def register() -> None:
     cs.store(group="case", name="schema_case", node=CaseConfig)
     cs.store(group="dataset", name="schema_dataset", node=DatasetConfig)
     cs.store(group="device", name="schema_device", node=DeviceConfig)
+    cs.store(group="train", name="schema_train", node=TrainConfig)
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -208,6 +218,8 @@ def check(cfg: Any) -> None:
     bad = [k for k in cfg.case.layers if k not in ("conv", "deconv")]
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
+    if cfg.measure.align == Align.geometry:  # the case must cover the image's central pixels (ConfigError if not)
+        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, IMAGE_SIZE)
 
 
 def _get(cfg: Any, dotted: str) -> Any:

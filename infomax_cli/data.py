@@ -48,16 +48,31 @@ class GrayImages(Dataset):
 
     def __init__(
         self, name: str, split: str, source: Any, labels: Sequence[str], example_ids: Sequence[int],
-        groups: Sequence[str] | None = None,
+        groups: Sequence[str] | None = None, study_examples: Sequence[int] | None = None,
+        image_ids: Sequence[int] | None = None,
     ):  # fmt: skip
         self.name, self.split = name, split
         self._x = source
         self.labels = list(labels)
-        self.image_ids = np.arange(len(self.labels), dtype=np.int64)
-        self.example_ids = [int(i) for i in example_ids]
+        self.image_ids = np.arange(len(self.labels), dtype=np.int64) if image_ids is None else np.asarray(image_ids, dtype=np.int64)
+        self.example_ids = [int(i) for i in example_ids]  # positions whose pictures are drawn
+        # positions of the study's example images (its cat and horse); by default the first two examples
+        self.study_examples = [int(i) for i in (self.example_ids[:2] if study_examples is None else study_examples)]
         if groups is not None and len(groups) != len(self.labels):
             raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
         self.groups = [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
+
+    def subset(self, positions: Sequence[int]) -> "GrayImages":
+        """The images at `positions` (of an in-memory set), keeping their image ids, labels and groups."""
+        if not isinstance(self._x, torch.Tensor):
+            raise ValueError("subset needs an in-memory image set")
+        pos = [int(p) for p in positions]
+        where = {p: k for k, p in enumerate(pos)}
+        return GrayImages(
+            self.name, self.split, self._x[torch.tensor(pos, dtype=torch.long)], [self.labels[p] for p in pos],
+            [where[p] for p in self.example_ids if p in where], [self.groups[p] for p in pos],
+            [where[p] for p in self.study_examples if p in where], self.image_ids[pos],
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,6 +114,36 @@ class GrayImages(Dataset):
             path, shape = state["_x"]
             state["_x"] = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
         self.__dict__.update(state)
+
+
+def load_datasets(cfg: Any, holdout: bool = False) -> tuple[GrayImages, GrayImages]:
+    """(the images trained on, the images measured): one set for both, as the study does, or with
+    `holdout` the measured images are never trained on: STL-10's test split (its train split when the
+    training split is test), or the crops of the embedded set's `dataset.heldout` photographs."""
+    data = load_dataset(cfg)
+    if not holdout:
+        return data, data
+    if cfg.name == "samples":
+        held = [str(p) for p in getattr(cfg, "heldout", [])]
+        unknown = sorted(set(held) - set(SAMPLE_PHOTOS))
+        if not held or unknown:
+            raise ConfigError(
+                f"train.holdout=true needs dataset.heldout to name photographs of the embedded set (got {held or 'none'}"
+                f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}): choose among {', '.join(SAMPLE_PHOTOS)}."
+            )
+        measured = [i for i, label in enumerate(data.labels) if label in held]
+        trained = [i for i, label in enumerate(data.labels) if label not in held]
+        if len(trained) < 2 or not measured:
+            raise ConfigError(
+                f"train.holdout=true leaves {len(trained)} training and {len(measured)} measured images of the first "
+                f"{len(data)}: raise dataset.n_images (or null) or change dataset.heldout."
+            )
+        return data.subset(trained), data.subset(measured)
+    if cfg.name == "stl10":
+        split = str(getattr(cfg.split, "value", cfg.split))
+        other = "train" if split == "test" else "test"
+        return data, _stl10(Path(cfg.root), other, bool(cfg.download), cfg.n_images)
+    raise ConfigError(f"train.holdout=true is not available for dataset={cfg.name}: use train.holdout=false.")
 
 
 def load_dataset(cfg: Any) -> GrayImages:
@@ -192,7 +237,8 @@ def _stl10(root: Path, split: str, download: bool, n_images: int | None) -> Gray
         raise RunError(f"{y_path} holds labels {y.min()}..{y.max()}: expected 1..{len(names)} (see {names_path.name}).")
     labels = [names[v - 1] for v in y]
     examples = [int(np.argmax(y == c)) for c in range(1, len(names) + 1) if (y == c).any()]
-    return GrayImages("stl10", split, x, labels, examples)
+    study = [labels.index(c) for c in ("cat", "horse") if c in labels]  # the study's example images: a cat, a horse
+    return GrayImages("stl10", split, x, labels, examples, study_examples=study)
 
 
 def _download(root: Path, folder: Path) -> None:

@@ -10,18 +10,24 @@ Each case is four 3x3, stride-1 layers ending in 32 feature maps:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+from .geometry import Geometry, geometry
 
 
 class Encoder(nn.Module):
     """Layers of 3x3 convs / transposed convs with ReLU between them; the latent is sigmoid(last layer),
-    so it lives in [0, 1] like the uniform prior it is matched to. Weights start with He (Kaiming) init."""
+    so it lives in [0, 1] like the uniform prior it is matched to. Weights start with He (Kaiming) init
+    from each layer's true fan-in (`he_init`), so every case starts with latents of the same scale."""
 
     def __init__(self, layers: list[str], widths: list[int], maps: int = 32, padding: int = 0, kernel: int = 3):
         super().__init__()
         if len(layers) != len(widths) + 1:
             raise ValueError(f"{len(layers)} layers need {len(layers) - 1} intermediate widths, got {widths}")
+        self.layers, self.kernel, self.padding = list(layers), kernel, padding
         channels = [1, *widths, maps]
         blocks = []
         for kind, c_in, c_out in zip(layers, channels[:-1], channels[1:]):
@@ -32,9 +38,12 @@ class Encoder(nn.Module):
             else:
                 raise ValueError(f"unknown layer kind {kind!r}: use 'conv' or 'deconv'")
         self.blocks = nn.ModuleList(blocks)
-        for block in self.blocks:  # He init keeps the signal's scale through the ReLU layers
-            nn.init.kaiming_normal_(block.weight, nonlinearity="relu")
-            nn.init.zeros_(block.bias)
+        for block in self.blocks:
+            he_init(block)
+
+    def geometry(self, size: int) -> Geometry:
+        """Where each layer's map pixels are centred in a size x size image (see geometry.py)."""
+        return geometry(self.layers, self.kernel, self.padding, size)
 
     def forward(self, x: torch.Tensor, all_layers: bool = False):
         """x: (B, 1, H, W) in [0, 1] -> latent (B, maps, H', W'); with all_layers, every layer's output."""
@@ -45,6 +54,23 @@ class Encoder(nn.Module):
             x = torch.sigmoid(x) if i == len(self.blocks) - 1 else torch.relu(x)
             outs.append(x)
         return outs if all_layers else x
+
+
+def fan_in(block: nn.Conv2d | nn.ConvTranspose2d) -> int:
+    """Inputs that feed one output of a stride-1 layer: in_channels * k * k, for a convolution and a
+    transposed convolution alike. (torch's `kaiming_normal_` reads `weight.size(1)`, which for
+    ConvTranspose2d's in x out x k x k weight is out_channels: the wrong fan.)"""
+    kh, kw = block.kernel_size
+    return block.in_channels * kh * kw
+
+
+def he_init(block: nn.Conv2d | nn.ConvTranspose2d) -> None:
+    """He (Kaiming) normal init for ReLU layers, N(0, 2 / fan_in), with the layer's true fan-in; zero bias."""
+    if any(s != 1 for s in block.stride):
+        raise ValueError("he_init's fan-in assumes stride 1")
+    with torch.no_grad():
+        block.weight.normal_(0.0, math.sqrt(2.0 / fan_in(block)))
+        block.bias.zero_()
 
 
 def build_encoder(case, encoder) -> Encoder:

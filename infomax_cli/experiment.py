@@ -17,12 +17,12 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import config, rundir
-from .data import GrayImages, load_dataset
+from .data import GrayImages, load_datasets
 from .encoders import build_encoder, layer_sizes
 from .errors import ConfigError, RunError
-from .measure import Measurement, layer_mi, measure
+from .measure import Measurement, enum_value, layer_mi, measure
 from .objectives import DeepInfoMax
-from .train import TERMS, seed_everything, train
+from .train import LOSS_COLUMNS, seed_everything, train
 
 log = logging.getLogger("infomax")
 # Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
@@ -139,8 +139,8 @@ class InfoPlane:
     """Every `measure.infoplane_every` steps, the mean MI between a fixed probe batch and each layer's maps,
     appended to infoplane.csv (rewritten atomically; rows past a resumed checkpoint are dropped)."""
 
-    def __init__(self, run_dir: Path, encoder, images, n: int, cfg: Any):
-        self.path, self.encoder, self.cfg = run_dir / rundir.INFOPLANE, encoder, cfg
+    def __init__(self, run_dir: Path, encoder, images, n: int, cfg: Any, geom):
+        self.path, self.encoder, self.cfg, self.geom = run_dir / rundir.INFOPLANE, encoder, cfg, geom
         self.every = cfg.measure.infoplane_every
         self.probe = images(torch.arange(min(cfg.measure.probe_images, n)))
         self.rows = pd.read_csv(self.path).to_dict("records") if self.path.is_file() else []
@@ -149,24 +149,32 @@ class InfoPlane:
         if not self.every or step % self.every:
             return
         self.rows = [r for r in self.rows if r["step"] < step]
-        for layer, value in enumerate(layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed), start=1):
+        for layer, value in enumerate(layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed, self.geom), start=1):
             self.rows.append({"step": step, "layer": layer, "mi": value})
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=["step", "layer", "mi"]))
 
 
 def tables(data: GrayImages, trained: Measurement, init: Measurement) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """mi_per_map and mi_per_image frames (contract columns first, then extras)."""
+    """mi_per_map and mi_per_image frames (contract columns first, then extras). Per image: the mean and
+    max over its maps of the MI, of the null (its maps against another image) and of the shuffled null,
+    MI above the null (mean - null mean, max - null max), the untrained control, and the mean and max
+    under each other alignment measured (`mi_mean_<align>`, `mi_max_<align>`)."""
     n, c = trained.mi.shape
     ids = np.asarray(data.image_ids)
     labels = np.asarray(data.labels, dtype=object)
     per_map = pd.DataFrame({
         "image_id": np.repeat(ids, c), "label": np.repeat(labels, c), "map": np.tile(np.arange(c), n),
-        "mi": trained.mi.ravel(), "mi_null": trained.mi_null.ravel(), "mi_init": init.mi.ravel(),
+        "mi": trained.mi.ravel(), "mi_null": trained.mi_null.ravel(), "mi_shuffled": trained.mi_shuffled.ravel(),
+        "mi_init": init.mi.ravel(),
     })  # fmt: skip
+    null_mean, null_max = trained.mi_null.mean(1), trained.mi_null.max(1)
     per_image = pd.DataFrame({
-        "image_id": ids, "label": labels, "mi_mean": trained.mi.mean(1), "mi_max": trained.mi.max(1),
-        "best_map": trained.mi.argmax(1), "mi_null_mean": trained.mi_null.mean(1),
+        "image_id": ids, "label": labels, "group": np.asarray(data.groups, dtype=object),
+        "mi_mean": trained.mi.mean(1), "mi_max": trained.mi.max(1), "best_map": trained.mi.argmax(1),
+        "mi_null_mean": null_mean, "mi_null_max": null_max, "mi_shuffled_mean": trained.mi_shuffled.mean(1),
+        "mi_mean_above_null": trained.mi.mean(1) - null_mean, "mi_max_above_null": trained.mi.max(1) - null_max,
         "mi_mean_init": init.mi.mean(1), "mi_max_init": init.mi.max(1),
+        **{f"{k}_{a}": f(v, axis=1) for a, v in trained.alt.items() for k, f in (("mi_mean", np.mean), ("mi_max", np.max))},
     })  # fmt: skip
     return per_map, per_image
 
@@ -190,31 +198,45 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     device = pick_device(cfg.device.kind.value)
     threads = set_threads(cfg.device.threads)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset)
+    data, measured = load_datasets(cfg.dataset, cfg.train.holdout)
     if len(data) < 2:
         raise ConfigError(f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2.")
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
+    images = _image_loader(data, device)
+    measured_images = images if measured is data else _image_loader(measured, device)
+    size = int(images(torch.arange(1)).shape[-1])
+    align = enum_value(cfg.measure.align)
+    geom = encoder.geometry(size)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align, geom).to(device)
     if cfg.train.channels_last:
         encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
-    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder))
-    log.info(f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images, device {device}")
-    images = _image_loader(data, device)
-    n = len(data)
+    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder), size)
+    lo, hi = geom.region
+    log.info(
+        f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images"
+        + (f" (measured on {len(measured)} held out)" if measured is not data else "")
+        + f", maps aligned by {align}" + (f" (image pixels {lo}..{hi - 1}, map offset {geom.offsets[-1]:+d})" if align == "geometry" else "")
+        + f", device {device}"
+    )  # fmt: skip
+    n, n_measured = len(data), len(measured)
+    ids, groups = measured.image_ids, measured.groups
     if (run_dir / rundir.CHECKPOINT).is_file():
         log.info(f"resuming from {run_dir / rundir.CHECKPOINT}")
     stop = StopFlag()
     with stop.installed(), progress(show_progress) as bar:
         t0 = time.perf_counter()
-        task = bar.add_task(f"case {cfg.case.name} measure (untrained)", total=n, info="")
-        init = measure(encoder, images, n, cfg.measure, cfg.seed, null=False, on_batch=lambda k: bar.advance(task, k), stop=stop)
+        task = bar.add_task(f"case {cfg.case.name} measure (untrained)", total=n_measured, info="")
+        init = measure(
+            encoder, measured_images, ids, cfg.measure, cfg.seed, geom, groups, null=False,
+            on_batch=lambda k: bar.advance(task, k), stop=stop,
+        )  # fmt: skip
         bar.remove_task(task)
         init_seconds = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         task = bar.add_task(f"case {cfg.case.name} train", total=cfg.train.steps, info="")
 
-        plane = InfoPlane(run_dir, encoder, images, n, cfg)
+        plane = InfoPlane(run_dir, encoder, images, n, cfg, geom)
         plane.record(0)
 
         def on_step(step: int, row: dict) -> None:
@@ -227,33 +249,42 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         )  # fmt: skip
         bar.remove_task(task)
         train_seconds = time.perf_counter() - t0
-        loss = pd.DataFrame(history, columns=["step", "loss", *TERMS, "prior_disc"])
+        loss = pd.DataFrame(history, columns=LOSS_COLUMNS)
         rundir.write_csv(run_dir / rundir.LOSS_CSV, loss)
         rundir.save_torch(run_dir / rundir.ENCODER, {k: v.cpu() for k, v in encoder.state_dict().items()})
 
         t0 = time.perf_counter()
-        task = bar.add_task(f"case {cfg.case.name} measure", total=n, info="")
-        examples = data.example_ids[: cfg.measure.examples]
+        task = bar.add_task(f"case {cfg.case.name} measure", total=n_measured, info="")
+        examples = measured.example_ids[: cfg.measure.examples]
         trained = measure(
-            encoder, images, n, cfg.measure, cfg.seed, example_ids=examples,
-            on_batch=lambda k: bar.advance(task, k), stop=stop,
+            encoder, measured_images, ids, cfg.measure, cfg.seed, geom, groups, example_ids=examples,
+            alt_aligns=cfg.measure.alt_aligns, on_batch=lambda k: bar.advance(task, k), stop=stop,
         )  # fmt: skip
         measure_seconds = time.perf_counter() - t0
 
-    per_map, per_image = tables(data, trained, init)
+    per_map, per_image = tables(measured, trained, init)
     rundir.write_csv(run_dir / rundir.MI_PER_MAP, per_map)
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
-    _pictures(cfg, run_dir, data, loss, trained)
+    _pictures(cfg, run_dir, measured, loss, trained)
 
+    def mean(col: str) -> float:
+        return float(per_image[col].mean())
+
+    last = loss.iloc[-1]
     summary = {
-        "case": cfg.case.name, "dataset": data.name, "split": data.split, "n_images": n,
-        "bins": cfg.measure.bins, "align": cfg.measure.align.value, "estimator": cfg.measure.estimator.value,
+        "case": cfg.case.name, "dataset": data.name, "split": measured.split, "n_images": n_measured,
+        "n_train_images": n, "holdout": bool(cfg.train.holdout),
+        "bins": cfg.measure.bins, "align": align, "estimator": cfg.measure.estimator.value,
         "objective": cfg.objective.value, "seed": cfg.seed, "steps": cfg.train.steps,
         "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "layer_sizes": sizes,
-        "mi_mean": float(per_image.mi_mean.mean()), "mi_max": float(per_image.mi_max.mean()),
-        "mi_null_mean": float(trained.mi_null.mean()),
-        "mi_mean_init": float(per_image.mi_mean_init.mean()), "mi_max_init": float(per_image.mi_max_init.mean()),
-        "final_loss": float(loss["loss"].iloc[-1]),
+        "map_offset": geom.offsets[-1], "region": [lo, hi],
+        "mi_mean": mean("mi_mean"), "mi_max": mean("mi_max"),
+        "mi_null_mean": mean("mi_null_mean"), "mi_null_max": mean("mi_null_max"), "mi_shuffled_mean": mean("mi_shuffled_mean"),
+        "mi_mean_above_null": mean("mi_mean_above_null"), "mi_max_above_null": mean("mi_max_above_null"),
+        "mi_mean_init": mean("mi_mean_init"), "mi_max_init": mean("mi_max_init"),
+        **{f"{k}_{a}": mean(f"{k}_{a}") for a in trained.alt for k in ("mi_mean", "mi_max")},
+        "study_examples": [int(measured.image_ids[p]) for p in measured.study_examples],
+        "final_loss": float(last["loss"]), "final_local_mi": float(last["local_mi"]), "final_global_mi": float(last["global_mi"]),
         "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
         "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
         "versions": versions(), "git_commit": git_commit(),
@@ -265,8 +296,9 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
     log.info(
         f"case {cfg.case.name}: mean MI {summary['mi_mean']:.4f} nats, max MI {summary['mi_max']:.4f} nats "
-        f"(untrained {summary['mi_mean_init']:.4f} / {summary['mi_max_init']:.4f}), "
-        f"{train_seconds + measure_seconds:.1f} s"
+        f"(null {summary['mi_null_mean']:.4f} / {summary['mi_null_max']:.4f}; untrained {summary['mi_mean_init']:.4f} / "
+        f"{summary['mi_max_init']:.4f}); objective MI estimates local {summary['final_local_mi']:.3f}, global "
+        f"{summary['final_global_mi']:.3f} nats; {train_seconds + measure_seconds:.1f} s"
     )
     return summary
 

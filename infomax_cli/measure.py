@@ -1,39 +1,28 @@
-"""Encoder maps -> MI tables: every image through the encoder in batches, MI with each of its maps."""
+"""Encoder maps -> MI tables: every image through the encoder in batches, MI with each of its maps.
+
+Beside the MI of an image with its own maps, two nulls:
+- `mi_null`: the maps against *another* image (another photograph for the embedded set), chosen from
+  (seed, image id): what an unrelated image shares with the maps, the floor for images (natural images
+  share spatial structure, so this is well above the estimator's bias);
+- `mi_shuffled`: the image with its pixels shuffled against the maps: the estimator's bias for
+  independent pixels, about (B - 1)^2 / 2N.
+Every random draw (null partner, shuffle, KSG pixels) is a function of (seed, global image id), so the
+tables do not depend on `measure.batch_size`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import mi
 from .errors import Interrupted
+from .geometry import Geometry, align, align_images
 
-
-def align(images: torch.Tensor, maps: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bring images (B, 1, H, W) and maps (B, C, h, w) to one size -> (B, S, S) and (B, C, S, S).
-
-    resize: the maps are resized (bilinear) to the image's size; crop: the larger of the two is
-    centre-cropped to the smaller.
-    """
-    h, w = images.shape[-2:]
-    mh, mw = maps.shape[-2:]
-    if (h, w) == (mh, mw):
-        return images[:, 0], maps
-    if mode == "resize":
-        return images[:, 0], F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
-    if mode == "crop":
-        th, tw = min(h, mh), min(w, mw)
-        return _centre_crop(images, th, tw)[:, 0], _centre_crop(maps, th, tw)
-    raise ValueError(f"unknown align mode {mode!r}: use 'resize' or 'crop'")
-
-
-def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
-    top, left = (x.shape[-2] - th) // 2, (x.shape[-1] - tw) // 2
-    return x[..., top : top + th, left : left + tw]
+NULL_STREAM = 0x6E756C6C  # "null": the null partner's random stream, apart from the other draws of a seed
 
 
 @dataclass
@@ -41,8 +30,10 @@ class Measurement:
     """MI of every image with each map, (N, C) arrays in nats, and the example images' pictures."""
 
     mi: np.ndarray
-    mi_null: Optional[np.ndarray]
-    examples: dict[int, tuple[np.ndarray, np.ndarray]]  # position -> (image (S, S), maps (C, S, S))
+    mi_null: Optional[np.ndarray] = None  # the maps against another image's pixels
+    mi_shuffled: Optional[np.ndarray] = None  # the maps against the image's pixels shuffled
+    alt: dict[str, np.ndarray] = field(default_factory=dict)  # align mode -> MI under that alignment
+    examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # position -> (image, maps)
 
 
 def estimator_options(mcfg) -> dict:
@@ -58,51 +49,110 @@ def enum_value(x):
     return getattr(x, "value", x)
 
 
+def null_partners(groups: Sequence, ids: Sequence[int], seed: int) -> np.ndarray:
+    """For each image (position i, global id ids[i]) the position of its null partner: an image of
+    another group, drawn uniformly from (seed, ids[i]) alone; -1 where every image is of one group."""
+    codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1].reshape(-1)
+    n = codes.size
+    out = np.full(n, -1, dtype=np.int64)
+    if n < 2 or (codes == codes[0]).all():
+        return out
+    for i in range(n):
+        rng = np.random.default_rng([int(seed) % 2**63, int(ids[i]), NULL_STREAM])
+        for _ in range(64):  # rejection: a draw of the image's own group is drawn again
+            j = int(rng.integers(n))
+            if codes[j] != codes[i]:
+                out[i] = j
+                break
+        else:  # one group holds nearly every image: draw among the others directly
+            others = np.flatnonzero(codes != codes[i])
+            out[i] = int(others[rng.integers(others.size)])
+    return out
+
+
 @torch.inference_mode()
 def measure(
     encoder: torch.nn.Module,
     images: Callable[[torch.Tensor], torch.Tensor],
-    n_images: int,
+    ids: Sequence[int],
     mcfg,
     seed: int,
+    geom: Optional[Geometry] = None,
+    groups: Optional[Sequence] = None,
     example_ids: Iterable[int] = (),
     null: bool = True,
+    alt_aligns: Iterable[str] = (),
     on_batch: Optional[Callable[[int], None]] = None,
     stop: Callable[[], Optional[str]] = lambda: None,
 ) -> Measurement:
-    """MI between each image and each of the encoder's maps; with `null`, also against each map with its
-    pixels shuffled (the estimator's floor). `images(idx)` gives the (B, 1, 96, 96) batch on the device."""
+    """MI between each image (positions 0..N-1, global ids `ids`) and each of the encoder's maps, aligned
+    by `mcfg.align`. With `null`: `mi_null` against a partner image of another group (`groups`, default:
+    every image its own) and `mi_shuffled` against the image's pixels shuffled. `alt_aligns`: also the MI
+    under these other alignments. `images(idx)` gives the (B, 1, S, S) batch of positions idx on the device;
+    `example_ids` are positions whose aligned image and maps are kept."""
     encoder.eval()
     opts = estimator_options(mcfg)
+    mode = enum_value(mcfg.align)
+    ids = np.asarray(ids, dtype=np.int64)
+    n = ids.size
+    alt_aligns = [a for a in dict.fromkeys(enum_value(a) for a in alt_aligns) if a != mode]
+    partners = null_partners(groups if groups is not None else ids, ids, seed) if null else None
     wanted = set(int(i) for i in example_ids)
-    mi_all, null_all, examples = [], [], {}
-    for lo in range(0, n_images, mcfg.batch_size):
-        idx = torch.arange(lo, min(lo + mcfg.batch_size, n_images))
+    out: dict[str, list] = {"mi": [], "mi_null": [], "mi_shuffled": [], **{a: [] for a in alt_aligns}}
+    examples = {}
+    for lo in range(0, n, mcfg.batch_size):
+        idx = torch.arange(lo, min(lo + mcfg.batch_size, n))
+        batch_ids = ids[lo : lo + len(idx)]
         x = images(idx)
-        img, maps = align(x, encoder(x), enum_value(mcfg.align))
-        mi_all.append(mi.estimate_mi(img, maps, seed=seed + lo, **opts).cpu().numpy())
-        if null:  # the image's pixels shuffled once, against every map: I(pi(x); y) = I(x; pi^-1(y))
-            shuffled = mi.shuffle_pixels(img[:, None], seed=seed + lo)[:, 0]
-            null_all.append(mi.estimate_mi(shuffled, maps, seed=seed + lo, **opts).cpu().numpy())
+        maps = encoder(x)
+        img, aligned = align(x, maps, mode, geom)
+
+        def estimate(pixels: torch.Tensor, m: torch.Tensor, who: np.ndarray = batch_ids) -> np.ndarray:
+            return mi.estimate_mi(pixels, m, seed=seed, ids=who, **opts).numpy()
+
+        out["mi"].append(estimate(img, aligned))
+        if null:
+            out["mi_null"].append(_partner_mi(images, partners[lo : lo + len(idx)], aligned, maps.shape[-2:], mode, geom, estimate, batch_ids))
+            out["mi_shuffled"].append(estimate(mi.shuffle_pixels(img[:, None], seed=seed, ids=batch_ids)[:, 0], aligned))
+        for a in alt_aligns:
+            out[a].append(estimate(*align(x, maps, a, geom)))
         for pos in wanted.intersection(idx.tolist()):
-            examples[pos] = (img[pos - lo].float().cpu().numpy(), maps[pos - lo].float().cpu().numpy())
+            examples[pos] = (img[pos - lo].float().cpu().numpy(), aligned[pos - lo].float().cpu().numpy())
         if on_batch is not None:
             on_batch(len(idx))
         signal_name = stop()
         if signal_name:
             raise Interrupted.by(signal_name, f"{signal_name} during measurement: training is checkpointed.")
-    return Measurement(np.concatenate(mi_all), np.concatenate(null_all) if null else None, examples)
+
+    def joined(key: str) -> np.ndarray:
+        return np.concatenate(out[key]) if out[key] else np.empty((0, 0))
+
+    return Measurement(
+        joined("mi"), joined("mi_null") if null else None, joined("mi_shuffled") if null else None,
+        {a: joined(a) for a in alt_aligns}, examples,
+    )  # fmt: skip
+
+
+def _partner_mi(images, partners: np.ndarray, aligned: torch.Tensor, map_hw, mode: str, geom, estimate, batch_ids) -> np.ndarray:
+    """MI of each image's maps with its partner image's pixels (NaN where it has no partner)."""
+    res = np.full(aligned.shape[:2], np.nan)
+    has = np.flatnonzero(partners >= 0)
+    if has.size:
+        other = align_images(images(torch.from_numpy(partners[has])), map_hw, mode, geom)
+        res[has] = estimate(other, aligned[torch.from_numpy(has).to(aligned.device)], batch_ids[has])
+    return res
 
 
 @torch.inference_mode()
-def layer_mi(encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int) -> list[float]:
-    """Mean MI between the probe images and each encoder layer's maps (one value per layer)."""
+def layer_mi(encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int, geom: Optional[Geometry] = None) -> list[float]:
+    """Mean MI between the probe images and each encoder layer's maps (one value per layer), each layer
+    aligned as the measurement aligns the last (`geometry`: every layer on the same image pixels)."""
     was_training = encoder.training
     encoder.eval()
     opts = estimator_options(mcfg)
     out = []
-    for maps in encoder(probe, all_layers=True):
-        img, aligned = align(probe, maps.float(), enum_value(mcfg.align))
+    for layer, maps in enumerate(encoder(probe, all_layers=True)):
+        img, aligned = align(probe, maps.float(), enum_value(mcfg.align), geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)
     return out

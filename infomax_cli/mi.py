@@ -238,7 +238,7 @@ def _quantile_kernel(rx, ry, qbin, bins, xlogx, mi, mm):
 
 
 @njit(parallel=True, cache=True)
-def _gcmi_kernel(rx, ry, normal, bias, out):
+def _gcmi_kernel(rx, ry, normal, bias, r2_max, out):
     """Gaussian-copula MI of mid-ranks rx (N, P) with ry (N, C, P), copula normal = normal[midrank]."""
     n_img, n_map, p = ry.shape
     for q in prange(n_img * n_map):
@@ -256,7 +256,7 @@ def _gcmi_kernel(rx, ry, normal, bias, out):
             syy += b * b
             sxy += a * b
         r = (sxy - sx * sy / p) / np.sqrt((sxx - sx * sx / p) * (syy - sy * sy / p))
-        out[n, c] = -0.5 * np.log1p(-min(r * r, 1.0 - 1e-15)) + bias
+        out[n, c] = -0.5 * np.log1p(-min(r * r, r2_max)) + bias
 
 
 def _xlogx_table(p: int) -> np.ndarray:
@@ -421,8 +421,10 @@ def _quantile_table(p: int, bins: int) -> torch.Tensor:
 
 
 def _normal_table(p: int) -> torch.Tensor:
-    """Copula normal of each mid-rank code k: Phi^-1(k / (2(P+1))) = Phi^-1(1-based mid-rank / (P+1))."""
-    return torch.special.ndtri(torch.arange(2 * p + 1, dtype=torch.float64) / (2.0 * (p + 1)))
+    """Copula normal of each mid-rank code k = less + leq (= 2 * 0-based mid-rank + 1):
+    Phi^-1(1-based mid-rank / (P + 1)) = Phi^-1((k + 1) / (2 (P + 1))), as Ince et al. (2017) and frites'
+    copnorm have it (rank / (P + 1), ranks 1..P)."""
+    return torch.special.ndtri((torch.arange(2 * p + 1, dtype=torch.float64) + 1) / (2.0 * (p + 1)))
 
 
 def _rank_pairs(images: torch.Tensor, maps: torch.Tensor):
@@ -469,9 +471,16 @@ def _histogram_quantile(images: torch.Tensor, maps: torch.Tensor, bins: int) -> 
     return mi, mm
 
 
+# r^2 of the copula normals is clamped here on every path: a map whose ranks equal or reverse the image's
+# (r^2 = 1 up to rounding, which differs between the numba and torch sums) gets the same finite cap,
+# -1/2 ln(1e-12) = 13.8155 nats plus the bias term.
+GCMI_R2_MAX = 1.0 - 1e-12
+
+
 def _gcmi(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """Gaussian-copula MI (N, C) float64 with Ince et al.'s (2017) analytic bias correction:
-    -1/2 ln(1 - r^2) + (psi((P-2)/2) - psi((P-1)/2))/2, r the correlation of the copula normals."""
+    -1/2 ln(1 - r^2) + (psi((P-2)/2) - psi((P-1)/2))/2, r the correlation of the copula normals (r^2 at
+    most GCMI_R2_MAX)."""
     n, c, p = _check(images, maps)
     bias = float(digamma((p - 2) / 2) - digamma((p - 1) / 2)) / 2 if p > 2 else 0.0
     out = torch.empty(n, c, dtype=torch.float64, device=maps.device)
@@ -480,7 +489,7 @@ def _gcmi(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         if _use_numba(rx):
             mi = np.empty((e - s, c))
             with _LOCK:
-                _gcmi_kernel(rx.numpy(), ry.numpy(), normal.numpy(), bias, mi)
+                _gcmi_kernel(rx.numpy(), ry.numpy(), normal.numpy(), bias, GCMI_R2_MAX, mi)
             mi = torch.from_numpy(mi)
         else:
             t = normal.to(rx.device)
@@ -488,7 +497,7 @@ def _gcmi(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
             zx = zx - zx.mean(-1, keepdim=True)
             zy = zy - zy.mean(-1, keepdim=True)
             r = (zx * zy).sum(-1) / (zx.norm(dim=-1) * zy.norm(dim=-1))
-            mi = -0.5 * torch.log1p(-(r * r).clamp(max=1 - 1e-15)) + bias
+            mi = -0.5 * torch.log1p(-(r * r).clamp(max=GCMI_R2_MAX)) + bias
         out[s:e] = torch.where(ok, torch.where(const, 0.0, mi), math.nan)
     return out
 
@@ -588,15 +597,15 @@ def _ksg_torch(x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def _ksg_inputs(images: torch.Tensor, maps: torch.Tensor, samples: int, seed: int):
+def _ksg_inputs(images: torch.Tensor, maps: torch.Tensor, samples: int, seed: int, ids: np.ndarray):
     """The KSG samples: per image n a random pixel subset (shared by its maps) and jitter, both drawn from
-    (seed, n) alone so they do not depend on how the caller batches; each row standardised plus
+    (seed, ids[n]) alone so they do not depend on how the caller batches; each row standardised plus
     1e-10 * max(1, mean |x|) * N(0, 1) (scikit-learn's tie breaking). x (N, S), y (N, C, S) float64."""
     n, c, p = maps.shape[0], maps.shape[1], maps.shape[2] * maps.shape[3]
     picks = np.empty((n, samples), np.int64)
     noise = np.empty((n, c + 1, samples))
     for i in range(n):
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, int(ids[i])])
         picks[i] = np.sort(rng.choice(p, size=samples, replace=False)) if samples < p else np.arange(p)
         noise[i] = rng.standard_normal((c + 1, samples))
     idx = torch.from_numpy(picks).to(maps.device)
@@ -610,7 +619,7 @@ def _ksg_inputs(images: torch.Tensor, maps: torch.Tensor, samples: int, seed: in
     return z[:, 0], z[:, 1:], const[:, :1] | const[:, 1:]
 
 
-def _ksg(images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: int) -> torch.Tensor:
+def _ksg(images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: int, ids: np.ndarray) -> torch.Tensor:
     """KSG estimator 1 (N, C) float64 on `samples` random pixels per image (seeded): the numba kernel on
     CPU, brute force in torch on a GPU (or without numba)."""
     n, c, p = _check(images, maps)
@@ -623,7 +632,7 @@ def _ksg(images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: i
         raise ValueError(f"KSG needs more than ksg_k={k} samples per pair, got {s}")
     if n * c == 0:
         return torch.zeros(n, c, dtype=torch.float64)
-    x, y, const = _ksg_inputs(images, maps, s, seed)
+    x, y, const = _ksg_inputs(images, maps, s, seed, ids)
     ok = _finite_rows(images.detach().reshape(n, p))[:, None] & _finite_rows(maps.detach().reshape(n * c, p)).reshape(n, c)
     ok = ok.to(x.device)
     x, y = torch.nan_to_num(x), torch.nan_to_num(y)
@@ -651,6 +660,7 @@ def estimate_mi(
     ksg_k: int = 3,
     ksg_samples: int = 1024,
     seed: int = 0,
+    ids=None,
 ) -> torch.Tensor:
     """MI in nats between `images[n]` (N, H, W) and each `maps[n, c]` (N, C, H, W): (N, C) float32 on CPU.
 
@@ -658,10 +668,11 @@ def estimate_mi(
     the contract's histogram_mi) or "quantile" (equal-frequency by mid-rank: exactly invariant to
     strictly increasing transforms; ties share a bin); `miller_madow` adds (m_x + m_y - m_xy - 1)/(2P),
     m the occupied bins. "ksg": Kraskov-Stoegbauer-Grassberger estimator 1 (max-norm, k = ksg_k) on
-    ksg_samples random pixels per image drawn from (seed, image index), standardised, with 1e-10
+    ksg_samples random pixels per image drawn from (seed, ids[n]), standardised, with 1e-10
     jitter against ties. "gcmi": Gaussian-copula MI (Ince et al. 2017) with its bias correction.
+    `ids`: the images' global ids (default 0..N-1), so random draws do not depend on batching.
     """
-    _check(images, maps)
+    n, _, _ = _check(images, maps)
     if estimator == "histogram":
         bins = _check_bins(bins)
         if binning == "width":
@@ -672,7 +683,7 @@ def estimate_mi(
             raise ValueError(f"unknown binning {binning!r}; use one of {BINNINGS}")
         out = mi + mm if miller_madow else mi
     elif estimator == "ksg":
-        out = _ksg(images, maps, ksg_k, ksg_samples, seed)
+        out = _ksg(images, maps, ksg_k, ksg_samples, seed, _ids(ids, n))
     elif estimator == "gcmi":
         out = _gcmi(images, maps)
     else:
@@ -731,11 +742,22 @@ def _splitmix_np(z: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _pixel_permutations(seed: int, n: int, c: int, p: int) -> np.ndarray:
-    """(n, c, p) int64 permutations, the one of (image n, map c) a function of (seed, n, c) alone."""
+def _ids(ids, n: int) -> np.ndarray:
+    """Global image ids (int64, N) of a batch; 0..N-1 when not given."""
+    if ids is None:
+        return np.arange(n, dtype=np.int64)
+    ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+    if ids.size != n:
+        raise ValueError(f"{ids.size} ids for {n} images")
+    return ids
+
+
+def _pixel_permutations(seed: int, ids: np.ndarray, c: int, p: int) -> np.ndarray:
+    """(n, c, p) int64 permutations, the one of (image ids[n], map c) a function of (seed, ids[n], c) alone."""
+    n = ids.size
     base = _splitmix_np(np.array([seed % 2**64], dtype=np.uint64))
     with np.errstate(over="ignore"):
-        keys = _splitmix_np(_splitmix_np(base + np.arange(n, dtype=np.uint64))[:, None] + np.arange(c, dtype=np.uint64))
+        keys = _splitmix_np(_splitmix_np(base + ids.astype(np.uint64))[:, None] + np.arange(c, dtype=np.uint64))
     keys = _splitmix_np(keys.reshape(-1))
     if HAVE_NUMBA:
         out = np.empty((n * c, p), np.int64)
@@ -746,12 +768,12 @@ def _pixel_permutations(seed: int, n: int, c: int, p: int) -> np.ndarray:
     return out.reshape(n, c, p)
 
 
-def shuffle_pixels(maps: torch.Tensor, seed: int) -> torch.Tensor:
+def shuffle_pixels(maps: torch.Tensor, seed: int, ids=None) -> torch.Tensor:
     """The maps (N, C, H, W) with each map's pixels spatially permuted, one uniform random permutation
-    per (image n, map c) that depends only on (seed, n, c): the null baseline (its MI with the image is
-    the estimator's bias). Same device and dtype as `maps`."""
+    per (image, map c) that depends only on (seed, ids[n], c) (ids: global image ids, default 0..N-1):
+    the shuffled null (its MI with the image is the estimator's bias). Same device and dtype as `maps`."""
     if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
         raise ValueError(f"maps must be a (N, C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}")
     n, c, h, w = maps.shape
-    perm = torch.from_numpy(_pixel_permutations(int(seed), n, c, h * w)).to(maps.device)
+    perm = torch.from_numpy(_pixel_permutations(int(seed), _ids(ids, n), c, h * w)).to(maps.device)
     return maps.reshape(n, c, h * w).gather(-1, perm).reshape(n, c, h, w)

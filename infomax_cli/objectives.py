@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .geometry import Geometry, critic_view
+
 
 # --- MI lower bounds: pos (B, ...) scores of joint pairs, neg (K, B, ...) scores of product pairs ---
 
@@ -38,6 +40,16 @@ def infonce_bound(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 
 
 BOUNDS = {"jsd": jsd_bound, "infonce": infonce_bound, "dv": dv_bound}
+# Each bound's value when the critic cannot tell joint from product pairs (scores all equal): the JSD bound
+# is then -2 ln 2; InfoNCE and DV are 0. bound - chance is the objective's own MI estimate, zero at chance.
+CHANCE = {"jsd": -2 * math.log(2), "infonce": 0.0, "dv": 0.0}
+MI_TERMS = ("local", "global")  # the loss terms that are (negated) MI bounds
+
+
+def mi_estimate(loss_term: float, bound: str) -> float:
+    """The objective's MI estimate in nats from a term's loss (= -bound): -loss - chance, so 2 ln 2 - loss
+    for JSD and -loss for InfoNCE and DV; zero when the critic is at chance."""
+    return -loss_term - CHANCE[bound]
 
 
 def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -51,13 +63,6 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 
 # --- the objective networks ---
-
-
-def resize_to(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The image resized (bilinear) to the latent's spatial size, when the sizes differ."""
-    if image.shape[-2:] == like.shape[-2:]:
-        return image
-    return F.interpolate(image, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class LocalCritic(nn.Module):
@@ -118,25 +123,31 @@ class PriorDiscriminator(nn.Module):
 
 
 class DeepInfoMax(nn.Module):
-    """The critics and the prior discriminator; `losses` gives every term of one step."""
+    """The critics and the prior discriminator; `encoder_losses` gives every term of one step.
 
-    def __init__(self, maps: int, hidden: int, bound: str = "jsd", negatives: int = 1):
+    The critics see the image and the latent on the same pixels, aligned as the measurement aligns them
+    (`align` and the encoder's `geom`; see geometry.py): `resize` keeps the study's image resized to the
+    latent, `geometry` crops both to the pixels each latent pixel's receptive field is centred on."""
+
+    def __init__(self, maps: int, hidden: int, bound: str = "jsd", negatives: int = 1, align: str = "resize", geom: Geometry | None = None):
         super().__init__()
         if bound not in BOUNDS:
             raise ValueError(f"unknown bound {bound!r}: use one of {sorted(BOUNDS)}")
         self.local = LocalCritic(maps, hidden)
         self.global_ = GlobalCritic(maps, hidden)
         self.prior = PriorDiscriminator(maps, hidden)
+        self.bound_name = bound
         self.bound = BOUNDS[bound]
         self.negatives = negatives
+        self.align, self.geom = align, geom
 
     def encoder_losses(self, image: torch.Tensor, latent: torch.Tensor) -> dict[str, torch.Tensor]:
         """Losses for the encoder and critics: -local bound, -global bound, prior (non-saturating)."""
-        image = resize_to(image, latent)
+        image, seen = critic_view(image, latent, self.align, self.geom)
         k = min(self.negatives, image.shape[0] - 1)
         images = [image] + [torch.roll(image, shifts=s, dims=0) for s in range(1, k + 1)]
-        local = self.local(images, latent)
-        global_ = self.global_(images, latent)
+        local = self.local(images, seen)
+        global_ = self.global_(images, seen)
         fake = self.prior(self.prior.vectors(latent))
         return {
             "local": -self.bound(local[0], local[1:]),

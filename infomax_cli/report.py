@@ -30,29 +30,55 @@ def case_color(case: str) -> str:
     return CASE_COLORS.get(case, extra[zlib.crc32(case.encode()) % len(extra)])  # stable across processes
 
 
+MI_ESTIMATES = {"local_mi": "local", "global_mi": "global"}  # loss.csv's objective MI estimates (nats, 0 at chance)
+
+
 def loss_figure(loss: pd.DataFrame, title: str, color: str = "black"):
-    """The total loss and each term against the step."""
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    """The total loss and each term against the step; beside it, when loss.csv has them, the objectives'
+    own MI estimates (nats; 0 = the critic at chance)."""
+    estimates = [c for c in MI_ESTIMATES if c in loss.columns]
+    fig, axes = plt.subplots(1, 2 if estimates else 1, figsize=(12 if estimates else 7, 4), dpi=100, squeeze=False)
+    ax = axes[0][0]
     for term, style in TERM_STYLES.items():
         ax.plot(loss["step"], loss[term], style, color=color, label=term if term != "loss" else "total")
     ax.set(title=title, xlabel="training step", ylabel="loss (nats; lower = more MI)")
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.legend()
     ax.grid(alpha=0.3)
+    if estimates:
+        ax = axes[0][1]
+        for col, style in zip(estimates, ("--", "-.")):
+            ax.plot(loss["step"], loss[col], style, color=color, label=f"{MI_ESTIMATES[col]} term")
+        ax.axhline(0, color="gray", lw=1, ls=":", label="chance")
+        ax.set(title="the objectives' own MI estimates", xlabel="training step", ylabel="MI estimate (nats)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
 def loss_curves_figure(losses: dict[str, pd.DataFrame]):
-    """Every job's loss terms on one figure: one panel per term, one colour per case."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), dpi=100)
-    for ax, (term, _) in zip(axes, TERM_STYLES.items()):
+    """Every job's loss terms on one figure: one panel per term (and per objective MI estimate, when
+    loss.csv has them), one colour per case."""
+    panels = [*TERM_STYLES, *(c for c in MI_ESTIMATES if all(c in t.columns for t in losses.values()))]
+    rows = 2 if len(panels) > 4 else 1
+    cols = math.ceil(len(panels) / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), dpi=100, squeeze=False)
+    flat = axes.ravel()
+    for ax, term in zip(flat, panels):
         for label, loss in losses.items():
             case = label.split(" ")[0]
             ax.plot(loss["step"], loss[term], color=case_color(case), label=f"case {label}", alpha=0.85)
-        ax.set(title="total loss" if term == "loss" else f"{term} term", xlabel="training step", ylabel="loss (nats)")
+        if term in MI_ESTIMATES:
+            ax.axhline(0, color="gray", lw=1, ls=":")
+            ax.set(title=f"{MI_ESTIMATES[term]} MI estimate (0 = chance)", xlabel="training step", ylabel="nats")
+        else:
+            ax.set(title="total loss" if term == "loss" else f"{term} term", xlabel="training step", ylabel="loss (nats)")
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in flat[len(panels) :]:
+        ax.set_axis_off()
+    flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -133,7 +159,8 @@ def _violin_stats(v: np.ndarray) -> dict:
 
 
 def mi_bars_figure(per_image: dict[str, pd.DataFrame]):
-    """Mean and max MI per case, mean ± 95% interval over images; the untrained control and the shuffled null beside."""
+    """Mean and max MI per case, mean ± 95% interval over images; the untrained control, the null (the maps
+    against another image) and the shuffled-pixel bias beside."""
     cases = list(per_image)
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.4 * len(cases) + 2), 4.2), dpi=100)
     for ax, metric in zip(axes, ("mi_mean", "mi_max")):
@@ -147,15 +174,19 @@ def mi_bars_figure(per_image: dict[str, pd.DataFrame]):
                 m0, h0 = ci95(t[f"{metric}_init"])
                 ax.bar(i + w / 2, m0, w, yerr=h0, capsize=4, color=color, alpha=0.35, hatch="//", edgecolor=color,
                        label="untrained (control)" if i == 0 else None)  # fmt: skip
-            if metric == "mi_mean" and "mi_null_mean" in t:
-                ax.hlines(t["mi_null_mean"].mean(), i - 0.45, i + 0.45, color="black", linestyles=":", lw=1.5,
-                          label="shuffled-pixel null" if i == 0 else None)  # fmt: skip
+            null = "mi_null_mean" if metric == "mi_mean" else "mi_null_max"
+            if null in t:
+                ax.hlines(t[null].mean(), i - 0.45, i + 0.45, color="black", linestyles="--", lw=1.5,
+                          label="null: another image" if i == 0 else None)  # fmt: skip
+            if metric == "mi_mean" and "mi_shuffled_mean" in t:
+                ax.hlines(t["mi_shuffled_mean"].mean(), i - 0.45, i + 0.45, color="gray", linestyles=":", lw=1.5,
+                          label="shuffled pixels (estimator bias)" if i == 0 else None)  # fmt: skip
         what = "mean" if metric == "mi_mean" else "max"
         ax.set_xticks(range(len(cases)), [f"case {c}" for c in cases])
         ax.set(title=f"{what} MI over the maps of an image\n(± 95% CI over images)", ylabel=f"{what} MI (nats)")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9, frameon=False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9, frameon=False)
     return fig
 
 
@@ -289,10 +320,12 @@ def _jobs_of(path: Path, summary: dict | None = None) -> tuple[str, list, list[s
     return "sweep", finished, left_out + [f"{m} (never started)" for m in missing_jobs(path, jobs)]
 
 
-SETTINGS = ["dataset", "split", "n_images", "steps", "batch_size", "lr", "bins", "align", "estimator", "objective",
+SETTINGS = ["dataset", "split", "n_images", "n_train_images", "holdout", "steps", "batch_size", "lr", "bins", "align", "estimator", "objective",
             "seed", "device", "versions", "git_commit"]  # fmt: skip
-JOB_COLUMNS = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained",
-               "mi_null_mean": "null mean MI", "final_loss": "final loss", "train_seconds": "train (s)", "measure_seconds": "measure (s)"}
+JOB_COLUMNS = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_above_null": "mean MI above null", "mi_max_above_null": "max MI above null",
+               "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained", "mi_null_mean": "null mean MI",
+               "mi_shuffled_mean": "shuffled mean MI", "final_local_mi": "final local MI estimate", "final_global_mi": "final global MI estimate",
+               "final_loss": "final loss", "train_seconds": "train (s)", "measure_seconds": "measure (s)"}
 
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
@@ -339,7 +372,8 @@ def build_report(path: Path, summary: dict | None = None) -> Path:
              *[j.summary.get(k) for k in JOB_COLUMNS]] for j in jobs]  # fmt: skip
     out.append(_table(["case", "directory", "map sizes", *varying, *JOB_COLUMNS.values()], rows, "jobs"))
     out.append('<p class="note">MI in nats: the mean over images of each image\'s mean / max MI over its maps; '
-               "untrained: the same encoder before training (control); null: maps with shuffled pixels (estimator floor).</p>")  # fmt: skip
+               "above null: minus the same statistic of the maps against another image (null, the floor for images); untrained: the same encoder "
+               "before training (control); shuffled: against the image's pixels shuffled (the estimator's bias); MI estimates: the objectives' own, 0 at chance.</p>")  # fmt: skip
     cfg_file = jobs[0].path / ".hydra" / "config.yaml"
     if cfg_file.is_file():
         out.append(f"<details><summary>configuration ({html.escape(jobs[0].path.name)}/.hydra/config.yaml)</summary>"

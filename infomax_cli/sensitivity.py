@@ -57,7 +57,7 @@ JOB_COLUMNS = ["job", "case", "seed", *PROTOCOL, "n_images", "mi_mean", "mi_max"
 class SensitivityConfig:
     """The protocol grid (conf/sensitivity.yaml)."""
 
-    align: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
+    align: list[Align] = field(default_factory=lambda: [Align.geometry, Align.resize, Align.crop])
     bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
     estimators: list[Estimator] = field(default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi])
     n_images: Optional[int] = None
@@ -127,10 +127,11 @@ def own_protocol(cfg) -> Protocol:
 def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_images: Optional[int] = None, on_batch=None) -> list[dict]:
     """The job's trained encoder re-measured under each protocol: one row per protocol with the means
     over images of the per-image mean and max MI (as summary.json has them), and the seconds it took."""
-    from .data import load_dataset
+    from .data import load_datasets
     from .encoders import build_encoder
     from .experiment import _image_loader
-    from .measure import align, estimator_options
+    from .geometry import align
+    from .measure import estimator_options
     from . import mi
 
     weights = job.path / rundir.ENCODER
@@ -139,9 +140,10 @@ def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_
     encoder = build_encoder(cfg.case, cfg.encoder)
     encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     encoder.to(device).eval()
-    data = load_dataset(cfg.dataset)
+    data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))
     images = _image_loader(data, device)
+    geom = encoder.geometry(int(images(torch.arange(1)).shape[-1]))
     base = estimator_options(cfg.measure)
     seed, batch = int(cfg.seed), int(cfg.measure.batch_size)
     aligns = list(dict.fromkeys(p.align for p in protocols))
@@ -151,19 +153,18 @@ def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_
         idx = torch.arange(lo, min(lo + batch, n))
         x = images(idx)
         maps = encoder(x)
-        done: dict[Protocol, np.ndarray] = {}
+        done: dict[tuple, np.ndarray] = {}
         for mode in aligns:
-            img, aligned = align(x, maps, mode)
+            img, aligned = align(x, maps, mode, geom)
+            # resize and crop leave maps of the image's size as they are: measured once for both
+            key = "as is" if mode in ("resize", "crop") and maps.shape[-2:] == x.shape[-2:] else mode
             for p in (p for p in protocols if p.align == mode):
-                same = Protocol(aligns[0], p.estimator, p.bins)
-                if mode != aligns[0] and maps.shape[-2:] == x.shape[-2:] and same in done:
-                    results[p].append(done[same])  # maps already the image's size: every mode aligns alike
-                    continue
-                t0 = time.perf_counter()
-                opts = {**base, "estimator": p.estimator, "bins": p.bins if p.bins is not None else base["bins"]}
-                done[p] = mi.estimate_mi(img, aligned, seed=seed + lo, **opts).cpu().numpy()
-                seconds[p] += time.perf_counter() - t0
-                results[p].append(done[p])
+                if (key, p.estimator, p.bins) not in done:
+                    t0 = time.perf_counter()
+                    opts = {**base, "estimator": p.estimator, "bins": p.bins if p.bins is not None else base["bins"]}
+                    done[key, p.estimator, p.bins] = mi.estimate_mi(img, aligned, seed=seed, ids=data.image_ids[lo : lo + len(idx)], **opts).numpy()
+                    seconds[p] += time.perf_counter() - t0
+                results[p].append(done[key, p.estimator, p.bins])
         if on_batch is not None:
             on_batch(len(idx))
     rows = []

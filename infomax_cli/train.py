@@ -16,9 +16,13 @@ import numpy as np
 import torch
 
 from .errors import Interrupted, RunError, first_line
+from .objectives import MI_TERMS, mi_estimate
 from .rundir import save_torch
 
 TERMS = ("local", "global", "prior")
+# loss.csv's columns: the step, the total loss, its terms, the prior discriminator's own loss, and each MI
+# term's own estimate in nats (zero at chance)
+LOSS_COLUMNS = ["step", "loss", *TERMS, "prior_disc", *(f"{t}_mi" for t in MI_TERMS)]
 log = logging.getLogger("infomax")
 
 
@@ -138,6 +142,7 @@ def train(
                 f"training diverged at step {step}: the {bad[0]} term of the loss is {row[bad[0]]}; the last good checkpoint "
                 f"(step {saved_at}) is kept. Try a smaller train.lr."
             )
+        row.update({f"{t}_mi": mi_estimate(row[t], dim.bound_name) for t in MI_TERMS})
         history.append(row)
         if on_step is not None:
             on_step(step, row)

@@ -14,7 +14,8 @@ from conftest import ROOT, TINY, infomax
 RUN_FILES = ["loss.csv", "loss.png", "mi_per_map.csv", "mi_per_image.csv", "summary.json", "encoder.pt"]
 SUMMARY_KEYS = {
     "case", "dataset", "n_images", "bins", "align", "seed", "steps", "mi_mean", "mi_max", "train_seconds",
-    "measure_seconds", "device", "mi_mean_init", "mi_max_init",
+    "measure_seconds", "device", "mi_mean_init", "mi_max_init", "mi_null_mean", "mi_max_above_null", "mi_mean_above_null",
+    "study_examples",
 }  # fmt: skip
 
 
@@ -27,13 +28,20 @@ def check_run_dir(d, case, n_images=12):
     loss = pd.read_csv(d / "loss.csv")
     assert list(loss.columns[:5]) == ["step", "loss", "local", "global", "prior"]
     assert loss["step"].tolist() == [1, 2]
+    # each MI term's own estimate: 2 ln 2 - loss for the default JSD bound
+    assert loss["local_mi"].to_numpy() == pytest.approx(2 * 0.6931471805599453 - loss["local"].to_numpy(), abs=1e-5)
+    assert loss["global_mi"].to_numpy() == pytest.approx(2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5)
     per_map = pd.read_csv(d / "mi_per_map.csv")
-    assert list(per_map.columns[:4]) == ["image_id", "label", "map", "mi"]
+    assert list(per_map.columns[:7]) == ["image_id", "label", "map", "mi", "mi_null", "mi_shuffled", "mi_init"]
     assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
     assert (per_map["mi"] >= -1e-9).all()
     per_image = pd.read_csv(d / "mi_per_image.csv")
-    assert list(per_image.columns[:5]) == ["image_id", "label", "mi_mean", "mi_max", "best_map"]
+    assert list(per_image.columns[:6]) == ["image_id", "label", "group", "mi_mean", "mi_max", "best_map"]
     assert per_image["image_id"].tolist() == list(range(n_images))
+    assert (per_image["group"] == per_image["label"]).all()  # samples: the photograph is the unit
+    assert per_image["mi_max_above_null"].to_numpy() == pytest.approx((per_image.mi_max - per_image.mi_null_max).to_numpy(), abs=1e-5)
+    assert summary["align"] == "geometry" and {"mi_max_resize", "mi_max_crop"} <= set(per_image.columns)
+    assert summary["study_examples"] == [0, 1]  # the cat and the horse
     # the per-image table is the per-map table summarised
     g = per_map.groupby("image_id")["mi"]
     assert per_image["mi_max"].to_numpy() == pytest.approx(g.max().to_numpy(), abs=1e-5)

@@ -17,7 +17,7 @@ def test_defaults_reproduce_the_study():
     cfg = compose_cfg()
     assert cfg.dataset.name == "stl10" and cfg.dataset.split == config.Split.train
     assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (50, 64, 1e-4)
-    assert cfg.measure.bins == 20 and cfg.measure.align == config.Align.resize
+    assert cfg.measure.bins == 20 and cfg.measure.align == config.Align.geometry
     assert cfg.measure.estimator == config.Estimator.histogram and cfg.objective == config.Objective.jsd
     assert (cfg.train.alpha, cfg.train.beta, cfg.train.gamma) == (0.5, 1.0, 0.1)
     assert cfg.encoder.maps == 32

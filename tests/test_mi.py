@@ -223,7 +223,7 @@ def test_ksg_matches_a_kd_tree_reference_on_the_same_samples():
     from scipy.special import digamma
 
     x, y = gaussian(0.8, n=2, side=20)
-    xs, ys, _ = M._ksg_inputs(x, y, 300, seed=1)
+    xs, ys, _ = M._ksg_inputs(x, y, 300, seed=1, ids=np.arange(2))
     got = M.estimate_mi(x, y, estimator="ksg", ksg_k=4, ksg_samples=300, seed=1)
     for n in range(2):
         a, b = xs[n].numpy(), ys[n, 0].numpy()
@@ -238,6 +238,8 @@ def test_ksg_does_not_depend_on_how_images_are_batched():
     x, y = gaussian(0.5, n=4, side=32)
     whole = M.estimate_mi(x, y, estimator="ksg", ksg_samples=300, seed=7)
     assert torch.equal(whole[:2], M.estimate_mi(x[:2], y[:2], estimator="ksg", ksg_samples=300, seed=7))
+    # a later batch, given its images' global ids, draws what the whole batch drew for them
+    assert torch.equal(whole[2:], M.estimate_mi(x[2:], y[2:], estimator="ksg", ksg_samples=300, seed=7, ids=[2, 3]))
     assert not torch.equal(whole, M.estimate_mi(x, y, estimator="ksg", ksg_samples=300, seed=8))
 
 
@@ -281,7 +283,8 @@ def test_shuffle_pixels_permutes_each_map_reproducibly():
     assert s.shape == maps.shape and s.dtype == maps.dtype
     assert torch.equal(s.reshape(3, 4, -1).sort(-1).values, maps.reshape(3, 4, -1).sort(-1).values)
     assert torch.equal(s, M.shuffle_pixels(maps, seed=1))
-    assert torch.equal(s[:2], M.shuffle_pixels(maps[:2], seed=1))  # a function of (seed, n, c) only
+    assert torch.equal(s[:2], M.shuffle_pixels(maps[:2], seed=1))  # a function of (seed, image id, c) only
+    assert torch.equal(s[1:], M.shuffle_pixels(maps[1:], seed=1, ids=[1, 2]))
     assert not torch.equal(s, M.shuffle_pixels(maps, seed=2))
     assert not torch.equal(s[0, 0], maps[0, 0])  # it moved pixels
     same = torch.rand(1, 2, 10, 12).expand(1, 2, 10, 12).contiguous()
@@ -338,3 +341,56 @@ def test_cuda_estimators_match_cpu():
         assert cuda.device.type == "cpu"
         torch.testing.assert_close(cuda, cpu, rtol=0, atol=1e-5, msg=str(opts))
     torch.testing.assert_close(M.shuffle_pixels(y.cuda(), 3).cpu(), M.shuffle_pixels(y, 3))
+
+
+# ------------------------------------------------------------------------------- GCMI references
+
+
+def _gcmi_ince(x: np.ndarray, y: np.ndarray) -> float:
+    """Gaussian-copula MI in nats of two 1-D samples, written from Ince et al. (2017) (their gcmi code):
+    copula normals Phi^-1(rank / (n + 1)) with ranks 1..n, then the Gaussian MI from the covariance with
+    their analytic bias correction (psi terms and the log(n - 1) term)."""
+    from scipy.special import ndtri, psi
+
+    n = x.size
+    cx = ndtri((np.argsort(np.argsort(x)) + 1.0) / (n + 1))
+    cy = ndtri((np.argsort(np.argsort(y)) + 1.0) / (n + 1))
+    xy = np.vstack([cx, cy])
+    xy = xy - xy.mean(1, keepdims=True)
+    cov = xy @ xy.T / (n - 1)
+    hx = 0.5 * np.log(cov[0, 0])
+    hy = 0.5 * np.log(cov[1, 1])
+    hxy = np.sum(np.log(np.diag(np.linalg.cholesky(cov))))
+    psiterms = psi((n - np.arange(1, 3)) / 2.0) / 2.0
+    dterm = (np.log(2.0) - np.log(n - 1.0)) / 2.0
+    hx, hy = hx - dterm - psiterms[0], hy - dterm - psiterms[0]
+    hxy = hxy - 2 * dterm - psiterms.sum()
+    return float(hx + hy - hxy)
+
+
+@pytest.mark.parametrize("side", [32, 96])
+def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
+    """1-based ranks, as Ince et al. (2017) and frites' gcmi have them: agreement to 1e-6 nats."""
+    x, y = gaussian(0.6, n=3, side=side)
+    y = torch.cat([y, torch.exp(y), -y**3], 1)  # a monotone and a reversing transform of the same map
+    got = M.estimate_mi(x, y, estimator="gcmi").double().numpy()
+    want = np.array([[_gcmi_ince(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)] for n in range(3)])
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    try:
+        from frites.core import gcmi_1d_cc
+    except ImportError:
+        return
+    bits = np.array([[gcmi_1d_cc(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)] for n in range(3)])
+    np.testing.assert_allclose(got, bits * np.log(2), atol=1e-6, rtol=0)
+
+
+def test_gcmi_gives_one_cap_for_identical_and_reversed_ranks(backend):
+    """A map whose ranks equal or reverse the image's: r^2 clamped to GCMI_R2_MAX on every path."""
+    x = torch.rand(2, 40, 40, dtype=torch.float64)
+    y = torch.stack([x, 2 * x + 1, -x, torch.exp(-x)], 1)
+    got = M.estimate_mi(x, y, estimator="gcmi").double()
+    p = 40 * 40
+    from scipy.special import digamma
+
+    cap = -0.5 * math.log1p(-M.GCMI_R2_MAX) + (digamma((p - 2) / 2) - digamma((p - 1) / 2)) / 2
+    torch.testing.assert_close(got, torch.full_like(got, cap), atol=1e-5, rtol=0)

@@ -40,13 +40,13 @@ def test_table_rows_and_columns(remeasured):
         "align", "bins", "estimator", "mi_max_a", "mi_max_c", "mi_mean_a", "mi_mean_c", "best", "ranking",
         "own_protocol", "same_ranking",
     ]  # fmt: skip
-    # bins vary for the histogram only: 2 aligns x (2 bin counts + gcmi once)
+    # bins vary for the histogram only: 2 aligns x (2 bin counts + gcmi once), then the sweep's own protocol
     protocols = list(zip(table["align"], table.bins.fillna(0).astype(int), table.estimator))
     assert protocols == [
         ("resize", 10, "histogram"), ("resize", 20, "histogram"), ("resize", 0, "gcmi"),
-        ("crop", 10, "histogram"), ("crop", 20, "histogram"), ("crop", 0, "gcmi"),
+        ("crop", 10, "histogram"), ("crop", 20, "histogram"), ("crop", 0, "gcmi"), ("geometry", 20, "histogram"),
     ]  # fmt: skip
-    assert list(jobs.columns) == sensitivity.JOB_COLUMNS and len(jobs) == 2 * 6
+    assert list(jobs.columns) == sensitivity.JOB_COLUMNS and len(jobs) == 2 * 7
     assert (jobs.n_images == 8).all() and set(jobs.case) == {"a", "c"}
 
 
@@ -56,7 +56,7 @@ def test_own_protocol_reproduces_the_jobs(sweep, remeasured):
     own = table[table.own_protocol]
     assert len(own) == 1
     row = own.iloc[0]
-    assert (row["align"], int(row.bins), row.estimator) == ("resize", 20, "histogram")
+    assert (row["align"], int(row.bins), row.estimator) == ("geometry", 20, "histogram")
     for case, s in summaries(sweep).items():
         assert row[f"mi_max_{case}"] == pytest.approx(s["mi_max"], abs=1e-6)
         assert row[f"mi_mean_{case}"] == pytest.approx(s["mi_mean"], abs=1e-6)
@@ -87,14 +87,14 @@ def test_own_protocol_is_added_and_images_capped(sweep, tmp_path):
     g.write_text("align: [crop]\nbins: [10]\nestimators: [gcmi]\n")
     assert sensitivity.main([str(sweep), "--grid", str(g), "--n-images", "4", "--device", "cpu", "--quiet"]) == 0
     table = pd.read_csv(sweep / sensitivity.SENSITIVITY)
-    assert [(a, e) for a, e in zip(table["align"], table.estimator)] == [("crop", "gcmi"), ("resize", "histogram")]
+    assert [(a, e) for a, e in zip(table["align"], table.estimator)] == [("crop", "gcmi"), ("geometry", "histogram")]
     assert table.own_protocol.tolist() == [False, True] and bool(table.same_ranking.iloc[1])
     assert (pd.read_csv(sweep / sensitivity.SENSITIVITY_JOBS).n_images == 4).all()
 
 
 def test_grid_and_its_file():
     cfg = sensitivity.load_grid()
-    assert [a.value for a in cfg.align] == ["resize", "crop"] and list(cfg.bins) == [10, 20, 32, 64]
+    assert [a.value for a in cfg.align] == ["geometry", "resize", "crop"] and list(cfg.bins) == [10, 20, 32, 64]
     assert [e.value for e in cfg.estimators] == ["histogram", "ksg", "gcmi"] and cfg.n_images is None
     protocols = sensitivity.grid(["resize", "crop"], [20, 10, 20], ["histogram", "ksg"])
     assert [p.label for p in protocols] == [
