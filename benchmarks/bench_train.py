@@ -343,7 +343,7 @@ def main(argv: list[str]) -> int:
             cfg, encoder = measured[case]
             err.print(f"[dim]{dname}: measuring case {case}...[/]")
             rate = bench_measure(cfg, encoder, data, device, a.seed)
-            table.add_row(dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", f"{len(data)} images, {cfg.measure.bins} bins, MI and null per map")
+            table.add_row(dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map")
         cfg_c, enc_c = measured.get("c") or (compose_cfg("c", base), build(compose_cfg("c", base), device, a.seed)[0])
         pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
         how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
