@@ -198,7 +198,7 @@ def compare_cases(cells: pd.DataFrame, study_case: str = stats.STUDY_CASE, level
     wide.columns = [str(c) for c in wide.columns]
 
     def iv(series: pd.Series) -> stats.Interval:
-        return stats.interval(series.rename("value").reset_index(), "value", level, units_random)
+        return stats.table_interval(series.unstack("unit"), level, units_random)
 
     ivs = {c: iv(wide[c]) for c in sorted(wide.columns)}
     ivs = {c: x for c, x in ivs.items() if not math.isnan(x.mean)}
@@ -404,7 +404,8 @@ def claims_table(data: SweepData, study_case: str = stats.STUDY_CASE, level: flo
     """One row per claim (and setting, when the sweep has several): CLAIM_COLUMNS, then `sentence`,
     `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
     init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
-    per_image = data.per_image.assign(case=data.per_image["case"].astype(str), group=data.per_image["group"].astype(str))
+    # units as integer codes: the same grouping, without hashing strings in every groupby
+    per_image = data.per_image.assign(case=data.per_image["case"].astype(str), group=pd.factorize(data.per_image["group"].astype(str))[0])
     settings = sorted(per_image["setting"].unique())
     several = len(settings) > 1
     rows = []

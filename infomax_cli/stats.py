@@ -124,6 +124,14 @@ def interval(cells: pd.DataFrame, value: str = "value", level: float = LEVEL, un
     if f.empty:
         return Interval(math.nan, math.nan, math.nan, 0, 0, "none")
     table = f.groupby(["seed", "unit"], sort=True)[value].mean().unstack("unit")  # seeds x units, NaN: not measured
+    return table_interval(table, level, units_random)
+
+
+def table_interval(table: pd.DataFrame, level: float = LEVEL, units_random: bool = True) -> Interval:
+    """`interval` of a seeds x units table of cell values (NaN: a cell not measured)."""
+    table = table.dropna(axis=0, how="all").dropna(axis=1, how="all")
+    if table.empty:
+        return Interval(math.nan, math.nan, math.nan, 0, 0, "none")
     n_seeds, n_units = table.shape
     if not units_random:
         m, h = mean_halfwidth(table.mean(axis=1).to_numpy(), level)
@@ -131,17 +139,18 @@ def interval(cells: pd.DataFrame, value: str = "value", level: float = LEVEL, un
     if n_seeds == 1:
         m, h = mean_halfwidth(table.iloc[0].dropna().to_numpy(), level)
         return _finish(m, h, 1, n_units, "one seed")
-    complete = table.dropna(axis=1)
-    if (table.notna().sum(axis=0) < 2).all():  # no unit measured by two seeds: nested
+    present = table.notna().to_numpy()
+    if (present.sum(axis=0) < 2).all():  # no unit measured by two seeds: nested
         m, h = mean_halfwidth(table.mean(axis=1).to_numpy(), level)
         return _finish(m, h, n_seeds, n_units, "nested")
+    complete = table.to_numpy(dtype=float)[:, present.all(axis=0)]  # the units every seed has
     if complete.shape[1] == 1:  # one unit every seed has: only the seeds vary
-        m, h = mean_halfwidth(complete.iloc[:, 0].to_numpy(), level)
+        m, h = mean_halfwidth(complete[:, 0], level)
         return _finish(m, h, n_seeds, 1, "crossed")
     if complete.shape[1] == 0:  # partly shared, nothing common: treat as nested (per-seed means)
         m, h = mean_halfwidth(table.mean(axis=1).to_numpy(), level)
         return _finish(m, h, n_seeds, n_units, "nested")
-    m, h = crossed_halfwidth(complete.to_numpy(), level)
+    m, h = crossed_halfwidth(complete, level)
     return _finish(m, h, n_seeds, complete.shape[1], "crossed")
 
 

@@ -178,3 +178,11 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     comp = pd.read_csv(tmp_path / "comparison.csv")
     assert list(comp.columns[:3]) == ["image_id", "label", "group"] and comp.group.nunique() == 20
     assert (pd.read_csv(tmp_path / "winners.csv").n_units == 20).all()
+
+
+def test_without_example_images_the_example_claim_is_not_available(tmp_path):
+    t = table(make(tmp_path, FOUR, study_examples=()))
+    r = row(t, "example_images")
+    assert r.status == "not established" and pd.isna(r.best_case) and np.isnan(r.estimate)
+    assert r.sentence == "(ii) Example images: not available (the jobs name no study example images (study_examples))."
+    assert row(t, "mean_max_mi").best_case == "c"  # the other claims are unaffected
