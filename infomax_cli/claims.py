@@ -277,7 +277,7 @@ def sentence(claim: Claim, v: Verdict, study_case: str, units_random: bool, exam
 
 
 def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
-    if init.best_case is None:
+    if init.best_case is None or init.reason:
         return ""
     diff = f"{study_case} − {init.other} = {_num(init.estimate, claim.kind)}" if init.other else ""
     if init.status == HOLDS:
@@ -292,7 +292,7 @@ def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
 def align_note(v: Verdict, by_align: dict[str, Verdict], study_case: str) -> str:
     same, notes = [], []
     for a, w in by_align.items():
-        if w.best_case is None:
+        if w.best_case is None or w.reason:
             continue
         flipped = (v.best_case == study_case) != (w.best_case == study_case) or {v.status, w.status} == {HOLDS, FAILS}
         if flipped:
@@ -455,7 +455,8 @@ def console_table(claims: pd.DataFrame, title: str):
     """The claims as a rich table (the estimate: study case minus the strongest other; shares in points)."""
     from rich.table import Table
 
-    table = Table(title=title, min_width=len(title) + 4)
+    table = Table(title=title, min_width=len(title) + 4,
+                  caption="c − other: case c minus the strongest other case, in nats (winner_share: percentage points)")  # fmt: skip
     several = "setting" in claims.columns
     for col in (["setting"] if several else []) + ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]:
         table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
