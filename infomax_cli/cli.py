@@ -196,12 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             _setup_console_logging()
             if cmd == "compare":
-                from .compare import compare, winners_table
-                from rich.console import Console
+                from .compare import compare, print_found
 
-                found = compare(Path(args[0]))
-                Console().print(winners_table(found["winners"], f"which case has the highest max MI ({args[0]})"))
-                Console().print(found["verdict"])
+                print_found(compare(Path(args[0])), args[0])
             else:
                 from .report import build_report
 

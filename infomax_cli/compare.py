@@ -59,20 +59,25 @@ def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
 
 
 def comparison(jobs: list[Job]) -> pd.DataFrame:
-    """One row per image (per seed and setting when the sweep has several): mi_max_<case>, mi_mean_<case>, winner."""
+    """One row per image (per seed and setting when the sweep has several): image_id, label, group (its
+    independent unit: the photograph for the embedded set, the image itself for STL-10), mi_max_<case>,
+    mi_mean_<case>, winner (the case with the highest mi_max)."""
+    from .stats import units_of
+
     frames = []
     for job in jobs:
-        t = pd.read_csv(job.path / rundir.MI_PER_IMAGE, usecols=["image_id", "label", "mi_mean", "mi_max"])
+        t = pd.read_csv(job.path / rundir.MI_PER_IMAGE)
+        t = t.assign(group=units_of(t, job.summary))[["image_id", "label", "group", "mi_mean", "mi_max"]]
         t["case"], t["seed"], t["setting"] = str(job.summary["case"]), int(job.summary["seed"]), job.setting
         frames.append(t)
     long = pd.concat(frames, ignore_index=True)
     keys = [k for k in ("setting", "seed") if long[k].nunique() > 1]
-    wide = long.pivot_table(index=[*keys, "image_id", "label"], columns="case", values=["mi_max", "mi_mean"], aggfunc="first")
+    wide = long.pivot_table(index=[*keys, "image_id", "label", "group"], columns="case", values=["mi_max", "mi_mean"], aggfunc="first")
     cases = sorted(long["case"].unique())
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
     wide = wide.reset_index()
     max_cols = [f"mi_max_{c}" for c in cases]
-    wide = wide[[*keys, "image_id", "label", *max_cols, *[f"mi_mean_{c}" for c in cases]]]
+    wide = wide[[*keys, "image_id", "label", "group", *max_cols, *[f"mi_mean_{c}" for c in cases]]]
     wide["winner"] = wide[max_cols].idxmax(axis=1).str.removeprefix("mi_max_")
     return wide.sort_values([*keys, "image_id"]).reset_index(drop=True)
 
@@ -102,11 +107,12 @@ def compare(sweep_dir: Path) -> dict:
         log.warning(f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}.")
     if not finished:
         raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare.")
-    from . import stats
+    from . import claims, stats
 
     comp = comparison(finished)
     wins = stats.winner_shares(comp)
-    verdict = stats.write_stats(sweep_dir, finished)
+    stats.write_stats(sweep_dir, finished)
+    found_claims = claims.write_claims(sweep_dir, finished)
     rundir.write_csv(sweep_dir / rundir.COMPARISON, comp)
     rundir.write_csv(sweep_dir / rundir.WINNERS_CSV, wins)
     rundir.save_figure(sweep_dir / rundir.WINNERS_PNG, report.winners_figure(wins))
@@ -116,7 +122,7 @@ def compare(sweep_dir: Path) -> dict:
         losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
     rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
     report.build_report(sweep_dir)
-    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins, "verdict": verdict}
+    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins, "claims": found_claims}
 
 
 def winners_table(wins: pd.DataFrame, title: str):
@@ -129,6 +135,20 @@ def winners_table(wins: pd.DataFrame, title: str):
     for row in wins.itertuples():
         table.add_row(f"case {row.case}", str(row.wins), f"{row.share:.1%}", *([f"{row.ci_low:.1%} - {row.ci_high:.1%}"] if ci else []))
     return table
+
+
+def print_found(found: dict, sweep_dir) -> None:
+    """The end of a sweep's terminal output: the winner table, then the claims table and its sentences
+    (with one seed, last, the line saying the claims are not established and what establishes them)."""
+    from rich.console import Console
+
+    from . import claims
+
+    console = Console()
+    console.print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
+    console.print(claims.console_table(found["claims"], "the study's claims: does case c keep the most MI? (claims.csv)"))
+    for line in claims.lines(found["claims"]):
+        console.print(line, markup=False, highlight=False)
 
 
 def sweep_exit_code(codes: list[int]) -> int:
@@ -148,8 +168,6 @@ class CompareCallback(Callback):
     exit_code = 0
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from rich.console import Console
-
         from .errors import InfomaxError
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -160,9 +178,7 @@ class CompareCallback(Callback):
         except InfomaxError as e:
             log.error(str(e))
             return
-        console = Console()
-        console.print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
-        console.print(found["verdict"])
+        print_found(found, sweep_dir)
         if failures:
             log.error(f"{len(failures)} of {len(found['jobs']) + len(found['unfinished'])} jobs did not finish (see above): "
                       f"the comparison covers the finished ones. Rerun the same command to redo the others.")  # fmt: skip

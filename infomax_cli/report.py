@@ -89,14 +89,21 @@ def features_figure(image: np.ndarray, maps: np.ndarray, mi: np.ndarray, title: 
 
 
 def winners_figure(winners: pd.DataFrame):
-    """How often each case reaches the highest max-MI over all images."""
+    """How often each case reaches the highest max-MI over all images: the share, with its 95% interval
+    where winners.csv has one (a share of 0 still gets one), the count above each bar."""
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
     cases = winners["case"].astype(str)
-    ax.bar([f"case {c}" for c in cases], winners["wins"], color=[case_color(c) for c in cases])
-    for i, (w, s) in enumerate(zip(winners["wins"], winners["share"])):
-        ax.annotate(f"{w} ({s:.0%})", (i, w), ha="center", va="bottom", fontsize=8)
-    ax.set(title="images on which each case has the highest max MI", ylabel="images (count)")
-    ax.margins(y=0.15)
+    share = 100 * winners["share"].to_numpy(dtype=float)
+    err = None
+    if {"ci_low", "ci_high"} <= set(winners.columns) and winners[["ci_low", "ci_high"]].notna().all().all():
+        err = np.clip([share - 100 * winners["ci_low"].to_numpy(dtype=float), 100 * winners["ci_high"].to_numpy(dtype=float) - share], 0, None)
+    ax.bar([f"case {c}" for c in cases], share, yerr=err, capsize=4, color=[case_color(c) for c in cases])
+    for i, (w, s) in enumerate(zip(winners["wins"], share)):
+        ax.annotate(f"{w} ({s:.0f}%)", (i, s), ha="left" if err is not None else "center", va="bottom", fontsize=8,
+                    xytext=(4 if err is not None else 0, 1), textcoords="offset points")  # fmt: skip
+    ax.set(title="images on which each case has the highest max MI" + ("\n(95% interval over seeds and image units)" if err is not None else ""),
+           ylabel="share of images (%)")  # fmt: skip
+    ax.set_ylim(0, 105)
     return fig
 
 
@@ -336,6 +343,55 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f
 .kv td,.jobs td:nth-child(2){text-align:left}pre{background:#f7f7f7;padding:.6em;font-size:.85em;overflow:auto}"""
 
 
+def _claims_section(path: Path, jobs: list) -> list[str]:
+    """The sweep's claims (claims.csv, or computed from the jobs when the sweep has none): a table and one
+    plain sentence per claim; with one seed, the line saying what establishes them."""
+    from . import claims
+
+    file = path / rundir.CLAIMS
+    try:
+        table = pd.read_csv(file, dtype={"setting": str, "best_case": str}) if file.is_file() else claims.claims_table(claims.read_sweep(jobs))
+    except (ValueError, KeyError, OSError) as e:  # a sweep whose files cannot support the claims: say so, keep the page
+        return ["<h2>Does the study hold?</h2>", f'<p class="note">The claims could not be computed: {html.escape(str(e))}</p>']
+    several = "setting" in table.columns
+    rows = [[*([r["setting"]] if several else []), r["claim"], r["best_case"] if pd.notna(r["best_case"]) else "—", claims.interval_text(r),
+             int(r["n_seeds"]), int(r["n_units"]), r["status"]] for _, r in table.iterrows()]  # fmt: skip
+    header = [*(["setting"] if several else []), "claim", "best case", "c − strongest other [95% interval]", "seeds", "image units", "status"]
+    out = ["<h2>Does the study hold?</h2>",
+           '<p class="note">Each claim of the study (case c keeps the most MI), tested with its own statistic; the seed '
+           "(one training run) is the replicate unit, images cut from one photograph are one unit. Estimates: case c minus "
+           "the strongest other case (nats; winner share in percentage points); holds / fails need two or more seeds. "
+           "Definitions: claims.csv and the README.</p>",
+           _table(header, rows, "claims"), "<ul>"]  # fmt: skip
+    for line in claims.lines(table):
+        out.append(f"<li>{html.escape(line)}</li>")
+    out.append("</ul>")
+    return out
+
+
+def _stats_table(st: pd.DataFrame, per_image: dict[str, pd.DataFrame]) -> tuple[str, str]:
+    """The MI-per-case table from stats.csv's own intervals (and the null's plain mean from the jobs)."""
+    names = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained"}
+    several = "setting" in st.columns
+    keys = ["setting", "case"] if several else ["case"]
+    rows = []
+    for key, g in st.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        case = str(key[-1])
+        by = g.set_index("metric")
+        cells = [*([key[0]] if several else []), f"case {case}", int(by["n_seeds"].max()), int(by["n_units"].max()) if "n_units" in by else "—"]
+        for metric in names:
+            r = by.loc[metric] if metric in by.index else None
+            cells.append("—" if r is None else f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+        t = per_image.get(case)
+        cells.append(f"{t['mi_null_mean'].mean():.4f}" if t is not None and "mi_null_mean" in t else "—")
+        rows.append(cells)
+    table = _table([*(["setting"] if several else []), "case", "seeds", "image units", *names.values(), "null mean MI"], rows)
+    note = ("nats: mean over seeds and independent image units with its 95% interval (stats.csv; with one seed, over "
+            "image units only); null: plain mean.")  # fmt: skip
+    return table, note
+
+
 def build_report(path: Path, summary: dict | None = None) -> Path:
     """Write DIR/report.html for a run or sweep directory from its files alone (and a run's `summary`
     when it is not written yet); return its path."""
@@ -354,6 +410,8 @@ def build_report(path: Path, summary: dict | None = None) -> Path:
     out = []
     heading = f"sweep {path.resolve().name}" if kind == "sweep" else f"run {path.resolve().name} (case {s0['case']})"
     out.append(f"<h1>infomax report: {html.escape(heading)}</h1>")
+    if kind == "sweep":
+        out.extend(_claims_section(path, jobs))
     legend = " ".join(f'<span><span class="swatch" style="background:{matplotlib.colors.to_hex(case_color(c))}"></span>case {c}</span>' for c in cases)
     out.append(
         f"<p>Deep InfoMax encoders trained on {html.escape(str(s0.get('dataset')))} ({s0.get('n_images')} images, "
@@ -392,30 +450,38 @@ def build_report(path: Path, summary: dict | None = None) -> Path:
 
     # MI per case
     out.append("<h2>Mutual information per case</h2>")
-    rows = []
-    for c, t in per_image.items():
-        cells = [f"case {c}", len(t)]
-        for col in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init", "mi_null_mean"):
-            m, h = ci95(t[col]) if col in t else (None, None)
-            cells.append("—" if m is None else f"{m:.4f} ± {h:.4f}")
-        rows.append(cells)
-    table = _table(["case", "images", "mean MI", "max MI", "mean MI untrained", "max MI untrained", "null mean MI"], rows)
+    stats_file = path / rundir.STATS
+    if kind == "sweep" and stats_file.is_file():  # the sweep's own intervals (seeds and image units), not a second one
+        table, note = _stats_table(pd.read_csv(stats_file, dtype={"case": str, "setting": str}), per_image)
+    else:
+        rows = []
+        for c, t in per_image.items():
+            cells = [f"case {c}", len(t)]
+            for col in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init", "mi_null_mean"):
+                m, h = ci95(t[col]) if col in t else (None, None)
+                cells.append("—" if m is None else f"{m:.4f} ± {h:.4f}")
+            rows.append(cells)
+        table = _table(["case", "images", "mean MI", "max MI", "mean MI untrained", "max MI untrained", "null mean MI"], rows)
+        note = "nats, mean ± 95% t-interval over images."
     out.append(f'<div class="row">{_img(_png_uri(mi_bars_figure(per_image)), "mean and max MI per case")}<div>{table}'
-               '<p class="note">nats, mean ± 95% t-interval over images.</p></div></div>')  # fmt: skip
+               f'<p class="note">{html.escape(note)}</p></div></div>')  # fmt: skip
     out.append(_img(_png_uri(mi_violin_figure(per_map)), "distribution of per-map MI per case"))
 
     # winners
     if kind == "sweep" and len(cases) > 1:
-        from . import compare
+        from . import compare, stats
 
         out.append("<h2>Which case wins</h2>")
         if (path / rundir.WINNERS_CSV).is_file():
             wins = pd.read_csv(path / rundir.WINNERS_CSV, dtype={"case": str})
         else:
-            wins = compare.winners(compare.comparison(jobs))
-        rows = [[f"case {r.case}", int(r.wins), f"{r.share:.1%}"] for r in wins.itertuples()]
+            wins = stats.winner_shares(compare.comparison(jobs))
+        has_ci = {"ci_low", "ci_high"} <= set(wins.columns)
+        rows = [[f"case {r.case}", int(r.wins), f"{r.share:.1%}", *([f"{r.ci_low:.1%} – {r.ci_high:.1%}"] if has_ci else [])] for r in wins.itertuples()]
+        units = f" over seeds and {int(wins['n_units'].max())} independent image units (Wilson, effective sample size)" if "n_units" in wins.columns else ""
         out.append(f'<div class="row">{_img(_png_uri(winners_figure(wins)), "winner histogram")}'
-                   f'<div>{_table(["case", "wins", "share"], rows)}<p class="note">images on which the case has the highest max MI.</p></div></div>')  # fmt: skip
+                   f'<div>{_table(["case", "wins", "share", *(["95% interval"] if has_ci else [])], rows)}'
+                   f'<p class="note">images on which the case has the highest max MI; 95% interval{html.escape(units)}.</p></div></div>')  # fmt: skip
 
     # feature maps of the example images
     out.append("<h2>Feature maps of the example images</h2>")

@@ -28,6 +28,7 @@ WINNERS_PNG = "winners.png"
 LOSS_CURVES = "loss_curves.png"
 STATS = "stats.csv"
 PAIRWISE = "pairwise.csv"
+CLAIMS = "claims.csv"
 
 
 _UMASK = os.umask(0)

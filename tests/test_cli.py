@@ -81,10 +81,10 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
         job = sweep / f"case={case},{','.join(sorted(o for o in TINY if not o.startswith('device')))}"
         assert job.is_dir(), sorted(p.name for p in sweep.iterdir())
         check_run_dir(job, case)
-    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png", "stats.csv", "pairwise.csv", "report.html"]:
+    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png", "stats.csv", "pairwise.csv", "claims.csv", "report.html"]:
         assert (sweep / name).is_file(), name
     comp = pd.read_csv(sweep / "comparison.csv")
-    assert list(comp.columns) == ["image_id", "label", *[f"mi_max_{c}" for c in "abcd"], *[f"mi_mean_{c}" for c in "abcd"], "winner"]
+    assert list(comp.columns) == ["image_id", "label", "group", *[f"mi_max_{c}" for c in "abcd"], *[f"mi_mean_{c}" for c in "abcd"], "winner"]
     assert len(comp) == 12
     best = comp[[f"mi_max_{c}" for c in "abcd"]].to_numpy().argmax(1)
     assert comp["winner"].tolist() == ["abcd"[i] for i in best]
@@ -92,9 +92,12 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["case"].tolist() == list("abcd") and wins["wins"].sum() == 12
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
-    assert "The study's ranking" in r.stdout  # and the plain verdict
+    out = " ".join(r.stdout.split())
+    assert "the study's claims" in out and "holds at 95%" not in out  # then the claims, never a one-seed verdict
+    assert out.endswith("`make study` (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them.")
+    assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
-    assert list(stats.columns) == ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images"]
+    assert list(stats.columns[:7]) == ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images"]
     assert set(stats["case"]) == set("abcd") and (stats["n_seeds"] == 1).all() and (stats["n_images"] == 12).all()
     assert ((stats["ci_low"] <= stats["mean"]) & (stats["mean"] <= stats["ci_high"])).all()
     # `infomax compare` rebuilds the same table from the files

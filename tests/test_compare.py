@@ -31,12 +31,16 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     make_job(tmp_path, "c", [0.5, 0.2, 0.8])
     found = compare(tmp_path)
     comp = pd.read_csv(tmp_path / "comparison.csv")
-    assert list(comp.columns) == ["image_id", "label", "mi_max_a", "mi_max_b", "mi_max_c", "mi_mean_a", "mi_mean_b", "mi_mean_c", "winner"]
+    assert list(comp.columns) == ["image_id", "label", "group", "mi_max_a", "mi_max_b", "mi_max_c", "mi_mean_a", "mi_mean_b", "mi_mean_c", "winner"]
+    assert comp["group"].astype(str).tolist() == ["0", "1", "2"]  # a run without `group`, not the embedded set: each image its own unit
     assert comp["winner"].tolist() == ["c", "a", "c"]
     wins = pd.read_csv(tmp_path / "winners.csv")
     assert wins[["case", "wins", "share"]].to_dict("list") == {"case": ["a", "b", "c"], "wins": [1, 0, 2], "share": pytest.approx([1 / 3, 0, 2 / 3], abs=1e-5)}
     assert ((wins["ci_low"] <= wins["share"]) & (wins["share"] <= wins["ci_high"])).all()
     assert (tmp_path / "stats.csv").is_file() and (tmp_path / "pairwise.csv").is_file()
+    assert wins.loc[wins.case == "b", "ci_high"].item() > 0  # no wins, still a proper interval
+    assert (pd.read_csv(tmp_path / "claims.csv")["status"] == "not established").all()  # one seed
+    assert "verdict" not in found
     assert (tmp_path / "winners.png").stat().st_size > 0 and (tmp_path / "loss_curves.png").stat().st_size > 0
     assert found["unfinished"] == [] and found["missing"] == []
 

@@ -108,8 +108,9 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
 def test_winners_come_from_winners_csv_or_are_computed(tmp_path):
     path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
     page = report.build_report(path).read_text()
-    wins = re.findall(r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td></tr>", page)
-    assert len(wins) == 4 and sum(map(int, wins)) == N_IMAGES
+    wins = re.findall(r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td><td>([\d.]+)% – ([\d.]+)%</td></tr>", page)
+    assert len(wins) == 4 and sum(int(w[0]) for w in wins) == N_IMAGES
+    assert all(float(hi) > 0 for _, _, hi in wins)  # computed with its interval, a case without wins too
     rundir.write_csv(path / rundir.WINNERS_CSV, pd.DataFrame({"case": list(CASES), "wins": [5, 0, 3, 0], "share": [0.625, 0, 0.375, 0]}))
     page = report.build_report(path).read_text()
     assert "<tr><td>case a</td><td>5</td><td>62.5%</td></tr>" in page
@@ -229,3 +230,33 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
     for name in ("00000_chelsea", "00001_horse"):
         shown = [page.find(base64.b64encode((path / f"case={c}" / rundir.FEATURES / f"{name}.png").read_bytes()).decode()) for c in CASES]
         assert all(i > 0 for i in shown) and shown == sorted(shown)  # every case, in order
+
+
+def test_a_sweeps_page_leads_with_the_claims(tmp_path):
+    """Right after the title: the claims table and one sentence per claim; with one seed, none is
+    established and the page says what establishes them. claims.csv is used when the sweep has one."""
+    from infomax_cli import claims
+
+    path = make_sweep(tmp_path / "sweep", examples=False)
+    page = report.build_report(path).read_text()
+    h1, claims_at, settings_at = page.index("<h1>"), page.index("<h2>Does the study hold?</h2>"), page.index("Settings and timings")
+    assert h1 < claims_at < settings_at and "<h2>" not in page[h1:claims_at]
+    for claim in ("loss_curves", "example_images", "winner_share", "mean_max_mi", "mean_mi"):
+        assert f"<td>{claim}</td>" in page
+    assert page.count("; not established (one training run per case).") == 5
+    assert claims.ESTABLISH in page and "holds at 95%" not in page
+    assert "the mean MI over the maps of chelsea and horse" in page  # the study's example images
+    table = claims.claims_table(claims.read_sweep(report._jobs_of(path)[1]))
+    rundir.write_csv(path / rundir.CLAIMS, table.assign(sentence="A sentence from claims.csv."))
+    assert report.build_report(path).read_text().count("A sentence from claims.csv.") == 5
+
+
+def test_the_mi_table_shows_the_sweeps_own_intervals_from_stats_csv(tmp_path):
+    path = make_sweep(tmp_path / "sweep", examples=False)
+    assert "± " in report.build_report(path).read_text()  # no stats.csv: a t-interval over images
+    rows = [{"case": c, "metric": m, "mean": 0.1234, "ci_low": 0.1, "ci_high": 0.15, "n_seeds": 5, "n_images": 8, "n_units": 3}
+            for c in CASES for m in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init")]  # fmt: skip
+    rundir.write_csv(path / rundir.STATS, pd.DataFrame(rows))
+    page = report.build_report(path).read_text()
+    assert page.count("<td>0.1234 [0.1000, 0.1500]</td>") == 16 and "± " not in page
+    assert re.search(r"<tr><td>case a</td><td>5</td><td>3</td>", page)  # seeds, image units

@@ -1,0 +1,478 @@
+"""The study's claims, each tested with the statistic the study used and the seed as the replicate unit.
+
+`claims.csv` holds one row per claim (per setting, with a leading `setting` column when the sweep has
+several). The study ("Features that maximize mutual information, how do they look like?") claims that
+case c keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
+
+| claim | the study's evidence | statistic per (seed, case) |
+| --- | --- | --- |
+| `loss_curves` | the loss curves over 50 iterations | mean over training steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the negated loss terms `-(local + global)`, which differ from it by a constant, so the case differences are the same); one value per training run: `n_units` = 0 |
+| `example_images` | the cat and the horse | mean over the maps (`mi_mean`) of the study's example images (`study_examples` in summary.json; for an older embedded-set run, the whole-photo crops of `chelsea` and `horse`), averaged over them; the images are fixed, not sampled: `n_units` = their number |
+| `winner_share` | "over all 5000 images, the highest frequency" | on each image the winner is the case with the highest `mi_max`; per image unit (`group`) the fraction of its images a case wins |
+| `mean_max_mi` | (this tool's old verdict) | per unit, the mean of `mi_max` |
+| `mean_mi` | | per unit, the mean of `mi_mean` |
+
+For a claim "case c has the highest X": `best_case` is the case with the highest point estimate (mean
+over seeds and units); `estimate` = X(c) - X(o), o the strongest other case, and `ci_low, ci_high` its
+95% interval from the paired differences per (seed, unit) (`stats.interval`: seed part with S-1 df,
+unit part with G-1 df; units fixed: the t-interval on per-seed means). Shares are fractions (0.1 = 10
+points). `status`: with one seed, `not established` (one training run per case) whatever the images say;
+otherwise `holds` when c beats every other case (each paired interval above 0: an intersection-union
+test, no correction needed), `fails` when some case beats c (its interval below 0), else `not established`.
+
+Beside each claim: the same statistic on the untrained encoders (`init_*`: `mi_max_init` /
+`mi_mean_init`, winners by `mi_max_init`) and under each other alignment A the jobs measured
+(`<A>_*`: `mi_max_<A>` / `mi_mean_<A>`), with a note when the claim already holds (or c is already best)
+before training, or when it reverses under another alignment; and a note when the image statistics
+disagree (c has the highest mean max-MI while d wins the most images). `sentence` says it all in words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import rundir, stats
+
+HOLDS, FAILS, NOT_ESTABLISHED = "holds", "fails", "not established"
+CLAIM_COLUMNS = ["claim", "statistic", "study_case", "best_case", "estimate", "ci_low", "ci_high", "n_seeds", "n_units", "status"]
+STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
+EXAMPLE_PHOTOS = ("chelsea", "horse")  # the embedded set's stand-ins for the study's cat and horse
+NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    label: str  # how a sentence starts
+    what: str  # "<what> is highest for case k"
+    kind: str  # nats | share
+
+
+CLAIMS = (
+    Claim("loss_curves", "(i) Loss curves", "the objective's MI estimate during training", "nats"),
+    Claim("example_images", "(ii) Example images", "the mean MI over the maps of {examples}", "nats"),
+    Claim("winner_share", "(iii) Winner share", "the share of images won (highest max-MI of the cases)", "share"),
+    Claim("mean_max_mi", "Mean max-MI", "the mean over images of the max MI over the maps", "nats"),
+    Claim("mean_mi", "Mean MI", "the mean over images of the mean MI over the maps", "nats"),
+)
+IMAGE_CLAIMS = {"mean_max_mi": "has the highest mean max-MI", "winner_share": "wins the most images", "mean_mi": "has the highest mean MI"}
+
+
+@dataclass
+class SweepData:
+    """What the claims are computed from (read_sweep builds it from the job directories)."""
+
+    per_image: pd.DataFrame  # setting, case, seed, image_id, label, group, example (bool), mi_* columns
+    losses: pd.DataFrame  # setting, case, seed, step, mi
+    loss_source: str  # how `mi` was obtained
+    align: str | None = None  # the jobs' main alignment
+
+
+@dataclass
+class Verdict:
+    values: dict  # case -> point estimate
+    best_case: str | None = None
+    other: str | None = None
+    estimate: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n_seeds: int = 0
+    n_units: int = 0
+    status: str = NOT_ESTABLISHED
+    beaten: tuple = ()
+    lost: tuple = ()
+    tied: tuple = ()
+    reason: str = ""  # why the claim cannot be tested, when it cannot
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+def _examples_of(table: pd.DataFrame, summary: dict) -> list[int]:
+    ids = summary.get("study_examples")
+    if ids is not None:
+        return [int(i) for i in ids]
+    if summary.get("dataset") == "samples" and "label" in table.columns:  # runs written before study_examples
+        first = table.groupby(table["label"].astype(str))["image_id"].min()
+        return [int(first[p]) for p in EXAMPLE_PHOTOS if p in first.index]
+    return []
+
+
+def read_sweep(jobs) -> SweepData:
+    """The finished jobs' per-image rows (with their unit and whether the image is a study example) and
+    their per-step MI estimates."""
+    jobs = [j for j in jobs if j.summary is not None]
+    per_image = stats.read_per_image(jobs)
+    example = []
+    for job in jobs:
+        t = per_image[(per_image["setting"] == job.setting) & (per_image["case"] == str(job.summary["case"]))
+                      & (per_image["seed"] == int(job.summary.get("seed", 0)))]  # fmt: skip
+        ids = set(_examples_of(t, job.summary))
+        example.append(t["image_id"].isin(ids))
+    per_image["example"] = pd.concat(example).reindex(per_image.index, fill_value=False).astype(bool) if example else False
+    frames, has_mi = [], True
+    for job in jobs:
+        loss = pd.read_csv(job.path / rundir.LOSS_CSV)
+        has_mi &= {"local_mi", "global_mi"} <= set(loss.columns)
+        frames.append((job, loss))
+    rows = []
+    for job, loss in frames:
+        mi = loss["local_mi"] + loss["global_mi"] if has_mi else -(loss["local"] + loss["global"])
+        rows.append(pd.DataFrame({"setting": job.setting, "case": str(job.summary["case"]), "seed": int(job.summary.get("seed", 0)),
+                                  "step": loss["step"], "mi": mi}))  # fmt: skip
+    losses = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["setting", "case", "seed", "step", "mi"])
+    source = ("local_mi + global_mi (nats)" if has_mi else
+              "-(local + global), the negated loss terms (these runs have no local_mi/global_mi; the case differences equal the MI estimates')")  # fmt: skip
+    aligns = {str(j.summary.get("align")) for j in jobs if j.summary.get("align")}
+    return SweepData(per_image, losses, source, aligns.pop() if len(aligns) == 1 else None)
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def alignments(per_image: pd.DataFrame) -> list[str]:
+    """The other alignments the jobs were measured under (columns mi_max_<A> and mi_mean_<A>)."""
+    cols = list(per_image.columns)
+    found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
+    return [a for a in found if a not in NOT_ALIGNMENTS and f"mi_mean_{a}" in cols and per_image[f"mi_max_{a}"].notna().all()]
+
+
+def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.DataFrame:
+    """seed, unit, case, value: the mean of `column` over the images of each (seed, unit, case)."""
+    g = per_image.groupby(["seed", unit, "case"], sort=True)[column].mean()
+    return g.rename("value").reset_index().rename(columns={unit: "unit"})
+
+
+def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFrame:
+    """seed, unit, case, value: per (seed, unit) the fraction of its images on which the case has the
+    highest `column` among the cases (images every case measured; a tie goes to the first case). The
+    number of (seed, image) draws is in `.attrs["draws"]`."""
+    wide = per_image.pivot_table(index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first").dropna()
+    if wide.empty:
+        return pd.DataFrame(columns=["seed", "unit", "case", "value"])
+    winner = wide.idxmax(axis=1)
+    won = pd.DataFrame({c: (winner == c).astype(float) for c in wide.columns}, index=wide.index)
+    cells = won.groupby(level=["seed", "group"]).mean()
+    cells.columns.name = "case"
+    out = cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
+    out.attrs["draws"] = len(wide)
+    return out
+
+
+def _share_hull(values: dict, ivs: dict, pairs: dict, study_case: str, draws: int, level: float) -> dict:
+    """Difference-of-share intervals that stay proper when a share is 0 or 1 (where the per-unit
+    differences may not vary at all): the hull of the paired interval and Newcombe's hybrid score
+    interval built from each share's Wilson interval at the design's effective sample size
+    (stats.effective_n), clipped to [-1, 1]."""
+    import numpy as np
+
+    cases = list(values)
+    p = np.array([values[c] for c in cases])
+    half = np.array([(ivs[c].ci_high - ivs[c].ci_low) / 2 for c in cases])
+    n_units = max(iv.n_units for iv in ivs.values())
+    low, high = stats.wilson(p, stats.effective_n(p, half, draws, n_units, level), level)
+    w = {c: (lo, hi) for c, lo, hi in zip(cases, low, high)}
+    pc, (lc, uc) = values[study_case], w[study_case]
+    out = {}
+    for o, iv in pairs.items():
+        po, (lo, uo) = values[o], w[o]
+        d = pc - po
+        nl = d - math.hypot(pc - lc, uo - po)
+        nu = d + math.hypot(uc - pc, po - lo)
+        a, b = (iv.ci_low, iv.ci_high) if not math.isnan(iv.ci_low) else (nl, nu)
+        out[o] = iv._replace(ci_low=max(min(a, nl), -1.0), ci_high=min(max(b, nu), 1.0))
+    return out
+
+
+def compare_cases(cells: pd.DataFrame, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL, units_random: bool = True,
+                  share_draws: int | None = None) -> Verdict:  # fmt: skip
+    """Does `study_case` have the highest value? `cells`: seed, unit, case, value. `share_draws`: the
+    values are shares of this many (seed, image) draws: their difference intervals go through _share_hull."""
+    if cells.empty:
+        return Verdict({}, reason="no data")
+    wide = cells.pivot_table(index=["seed", "unit"], columns="case", values="value", aggfunc="mean")
+    wide.columns = [str(c) for c in wide.columns]
+
+    def iv(series: pd.Series) -> stats.Interval:
+        return stats.table_interval(series.unstack("unit"), level, units_random)
+
+    ivs = {c: iv(wide[c]) for c in sorted(wide.columns)}
+    ivs = {c: x for c, x in ivs.items() if not math.isnan(x.mean)}
+    values = {c: x.mean for c, x in ivs.items()}
+    if not values:
+        return Verdict({}, reason="no data")
+    best = max(values, key=values.get)
+    if study_case in values and values[study_case] == values[best]:
+        best = study_case  # a tie for the top: the study case is (one of) the best
+    if study_case not in values:
+        return Verdict(values, best, reason=f"case {study_case} is not in the sweep")
+    others = [c for c in values if c != study_case]
+    if not others:
+        return Verdict(values, best, reason="the sweep holds no other case to compare with")
+    pairs = {o: iv(wide[study_case] - wide[o]) for o in others}
+    other = max(others, key=values.get)
+    if share_draws is not None and units_random:
+        pairs = _share_hull(values, ivs, pairs, study_case, share_draws, level)
+    p = pairs[other]
+    beaten = tuple(o for o in others if pairs[o].ci_low > 0)
+    lost = tuple(o for o in others if pairs[o].ci_high < 0)
+    tied = tuple(o for o in others if o not in beaten and o not in lost)
+    if p.n_seeds < 2:
+        status = NOT_ESTABLISHED
+    elif len(beaten) == len(others):
+        status = HOLDS
+    elif lost:
+        status = FAILS
+    else:
+        status = NOT_ESTABLISHED
+    return Verdict(values, best, other, p.mean, p.ci_low, p.ci_high, p.n_seeds, p.n_units, status, beaten, lost, tied)
+
+
+# ------------------------------------------------------------------------------------------ words
+
+
+def _num(x: float, kind: str, sign: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if kind == "share":
+        return f"{100 * x:+.1f} points" if sign else f"{100 * x:.1f}%"
+    return f"{x:+.4f} nats" if sign else f"{x:.4f} nats"
+
+
+def _bare(x: float, kind: str) -> str:
+    return f"{100 * x:+.1f}" if kind == "share" else f"{x:+.4f}"
+
+
+def status_phrase(v: Verdict, study_case: str) -> str:
+    if v.reason:
+        return f"cannot be tested: {v.reason}"
+    if v.n_seeds < 2:
+        return "not established (one training run per case)"
+    if v.status == HOLDS:
+        return f"holds: case {study_case} beats every other case"
+    if v.status == FAILS:
+        return f"fails: case{'s' if len(v.lost) > 1 else ''} {', '.join(v.lost)} beat{'' if len(v.lost) > 1 else 's'} case {study_case}"
+    return f"not established: case {study_case} is not distinguishable from {', '.join(v.tied)} (interval includes 0)"
+
+
+def sentence(claim: Claim, v: Verdict, study_case: str, units_random: bool, examples: str = "") -> str:
+    what = claim.what.format(examples=examples or "the example images")
+    if v.reason and v.best_case is None:
+        return f"{claim.label}: not available ({v.reason})."
+    head = f"{claim.label}: {what} is highest for case {v.best_case}"
+    if v.reason:
+        return f"{head}; {status_phrase(v, study_case)}."
+    diff = f"{study_case} − {v.other} = {_num(v.estimate, claim.kind)}"
+    if math.isnan(v.ci_low):
+        where = "no interval from one seed" if v.n_seeds < 2 else "no interval"
+    else:
+        over = (f"over {v.n_seeds} seeds" + (f" and {v.n_units} image units" if units_random else "") if v.n_seeds > 1
+                else f"over {v.n_units} image units of one training run")  # fmt: skip
+        where = f"95% interval {_bare(v.ci_low, claim.kind)} to {_bare(v.ci_high, claim.kind)} {over}"
+    return f"{head} ({diff}; {where}); {status_phrase(v, study_case)}."
+
+
+def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
+    if init.best_case is None or init.reason:
+        return ""
+    diff = f"{study_case} − {init.other} = {_num(init.estimate, claim.kind)}" if init.other else ""
+    if init.status == HOLDS:
+        return f"already holds before training (untrained encoders: {diff})"
+    if init.best_case == study_case:
+        return f"case {study_case} is already best before training (untrained encoders: {diff})"
+    if init.best_case == v.best_case:
+        return f"case {init.best_case} is already best before training (untrained encoders: {diff})"
+    return f"before training case {init.best_case} is best (untrained encoders: {diff})"
+
+
+def align_note(v: Verdict, by_align: dict[str, Verdict], study_case: str) -> str:
+    same, notes = [], []
+    for a, w in by_align.items():
+        if w.best_case is None or w.reason:
+            continue
+        flipped = (v.best_case == study_case) != (w.best_case == study_case) or {v.status, w.status} == {HOLDS, FAILS}
+        if flipped:
+            notes.append(f"reverses under align={a} (best: case {w.best_case}{f', {w.status}' if w.n_seeds > 1 else ''})")
+        elif w.best_case != v.best_case:
+            notes.append(f"under align={a} the best is case {w.best_case}")
+        else:
+            same.append(a)
+    if same:
+        notes.append(f"same best case under align={', '.join(same)}")
+    return "; ".join(notes)
+
+
+def disagreement(bests: dict[str, str | None]) -> str:
+    """One sentence when the image statistics name different best cases, else ""."""
+    bests = {k: b for k, b in bests.items() if k in IMAGE_CLAIMS and b}
+    if len(set(bests.values())) < 2:
+        return ""
+    groups: dict[str, list[str]] = {}
+    for k in IMAGE_CLAIMS:  # mean max-MI first, then the winner share, then mean MI
+        if k in bests:
+            groups.setdefault(bests[k], []).append(IMAGE_CLAIMS[k])
+    return "the statistics disagree: " + " while ".join(f"case {c} {' and '.join(p)}" for c, p in groups.items())
+
+
+# ------------------------------------------------------------------------------------------ table
+
+
+def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.DataFrame, study_case: str, level: float) -> list[dict]:
+    aligns = alignments(per_image)
+    align = f" (align={data.align})" if data.align else ""
+    ex = per_image[per_image["example"]]
+    ex_names = ex.drop_duplicates("image_id").sort_values("image_id")
+    example_words = " and ".join(str(x) for x in ex_names["label"]) if len(ex_names) else ""
+    rows, verdicts = [], {}
+
+    def has(col: str) -> bool:
+        return col in per_image.columns and per_image[col].notna().all()
+
+    def evaluate(claim_id: str, suffix: str) -> Verdict | None:
+        if claim_id == "example_images":
+            col = f"mi_mean{suffix}"
+            if ex.empty or col not in ex.columns or not ex[col].notna().all():
+                return None
+            return compare_cases(mean_cells(ex.assign(unit=ex["image_id"].astype(str)), col, "unit"), study_case, level, units_random=False)
+        col = {"winner_share": "mi_max", "mean_max_mi": "mi_max", "mean_mi": "mi_mean"}[claim_id] + suffix
+        if not has(col):
+            return None
+        if claim_id == "winner_share":
+            cells = winner_cells(per_image, col)
+            return compare_cases(cells, study_case, level, share_draws=cells.attrs.get("draws", len(cells)))
+        return compare_cases(mean_cells(per_image, col), study_case, level)
+
+    for claim in CLAIMS:
+        notes = []
+        init, by_align = None, {}
+        if claim.id == "loss_curves":
+            statistic = f"mean over training steps of the objective's MI estimate, {data.loss_source}"
+            cells = losses.groupby(["seed", "case"])["mi"].mean().rename("value").reset_index().assign(unit="run")
+            v = compare_cases(cells, study_case, level, units_random=False) if len(cells) else Verdict({}, reason="no loss.csv")
+            v.n_units = 0
+            units_random = False
+        else:
+            units_random = claim.id != "example_images"
+            statistic = {
+                "example_images": f"mean MI over the maps of the study's example images ({example_words or 'none'}){align}, mean over them",
+                "winner_share": f"share of images on which the case has the highest max-MI{align}, per image unit then mean",
+                "mean_max_mi": f"mean over images of the max MI over the maps (nats){align}, per image unit then mean",
+                "mean_mi": f"mean over images of the mean MI over the maps (nats){align}, per image unit then mean",
+            }[claim.id]  # fmt: skip
+            v = evaluate(claim.id, "")
+            if v is None:
+                why = "the jobs name no study example images (study_examples)" if claim.id == "example_images" else "column missing"
+                v = Verdict({}, reason=why)
+            else:
+                init = evaluate(claim.id, "_init")
+                by_align = {a: w for a in aligns if (w := evaluate(claim.id, f"_{a}")) is not None}
+                if claim.id == "example_images":
+                    per = []
+                    for image_id, label in zip(ex_names["image_id"], ex_names["label"]):
+                        means = ex[ex["image_id"] == image_id].groupby("case")["mi_mean"].mean()
+                        per.append(f"{label} (image {image_id}): case {means.idxmax()}")
+                    notes.append("best per image: " + ", ".join(per))
+                if init is not None:
+                    notes.append(init_note(v, init, claim, study_case))
+                if by_align:
+                    notes.append(align_note(v, by_align, study_case))
+        verdicts[claim.id] = v
+        row = {
+            "claim": claim.id, "statistic": statistic, "study_case": study_case, "best_case": v.best_case,
+            "estimate": v.estimate, "ci_low": v.ci_low, "ci_high": v.ci_high, "n_seeds": v.n_seeds, "n_units": v.n_units,
+            "status": v.status, "sentence": sentence(claim, v, study_case, units_random, example_words), "notes": notes,
+            **{f"value_{c}": x for c, x in v.values.items()},
+        }  # fmt: skip
+        if init is not None:
+            row.update(init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status)
+        for a, w in by_align.items():
+            row.update({f"{a}_best_case": w.best_case, f"{a}_estimate": w.estimate, f"{a}_status": w.status})
+        rows.append(row)
+    split = disagreement({k: v.best_case for k, v in verdicts.items()})
+    for row in rows:
+        if split and row["claim"] in IMAGE_CLAIMS:
+            row["notes"].append(split)
+        row["notes"] = "; ".join(n for n in row["notes"] if n)
+    return rows
+
+
+def claims_table(data: SweepData, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL) -> pd.DataFrame:
+    """One row per claim (and setting, when the sweep has several): CLAIM_COLUMNS, then `sentence`,
+    `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
+    init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
+    # units as integer codes: the same grouping, without hashing strings in every groupby
+    per_image = data.per_image.assign(case=data.per_image["case"].astype(str), group=pd.factorize(data.per_image["group"].astype(str))[0])
+    settings = sorted(per_image["setting"].unique())
+    several = len(settings) > 1
+    rows = []
+    for setting in settings:
+        part = per_image[per_image["setting"] == setting]
+        losses = data.losses[data.losses["setting"] == setting]
+        for row in _claims_of_setting(data, part, losses, study_case, level):
+            rows.append({"setting": setting, **row} if several else row)
+    out = pd.DataFrame(rows)
+    first = (["setting"] if several else []) + CLAIM_COLUMNS + ["sentence", "notes"]
+    values = sorted(c for c in out.columns if c.startswith("value_"))
+    rest = [c for c in out.columns if c not in first and c not in values]
+    out = out[first + values + rest]
+    return out.astype({"n_seeds": int, "n_units": int})
+
+
+def write_claims(sweep_dir: Path, jobs, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL) -> pd.DataFrame:
+    table = claims_table(read_sweep(jobs), study_case, level)
+    rundir.write_csv(Path(sweep_dir) / rundir.CLAIMS, table)
+    return table
+
+
+# --------------------------------------------------------------------------------------- output
+
+
+def one_seed(claims: pd.DataFrame) -> bool:
+    """Whether some claim rests on one training run per case."""
+    tested = claims[claims["best_case"].notna()]
+    return bool(len(tested)) and bool((tested["n_seeds"] < 2).any())
+
+
+ESTABLISH = (f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
+             f"{STUDY_COMMAND}) establishes them.")  # fmt: skip
+
+
+def interval_text(row) -> str:
+    kind = "share" if row["claim"] == "winner_share" else "nats"
+    if pd.isna(row["estimate"]):
+        return "—"
+    est = _bare(float(row["estimate"]), kind)
+    if pd.isna(row["ci_low"]):
+        return est
+    return f"{est} [{_bare(float(row['ci_low']), kind)}, {_bare(float(row['ci_high']), kind)}]"
+
+
+def console_table(claims: pd.DataFrame, title: str):
+    """The claims as a rich table (the estimate: study case minus the strongest other; shares in points)."""
+    from rich.table import Table
+
+    table = Table(title=title, min_width=len(title) + 4,
+                  caption="c − other: case c minus the strongest other case, in nats (winner_share: percentage points)")  # fmt: skip
+    several = "setting" in claims.columns
+    for col in (["setting"] if several else []) + ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]:
+        table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
+    for _, r in claims.iterrows():
+        table.add_row(*([str(r["setting"])] if several else []), str(r["claim"]), str(r["best_case"]) if pd.notna(r["best_case"]) else "—",
+                      interval_text(r), str(r["n_seeds"]), str(r["n_units"]), str(r["status"]))  # fmt: skip
+    return table
+
+
+def lines(claims: pd.DataFrame) -> list[str]:
+    """The sentences (with their notes), then, with one seed, the line that says how to establish them."""
+    out = []
+    for _, r in claims.iterrows():
+        prefix = f"[{r['setting']}] " if "setting" in claims.columns else ""
+        notes = r.get("notes")
+        out.append(prefix + str(r["sentence"]) + (f" Note: {notes}." if isinstance(notes, str) and notes else ""))
+    if one_seed(claims):
+        out.append(ESTABLISH)
+    return out

@@ -1,0 +1,188 @@
+"""claims.csv: each claim of the study with its own statistic, the seed as replicate unit, image units,
+the untrained control and other alignments beside it (synthetic job directories: no training)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fake_sweep import two_level, units, write_job
+from infomax_cli import claims, stats
+from infomax_cli.compare import compare, find_jobs, print_found
+
+T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df
+IMAGE = ["example_images", "winner_share", "mean_max_mi", "mean_mi"]
+
+
+def make(tmp_path, means, seeds=(0,), loss=None, init=None, aligns=None, sd_seed=0.02, n_units=20, per_unit=4, **kw):
+    """A sweep: mi_max from the two-level model around `means` ({case: mean}); `loss`: {case: objective MI};
+    `init`: {case: mean} of the untrained control; `aligns`: {A: {case: mean}}."""
+    values = two_level(means, seeds, n_units, per_unit, sd_seed=sd_seed, sd_unit=0.2, sd_noise=0.02, rng_seed=1)
+    init_values = two_level(init, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=2) if init else {}
+    align_values = {a: two_level(m, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=3 + i) for i, (a, m) in enumerate((aligns or {}).items())}
+    rng = np.random.default_rng(4)
+    for (case, seed), v in values.items():
+        write_job(tmp_path, case, v, seed, groups=units(n_units, per_unit), mi_max_init=init_values.get((case, seed)),
+                  aligns={a: av[case, seed] for a, av in align_values.items()},
+                  loss_mi=None if loss is None else loss[case] + rng.normal(0, 0.002), **kw)  # fmt: skip
+    return tmp_path
+
+
+def table(path) -> pd.DataFrame:
+    return claims.claims_table(claims.read_sweep(find_jobs(path)))
+
+
+def row(t, claim) -> pd.Series:
+    return t.set_index("claim").loc[claim]
+
+
+FOUR = {"a": 0.5, "b": 0.4, "c": 0.9, "d": 0.6}
+LOSS = {"a": 0.10, "b": 0.05, "c": 0.30, "d": 0.15}
+
+
+def test_one_seed_never_establishes_a_claim_but_shows_the_estimates(tmp_path):
+    t = table(make(tmp_path, FOUR, loss=LOSS))
+    assert list(t.columns[:10]) == claims.CLAIM_COLUMNS
+    assert t.claim.tolist() == ["loss_curves", "example_images", "winner_share", "mean_max_mi", "mean_mi"]
+    assert (t.status == "not established").all() and (t.n_seeds == 1).all()
+    assert t.sentence.str.contains("not established (one training run per case)", regex=False).all()
+    assert (t.best_case == "c").all() and (t.estimate > 0).all()
+    for claim in ("winner_share", "mean_max_mi", "mean_mi"):  # the interval over image units is still shown
+        r = row(t, claim)
+        assert r.n_units == 20 and 0 < r.ci_low < r.ci_high and "over 20 image units of one training run" in r.sentence
+    assert np.isnan(row(t, "loss_curves").ci_low) and row(t, "loss_curves").n_units == 0
+    assert row(t, "example_images").n_units == 2
+    assert claims.lines(t)[-1] == claims.ESTABLISH and "make study" in claims.ESTABLISH
+    assert claims.STUDY_COMMAND in claims.ESTABLISH
+
+
+def test_c_clearly_best_over_five_seeds_holds(tmp_path):
+    t = table(make(tmp_path, FOUR, seeds=range(5), loss=LOSS))
+    assert (t.status == "holds").all(), t[["claim", "status", "ci_low", "ci_high"]]
+    assert (t.n_seeds == 5).all() and t.n_units.tolist() == [0, 2, 20, 20, 20]
+    assert t.sentence.str.contains("holds: case c beats every other case", regex=False).all()
+    assert not claims.one_seed(t) and claims.ESTABLISH not in claims.lines(t)
+    r = row(t, "mean_max_mi")
+    assert r.estimate == pytest.approx(r.value_c - r.value_d)  # c minus the strongest other
+    assert r.ci_low > 0 and r.value_c > r.value_d > r.value_a > r.value_b
+
+
+def test_d_clearly_beating_c_fails(tmp_path):
+    t = table(make(tmp_path, {**FOUR, "d": 1.2}, seeds=range(5), loss={**LOSS, "d": 0.6}))
+    assert (t.status == "fails").all(), t[["claim", "status", "ci_low", "ci_high"]]
+    assert (t.best_case == "d").all() and (t.ci_high < 0).all()
+    assert t.sentence.str.contains("fails: case d beats case c", regex=False).all()
+
+
+def test_the_loss_claim_is_a_t_interval_over_seeds_by_hand(tmp_path):
+    # c - d per seed: 0.1, 0.2, 0.3 (a and b far below): mean 0.2, sd 0.1, 2 df
+    for seed, diff in enumerate((0.1, 0.2, 0.3)):
+        for case, mi in (("a", -1.0), ("b", -1.0), ("c", 0.5 + diff), ("d", 0.5)):
+            write_job(tmp_path, case, np.full(4, 0.5), seed, loss_mi=mi)
+    r = row(table(tmp_path), "loss_curves")
+    half = T2 * 0.1 / np.sqrt(3)
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))  # (-0.048, 0.448)
+    assert r.best_case == "c" and r.status == "not established" and r.n_seeds == 3 and r.n_units == 0
+    assert "not distinguishable from d" in r.sentence and "local_mi + global_mi" in r.statistic
+
+
+def test_winner_share_is_per_unit_and_its_interval_stays_within_plus_minus_one(tmp_path):
+    # 3 photographs of 4 images; c wins 4, 3, 1 of them, d the rest: per unit c - d = 1, 0.5, -0.5
+    c_wins = [1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0]
+    groups = np.repeat(["p0", "p1", "p2"], 4)
+    write_job(tmp_path, "c", np.where(c_wins, 0.9, 0.5), groups=groups)
+    write_job(tmp_path, "d", np.full(12, 0.7), groups=groups)
+    r = row(table(tmp_path), "winner_share")
+    assert r.estimate == pytest.approx(1 / 3) and r.n_units == 3
+    assert (r.value_c, r.value_d) == pytest.approx((2 / 3, 1 / 3))
+    half = T2 * np.std([1, 0.5, -0.5], ddof=1) / np.sqrt(3)  # 1.90: clipped to [-1, 1]
+    assert 1 / 3 - half < -1 and (r.ci_low, r.ci_high) == (-1.0, 1.0)
+
+
+def test_statistics_that_disagree_say_so(tmp_path):
+    """c is far ahead on a few images (highest mean max-MI), d a little ahead on most (wins more images)."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.4, 0.8, 40)
+    c = base + np.where(np.arange(40) < 6, 1.0, 0.0)
+    write_job(tmp_path, "c", c)
+    write_job(tmp_path, "d", base + 0.01)
+    write_job(tmp_path, "a", base - 0.2)
+    t = table(tmp_path)
+    assert row(t, "mean_max_mi").best_case == "c" and row(t, "winner_share").best_case == "d"
+    said = "the statistics disagree: case c has the highest mean max-MI and has the highest mean MI while case d wins the most images"
+    for claim in ("winner_share", "mean_max_mi", "mean_mi"):
+        assert said in row(t, claim).notes
+    assert said not in row(t, "loss_curves").notes
+
+
+def test_a_claim_that_already_holds_before_training_says_so(tmp_path):
+    t = table(make(tmp_path, FOUR, seeds=range(5), loss=LOSS, init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55}))
+    for claim in IMAGE:
+        r = row(t, claim)
+        assert r.init_best_case == "c" and r.init_status == "holds" and r.init_estimate > 0
+        assert "already holds before training (untrained encoders: c − " in r.notes
+    one = table(make(tmp_path / "one", FOUR, loss=LOSS, init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55}))
+    assert "case c is already best before training" in row(one, "mean_max_mi").notes
+    other = table(make(tmp_path / "other", FOUR, loss=LOSS, init={"a": 0.9, "b": 0.4, "c": 0.5, "d": 0.55}))
+    assert "before training case a is best" in row(other, "mean_max_mi").notes
+
+
+def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
+    t = table(make(tmp_path, FOUR, seeds=range(3), aligns={"resize": FOUR, "crop": {**FOUR, "a": 1.3}}))
+    for claim in IMAGE:
+        r = row(t, claim)
+        assert r.crop_best_case == "a" and r.resize_best_case == "c" and r.crop_status == "fails"
+        assert "reverses under align=crop (best: case a, fails)" in r.notes
+        assert "same best case under align=resize" in r.notes
+    assert "crop_best_case" not in t.columns[:12]  # extras come after the contract's columns
+
+
+def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_chelsea_and_horse(tmp_path):
+    labels = ["astronaut", "chelsea", "horse", "camera"] * 3
+    rng = np.random.default_rng(0)
+    for case, mu in (("a", 0.5), ("c", 0.9)):
+        write_job(tmp_path, case, mu + rng.normal(0, 0.01, 12), labels=labels, groups=labels, loss_mi=mu, old_format=True)
+    t = table(tmp_path)
+    assert (t.n_units.tolist()[2:]) == [4, 4, 4]  # the 4 photographs, not 12 images
+    assert "negated loss terms" in row(t, "loss_curves").statistic
+    assert row(t, "loss_curves").estimate == pytest.approx(0.4)  # the case difference of the MI estimates
+    ex = row(t, "example_images")
+    assert ex.n_units == 2 and "chelsea (image 1): case c, horse (image 2): case c" in ex.notes
+    assert "chelsea and horse" in ex.sentence
+
+
+def test_without_case_c_the_claims_cannot_be_tested(tmp_path):
+    t = table(make(tmp_path, {"a": 0.5, "b": 0.4}))
+    assert (t.status == "not established").all()
+    assert t.sentence.str.contains("cannot be tested: case c is not in the sweep", regex=False).all()
+
+
+def test_several_settings_get_a_leading_setting_column(tmp_path):
+    for steps in (5, 10):
+        make(tmp_path, FOUR, extra=("dataset=samples", f"train.steps={steps}"))
+    t = table(tmp_path)
+    assert t.columns[0] == "setting" and list(t.columns[1:11]) == claims.CLAIM_COLUMNS
+    assert sorted(t.setting.unique()) == ["dataset=samples,train.steps=10", "dataset=samples,train.steps=5"]
+    assert len(t) == 10
+    assert all(line.startswith("[dataset=samples,train.steps=") for line in claims.lines(t)[:-1])
+
+
+def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_path, capsys):
+    make(tmp_path, FOUR, loss=LOSS)
+    found = compare(tmp_path)
+    t = pd.read_csv(tmp_path / "claims.csv")
+    assert list(t.columns[:10]) == claims.CLAIM_COLUMNS and (t.status == "not established").all()
+    print_found(found, tmp_path)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the study's claims" in out and "winner_share" in out and "holds at 95%" not in out
+    assert out.endswith(" ".join(claims.ESTABLISH.split()))
+    comp = pd.read_csv(tmp_path / "comparison.csv")
+    assert list(comp.columns[:3]) == ["image_id", "label", "group"] and comp.group.nunique() == 20
+    assert (pd.read_csv(tmp_path / "winners.csv").n_units == 20).all()
+
+
+def test_without_example_images_the_example_claim_is_not_available(tmp_path):
+    t = table(make(tmp_path, FOUR, study_examples=()))
+    r = row(t, "example_images")
+    assert r.status == "not established" and pd.isna(r.best_case) and np.isnan(r.estimate)
+    assert r.sentence == "(ii) Example images: not available (the jobs name no study example images (study_examples))."
+    assert row(t, "mean_max_mi").best_case == "c"  # the other claims are unaffected
