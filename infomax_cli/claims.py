@@ -149,13 +149,12 @@ def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.
 
 def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFrame:
     """seed, unit, case, value: per (seed, unit) the fraction of its images on which the case has the
-    highest `column` among the cases (images every case measured; a tie goes to the first case). The
-    number of (seed, image) draws is in `.attrs["draws"]`."""
+    highest `column` among the cases (images every case measured; k cases tied within stats.TIE_NATS
+    get 1/k each). The number of (seed, image) draws is in `.attrs["draws"]`."""
     wide = per_image.pivot_table(index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first").dropna()
     if wide.empty:
         return pd.DataFrame(columns=["seed", "unit", "case", "value"])
-    winner = wide.idxmax(axis=1)
-    won = pd.DataFrame({c: (winner == c).astype(float) for c in wide.columns}, index=wide.index)
+    won = stats.winner_credit(wide)
     cells = won.groupby(level=["seed", "group"]).mean()
     cells.columns.name = "case"
     out = cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})

@@ -61,8 +61,9 @@ def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
 def comparison(jobs: list[Job]) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): image_id, label, group (its
     independent unit: the photograph for the embedded set, the image itself for STL-10), mi_max_<case>,
-    mi_mean_<case>, winner (the case with the highest mi_max)."""
-    from .stats import units_of
+    mi_mean_<case>, winner (the case with the highest mi_max; cases tied within stats.TIE_NATS joined by
+    '=', e.g. 'a=c')."""
+    from .stats import units_of, winner_names
 
     frames = []
     for job in jobs:
@@ -78,14 +79,9 @@ def comparison(jobs: list[Job]) -> pd.DataFrame:
     wide = wide.reset_index()
     max_cols = [f"mi_max_{c}" for c in cases]
     wide = wide[[*keys, "image_id", "label", "group", *max_cols, *[f"mi_mean_{c}" for c in cases]]]
-    wide["winner"] = wide[max_cols].idxmax(axis=1).str.removeprefix("mi_max_")
+    wide["winner"] = winner_names(wide[max_cols].set_axis(cases, axis=1))  # a tie: 'a=c'
+
     return wide.sort_values([*keys, "image_id"]).reset_index(drop=True)
-
-
-def winners(comp: pd.DataFrame) -> pd.DataFrame:
-    cases = [c.removeprefix("mi_max_") for c in comp.columns if c.startswith("mi_max_")]
-    wins = comp["winner"].value_counts().reindex(cases, fill_value=0)
-    return pd.DataFrame({"case": cases, "wins": wins.values, "share": wins.values / max(len(comp), 1)})
 
 
 def compare(sweep_dir: Path) -> dict:

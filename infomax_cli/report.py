@@ -371,7 +371,8 @@ def _claims_section(path: Path, jobs: list) -> list[str]:
 
 def _stats_table(st: pd.DataFrame, per_image: dict[str, pd.DataFrame]) -> tuple[str, str]:
     """The MI-per-case table from stats.csv's own intervals (and the null's plain mean from the jobs)."""
-    names = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained"}
+    names = {"mi_mean": "mean MI", "mi_max": "max MI", "mi_mean_above_null": "mean MI above null", "mi_max_above_null": "max MI above null",
+             "mi_mean_init": "mean MI untrained", "mi_max_init": "max MI untrained", "mi_null_mean": "null mean MI"}
     several = "setting" in st.columns
     keys = ["setting", "case"] if several else ["case"]
     rows = []
@@ -383,12 +384,10 @@ def _stats_table(st: pd.DataFrame, per_image: dict[str, pd.DataFrame]) -> tuple[
         for metric in names:
             r = by.loc[metric] if metric in by.index else None
             cells.append("—" if r is None else f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
-        t = per_image.get(case)
-        cells.append(f"{t['mi_null_mean'].mean():.4f}" if t is not None and "mi_null_mean" in t else "—")
         rows.append(cells)
-    table = _table([*(["setting"] if several else []), "case", "seeds", "image units", *names.values(), "null mean MI"], rows)
+    table = _table([*(["setting"] if several else []), "case", "seeds", "image units", *names.values()], rows)
     note = ("nats: mean over seeds and independent image units with its 95% interval (stats.csv; with one seed, over "
-            "image units only); null: plain mean.")  # fmt: skip
+            "image units only); above null: minus the same statistic of the maps against another image.")  # fmt: skip
     return table, note
 
 
@@ -457,11 +456,12 @@ def build_report(path: Path, summary: dict | None = None) -> Path:
         rows = []
         for c, t in per_image.items():
             cells = [f"case {c}", len(t)]
-            for col in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init", "mi_null_mean"):
+            for col in ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null", "mi_mean_init", "mi_max_init", "mi_null_mean"):
                 m, h = ci95(t[col]) if col in t else (None, None)
                 cells.append("—" if m is None else f"{m:.4f} ± {h:.4f}")
             rows.append(cells)
-        table = _table(["case", "images", "mean MI", "max MI", "mean MI untrained", "max MI untrained", "null mean MI"], rows)
+        table = _table(["case", "images", "mean MI", "max MI", "mean MI above null", "max MI above null", "mean MI untrained",
+                        "max MI untrained", "null mean MI"], rows)  # fmt: skip
         note = "nats, mean ± 95% t-interval over images."
     out.append(f'<div class="row">{_img(_png_uri(mi_bars_figure(per_image)), "mean and max MI per case")}<div>{table}'
                f'<p class="note">{html.escape(note)}</p></div></div>')  # fmt: skip

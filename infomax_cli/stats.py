@@ -50,8 +50,9 @@ import pandas as pd
 from . import rundir
 
 LEVEL = 0.95
-METRICS = ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init")
-PAIRWISE_METRICS = ("mi_mean", "mi_max")
+# per case: MI, MI above the null (the maps against another image), the null itself, the untrained control
+METRICS = ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null", "mi_null_mean", "mi_null_max", "mi_mean_init", "mi_max_init")
+PAIRWISE_METRICS = ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null")
 STATS_COLUMNS = ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images", "n_units"]
 PAIRWISE_COLUMNS = ["metric", "case_x", "case_y", "diff", "ci_low", "ci_high", "n_seeds", "n_images", "significant", "n_units"]
 WINNER_COLUMNS = ["case", "wins", "share", "ci_low", "ci_high", "n_units"]
@@ -290,15 +291,38 @@ def pairwise_table(per_image: pd.DataFrame, level: float = LEVEL, metrics: Seque
     return out.astype({"n_seeds": int, "n_images": int, "significant": bool, "n_units": int})
 
 
+# Max-MI values closer than this are a tie (the tables keep 6 significant digits): cases that compute the
+# same function on the scored pixels (untrained a and c under align=geometry) must not hand the win to
+# whichever column comes first.
+TIE_NATS = 1e-6
+
+
+def winner_credit(values: pd.DataFrame) -> pd.DataFrame:
+    """Per row of `values` (one column per case): 1 for the case with the highest value, 1/k for each of
+    k cases tied within TIE_NATS of it, 0 otherwise (a NaN never wins)."""
+    top = values.max(axis=1).to_numpy()[:, None]
+    tied = values.ge(top - TIE_NATS) & values.notna()
+    return tied.div(tied.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0).astype(float)
+
+
+def winner_names(values: pd.DataFrame) -> pd.Series:
+    """The winning case of each row, tied cases joined by '=' ('a=c')."""
+    credit = winner_credit(values)
+    cols = np.asarray(values.columns, dtype=str)
+    return pd.Series(["=".join(cols[row > 0]) for row in credit.to_numpy()], index=values.index, dtype=object)
+
+
 def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """`case, wins, share` over every row of a comparison (compare.comparison), the share's Wilson
+    """`case, wins, share` over every row of a comparison (compare.comparison; a tie splits the win, so
+    `wins` may be fractional), the share's Wilson
     interval with the design's effective sample size (module docstring), and `n_units`, the independent
     image units (`group`; the image itself without one). Seeds (and settings) are the replicates."""
     cases = [c.removeprefix("mi_max_") for c in comp.columns if c.startswith("mi_max_")]
-    winner = comp["winner"].astype(str)
-    wins = winner.value_counts().reindex(cases, fill_value=0)
+    credit = winner_credit(comp[[f"mi_max_{c}" for c in cases]].set_axis(cases, axis=1))  # ties split
+    wins = credit.sum(axis=0).reindex(cases, fill_value=0.0)
     n = len(comp)
-    out = pd.DataFrame({"case": cases, "wins": wins.to_numpy(dtype=int), "share": wins.to_numpy() / max(n, 1)})
+    counts = wins.to_numpy()
+    out = pd.DataFrame({"case": cases, "wins": counts.astype(int) if np.allclose(counts, counts.round()) else counts, "share": counts / max(n, 1)})
     if comp.empty or not cases:
         return out.assign(ci_low=np.nan, ci_high=np.nan, n_units=0)[WINNER_COLUMNS]
     keys = [k for k in ("setting", "seed") if k in comp.columns]
@@ -306,7 +330,7 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     unit = _unit_column(comp)
     half, n_units = [], 0
     for c in cases:
-        ci = interval(pd.DataFrame({"seed": seed, "unit": unit, "value": (winner == c).astype(float)}), "value", level)
+        ci = interval(pd.DataFrame({"seed": seed, "unit": unit, "value": credit[c].to_numpy()}), "value", level)
         half.append((ci.ci_high - ci.ci_low) / 2)
         n_units = ci.n_units
     n_eff = effective_n(out["share"].to_numpy(), np.asarray(half), n, unit.nunique(), level)

@@ -200,7 +200,7 @@ def test_stats_table_columns_counts_and_units():
     df = per_image({"a": 0.3, "c": 0.5}, n_images=60, seeds=(0, 1, 2), per_group=4)
     t = stats.stats_table(df)
     assert list(t.columns) == stats.STATS_COLUMNS
-    assert len(t) == 2 * 4 and set(t.metric) == set(stats.METRICS)
+    assert len(t) == 2 * 4 and set(t.metric) == {"mi_mean", "mi_max", "mi_mean_init", "mi_max_init"}  # the metrics the frame has
     assert (t.n_seeds == 3).all() and (t.n_images == 60).all() and (t.n_units == 15).all()
     assert (t.ci_low <= t["mean"]).all() and (t["mean"] <= t.ci_high).all()
     row = t[(t.case == "c") & (t.metric == "mi_max")].iloc[0]
@@ -245,10 +245,10 @@ def test_write_stats_from_job_files(tmp_path):
     jobs = find_jobs(tmp_path)
     s, p = stats.write_stats(tmp_path, jobs)
     assert pd.read_csv(tmp_path / "stats.csv").shape == s.shape
-    assert list(s.columns) == stats.STATS_COLUMNS and len(s) == 3 * 4
+    assert list(s.columns) == stats.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
     assert (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()  # 5 photographs
     p = pd.read_csv(tmp_path / "pairwise.csv")
-    assert list(p.columns) == stats.PAIRWISE_COLUMNS and len(p) == 2 * 3
+    assert list(p.columns) == stats.PAIRWISE_COLUMNS and len(p) == len(stats.PAIRWISE_METRICS) * 3
     w = stats.winner_shares(comparison(jobs))
     assert w.case.tolist() == ["a", "b", "c"] and w.set_index("case").loc["c", "share"] == 1.0
     assert w.set_index("case").loc["c", "ci_low"] < 1.0  # a share of 1 gets a proper interval too
@@ -259,3 +259,15 @@ def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_pho
     assert stats.units_of(t, {"dataset": "stl10"}).tolist() == ["0", "1", "2"]
     assert stats.units_of(t, {"dataset": "samples"}).tolist() == ["cat", "cat", "dog"]
     assert stats.units_of(t.assign(group=["x", "y", "y"]), {"dataset": "stl10"}).tolist() == ["x", "y", "y"]
+
+
+def test_a_tie_splits_the_win_instead_of_going_to_the_first_column():
+    """Untrained a and c under align=geometry compute the same function: equal max-MI must not count as a
+    win for whichever case comes first."""
+    values = pd.DataFrame({"a": [0.5, 0.7, 0.3], "c": [0.5, 0.6, 0.3 + 5e-7], "d": [0.4, 0.9, 0.1]})
+    credit = stats.winner_credit(values)
+    assert credit.to_numpy().tolist() == [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]
+    assert stats.winner_names(values).tolist() == ["a=c", "d", "a=c"]
+    comp = values.add_prefix("mi_max_").assign(image_id=[0, 1, 2], group=["0", "1", "2"])
+    w = stats.winner_shares(comp).set_index("case")
+    assert w.wins.tolist() == [1.0, 1.0, 1.0] and w.share.tolist() == pytest.approx([1 / 3] * 3)
