@@ -281,6 +281,8 @@ def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
     diff = f"{study_case} − {init.other} = {_num(init.estimate, claim.kind)}" if init.other else ""
     if init.status == HOLDS:
         return f"already holds before training (untrained encoders: {diff})"
+    if init.other and abs(init.estimate) < stats.TIE_NATS:  # e.g. untrained a and c: one function on the scored pixels
+        return f"before training case {study_case} ties with case {init.other} (untrained encoders: {diff})"
     if init.best_case == study_case:
         return f"case {study_case} is already best before training (untrained encoders: {diff})"
     if init.best_case == v.best_case:

@@ -186,3 +186,12 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
     assert r.status == "not established" and pd.isna(r.best_case) and np.isnan(r.estimate)
     assert r.sentence == "(ii) Example images: not available (the jobs name no study example images (study_examples))."
     assert row(t, "mean_max_mi").best_case == "c"  # the other claims are unaffected
+
+
+def test_an_untrained_tie_is_called_a_tie_not_a_lead():
+    from infomax_cli.claims import Claim, Verdict, init_note
+
+    claim = Claim("mean_max_mi", "Mean max-MI", "the mean max-MI", "nats")
+    trained = Verdict({"a": 0.9, "c": 0.91}, "c", "a", 0.01, 0.0, 0.02, 5, 20, "holds", ("a",), (), ())
+    init = Verdict({"a": 0.8, "c": 0.8}, "c", "a", 0.0, -0.001, 0.001, 5, 20, "not established", (), (), ("a",))
+    assert init_note(trained, init, claim, "c").startswith("before training case c ties with case a")
