@@ -17,7 +17,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import config, rundir
-from .data import GrayImages, load_dataset
+from .data import DECODE_ONCE_BYTES, GrayImages, load_dataset
 from .encoders import build_encoder, layer_sizes
 from .errors import ConfigError, RunError
 from .measure import Measurement, layer_mi, measure
@@ -27,6 +27,7 @@ from .train import TERMS, seed_everything, train
 log = logging.getLogger("infomax")
 # Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
 ON_DEVICE_BYTES = 1 << 30
+IMAGES_CSV = "images.csv"  # dataset=folder: image_id, label, path (relative to dataset.root)
 
 
 def pick_device(kind: str) -> torch.device:
@@ -125,10 +126,11 @@ def git_commit() -> Optional[str]:
 
 
 def _image_loader(data: GrayImages, device: torch.device):
-    """positions -> float (B, 1, 96, 96) on the device. Sets that fit (STL-10 train: 46 MB) are copied to
-    the device once; larger ones are read per batch into pinned memory and copied without blocking."""
+    """positions -> float (B, 1, S, S) on the device. Sets that fit (STL-10 train: 46 MB) are copied to
+    the device once; larger ones are read per batch into pinned memory and copied without blocking.
+    Images decoded from files (folder, torchvision) are decoded once only under a smaller budget."""
     n = len(data)
-    if n * 96 * 96 <= ON_DEVICE_BYTES:
+    if n * data.size * data.size <= (DECODE_ONCE_BYTES if data.lazy else ON_DEVICE_BYTES):
         pixels = data.all_uint8().to(device)
         return lambda idx: pixels[idx.to(device)].unsqueeze(1).float().div_(255)
     pin = device.type == "cuda"
@@ -193,11 +195,13 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     data = load_dataset(cfg.dataset)
     if len(data) < 2:
         raise ConfigError(f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2.")
+    if data.files is not None:  # a folder: which file each image id is
+        rundir.write_csv(run_dir / IMAGES_CSV, pd.DataFrame({"image_id": data.image_ids, "label": data.labels, "path": data.files}))
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
     if cfg.train.channels_last:
         encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
-    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder))
+    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder), data.size)
     log.info(f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images, device {device}")
     images = _image_loader(data, device)
     n = len(data)
@@ -256,7 +260,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         "final_loss": float(loss["loss"].iloc[-1]),
         "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
         "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
-        "versions": versions(), "git_commit": git_commit(),
+        "versions": versions(), "git_commit": git_commit(), **data.info,
     }  # fmt: skip
     from .report import build_report
 
