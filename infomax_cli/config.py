@@ -58,6 +58,11 @@ class DeviceKind(Enum):
     cuda = "cuda"
 
 
+class LoggerKind(Enum):
+    none = "none"  # the run directory's files and the terminal only
+    tensorboard = "tensorboard"  # also TensorBoard event files in each run directory
+
+
 @dataclass
 class CaseConfig:
     """One encoder case: the kind of each 3x3 layer (`conv` or `deconv`) and the convs' padding."""
@@ -90,6 +95,11 @@ class DatasetConfig:
     size: int = 96  # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
     skip_unreadable: bool = False  # folder: skip files that cannot be decoded (else the run stops)
     options: dict[str, Any] = field(default_factory=dict)  # torchvision: more keyword arguments of the class
+
+
+@dataclass
+class LoggerConfig:
+    kind: LoggerKind = LoggerKind.none
 
 
 @dataclass
@@ -142,11 +152,12 @@ class MeasureConfig:
 @dataclass
 class Config:
     defaults: list[Any] = field(
-        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}]
+        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}, {"logger": "none"}]
     )
     case: CaseConfig = MISSING
     dataset: DatasetConfig = MISSING
     device: DeviceConfig = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -161,6 +172,7 @@ def register() -> None:
     cs.store(group="case", name="schema_case", node=CaseConfig)
     cs.store(group="dataset", name="schema_dataset", node=DatasetConfig)
     cs.store(group="device", name="schema_device", node=DeviceConfig)
+    cs.store(group="logger", name="schema_logger", node=LoggerConfig)
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:

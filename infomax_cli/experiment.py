@@ -20,6 +20,7 @@ from . import config, rundir
 from .data import DECODE_ONCE_BYTES, GrayImages, load_dataset
 from .encoders import build_encoder, layer_sizes
 from .errors import ConfigError, RunError
+from .logger import make_logger
 from .measure import Measurement, layer_mi, measure
 from .objectives import DeepInfoMax
 from .train import TERMS, seed_everything, train
@@ -188,6 +189,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     if cfg.overwrite:
         for name in (rundir.SUMMARY, rundir.CHECKPOINT):
             (run_dir / name).unlink(missing_ok=True)
+    tracker = make_logger(cfg.logger, run_dir)  # logger=tensorboard without its package: exit 2 here
 
     device = pick_device(cfg.device.kind.value)
     threads = set_threads(cfg.device.threads)
@@ -224,6 +226,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         def on_step(step: int, row: dict) -> None:
             bar.update(task, completed=step, info=f"loss {row['loss']:.4f}")
             plane.record(step)
+            tracker.step(step, row)
 
         history = train(
             encoder, dim, images, n, cfg.train, cfg.seed, device,
@@ -247,7 +250,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     per_map, per_image = tables(data, trained, init)
     rundir.write_csv(run_dir / rundir.MI_PER_MAP, per_map)
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
-    _pictures(cfg, run_dir, data, loss, trained)
+    examples = _pictures(cfg, run_dir, data, loss, trained)
 
     summary = {
         "case": cfg.case.name, "dataset": data.name, "split": data.split, "n_images": n,
@@ -262,6 +265,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
         "versions": versions(), "git_commit": git_commit(), **data.info,
     }  # fmt: skip
+    tracker.finish(summary, examples)
     from .report import build_report
 
     build_report(run_dir, summary)  # from the files above and the summary (infomax report DIR does the same)
@@ -275,7 +279,8 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     return summary
 
 
-def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> None:
+def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> dict:
+    """loss.png, infoplane.png and features/; returns the examples {name: (image, maps, mi)}."""
     from . import report
 
     rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
@@ -289,3 +294,4 @@ def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: 
         rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title, cfg.case.name))
         examples[name] = (image, maps, m.mi[pos])
     report.save_example_maps(run_dir, examples)
+    return examples
