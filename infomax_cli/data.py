@@ -71,12 +71,11 @@ class GrayImages(Dataset):
         if len(self.image_ids) != len(self.labels):
             raise ValueError(f"{len(self.image_ids)} image ids for {len(self.labels)} images")
         self.info = dict(info or {})
+        self.files: list[str] | None = None  # folder: each image's path relative to dataset.root, in position order
         self.example_ids = [int(i) for i in example_ids]
         if groups is not None and len(groups) != len(self.labels):
             raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
         self.groups = [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
-
-    files: list[str] | None = None  # folder: each image's path relative to dataset.root, in position order
 
     def __len__(self) -> int:
         return len(self.labels)
