@@ -12,7 +12,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,cluster]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,cluster,tensorboard]"
 	touch $(STAMP)
 
 # The study on the embedded offline set: four cases, 50 steps of 64 images, 20 bins; one seed.

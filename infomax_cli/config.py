@@ -17,9 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .errors import ConfigError
-from .geometry import geometry
-
-IMAGE_SIZE = 96  # the side of every image (STL-10's, and the embedded set's crops)
+from .geometry import geometry, layer_geometry
 
 # The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
 # installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
@@ -62,6 +60,11 @@ class DeviceKind(Enum):
     cuda = "cuda"
 
 
+class LoggerKind(Enum):
+    none = "none"  # the run directory's files and the terminal only
+    tensorboard = "tensorboard"  # also TensorBoard event files in each run directory
+
+
 @dataclass
 class CaseConfig:
     """One encoder case: the kind of each 3x3 layer (`conv` or `deconv`) and the convs' padding."""
@@ -79,16 +82,29 @@ class EncoderConfig:
     kernel: int = 3
 
 
+DATASET_KINDS = ("samples", "stl10", "folder", "torchvision")
+
+
 @dataclass
 class DatasetConfig:
-    name: str = MISSING  # samples | stl10
-    root: str = "data"  # where stl10_binary/ lives (or is downloaded to)
+    name: str = MISSING  # samples | stl10 | folder; for dataset=torchvision the class name (CIFAR10, MNIST, ...)
+    kind: Optional[str] = None  # samples | stl10 | folder | torchvision, set by each preset; null: `name`
+    root: str = "data"  # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
     split: Split = Split.train
     download: bool = False
     n_images: Optional[int] = None  # first N images only; null: all
     per_photo: int = 16  # samples only: crops taken from each photograph
-    # samples only: the photographs whose crops are measured, never trained on, when train.holdout=true
+    # samples / folder: with train.holdout=true, the photographs (samples) or labels (a folder's subfolders)
+    # whose images are measured and never trained on
     heldout: list[str] = field(default_factory=list)
+    size: int = 96  # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
+    skip_unreadable: bool = False  # folder: skip files that cannot be decoded (else the run stops)
+    options: dict[str, Any] = field(default_factory=dict)  # torchvision: more keyword arguments of the class
+
+
+@dataclass
+class LoggerConfig:
+    kind: LoggerKind = LoggerKind.none
 
 
 @dataclass
@@ -144,11 +160,12 @@ class MeasureConfig:
 @dataclass
 class Config:
     defaults: list[Any] = field(
-        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}, {"train": "study"}]
+        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}, {"train": "study"}, {"logger": "none"}]
     )
     case: CaseConfig = MISSING
     dataset: DatasetConfig = MISSING
     device: DeviceConfig = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     train: TrainConfig = MISSING
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -164,6 +181,7 @@ def register() -> None:
     cs.store(group="dataset", name="schema_dataset", node=DatasetConfig)
     cs.store(group="device", name="schema_device", node=DeviceConfig)
     cs.store(group="train", name="schema_train", node=TrainConfig)
+    cs.store(group="logger", name="schema_logger", node=LoggerConfig)
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -218,8 +236,73 @@ def check(cfg: Any) -> None:
     bad = [k for k in cfg.case.layers if k not in ("conv", "deconv")]
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
+    check_dataset(cfg)
     if cfg.measure.align == Align.geometry:  # the case must cover the image's central pixels (ConfigError if not)
-        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, IMAGE_SIZE)
+        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+
+
+# The smallest latent the objective takes: the global critic's two 3x3 stride-2 convolutions
+# (objectives.GlobalCritic) need a 7x7 map.
+MIN_LATENT = 7
+# The smallest side of the image region every map pixel sees with whole receptive fields (size - layers *
+# (kernel - 1)): below it too few pixels remain to measure MI on.
+MIN_REGION = 8
+
+
+def map_sizes(layers: list[str], padding: int, kernel: int, size: int) -> list[int]:
+    """Spatial size after each stride-1 layer for a size x size input (the input size first)."""
+    sizes = [size]
+    for kind in layers:
+        sizes.append(layer_geometry(kind, kernel, padding, sizes[-1])[0])
+    return sizes
+
+
+def min_image_size(layers: list[str], padding: int, kernel: int) -> Optional[int]:
+    """The smallest image size the case can be trained and measured at (None: none up to 4096)."""
+    for size in range(1, 4097):
+        sizes = map_sizes(layers, padding, kernel, size)
+        if min(sizes) >= 1 and sizes[-1] >= MIN_LATENT and size - len(layers) * (kernel - 1) >= MIN_REGION:
+            return size
+    return None
+
+
+def check_dataset(cfg: Any) -> None:
+    """The dataset keys, and that the case fits the image size (one line naming the smallest size)."""
+    d = cfg.dataset
+    kind = d.kind or d.name
+    if kind not in DATASET_KINDS:
+        raise ConfigError(f"dataset.kind={kind} is unknown: use one of {', '.join(DATASET_KINDS)} (dataset=...).")
+    if isinstance(d, DictConfig):
+        if kind == "torchvision" and OmegaConf.is_missing(d, "name"):
+            raise ConfigError(
+                "dataset=torchvision needs the dataset's class name: add dataset.name=CIFAR10 (or MNIST, FashionMNIST, "
+                "SVHN, ... any class of torchvision.datasets)."
+            )
+    if kind in ("samples", "stl10") and d.size != 96:
+        raise ConfigError(
+            f"dataset.size={d.size} applies to dataset=folder and dataset=torchvision; {kind} images are 96x96: "
+            "leave dataset.size at 96."
+        )
+    if kind == "folder" and enum_value(d.split) != "train":
+        raise ConfigError(
+            f"dataset.split={enum_value(d.split)}: a folder has no splits: point dataset.root at that split's folder instead."
+        )
+    if d.size < 1:
+        raise ConfigError(f"dataset.size={d.size} is not allowed: use an integer >= 1.")
+    layers, padding, kernel = list(cfg.case.layers), int(cfg.case.padding), int(cfg.encoder.kernel)
+    sizes = map_sizes(layers, padding, kernel, d.size)
+    if min(sizes) < 1 or sizes[-1] < MIN_LATENT or d.size - len(layers) * (kernel - 1) < MIN_REGION:
+        smallest = min_image_size(layers, padding, kernel)
+        fix = f"use dataset.size={smallest} or more" if smallest else "use a case with fewer or smaller layers"
+        raise ConfigError(
+            f"dataset.size={d.size} is too small for case {cfg.case.name} (sizes {' -> '.join(map(str, sizes))}): the last "
+            f"map must be at least {MIN_LATENT}x{MIN_LATENT} (the global critic) and at least {MIN_REGION}x{MIN_REGION} "
+            f"image pixels must lie under whole receptive fields; {fix}."
+        )
+
+
+def enum_value(x: Any) -> Any:
+    return getattr(x, "value", x)
 
 
 def _get(cfg: Any, dotted: str) -> Any:

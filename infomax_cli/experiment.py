@@ -17,9 +17,10 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import config, rundir
-from .data import GrayImages, load_datasets
+from .data import DECODE_ONCE_BYTES, GrayImages, load_datasets
 from .encoders import build_encoder, layer_sizes
 from .errors import ConfigError, RunError
+from .logger import make_logger
 from .measure import Measurement, enum_value, layer_mi, measure
 from .objectives import DeepInfoMax
 from .train import LOSS_COLUMNS, seed_everything, train
@@ -27,6 +28,7 @@ from .train import LOSS_COLUMNS, seed_everything, train
 log = logging.getLogger("infomax")
 # Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
 ON_DEVICE_BYTES = 1 << 30
+IMAGES_CSV = "images.csv"  # dataset=folder: image_id, label, path (relative to dataset.root)
 
 
 def pick_device(kind: str) -> torch.device:
@@ -125,10 +127,11 @@ def git_commit() -> Optional[str]:
 
 
 def _image_loader(data: GrayImages, device: torch.device):
-    """positions -> float (B, 1, 96, 96) on the device. Sets that fit (STL-10 train: 46 MB) are copied to
-    the device once; larger ones are read per batch into pinned memory and copied without blocking."""
+    """positions -> float (B, 1, S, S) on the device. Sets that fit (STL-10 train: 46 MB) are copied to
+    the device once; larger ones are read per batch into pinned memory and copied without blocking.
+    Images decoded from files (folder, torchvision) are decoded once only under a smaller budget."""
     n = len(data)
-    if n * 96 * 96 <= ON_DEVICE_BYTES:
+    if n * data.size * data.size <= (DECODE_ONCE_BYTES if data.lazy else ON_DEVICE_BYTES):
         pixels = data.all_uint8().to(device)
         return lambda idx: pixels[idx.to(device)].unsqueeze(1).float().div_(255)
     pin = device.type == "cuda"
@@ -194,6 +197,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     if cfg.overwrite:
         for name in (rundir.SUMMARY, rundir.CHECKPOINT):
             (run_dir / name).unlink(missing_ok=True)
+    tracker = make_logger(cfg.logger, run_dir)  # logger=tensorboard without its package: exit 2 here
 
     device = pick_device(cfg.device.kind.value)
     threads = set_threads(cfg.device.threads)
@@ -201,10 +205,14 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     data, measured = load_datasets(cfg.dataset, cfg.train.holdout)
     if len(data) < 2:
         raise ConfigError(f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2.")
+    listed = [d for d in dict.fromkeys([data, measured]) if d.files is not None]
+    if listed:  # a folder: which file each image id is (trained on and measured)
+        files = pd.concat([pd.DataFrame({"image_id": d.image_ids, "label": d.labels, "path": d.files}) for d in listed])
+        rundir.write_csv(run_dir / IMAGES_CSV, files.drop_duplicates("image_id").sort_values("image_id"))
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     images = _image_loader(data, device)
     measured_images = images if measured is data else _image_loader(measured, device)
-    size = int(images(torch.arange(1)).shape[-1])
+    size = data.size
     align = enum_value(cfg.measure.align)
     geom = encoder.geometry(size)
     dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align, geom).to(device)
@@ -242,6 +250,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         def on_step(step: int, row: dict) -> None:
             bar.update(task, completed=step, info=f"loss {row['loss']:.4f}")
             plane.record(step)
+            tracker.step(step, row)
 
         history = train(
             encoder, dim, images, n, cfg.train, cfg.seed, device,
@@ -265,7 +274,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     per_map, per_image = tables(measured, trained, init)
     rundir.write_csv(run_dir / rundir.MI_PER_MAP, per_map)
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
-    _pictures(cfg, run_dir, measured, loss, trained)
+    examples = _pictures(cfg, run_dir, measured, loss, trained)
 
     def mean(col: str) -> float:
         return float(per_image[col].mean())
@@ -287,8 +296,9 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         "final_loss": float(last["loss"]), "final_local_mi": float(last["local_mi"]), "final_global_mi": float(last["global_mi"]),
         "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
         "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
-        "versions": versions(), "git_commit": git_commit(),
+        "versions": versions(), "git_commit": git_commit(), **data.info,
     }  # fmt: skip
+    tracker.finish(summary, examples)
     from .report import build_report
 
     build_report(run_dir, summary)  # from the files above and the summary (infomax report DIR does the same)
@@ -303,7 +313,8 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     return summary
 
 
-def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> None:
+def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> dict:
+    """loss.png, infoplane.png and features/; returns the examples {name: (image, maps, mi)}."""
     from . import report
 
     rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
@@ -317,3 +328,4 @@ def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: 
         rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title, cfg.case.name))
         examples[name] = (image, maps, m.mi[pos])
     report.save_example_maps(run_dir, examples)
+    return examples
