@@ -77,7 +77,7 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
         if side < 2:
             raise ConfigError(
                 f"dataset.size={size} is too small for case layers {list(layers)}: layer {i + 1}'s maps would be {side}x{side}; "
-                f"use images of at least {min_size(layers, kernel, padding)} pixels."
+                "use larger images (dataset.size)."
             )
         off += step
         sizes.append(side)
@@ -97,20 +97,6 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
                 f"central {size - 2 * radius} pixels (they would need map pixels {lo}..{hi - 1}); use measure.align=resize or crop."
             )
     return geom
-
-
-def min_size(layers: Sequence[str], kernel: int, padding: int) -> int:
-    """The smallest image side whose maps are at least 2x2 after every layer and whose common region holds
-    at least 2x2 pixels."""
-    size = max(2, len(layers) * (kernel - 1) + 2)
-    while True:
-        side, ok = size, True
-        for kind in layers:
-            side, _ = layer_geometry(kind, kernel, padding, side)
-            ok &= side >= 2
-        if ok:
-            return size
-        size += 1
 
 
 def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
