@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fake_sweep import two_level, units, write_job
-from infomax_cli import claims, stats
+from infomax_cli import claims
 from infomax_cli.compare import compare, find_jobs, print_found
 
 T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df

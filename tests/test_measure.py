@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from infomax_cli.encoders import Encoder
-from infomax_cli.geometry import align
 from infomax_cli.measure import layer_mi, measure, null_partners
 from infomax_cli.mi import histogram_mi
 
