@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import config, rundir
 from .data import DECODE_ONCE_BYTES, GrayImages, load_datasets
-from .encoders import build_encoder, layer_sizes
+from .encoders import build_encoder
 from .errors import ConfigError, RunError
 from .logger import make_logger
 from .measure import Measurement, enum_value, layer_mi, measure
@@ -218,7 +218,7 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align, geom).to(device)
     if cfg.train.channels_last:
         encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
-    sizes = layer_sizes(build_encoder(cfg.case, cfg.encoder), size)
+    sizes = [size, *geom.map_sizes]  # each layer's map side, from the layers' geometry
     lo, hi = geom.region
     log.info(
         f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images"
