@@ -50,7 +50,9 @@ def numpy_bincount(images: np.ndarray, maps: np.ndarray, bins: int) -> np.ndarra
     for n in range(n_img):
         xi = _bins(images[n].reshape(1, -1), bins)
         yi = _bins(maps[n].reshape(c, -1), bins)
-        counts = np.bincount((offset + xi * bins + yi).ravel(), minlength=c * bins * bins).reshape(c, bins, bins)
+        counts = np.bincount((offset + xi * bins + yi).ravel(), minlength=c * bins * bins).reshape(
+            c, bins, bins
+        )
         pxy = counts / counts.sum((1, 2), keepdims=True)
         px_py = pxy.sum(2, keepdims=True) * pxy.sum(1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -97,14 +99,31 @@ def main(argv: list[str]) -> int:
         return mi._histogram_torch(ti, tm, a.bins)[0].float()
 
     methods = [
-        ("numpy histogram2d per pair", "cpu", lambda: numpy_per_pair(images, maps, a.bins), lambda: None),
-        ("numpy batched bincount", "cpu", lambda: numpy_bincount(images, maps, a.bins), lambda: None),
+        (
+            "numpy histogram2d per pair",
+            "cpu",
+            lambda: numpy_per_pair(images, maps, a.bins),
+            lambda: None,
+        ),
+        (
+            "numpy batched bincount",
+            "cpu",
+            lambda: numpy_bincount(images, maps, a.bins),
+            lambda: None,
+        ),
         ("histogram_mi (numba)", "cpu", lambda: mi.histogram_mi(ti, tm, a.bins), lambda: None),
         ("histogram_mi torch fallback", "cpu", torch_cpu, lambda: None),
     ]
     if torch.cuda.is_available():
         gi, gm = ti.cuda(), tm.cuda()
-        methods.append(("histogram_mi (torch, CUDA)", torch.cuda.get_device_name(), lambda: mi.histogram_mi(gi, gm, a.bins), torch.cuda.synchronize))
+        methods.append(
+            (
+                "histogram_mi (torch, CUDA)",
+                torch.cuda.get_device_name(),
+                lambda: mi.histogram_mi(gi, gm, a.bins),
+                torch.cuda.synchronize,
+            )
+        )
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(
         f"{a.images} images x {a.maps} maps of {a.size}x{a.size} float32, {a.bins} bins; {os.cpu_count()} CPUs, "
@@ -119,7 +138,16 @@ def main(argv: list[str]) -> int:
         ref = out if ref is None else ref
         rate, best = pairs / statistics.median(times), pairs / min(times)
         base = rate if base is None else base
-        rows.append((name, device, f"{rate:,.0f}", f"{best:,.0f}", f"{rate / base:.1f}x", f"{np.abs(out - ref).max():.1e}"))
+        rows.append(
+            (
+                name,
+                device,
+                f"{rate:,.0f}",
+                f"{best:,.0f}",
+                f"{rate / base:.1f}x",
+                f"{np.abs(out - ref).max():.1e}",
+            )
+        )
     table = Table(title="histogram MI throughput (pairs/s)")
     for col in ("method", "device", "pairs/s", "best", "vs numpy per pair", "max |diff| vs numpy"):
         table.add_column(col, justify="left" if col in ("method", "device") else "right")

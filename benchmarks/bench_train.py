@@ -31,8 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -54,7 +54,12 @@ from infomax_cli.measure import enum_value, measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import seed_everything, train  # noqa: E402
 
-SWITCHES = ("bf16", "channels_last", "compile", "compile_mode")  # compile_mode takes a value: compile_mode=reduce-overhead
+SWITCHES = (
+    "bf16",
+    "channels_last",
+    "compile",
+    "compile_mode",
+)  # compile_mode takes a value: compile_mode=reduce-overhead
 CUDA_AUTO = ("bf16", "channels_last", "compile")  # --switches auto on CUDA
 CASES = ("a", "b", "c", "d")
 
@@ -64,7 +69,9 @@ CASES = ("a", "b", "c", "d")
 
 def compose_cfg(case: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"case={case}", "dataset=samples", *overrides])
+        return compose(
+            config_name="config", overrides=[f"case={case}", "dataset=samples", *overrides]
+        )
 
 
 def images_set(kind: str, n: int, seed: int) -> GrayImages:
@@ -73,8 +80,12 @@ def images_set(kind: str, n: int, seed: int) -> GrayImages:
         return load_dataset(compose_cfg("c", []).dataset)
     g = torch.Generator().manual_seed(seed)
     x = torch.nn.functional.avg_pool2d(torch.rand(n, 1, 96, 96, generator=g), 5, 1, 2)[:, 0]
-    x = (x - x.amin((1, 2), keepdim=True)) / (x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True))
-    return GrayImages("synthetic", "train", (x * 255).round().to(torch.uint8), ["synthetic"] * n, [])
+    x = (x - x.amin((1, 2), keepdim=True)) / (
+        x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True)
+    )
+    return GrayImages(
+        "synthetic", "train", (x * 255).round().to(torch.uint8), ["synthetic"] * n, []
+    )
 
 
 def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -82,9 +93,19 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     seed_everything(seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     align_mode, geom = enum_value(cfg.measure.align), encoder.geometry(96)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align_mode, geom).to(device)
+    dim = DeepInfoMax(
+        cfg.encoder.maps,
+        cfg.train.hidden,
+        cfg.objective.value,
+        cfg.train.negatives,
+        align_mode,
+        geom,
+    ).to(device)
     if getattr(cfg.train, "channels_last", False):
-        encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
+        encoder, dim = (
+            encoder.to(memory_format=torch.channels_last),
+            dim.to(memory_format=torch.channels_last),
+        )
     return encoder, dim
 
 
@@ -96,7 +117,9 @@ def sync(device: torch.device) -> None:
 # ----------------------------------------------------------------------------------------- training
 
 
-def reference_train(encoder, dim, pixels: torch.Tensor, steps: int, tcfg, seed: int, device: torch.device, on_step) -> list[float]:
+def reference_train(
+    encoder, dim, pixels: torch.Tensor, steps: int, tcfg, seed: int, device: torch.device, on_step
+) -> list[float]:
     """The most straightforward loop: every step, index the batch on the CPU, make it float, copy it to the
     device; eager fp32; the same losses, optimisers and random draws as infomax_cli.train.train."""
     critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
@@ -112,7 +135,9 @@ def reference_train(encoder, dim, pixels: torch.Tensor, steps: int, tcfg, seed: 
         x = (pixels[idx].float() / 255).unsqueeze(1).to(device)
         z = encoder(x)
         terms = dim.encoder_losses(x, z)
-        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        loss = (
+            tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -131,7 +156,16 @@ def step_rate(stamps: list[float], warmup: int, batch: int) -> float:
     return batch / float(np.median(times))
 
 
-def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, warmup: int, steps: int, seed: int, rounds: int):
+def bench_training(
+    cfg_ref,
+    cfg_fast,
+    data: GrayImages,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    seed: int,
+    rounds: int,
+):
     """(reference img/s, project img/s, project-with-switches img/s or None, max |loss diff| project vs
     reference, max |loss diff| switched vs reference or why it failed, the trained encoder). Each loop is
     warmed up inside its own call; the loops take turns for `rounds` rounds and each keeps its best round,
@@ -146,14 +180,32 @@ def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, wa
         images = _image_loader(data, device)
         sync(device)
         stamps = [time.perf_counter()]
-        history = train(encoder, dim, images, len(data), tcfg, seed, device, on_step=lambda s, r: stamps.append(time.perf_counter()))
+        history = train(
+            encoder,
+            dim,
+            images,
+            len(data),
+            tcfg,
+            seed,
+            device,
+            on_step=lambda s, r: stamps.append(time.perf_counter()),
+        )
         return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
 
     def run_reference():
         encoder, dim = build(cfg_ref, device, seed)
         pixels = data.all_uint8()  # stays on the CPU
         stamps = [time.perf_counter()]
-        losses = reference_train(encoder, dim, pixels, total, cfg_ref.train, seed, device, lambda s: stamps.append(time.perf_counter()))
+        losses = reference_train(
+            encoder,
+            dim,
+            pixels,
+            total,
+            cfg_ref.train,
+            seed,
+            device,
+            lambda s: stamps.append(time.perf_counter()),
+        )
         return step_rate(stamps, warmup, batch), losses
 
     ref_rate = rate = 0.0
@@ -168,7 +220,9 @@ def bench_training(cfg_ref, cfg_fast, data: GrayImages, device: torch.device, wa
                 r, fast_loss, _ = run_project(cfg_fast)
                 fast_rate = max(fast_rate or 0.0, r)
                 fast_diff = float(np.max(np.abs(np.subtract(fast_loss, ref_loss))))
-            except Exception as e:  # a switch the installed torch cannot do here: say so in the table
+            except (
+                Exception
+            ) as e:  # a switch the installed torch cannot do here: say so in the table
                 first = first_line(e)
                 fast_rate, fast_diff = None, f"failed, {type(e).__name__}: {first[:60]}"
     diff = float(np.max(np.abs(np.subtract(loss, ref_loss))))
@@ -184,7 +238,15 @@ def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: in
     images = _image_loader(data, device)
     geom, alt = encoder.geometry(96), cfg.measure.alt_aligns
     ids = data.image_ids
-    measure(encoder, images, ids[: min(len(data), cfg.measure.batch_size)], cfg.measure, seed, geom, alt_aligns=alt)  # warm-up
+    measure(
+        encoder,
+        images,
+        ids[: min(len(data), cfg.measure.batch_size)],
+        cfg.measure,
+        seed,
+        geom,
+        alt_aligns=alt,
+    )  # warm-up
     sync(device)
     t = time.perf_counter()
     measure(encoder, images, ids, cfg.measure, seed, geom, alt_aligns=alt)
@@ -192,11 +254,15 @@ def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: in
     return len(data) / (time.perf_counter() - t)
 
 
-def bench_histogram(encoder, data: GrayImages, device: torch.device, bins: int, repeat: int) -> tuple[float, str]:
+def bench_histogram(
+    encoder, data: GrayImages, device: torch.device, bins: int, repeat: int
+) -> tuple[float, str]:
     """Pairs/s of histogram_mi on case c's maps of the first 64 images (64 x 32 maps of 96 x 96)."""
     with torch.inference_mode():
         x = _image_loader(data, device)(torch.arange(min(64, len(data))))
-        img, maps = align(x, encoder.eval()(x), "resize")  # 96 x 96 maps: the contract's pairs of 96 x 96
+        img, maps = align(
+            x, encoder.eval()(x), "resize"
+        )  # 96 x 96 maps: the contract's pairs of 96 x 96
     fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
     fn()
     times = []
@@ -219,10 +285,18 @@ def bench_end_to_end(device: str, quick: bool, launcher: str) -> tuple[float | N
     shown = "infomax " + " ".join(args)
     try:
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "infomax_cli.cli", *args, f"hydra.sweep.dir={out}"], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "infomax_cli.cli", *args, f"hydra.sweep.dir={out}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - t
         if r.returncode != 0:
-            return None, f"{shown}: failed ({r.returncode}): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}"
+            return (
+                None,
+                f"{shown}: failed ({r.returncode}): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}",
+            )
         return seconds, shown
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -244,9 +318,12 @@ def cpu_model() -> str:
 def machine(devices: list[torch.device]) -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parts = [
-        f"CPU {cpu_model()} ({cpus} CPUs)", f"torch {torch.__version__} on {torch.get_num_threads()} threads",
-        f"numba {mi.numba.__version__} on {mi.numba.get_num_threads()} threads" if mi.HAVE_NUMBA else "numba absent",
-    ]  # fmt: skip
+        f"CPU {cpu_model()} ({cpus} CPUs)",
+        f"torch {torch.__version__} on {torch.get_num_threads()} threads",
+        f"numba {mi.numba.__version__} on {mi.numba.get_num_threads()} threads"
+        if mi.HAVE_NUMBA
+        else "numba absent",
+    ]
     for d in devices:
         if d.type == "cuda":
             parts.append(f"GPU {torch.cuda.get_device_name(d)} (CUDA {torch.version.cuda})")
@@ -270,7 +347,9 @@ def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
     settings = dict(s.split("=", 1) if "=" in s else (s, "true") for s in wanted)
     unknown = [s for s in settings if s not in SWITCHES]
     if unknown:
-        raise SystemExit(f"bench_train: unknown switch {unknown[0]!r}: use some of {', '.join(SWITCHES)}, none or auto")
+        raise SystemExit(
+            f"bench_train: unknown switch {unknown[0]!r}: use some of {', '.join(SWITCHES)}, none or auto"
+        )
     return [f"train.{s}={value}" for s, value in settings.items() if hasattr(cfg.train, s)]
 
 
@@ -279,26 +358,63 @@ def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, help="timed training steps per loop, case and round (default 10 on the CPU, 100 on CUDA; --quick 5)")
-    p.add_argument("--rounds", type=int, help="the loops take turns this many times; each keeps its best (--quick: 1)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="timed training steps per loop, case and round (default 10 on the CPU, 100 on CUDA; --quick 5)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="the loops take turns this many times; each keeps its best (--quick: 1)",
+    )
     p.add_argument("--warmup", type=int, help="untimed steps first (default 3; --quick 2)")
     p.add_argument("--batch", type=int, default=64, help="images per training step (the study: 64)")
-    p.add_argument("--device", choices=["cpu", "cuda"], action="append", help="default: the CPU, and CUDA when present")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        action="append",
+        help="default: the CPU, and CUDA when present",
+    )
     p.add_argument("--cases", default=",".join(CASES))
-    p.add_argument("--data", choices=["samples", "synthetic"], default="samples", help="the embedded set, or synthetic images")
-    p.add_argument("--n-images", type=int, default=512, help="synthetic images (with --data synthetic)")
-    p.add_argument("--switches", default="auto", help=f"speed switches for the third column: auto (CUDA: {','.join(CUDA_AUTO)}; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead")
+    p.add_argument(
+        "--data",
+        choices=["samples", "synthetic"],
+        default="samples",
+        help="the embedded set, or synthetic images",
+    )
+    p.add_argument(
+        "--n-images", type=int, default=512, help="synthetic images (with --data synthetic)"
+    )
+    p.add_argument(
+        "--switches",
+        default="auto",
+        help=f"speed switches for the third column: auto (CUDA: {','.join(CUDA_AUTO)}; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead",
+    )
     p.add_argument("--repeat", type=int, default=5, help="timed histogram_mi calls (median)")
     p.add_argument("--no-end-to-end", action="store_true", help="skip the four-case study run")
-    p.add_argument("--launcher", action="append", help="launcher preset(s) for the end-to-end run (default: Hydra's basic)")
+    p.add_argument(
+        "--launcher",
+        action="append",
+        help="launcher preset(s) for the end-to-end run (default: Hydra's basic)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer steps (a check, not a figure)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    steps_for = {"cpu": a.steps or (5 if a.quick else 10), "cuda": a.steps or (5 if a.quick else 100)}
+    steps_for = {
+        "cpu": a.steps or (5 if a.quick else 10),
+        "cuda": a.steps or (5 if a.quick else 100),
+    }
     a.rounds = a.rounds if a.rounds is not None else (1 if a.quick else 2)
     warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
     cases = [c for c in a.cases.split(",") if c]
-    if any(c not in CASES for c in cases) or min(steps_for.values()) < 1 or warmup < 1 or a.batch < 2 or a.rounds < 1:
+    if (
+        any(c not in CASES for c in cases)
+        or min(steps_for.values()) < 1
+        or warmup < 1
+        or a.batch < 2
+        or a.rounds < 1
+    ):
         p.error("cases among a,b,c,d; --steps, --warmup and --rounds >= 1; --batch >= 2")
     kinds = a.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in kinds and not torch.cuda.is_available():
@@ -312,15 +428,26 @@ def main(argv: list[str]) -> int:
     data = images_set(a.data, a.n_images, a.seed)
     batch = min(a.batch, len(data))
     base = [f"train.batch_size={batch}"]
-    steps_shown = "/".join(f"{steps_for[d.type]} ({d.type})" for d in devices) if len(devices) > 1 else str(steps_for[devices[0].type])
+    steps_shown = (
+        "/".join(f"{steps_for[d.type]} ({d.type})" for d in devices)
+        if len(devices) > 1
+        else str(steps_for[devices[0].type])
+    )
     title = (
         f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {steps_shown} timed training steps "
         f"after {warmup} (median step, best of {a.rounds} rounds), seed {a.seed}"
     )
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     table = Table(title=title, caption_justify="left")
-    for col, just in [("device", "left"), ("what", "left"), ("reference", "right"), ("infomax", "right"),
-                      ("+ switches", "right"), ("infomax / ref", "right"), ("note", "left")]:  # fmt: skip
+    for col, just in [
+        ("device", "left"),
+        ("what", "left"),
+        ("reference", "right"),
+        ("infomax", "right"),
+        ("+ switches", "right"),
+        ("infomax / ref", "right"),
+        ("note", "left"),
+    ]:
         table.add_column(col, justify=just)
 
     for device in devices:
@@ -331,32 +458,77 @@ def main(argv: list[str]) -> int:
             over = switches_for(device, a.switches, cfg)
             cfg_fast = compose_cfg(case, base + over) if over else None
             err.print(f"[dim]{dname}: training case {case}...[/]")
-            ref, rate, fast, diff, fast_diff, encoder = bench_training(cfg, cfg_fast, data, device, warmup, steps_for[device.type], a.seed, a.rounds)
-            note = "losses equal the reference's" if diff == 0 else f"max |loss - reference's| {diff:.1e}"
+            ref, rate, fast, diff, fast_diff, encoder = bench_training(
+                cfg, cfg_fast, data, device, warmup, steps_for[device.type], a.seed, a.rounds
+            )
+            note = (
+                "losses equal the reference's"
+                if diff == 0
+                else f"max |loss - reference's| {diff:.1e}"
+            )
             if over:
                 named = ",".join(o.split(".")[1].split("=")[0] for o in over)
-                note += f"; {named}: " + (fast_diff if isinstance(fast_diff, str) else f"{fast_diff:.1e}")
+                note += f"; {named}: " + (
+                    fast_diff if isinstance(fast_diff, str) else f"{fast_diff:.1e}"
+                )
             ratio = f"{rate / ref:.2f}x" + (f" ({fast / ref:.2f}x)" if fast is not None else "")
-            table.add_row(dname, f"train case {case} (img/s)", f"{ref:,.0f}", f"{rate:,.0f}", f"{fast:,.0f}" if fast else "—", ratio, note)
+            table.add_row(
+                dname,
+                f"train case {case} (img/s)",
+                f"{ref:,.0f}",
+                f"{rate:,.0f}",
+                f"{fast:,.0f}" if fast else "—",
+                ratio,
+                note,
+            )
             measured[case] = (cfg, encoder)
         for case in cases:
             cfg, encoder = measured[case]
             err.print(f"[dim]{dname}: measuring case {case}...[/]")
             rate = bench_measure(cfg, encoder, data, device, a.seed)
-            table.add_row(dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map")
-        cfg_c, enc_c = measured.get("c") or (compose_cfg("c", base), build(compose_cfg("c", base), device, a.seed)[0])
+            table.add_row(
+                dname,
+                f"measure case {case} (img/s)",
+                "",
+                f"{rate:,.0f}",
+                "",
+                "",
+                f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map",
+            )
+        cfg_c, enc_c = measured.get("c") or (
+            compose_cfg("c", base),
+            build(compose_cfg("c", base), device, a.seed)[0],
+        )
         pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
         how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
-        table.add_row(dname, "histogram_mi (pairs/s)", "", f"{pairs:,.0f}", "", "", f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}")
+        table.add_row(
+            dname,
+            "histogram_mi (pairs/s)",
+            "",
+            f"{pairs:,.0f}",
+            "",
+            "",
+            f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}",
+        )
         if not a.no_end_to_end:
             for launcher in a.launcher or ["basic"]:
                 err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
                 seconds, shown = bench_end_to_end(dname, a.quick, launcher)
-                table.add_row(dname, "four-case study (s, wall)", "", f"{seconds:,.1f}" if seconds else "failed", "", "", shown)
+                table.add_row(
+                    dname,
+                    "four-case study (s, wall)",
+                    "",
+                    f"{seconds:,.1f}" if seconds else "failed",
+                    "",
+                    "",
+                    shown,
+                )
         table.add_section()
     table.caption = machine(devices)
     if load_before is not None:  # other work on the machine slows every figure: say how busy it was
-        table.caption += f"; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        table.caption += (
+            f"; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        )
     console.print(table)
     return 0
 

@@ -8,4 +8,8 @@ import warnings
 # which Hydra 1.3 merges them (typed) with a deprecation notice in every process that composes the config.
 # That merge is what the presets rely on (and every key is set, should a later Hydra drop it): keep it quiet.
 # Here, in the package: launcher workers import it when they unpickle a job, before they compose its config.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+warnings.filterwarnings(
+    "ignore",
+    message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema",
+    category=UserWarning,
+)

@@ -38,7 +38,18 @@ import pandas as pd
 from . import rundir, stats
 
 HOLDS, FAILS, NOT_ESTABLISHED = "holds", "fails", "not established"
-CLAIM_COLUMNS = ["claim", "statistic", "study_case", "best_case", "estimate", "ci_low", "ci_high", "n_seeds", "n_units", "status"]
+CLAIM_COLUMNS = [
+    "claim",
+    "statistic",
+    "study_case",
+    "best_case",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_units",
+    "status",
+]
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
 EXAMPLE_PHOTOS = ("chelsea", "horse")  # the embedded set's stand-ins for the study's cat and horse
 NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
@@ -54,19 +65,32 @@ class Claim:
 
 CLAIMS = (
     Claim("loss_curves", "(i) Loss curves", "the objective's MI estimate during training", "nats"),
-    Claim("example_images", "(ii) Example images", "the mean MI over the maps of {examples}", "nats"),
-    Claim("winner_share", "(iii) Winner share", "the share of images won (highest max-MI of the cases)", "share"),
+    Claim(
+        "example_images", "(ii) Example images", "the mean MI over the maps of {examples}", "nats"
+    ),
+    Claim(
+        "winner_share",
+        "(iii) Winner share",
+        "the share of images won (highest max-MI of the cases)",
+        "share",
+    ),
     Claim("mean_max_mi", "Mean max-MI", "the mean over images of the max MI over the maps", "nats"),
     Claim("mean_mi", "Mean MI", "the mean over images of the mean MI over the maps", "nats"),
 )
-IMAGE_CLAIMS = {"mean_max_mi": "has the highest mean max-MI", "winner_share": "wins the most images", "mean_mi": "has the highest mean MI"}
+IMAGE_CLAIMS = {
+    "mean_max_mi": "has the highest mean max-MI",
+    "winner_share": "wins the most images",
+    "mean_mi": "has the highest mean MI",
+}
 
 
 @dataclass
 class SweepData:
     """What the claims are computed from (read_sweep builds it from the job directories)."""
 
-    per_image: pd.DataFrame  # setting, case, seed, image_id, label, group, example (bool), mi_* columns
+    per_image: (
+        pd.DataFrame
+    )  # setting, case, seed, image_id, label, group, example (bool), mi_* columns
     losses: pd.DataFrame  # setting, case, seed, step, mi
     loss_source: str  # how `mi` was obtained
     align: str | None = None  # the jobs' main alignment
@@ -96,7 +120,9 @@ def _examples_of(table: pd.DataFrame, summary: dict) -> list[int]:
     ids = summary.get("study_examples")
     if ids is not None:
         return [int(i) for i in ids]
-    if summary.get("dataset") == "samples" and "label" in table.columns:  # runs written before study_examples
+    if (
+        summary.get("dataset") == "samples" and "label" in table.columns
+    ):  # runs written before study_examples
         first = table.groupby(table["label"].astype(str))["image_id"].min()
         return [int(first[p]) for p in EXAMPLE_PHOTOS if p in first.index]
     return []
@@ -109,11 +135,18 @@ def read_sweep(jobs) -> SweepData:
     per_image = stats.read_per_image(jobs)
     example = []
     for job in jobs:
-        t = per_image[(per_image["setting"] == job.setting) & (per_image["case"] == str(job.summary["case"]))
-                      & (per_image["seed"] == int(job.summary.get("seed", 0)))]  # fmt: skip
+        t = per_image[
+            (per_image["setting"] == job.setting)
+            & (per_image["case"] == str(job.summary["case"]))
+            & (per_image["seed"] == int(job.summary.get("seed", 0)))
+        ]
         ids = set(_examples_of(t, job.summary))
         example.append(t["image_id"].isin(ids))
-    per_image["example"] = pd.concat(example).reindex(per_image.index, fill_value=False).astype(bool) if example else False
+    per_image["example"] = (
+        pd.concat(example).reindex(per_image.index, fill_value=False).astype(bool)
+        if example
+        else False
+    )
     frames, has_mi = [], True
     for job in jobs:
         loss = pd.read_csv(job.path / rundir.LOSS_CSV)
@@ -122,11 +155,27 @@ def read_sweep(jobs) -> SweepData:
     rows = []
     for job, loss in frames:
         mi = loss["local_mi"] + loss["global_mi"] if has_mi else -(loss["local"] + loss["global"])
-        rows.append(pd.DataFrame({"setting": job.setting, "case": str(job.summary["case"]), "seed": int(job.summary.get("seed", 0)),
-                                  "step": loss["step"], "mi": mi}))  # fmt: skip
-    losses = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["setting", "case", "seed", "step", "mi"])
-    source = ("local_mi + global_mi (nats)" if has_mi else
-              "-(local + global), the negated loss terms (these runs have no local_mi/global_mi; the case differences equal the MI estimates')")  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                {
+                    "setting": job.setting,
+                    "case": str(job.summary["case"]),
+                    "seed": int(job.summary.get("seed", 0)),
+                    "step": loss["step"],
+                    "mi": mi,
+                }
+            )
+        )
+    losses = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(columns=["setting", "case", "seed", "step", "mi"])
+    )
+    source = (
+        "local_mi + global_mi (nats)"
+        if has_mi
+        else "-(local + global), the negated loss terms (these runs have no local_mi/global_mi; the case differences equal the MI estimates')"
+    )
     aligns = {str(j.summary.get("align")) for j in jobs if j.summary.get("align")}
     return SweepData(per_image, losses, source, aligns.pop() if len(aligns) == 1 else None)
 
@@ -138,7 +187,13 @@ def alignments(per_image: pd.DataFrame) -> list[str]:
     """The other alignments the jobs were measured under (columns mi_max_<A> and mi_mean_<A>)."""
     cols = list(per_image.columns)
     found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
-    return [a for a in found if a not in NOT_ALIGNMENTS and f"mi_mean_{a}" in cols and per_image[f"mi_max_{a}"].notna().all()]
+    return [
+        a
+        for a in found
+        if a not in NOT_ALIGNMENTS
+        and f"mi_mean_{a}" in cols
+        and per_image[f"mi_max_{a}"].notna().all()
+    ]
 
 
 def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.DataFrame:
@@ -151,7 +206,9 @@ def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFram
     """seed, unit, case, value: per (seed, unit) the fraction of its images on which the case has the
     highest `column` among the cases (images every case measured; k cases tied within stats.TIE_NATS
     get 1/k each). The number of (seed, image) draws is in `.attrs["draws"]`."""
-    wide = per_image.pivot_table(index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first").dropna()
+    wide = per_image.pivot_table(
+        index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first"
+    ).dropna()
     if wide.empty:
         return pd.DataFrame(columns=["seed", "unit", "case", "value"])
     won = stats.winner_credit(wide)
@@ -162,7 +219,9 @@ def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFram
     return out
 
 
-def _share_hull(values: dict, ivs: dict, pairs: dict, study_case: str, draws: int, level: float) -> dict:
+def _share_hull(
+    values: dict, ivs: dict, pairs: dict, study_case: str, draws: int, level: float
+) -> dict:
     """Difference-of-share intervals that stay proper when a share is 0 or 1 (where the per-unit
     differences may not vary at all): the hull of the paired interval and Newcombe's hybrid score
     interval built from each share's Wilson interval at the design's effective sample size
@@ -187,8 +246,13 @@ def _share_hull(values: dict, ivs: dict, pairs: dict, study_case: str, draws: in
     return out
 
 
-def compare_cases(cells: pd.DataFrame, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL, units_random: bool = True,
-                  share_draws: int | None = None) -> Verdict:  # fmt: skip
+def compare_cases(
+    cells: pd.DataFrame,
+    study_case: str = stats.STUDY_CASE,
+    level: float = stats.LEVEL,
+    units_random: bool = True,
+    share_draws: int | None = None,
+) -> Verdict:
     """Does `study_case` have the highest value? `cells`: seed, unit, case, value. `share_draws`: the
     values are shares of this many (seed, image) draws: their difference intervals go through _share_hull."""
     if cells.empty:
@@ -228,7 +292,20 @@ def compare_cases(cells: pd.DataFrame, study_case: str = stats.STUDY_CASE, level
         status = FAILS
     else:
         status = NOT_ESTABLISHED
-    return Verdict(values, best, other, p.mean, p.ci_low, p.ci_high, p.n_seeds, p.n_units, status, beaten, lost, tied)
+    return Verdict(
+        values,
+        best,
+        other,
+        p.mean,
+        p.ci_low,
+        p.ci_high,
+        p.n_seeds,
+        p.n_units,
+        status,
+        beaten,
+        lost,
+        tied,
+    )
 
 
 # ------------------------------------------------------------------------------------------ words
@@ -258,7 +335,9 @@ def status_phrase(v: Verdict, study_case: str) -> str:
     return f"not established: case {study_case} is not distinguishable from {', '.join(v.tied)} (interval includes 0)"
 
 
-def sentence(claim: Claim, v: Verdict, study_case: str, units_random: bool, examples: str = "") -> str:
+def sentence(
+    claim: Claim, v: Verdict, study_case: str, units_random: bool, examples: str = ""
+) -> str:
     what = claim.what.format(examples=examples or "the example images")
     if v.reason and v.best_case is None:
         return f"{claim.label}: not available ({v.reason})."
@@ -269,9 +348,14 @@ def sentence(claim: Claim, v: Verdict, study_case: str, units_random: bool, exam
     if math.isnan(v.ci_low):
         where = "no interval from one seed" if v.n_seeds < 2 else "no interval"
     else:
-        over = (f"over {v.n_seeds} seeds" + (f" and {v.n_units} image units" if units_random else "") if v.n_seeds > 1
-                else f"over {v.n_units} image units of one training run")  # fmt: skip
-        where = f"95% interval {_bare(v.ci_low, claim.kind)} to {_bare(v.ci_high, claim.kind)} {over}"
+        over = (
+            f"over {v.n_seeds} seeds" + (f" and {v.n_units} image units" if units_random else "")
+            if v.n_seeds > 1
+            else f"over {v.n_units} image units of one training run"
+        )
+        where = (
+            f"95% interval {_bare(v.ci_low, claim.kind)} to {_bare(v.ci_high, claim.kind)} {over}"
+        )
     return f"{head} ({diff}; {where}); {status_phrase(v, study_case)}."
 
 
@@ -281,7 +365,9 @@ def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
     diff = f"{study_case} − {init.other} = {_num(init.estimate, claim.kind)}" if init.other else ""
     if init.status == HOLDS:
         return f"already holds before training (untrained encoders: {diff})"
-    if init.other and abs(init.estimate) < stats.TIE_NATS:  # e.g. untrained a and c: one function on the scored pixels
+    if (
+        init.other and abs(init.estimate) < stats.TIE_NATS
+    ):  # e.g. untrained a and c: one function on the scored pixels
         return f"before training case {study_case} ties with case {init.other} (untrained encoders: {diff})"
     if init.best_case == study_case:
         return f"case {study_case} is already best before training (untrained encoders: {diff})"
@@ -295,9 +381,14 @@ def align_note(v: Verdict, by_align: dict[str, Verdict], study_case: str) -> str
     for a, w in by_align.items():
         if w.best_case is None or w.reason:
             continue
-        flipped = (v.best_case == study_case) != (w.best_case == study_case) or {v.status, w.status} == {HOLDS, FAILS}
+        flipped = (v.best_case == study_case) != (w.best_case == study_case) or {
+            v.status,
+            w.status,
+        } == {HOLDS, FAILS}
         if flipped:
-            notes.append(f"reverses under align={a} (best: case {w.best_case}{f', {w.status}' if w.n_seeds > 1 else ''})")
+            notes.append(
+                f"reverses under align={a} (best: case {w.best_case}{f', {w.status}' if w.n_seeds > 1 else ''})"
+            )
         elif w.best_case != v.best_case:
             notes.append(f"under align={a} the best is case {w.best_case}")
         else:
@@ -316,13 +407,17 @@ def disagreement(bests: dict[str, str | None]) -> str:
     for k in IMAGE_CLAIMS:  # mean max-MI first, then the winner share, then mean MI
         if k in bests:
             groups.setdefault(bests[k], []).append(IMAGE_CLAIMS[k])
-    return "the statistics disagree: " + " while ".join(f"case {c} {' and '.join(p)}" for c, p in groups.items())
+    return "the statistics disagree: " + " while ".join(
+        f"case {c} {' and '.join(p)}" for c, p in groups.items()
+    )
 
 
 # ------------------------------------------------------------------------------------------ table
 
 
-def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.DataFrame, study_case: str, level: float) -> list[dict]:
+def _claims_of_setting(
+    data: SweepData, per_image: pd.DataFrame, losses: pd.DataFrame, study_case: str, level: float
+) -> list[dict]:
     aligns = alignments(per_image)
     align = f" (align={data.align})" if data.align else ""
     ex = per_image[per_image["example"]]
@@ -338,22 +433,43 @@ def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.Data
             col = f"mi_mean{suffix}"
             if ex.empty or col not in ex.columns or not ex[col].notna().all():
                 return None
-            return compare_cases(mean_cells(ex.assign(unit=ex["image_id"].astype(str)), col, "unit"), study_case, level, units_random=False)
-        col = {"winner_share": "mi_max", "mean_max_mi": "mi_max", "mean_mi": "mi_mean"}[claim_id] + suffix
+            return compare_cases(
+                mean_cells(ex.assign(unit=ex["image_id"].astype(str)), col, "unit"),
+                study_case,
+                level,
+                units_random=False,
+            )
+        col = {"winner_share": "mi_max", "mean_max_mi": "mi_max", "mean_mi": "mi_mean"}[
+            claim_id
+        ] + suffix
         if not has(col):
             return None
         if claim_id == "winner_share":
             cells = winner_cells(per_image, col)
-            return compare_cases(cells, study_case, level, share_draws=cells.attrs.get("draws", len(cells)))
+            return compare_cases(
+                cells, study_case, level, share_draws=cells.attrs.get("draws", len(cells))
+            )
         return compare_cases(mean_cells(per_image, col), study_case, level)
 
     for claim in CLAIMS:
         notes = []
         init, by_align = None, {}
         if claim.id == "loss_curves":
-            statistic = f"mean over training steps of the objective's MI estimate, {data.loss_source}"
-            cells = losses.groupby(["seed", "case"])["mi"].mean().rename("value").reset_index().assign(unit="run")
-            v = compare_cases(cells, study_case, level, units_random=False) if len(cells) else Verdict({}, reason="no loss.csv")
+            statistic = (
+                f"mean over training steps of the objective's MI estimate, {data.loss_source}"
+            )
+            cells = (
+                losses.groupby(["seed", "case"])["mi"]
+                .mean()
+                .rename("value")
+                .reset_index()
+                .assign(unit="run")
+            )
+            v = (
+                compare_cases(cells, study_case, level, units_random=False)
+                if len(cells)
+                else Verdict({}, reason="no loss.csv")
+            )
             v.n_units = 0
             units_random = False
         else:
@@ -363,10 +479,14 @@ def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.Data
                 "winner_share": f"share of images on which the case has the highest max-MI{align}, per image unit then mean",
                 "mean_max_mi": f"mean over images of the max MI over the maps (nats){align}, per image unit then mean",
                 "mean_mi": f"mean over images of the mean MI over the maps (nats){align}, per image unit then mean",
-            }[claim.id]  # fmt: skip
+            }[claim.id]
             v = evaluate(claim.id, "")
             if v is None:
-                why = "the jobs name no study example images (study_examples)" if claim.id == "example_images" else "column missing"
+                why = (
+                    "the jobs name no study example images (study_examples)"
+                    if claim.id == "example_images"
+                    else "column missing"
+                )
                 v = Verdict({}, reason=why)
             else:
                 init = evaluate(claim.id, "_init")
@@ -383,15 +503,32 @@ def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.Data
                     notes.append(align_note(v, by_align, study_case))
         verdicts[claim.id] = v
         row = {
-            "claim": claim.id, "statistic": statistic, "study_case": study_case, "best_case": v.best_case,
-            "estimate": v.estimate, "ci_low": v.ci_low, "ci_high": v.ci_high, "n_seeds": v.n_seeds, "n_units": v.n_units,
-            "status": v.status, "sentence": sentence(claim, v, study_case, units_random, example_words), "notes": notes,
+            "claim": claim.id,
+            "statistic": statistic,
+            "study_case": study_case,
+            "best_case": v.best_case,
+            "estimate": v.estimate,
+            "ci_low": v.ci_low,
+            "ci_high": v.ci_high,
+            "n_seeds": v.n_seeds,
+            "n_units": v.n_units,
+            "status": v.status,
+            "sentence": sentence(claim, v, study_case, units_random, example_words),
+            "notes": notes,
             **{f"value_{c}": x for c, x in v.values.items()},
-        }  # fmt: skip
+        }
         if init is not None:
-            row.update(init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status)
+            row.update(
+                init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status
+            )
         for a, w in by_align.items():
-            row.update({f"{a}_best_case": w.best_case, f"{a}_estimate": w.estimate, f"{a}_status": w.status})
+            row.update(
+                {
+                    f"{a}_best_case": w.best_case,
+                    f"{a}_estimate": w.estimate,
+                    f"{a}_status": w.status,
+                }
+            )
         rows.append(row)
     split = disagreement({k: v.best_case for k, v in verdicts.items()})
     for row in rows:
@@ -401,12 +538,17 @@ def _claims_of_setting(data: SweepData, per_image: pd.DataFrame, losses: pd.Data
     return rows
 
 
-def claims_table(data: SweepData, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL) -> pd.DataFrame:
+def claims_table(
+    data: SweepData, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL
+) -> pd.DataFrame:
     """One row per claim (and setting, when the sweep has several): CLAIM_COLUMNS, then `sentence`,
     `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
     init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
-    per_image = data.per_image.assign(case=data.per_image["case"].astype(str), group=pd.factorize(data.per_image["group"].astype(str))[0])
+    per_image = data.per_image.assign(
+        case=data.per_image["case"].astype(str),
+        group=pd.factorize(data.per_image["group"].astype(str))[0],
+    )
     settings = sorted(per_image["setting"].unique())
     several = len(settings) > 1
     rows = []
@@ -423,7 +565,9 @@ def claims_table(data: SweepData, study_case: str = stats.STUDY_CASE, level: flo
     return out.astype({"n_seeds": int, "n_units": int})
 
 
-def write_claims(sweep_dir: Path, jobs, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL) -> pd.DataFrame:
+def write_claims(
+    sweep_dir: Path, jobs, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL
+) -> pd.DataFrame:
     table = claims_table(read_sweep(jobs), study_case, level)
     rundir.write_csv(Path(sweep_dir) / rundir.CLAIMS, table)
     return table
@@ -438,8 +582,10 @@ def one_seed(claims: pd.DataFrame) -> bool:
     return bool(len(tested)) and bool((tested["n_seeds"] < 2).any())
 
 
-ESTABLISH = (f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
-             f"{STUDY_COMMAND}) establishes them.")  # fmt: skip
+ESTABLISH = (
+    f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
+    f"{STUDY_COMMAND}) establishes them."
+)
 
 
 def interval_text(row) -> str:
@@ -456,14 +602,31 @@ def console_table(claims: pd.DataFrame, title: str):
     """The claims as a rich table (the estimate: study case minus the strongest other; shares in points)."""
     from rich.table import Table
 
-    table = Table(title=title, min_width=len(title) + 4,
-                  caption="c − other: case c minus the strongest other case, in nats (winner_share: percentage points)")  # fmt: skip
+    table = Table(
+        title=title,
+        min_width=len(title) + 4,
+        caption="c − other: case c minus the strongest other case, in nats (winner_share: percentage points)",
+    )
     several = "setting" in claims.columns
-    for col in (["setting"] if several else []) + ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]:
+    for col in (["setting"] if several else []) + [
+        "claim",
+        "best",
+        "c − other [95% CI]",
+        "seeds",
+        "units",
+        "status",
+    ]:
         table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
     for _, r in claims.iterrows():
-        table.add_row(*([str(r["setting"])] if several else []), str(r["claim"]), str(r["best_case"]) if pd.notna(r["best_case"]) else "—",
-                      interval_text(r), str(r["n_seeds"]), str(r["n_units"]), str(r["status"]))  # fmt: skip
+        table.add_row(
+            *([str(r["setting"])] if several else []),
+            str(r["claim"]),
+            str(r["best_case"]) if pd.notna(r["best_case"]) else "—",
+            interval_text(r),
+            str(r["n_seeds"]),
+            str(r["n_units"]),
+            str(r["status"]),
+        )
     return table
 
 
@@ -473,7 +636,11 @@ def lines(claims: pd.DataFrame) -> list[str]:
     for _, r in claims.iterrows():
         prefix = f"[{r['setting']}] " if "setting" in claims.columns else ""
         notes = r.get("notes")
-        out.append(prefix + str(r["sentence"]) + (f" Note: {notes}." if isinstance(notes, str) and notes else ""))
+        out.append(
+            prefix
+            + str(r["sentence"])
+            + (f" Note: {notes}." if isinstance(notes, str) and notes else "")
+        )
     if one_seed(claims):
         out.append(ESTABLISH)
     return out

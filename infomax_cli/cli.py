@@ -37,7 +37,9 @@ commands:
 
 class _State:
     started = False  # a job has started: before that, Hydra's SystemExit(1) is a config error
-    main_pid: int | None = None  # the process `infomax run` runs in (a launcher's workers are others)
+    main_pid: int | None = (
+        None  # the process `infomax run` runs in (a launcher's workers are others)
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
@@ -63,10 +65,18 @@ def _app(cfg: DictConfig) -> None:
     except InfomaxError as e:
         code, message = e.exit_code, str(e)
     except KeyboardInterrupt:
-        code, message = 130, f"interrupted: rerun the same command (same run directory {run_dir}) to resume."
-    except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
+        code, message = (
+            130,
+            f"interrupted: rerun the same command (same run directory {run_dir}) to resume.",
+        )
+    except (
+        Exception
+    ) as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
         _log_traceback_to_file()
-        code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})"
+        code, message = (
+            1,
+            f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})",
+        )
     rundir.write_failure(run_dir, code, message)
     if not multirun:
         _fail(message, code)
@@ -102,11 +112,16 @@ def _check_output_dir(args: list[str]) -> None:
     try:
         ensure_writable(target)
     except OSError as e:
-        raise InfomaxError(f"cannot write the output directory {target}: {e.strerror}; choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m).")
+        raise InfomaxError(
+            f"cannot write the output directory {target}: {e.strerror}; choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m)."
+        )
 
 
 def _run(args: list[str]) -> int:
-    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c" for a in args):
+    if not any(
+        a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c"
+        for a in args
+    ):
         try:
             _check_output_dir(args)
         except InfomaxError as e:
@@ -118,7 +133,9 @@ def _run(args: list[str]) -> int:
     _State.main_pid = os.getpid()
     CompareCallback.exit_code = 0
     user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: the line below is ours
+    os.environ["HYDRA_FULL_ERROR"] = (
+        "1"  # Hydra re-raises instead of printing: the line below is ours
+    )
     try:
         _app()
     except SystemExit as e:
@@ -131,8 +148,11 @@ def _run(args: list[str]) -> int:
             print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
             return 2
         # raised by a launcher: one of its workers died without reporting (killed, out of memory)
-        print(f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first_line(e)}). Finished jobs are "
-              "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.", file=sys.stderr)  # fmt: skip
+        print(
+            f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first_line(e)}). Finished jobs are "
+            "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if not user_wants_traceback:
@@ -155,11 +175,23 @@ def _config_error_line(e: BaseException) -> str:
     if isinstance(e, MissingConfigException) and e.missing_cfg_file:
         options = [o for o in e.options or [] if not o.startswith("schema_")]
         group = e.missing_cfg_file.rpartition("/")[0]
-        choose = f": choose one of {', '.join(options)} ({group}=...)" if options and group else ": check the name"
+        choose = (
+            f": choose one of {', '.join(options)} ({group}=...)"
+            if options and group
+            else ": check the name"
+        )
         return f"Could not find '{e.missing_cfg_file}'{choose}."
-    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e  # the cause says it best
+    cause = (
+        e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+    )  # the cause says it best
     skip = ("full_key:", "reference_type=", "object_type=")
-    lines = list(dict.fromkeys(line.strip() for line in str(cause).splitlines() if line.strip() and not line.strip().startswith(skip)))
+    lines = list(
+        dict.fromkeys(
+            line.strip()
+            for line in str(cause).splitlines()
+            if line.strip() and not line.strip().startswith(skip)
+        )
+    )
     key = getattr(cause, "full_key", None)
     hint = " (infomax run --help lists every key with its type and values)"
     text = " ".join(line if line.endswith((".", ":", ";")) else line + "." for line in lines)
@@ -218,14 +250,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("infomax: interrupted", file=sys.stderr)
         return 130
-    print(f"infomax: unknown command {cmd!r}: use run, compare, report, validate or sensitivity (infomax --help)", file=sys.stderr)
+    print(
+        f"infomax: unknown command {cmd!r}: use run, compare, report, validate or sensitivity (infomax --help)",
+        file=sys.stderr,
+    )
     return 2
 
 
 def _setup_console_logging() -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False)],
+    )
 
 
 if __name__ == "__main__":

@@ -25,21 +25,27 @@ class Job:
     @property
     def setting(self) -> str:
         """The job's overrides other than case and seed: jobs of one setting are compared with each other."""
-        return ",".join(o for o in self.overrides if o.split("=")[0].lstrip("+~") not in ("case", "seed"))
+        return ",".join(
+            o for o in self.overrides if o.split("=")[0].lstrip("+~") not in ("case", "seed")
+        )
 
 
 def find_jobs(sweep_dir: Path) -> list[Job]:
     """Every job directory of a sweep (a folder holding `.hydra/`, a summary or a checkpoint)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise ConfigError(f"{sweep_dir} is not a directory: give the sweep directory of an `infomax run -m` multirun.")
+        raise ConfigError(
+            f"{sweep_dir} is not a directory: give the sweep directory of an `infomax run -m` multirun."
+        )
     jobs = []
     for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
         marks = [d / ".hydra", d / rundir.SUMMARY, d / rundir.CHECKPOINT]
         if not any(m.exists() for m in marks):
             continue
         ov_file = d / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
+        overrides = (
+            yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
+        )
         jobs.append(Job(d, [str(o) for o in overrides], rundir.read_summary(d)))
     return jobs
 
@@ -52,7 +58,9 @@ def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get("task", [])
+    task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get(
+        "task", []
+    )
     batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
     present = {frozenset(j.overrides) for j in jobs}
     return [" ".join(o) for batch in batches for o in batch if frozenset(o) not in present]
@@ -68,12 +76,23 @@ def comparison(jobs: list[Job]) -> pd.DataFrame:
     frames = []
     for job in jobs:
         t = pd.read_csv(job.path / rundir.MI_PER_IMAGE)
-        t = t.assign(group=units_of(t, job.summary))[["image_id", "label", "group", "mi_mean", "mi_max"]]
-        t["case"], t["seed"], t["setting"] = str(job.summary["case"]), int(job.summary["seed"]), job.setting
+        t = t.assign(group=units_of(t, job.summary))[
+            ["image_id", "label", "group", "mi_mean", "mi_max"]
+        ]
+        t["case"], t["seed"], t["setting"] = (
+            str(job.summary["case"]),
+            int(job.summary["seed"]),
+            job.setting,
+        )
         frames.append(t)
     long = pd.concat(frames, ignore_index=True)
     keys = [k for k in ("setting", "seed") if long[k].nunique() > 1]
-    wide = long.pivot_table(index=[*keys, "image_id", "label", "group"], columns="case", values=["mi_max", "mi_mean"], aggfunc="first")
+    wide = long.pivot_table(
+        index=[*keys, "image_id", "label", "group"],
+        columns="case",
+        values=["mi_max", "mi_mean"],
+        aggfunc="first",
+    )
     cases = sorted(long["case"].unique())
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
     wide = wide.reset_index()
@@ -97,12 +116,18 @@ def compare(sweep_dir: Path) -> dict:
         if failure:
             log.warning(f"job {j.path.name} did not finish (left out): {failure['message']}")
         else:
-            log.warning(f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it.")
+            log.warning(
+                f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it."
+            )
     missing = missing_jobs(sweep_dir, jobs)
     for m in missing:
-        log.warning(f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}.")
+        log.warning(
+            f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep_dir}."
+        )
     if not finished:
-        raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare.")
+        raise ConfigError(
+            f"{sweep_dir} holds no finished job (no */summary.json): nothing to compare."
+        )
     from . import claims, stats
 
     comp = comparison(finished)
@@ -114,11 +139,27 @@ def compare(sweep_dir: Path) -> dict:
     rundir.save_figure(sweep_dir / rundir.WINNERS_PNG, report.winners_figure(wins))
     losses = {}
     for j in finished:
-        label = " ".join([str(j.summary["case"]), *([j.path.name] if len(finished) > len({x.summary["case"] for x in finished}) else [])])
+        label = " ".join(
+            [
+                str(j.summary["case"]),
+                *(
+                    [j.path.name]
+                    if len(finished) > len({x.summary["case"] for x in finished})
+                    else []
+                ),
+            ]
+        )
         losses[label] = pd.read_csv(j.path / rundir.LOSS_CSV)
     rundir.save_figure(sweep_dir / rundir.LOSS_CURVES, report.loss_curves_figure(losses))
     report.build_report(sweep_dir)
-    return {"jobs": finished, "unfinished": unfinished, "missing": missing, "comparison": comp, "winners": wins, "claims": found_claims}
+    return {
+        "jobs": finished,
+        "unfinished": unfinished,
+        "missing": missing,
+        "comparison": comp,
+        "winners": wins,
+        "claims": found_claims,
+    }
 
 
 def winners_table(wins: pd.DataFrame, title: str):
@@ -129,7 +170,12 @@ def winners_table(wins: pd.DataFrame, title: str):
     for col in ("case", "wins", "share", *(["95% interval"] if ci else [])):
         table.add_column(col, justify="right" if col != "case" else "left")
     for row in wins.itertuples():
-        table.add_row(f"case {row.case}", str(row.wins), f"{row.share:.1%}", *([f"{row.ci_low:.1%} - {row.ci_high:.1%}"] if ci else []))
+        table.add_row(
+            f"case {row.case}",
+            str(row.wins),
+            f"{row.share:.1%}",
+            *([f"{row.ci_low:.1%} - {row.ci_high:.1%}"] if ci else []),
+        )
     return table
 
 
@@ -141,8 +187,14 @@ def print_found(found: dict, sweep_dir) -> None:
     from . import claims
 
     console = Console()
-    console.print(winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})"))
-    console.print(claims.console_table(found["claims"], "the study's claims: does case c keep the most MI? (claims.csv)"))
+    console.print(
+        winners_table(found["winners"], f"which case has the highest max MI ({sweep_dir})")
+    )
+    console.print(
+        claims.console_table(
+            found["claims"], "the study's claims: does case c keep the most MI? (claims.csv)"
+        )
+    )
     for line in claims.lines(found["claims"]):
         console.print(line, markup=False, highlight=False)
 
@@ -167,7 +219,11 @@ class CompareCallback(Callback):
         from .errors import InfomaxError
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        failures = [f for j in find_jobs(sweep_dir) if j.summary is None and (f := rundir.read_failure(j.path))]
+        failures = [
+            f
+            for j in find_jobs(sweep_dir)
+            if j.summary is None and (f := rundir.read_failure(j.path))
+        ]
         CompareCallback.exit_code = sweep_exit_code([int(f["exit_code"]) for f in failures])
         try:
             found = compare(sweep_dir)
@@ -176,5 +232,7 @@ class CompareCallback(Callback):
             return
         print_found(found, sweep_dir)
         if failures:
-            log.error(f"{len(failures)} of {len(found['jobs']) + len(found['unfinished'])} jobs did not finish (see above): "
-                      f"the comparison covers the finished ones. Rerun the same command to redo the others.")  # fmt: skip
+            log.error(
+                f"{len(failures)} of {len(found['jobs']) + len(found['unfinished'])} jobs did not finish (see above): "
+                f"the comparison covers the finished ones. Rerun the same command to redo the others."
+            )

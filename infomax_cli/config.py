@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -26,7 +26,9 @@ CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HE
 
 
 class Align(Enum):
-    geometry = "geometry"  # every case on the same image pixels, each map at its receptive fields' offset
+    geometry = (
+        "geometry"  # every case on the same image pixels, each map at its receptive fields' offset
+    )
     resize = "resize"  # feature map resized (bilinear) to the image's size
     crop = "crop"  # the larger of image and map centre-cropped to the smaller
 
@@ -88,18 +90,26 @@ DATASET_KINDS = ("samples", "stl10", "folder", "torchvision")
 @dataclass
 class DatasetConfig:
     name: str = MISSING  # samples | stl10 | folder; for dataset=torchvision the class name (CIFAR10, MNIST, ...)
-    kind: Optional[str] = None  # samples | stl10 | folder | torchvision, set by each preset; null: `name`
-    root: str = "data"  # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
+    kind: str | None = (
+        None  # samples | stl10 | folder | torchvision, set by each preset; null: `name`
+    )
+    root: str = (
+        "data"  # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
+    )
     split: Split = Split.train
     download: bool = False
-    n_images: Optional[int] = None  # first N images only; null: all
+    n_images: int | None = None  # first N images only; null: all
     per_photo: int = 16  # samples only: crops taken from each photograph
     # samples / folder: with train.holdout=true, the photographs (samples) or labels (a folder's subfolders)
     # whose images are measured and never trained on
     heldout: list[str] = field(default_factory=list)
-    size: int = 96  # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
+    size: int = (
+        96  # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
+    )
     skip_unreadable: bool = False  # folder: skip files that cannot be decoded (else the run stops)
-    options: dict[str, Any] = field(default_factory=dict)  # torchvision: more keyword arguments of the class
+    options: dict[str, Any] = field(
+        default_factory=dict
+    )  # torchvision: more keyword arguments of the class
 
 
 @dataclass
@@ -113,7 +123,7 @@ class DeviceConfig:
     # CPU threads of torch and numba in this job; null: torch's default (all cores, or what a launcher
     # worker's OMP_NUM_THREADS says). The thread count orders float sums: fix it for the same numbers
     # whatever the launcher.
-    threads: Optional[int] = None
+    threads: int | None = None
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -131,7 +141,9 @@ class TrainConfig:
     hidden: int = 32  # width of the objective networks
     negatives: int = 1  # negatives per positive: latent i against images i+1..i+K of the batch
     checkpoint_every: int = 10
-    bf16: bool = False  # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
+    bf16: bool = (
+        False  # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
+    )
     channels_last: bool = False  # NHWC memory layout for the convolutions
     compile: bool = False  # torch.compile the training step's forward pass
     # torch.compile's mode: default | reduce-overhead (CUDA graphs: fewer kernel launches) | max-autotune |
@@ -145,7 +157,9 @@ class TrainConfig:
 class MeasureConfig:
     bins: int = 20
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
-    alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])  # also measured, for the claims
+    alt_aligns: list[Align] = field(
+        default_factory=lambda: [Align.resize, Align.crop]
+    )  # also measured, for the claims
     estimator: Estimator = Estimator.histogram
     binning: Binning = Binning.width
     miller_madow: bool = False
@@ -160,7 +174,14 @@ class MeasureConfig:
 @dataclass
 class Config:
     defaults: list[Any] = field(
-        default_factory=lambda: ["_self_", {"case": "c"}, {"dataset": "stl10"}, {"device": "auto"}, {"train": "study"}, {"logger": "none"}]
+        default_factory=lambda: [
+            "_self_",
+            {"case": "c"},
+            {"dataset": "stl10"},
+            {"device": "auto"},
+            {"train": "study"},
+            {"logger": "none"},
+        ]
     )
     case: CaseConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -187,7 +208,9 @@ def register() -> None:
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     """Keys the schema does not declare: Hydra lets `+key=value` add them, where a typo would then pass."""
     schema = OmegaConf.get_type(node)
-    declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    declared = (
+        {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    )
     found = []
     for key in node:
         if declared is not None and key not in declared:
@@ -206,24 +229,40 @@ def check(cfg: Any) -> None:
         )
     rules = [
         ("train.steps", cfg.train.steps >= 1, "an integer >= 1"),
-        ("train.batch_size", cfg.train.batch_size >= 2, "an integer >= 2 (negatives come from the rest of the batch)"),
+        (
+            "train.batch_size",
+            cfg.train.batch_size >= 2,
+            "an integer >= 2 (negatives come from the rest of the batch)",
+        ),
         ("train.lr", cfg.train.lr > 0, "a number > 0"),
         ("train.prior_lr", cfg.train.prior_lr > 0, "a number > 0"),
         ("train.checkpoint_every", cfg.train.checkpoint_every >= 1, "an integer >= 1"),
         ("measure.bins", cfg.measure.bins >= 2, "an integer >= 2"),
         ("measure.batch_size", cfg.measure.batch_size >= 1, "an integer >= 1"),
-        ("measure.infoplane_every", cfg.measure.infoplane_every >= 0, "an integer >= 0 (0: no information plane)"),
+        (
+            "measure.infoplane_every",
+            cfg.measure.infoplane_every >= 0,
+            "an integer >= 0 (0: no information plane)",
+        ),
         ("measure.probe_images", cfg.measure.probe_images >= 1, "an integer >= 1"),
         ("measure.ksg_k", cfg.measure.ksg_k >= 1, "an integer >= 1"),
-        ("measure.ksg_samples", cfg.measure.ksg_samples > cfg.measure.ksg_k, "an integer > measure.ksg_k"),
+        (
+            "measure.ksg_samples",
+            cfg.measure.ksg_samples > cfg.measure.ksg_k,
+            "an integer > measure.ksg_k",
+        ),
         ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
         ("train.compile_mode", cfg.train.compile_mode in COMPILE_MODES, " or ".join(COMPILE_MODES)),
         ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
     ]
     if cfg.device.threads is not None:
-        rules.append(("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)"))
+        rules.append(
+            ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
+        )
     if cfg.dataset.n_images is not None:
-        rules.append(("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)"))
+        rules.append(
+            ("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)")
+        )
     for key, ok, allowed in rules:
         if not ok:
             value = _get(cfg, key)
@@ -237,7 +276,9 @@ def check(cfg: Any) -> None:
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
     check_dataset(cfg)
-    if cfg.measure.align == Align.geometry:  # the case must cover the image's central pixels (ConfigError if not)
+    if (
+        cfg.measure.align == Align.geometry
+    ):  # the case must cover the image's central pixels (ConfigError if not)
         geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
 
 
@@ -257,11 +298,15 @@ def map_sizes(layers: list[str], padding: int, kernel: int, size: int) -> list[i
     return sizes
 
 
-def min_image_size(layers: list[str], padding: int, kernel: int) -> Optional[int]:
+def min_image_size(layers: list[str], padding: int, kernel: int) -> int | None:
     """The smallest image size the case can be trained and measured at (None: none up to 4096)."""
     for size in range(1, 4097):
         sizes = map_sizes(layers, padding, kernel, size)
-        if min(sizes) >= 1 and sizes[-1] >= MIN_LATENT and size - len(layers) * (kernel - 1) >= MIN_REGION:
+        if (
+            min(sizes) >= 1
+            and sizes[-1] >= MIN_LATENT
+            and size - len(layers) * (kernel - 1) >= MIN_REGION
+        ):
             return size
     return None
 
@@ -271,7 +316,9 @@ def check_dataset(cfg: Any) -> None:
     d = cfg.dataset
     kind = d.kind or d.name
     if kind not in DATASET_KINDS:
-        raise ConfigError(f"dataset.kind={kind} is unknown: use one of {', '.join(DATASET_KINDS)} (dataset=...).")
+        raise ConfigError(
+            f"dataset.kind={kind} is unknown: use one of {', '.join(DATASET_KINDS)} (dataset=...)."
+        )
     if isinstance(d, DictConfig):
         if kind == "torchvision" and OmegaConf.is_missing(d, "name"):
             raise ConfigError(
@@ -293,7 +340,11 @@ def check_dataset(cfg: Any) -> None:
     sizes = map_sizes(layers, padding, kernel, d.size)
     if min(sizes) < 1 or sizes[-1] < MIN_LATENT or d.size - len(layers) * (kernel - 1) < MIN_REGION:
         smallest = min_image_size(layers, padding, kernel)
-        fix = f"use dataset.size={smallest} or more" if smallest else "use a case with fewer or smaller layers"
+        fix = (
+            f"use dataset.size={smallest} or more"
+            if smallest
+            else "use a case with fewer or smaller layers"
+        )
         raise ConfigError(
             f"dataset.size={d.size} is too small for case {cfg.case.name} (sizes {' -> '.join(map(str, sizes))}): the last "
             f"map must be at least {MIN_LATENT}x{MIN_LATENT} (the global critic) and at least {MIN_REGION}x{MIN_REGION} "

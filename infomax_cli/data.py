@@ -14,8 +14,9 @@ import inspect
 import logging
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,14 +26,42 @@ from torch.utils.data import Dataset
 from .errors import ConfigError, RunError, first_line
 
 IMAGE_SIZE = 96
-STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+STL10_CLASSES = (
+    "airplane",
+    "bird",
+    "car",
+    "cat",
+    "deer",
+    "dog",
+    "horse",
+    "monkey",
+    "ship",
+    "truck",
+)
 _IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
 # scikit-image photographs that load without a download; chelsea and horse first (the example images).
 SAMPLE_PHOTOS = (
-    "chelsea", "horse", "astronaut", "brick", "camera", "coffee", "coins", "grass", "gravel",
-    "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "text",
-    "clock", "colorwheel", "microaneurysms", "cell",
-)  # fmt: skip
+    "chelsea",
+    "horse",
+    "astronaut",
+    "brick",
+    "camera",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+    "clock",
+    "colorwheel",
+    "microaneurysms",
+    "cell",
+)
 _SAMPLES_SEED = 20240607  # fixed: the crops never depend on the run's seed
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
 # many bytes is decoded once and kept (in memory, or on the device), a larger one is decoded per batch.
@@ -59,38 +88,66 @@ class GrayImages(Dataset):
     """
 
     def __init__(
-        self, name: str, split: str, source: Any, labels: Sequence[str], example_ids: Sequence[int],
-        groups: Sequence[str] | None = None, study_examples: Sequence[int] | None = None, size: int = IMAGE_SIZE,
-        image_ids: Sequence[int] | None = None, info: dict | None = None,
-    ):  # fmt: skip
+        self,
+        name: str,
+        split: str,
+        source: Any,
+        labels: Sequence[str],
+        example_ids: Sequence[int],
+        groups: Sequence[str] | None = None,
+        study_examples: Sequence[int] | None = None,
+        size: int = IMAGE_SIZE,
+        image_ids: Sequence[int] | None = None,
+        info: dict | None = None,
+    ):
         self.name, self.split = name, split
         self._x = source
         self.size = int(size)
         self.labels = list(labels)
-        self.image_ids = np.arange(len(self.labels), dtype=np.int64) if image_ids is None else np.asarray(image_ids, dtype=np.int64)
+        self.image_ids = (
+            np.arange(len(self.labels), dtype=np.int64)
+            if image_ids is None
+            else np.asarray(image_ids, dtype=np.int64)
+        )
         if len(self.image_ids) != len(self.labels):
             raise ValueError(f"{len(self.image_ids)} image ids for {len(self.labels)} images")
         self.info = dict(info or {})
-        self.files: list[str] | None = None  # folder: each image's path relative to dataset.root, in position order
+        self.files: list[str] | None = (
+            None  # folder: each image's path relative to dataset.root, in position order
+        )
         self.example_ids = [int(i) for i in example_ids]  # positions whose pictures are drawn
         # positions of the study's example images (its cat and horse); by default the first two examples
-        self.study_examples = [int(i) for i in (self.example_ids[:2] if study_examples is None else study_examples)]
+        self.study_examples = [
+            int(i) for i in (self.example_ids[:2] if study_examples is None else study_examples)
+        ]
         if groups is not None and len(groups) != len(self.labels):
             raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
-        self.groups = [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
+        self.groups = (
+            [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
+        )
 
-    def subset(self, positions: Sequence[int]) -> "GrayImages":
+    def subset(self, positions: Sequence[int]) -> GrayImages:
         """The images at `positions`, keeping their image ids, labels and groups (in memory: copied; read
         from files: still read per batch, through this set)."""
         pos = [int(p) for p in positions]
         where = {p: k for k, p in enumerate(pos)}
-        source = self._x[torch.tensor(pos, dtype=torch.long)] if isinstance(self._x, torch.Tensor) else _SubsetSource(self, pos)
+        source = (
+            self._x[torch.tensor(pos, dtype=torch.long)]
+            if isinstance(self._x, torch.Tensor)
+            else _SubsetSource(self, pos)
+        )
         sub = GrayImages(
-            self.name, self.split, source, [self.labels[p] for p in pos],
-            [where[p] for p in self.example_ids if p in where], groups=[self.groups[p] for p in pos],
-            study_examples=[where[p] for p in self.study_examples if p in where], size=self.size,
-            image_ids=self.image_ids[pos], info=self.info,
-        )  # fmt: skip
+            self.name,
+            self.split,
+            source,
+            [self.labels[p] for p in pos],
+            [where[p] for p in self.example_ids if p in where],
+            groups=[self.groups[p] for p in pos],
+            study_examples=[where[p] for p in self.study_examples if p in where],
+            size=self.size,
+            image_ids=self.image_ids[pos],
+            info=self.info,
+        )
         if self.files is not None:
             sub.files = [self.files[p] for p in pos]
         return sub
@@ -108,12 +165,16 @@ class GrayImages(Dataset):
             idx = idx.cpu().numpy()
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise IndexError(f"image positions must lie in 0..{len(self) - 1}, got {idx.min()}..{idx.max()}")
+            raise IndexError(
+                f"image positions must lie in 0..{len(self) - 1}, got {idx.min()}..{idx.max()}"
+            )
         if isinstance(self._x, torch.Tensor):
             return self._x[torch.from_numpy(idx)]
         if self.lazy:
             return self._x.gray(idx)
-        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(-1, -2)  # planes are column-major
+        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(
+            -1, -2
+        )  # planes are column-major
         return _gray_uint8(rgb)
 
     def batch(self, idx: Any) -> torch.Tensor:
@@ -127,8 +188,12 @@ class GrayImages(Dataset):
         """All N images as uint8 (N, size, size)."""
         if isinstance(self._x, torch.Tensor):
             return self._x[: len(self)].clone()
-        chunks = [self._uint8(np.arange(s, min(s + 1024, len(self)))) for s in range(0, len(self), 1024)]
-        return torch.cat(chunks) if chunks else torch.empty(0, self.size, self.size, dtype=torch.uint8)
+        chunks = [
+            self._uint8(np.arange(s, min(s + 1024, len(self)))) for s in range(0, len(self), 1024)
+        ]
+        return (
+            torch.cat(chunks) if chunks else torch.empty(0, self.size, self.size, dtype=torch.uint8)
+        )
 
     def __getstate__(self) -> dict:
         # a pickled memmap would carry the whole file; carry its path and reopen it instead
@@ -147,7 +212,7 @@ class GrayImages(Dataset):
 class _SubsetSource:
     """Some positions of a set whose images are read per batch (the `gray` protocol of lazy sources)."""
 
-    def __init__(self, parent: "GrayImages", positions: Sequence[int]):
+    def __init__(self, parent: GrayImages, positions: Sequence[int]):
         self.parent, self.positions = parent, np.asarray(positions, dtype=np.int64)
 
     def gray(self, idx: np.ndarray) -> torch.Tensor:
@@ -169,10 +234,24 @@ def load_datasets(cfg: Any, holdout: bool = False) -> tuple[GrayImages, GrayImag
         return data, _stl10(Path(cfg.root), other, bool(cfg.download), cfg.n_images)
     if kind == "torchvision":
         options = getattr(cfg, "options", None) or {}
-        return data, _torchvision(str(cfg.name), Path(cfg.root), other, bool(cfg.download), data.size, cfg.n_images, options)
+        return data, _torchvision(
+            str(cfg.name),
+            Path(cfg.root),
+            other,
+            bool(cfg.download),
+            data.size,
+            cfg.n_images,
+            options,
+        )
     if kind not in ("samples", "folder"):
-        raise ConfigError(f"train.holdout=true is not available for dataset={kind}: use train.holdout=false.")
-    what = "photographs of the embedded set" if kind == "samples" else "labels (subfolders) of dataset.root"
+        raise ConfigError(
+            f"train.holdout=true is not available for dataset={kind}: use train.holdout=false."
+        )
+    what = (
+        "photographs of the embedded set"
+        if kind == "samples"
+        else "labels (subfolders) of dataset.root"
+    )
     choices = SAMPLE_PHOTOS if kind == "samples" else sorted(set(data.labels))
     held = [str(p) for p in getattr(cfg, "heldout", [])]
     unknown = sorted(set(held) - set(choices))
@@ -200,15 +279,32 @@ def load_dataset(cfg: Any) -> GrayImages:
         images, labels, examples = _samples(int(getattr(cfg, "per_photo", 16)))
         n = _check_n(cfg.n_images, len(labels), "samples")
         # the crops of one photograph are one unit: they overlap and share its content
-        return GrayImages("samples", "train", images[:n], labels[:n], [i for i in examples if i < n], groups=labels[:n])
+        return GrayImages(
+            "samples",
+            "train",
+            images[:n],
+            labels[:n],
+            [i for i in examples if i < n],
+            groups=labels[:n],
+        )
     if kind == "stl10":
         return _stl10(Path(cfg.root), str(split), bool(cfg.download), cfg.n_images)
     size = int(getattr(cfg, "size", IMAGE_SIZE))
     if kind == "folder":
-        return _folder(Path(cfg.root), size, cfg.n_images, bool(getattr(cfg, "skip_unreadable", False)))
+        return _folder(
+            Path(cfg.root), size, cfg.n_images, bool(getattr(cfg, "skip_unreadable", False))
+        )
     if kind == "torchvision":
         options = getattr(cfg, "options", None) or {}
-        return _torchvision(str(cfg.name), Path(cfg.root), str(split), bool(cfg.download), size, cfg.n_images, options)
+        return _torchvision(
+            str(cfg.name),
+            Path(cfg.root),
+            str(split),
+            bool(cfg.download),
+            size,
+            cfg.n_images,
+            options,
+        )
     raise ConfigError(f"dataset={kind} is unknown: use one of samples, stl10, folder, torchvision.")
 
 
@@ -247,10 +343,19 @@ def _samples(per_photo: int) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, 
                     break
             boxes.append(box)
         crops.append(
-            [TF.resize(img[:, y : y + s, x : x + s], [IMAGE_SIZE, IMAGE_SIZE], antialias=True)[0] for y, x, s in boxes]
+            [
+                TF.resize(img[:, y : y + s, x : x + s], [IMAGE_SIZE, IMAGE_SIZE], antialias=True)[0]
+                for y, x, s in boxes
+            ]
         )
     order = [(p, k) for k in range(per_photo) for p in range(len(SAMPLE_PHOTOS))]
-    images = torch.stack([crops[p][k] for p, k in order]).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+    images = (
+        torch.stack([crops[p][k] for p, k in order])
+        .mul_(255)
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
+    )
     labels = tuple(SAMPLE_PHOTOS[p] for p, _ in order)
     return images, labels, (labels.index("chelsea"), labels.index("horse"))
 
@@ -284,13 +389,19 @@ def _stl10(root: Path, split: str, download: bool, n_images: int | None) -> Gray
         return GrayImages("stl10", split, x, ["unlabeled"] * n, range(min(10, n)))
     y = np.fromfile(y_path, dtype=np.uint8)
     if len(y) != total:
-        raise RunError(f"{y_path} has {len(y)} bytes: expected {total} (one label byte per image of {x_path.name}).")
+        raise RunError(
+            f"{y_path} has {len(y)} bytes: expected {total} (one label byte per image of {x_path.name})."
+        )
     y = y[:n].astype(np.int64)
     if n and (y.min() < 1 or y.max() > len(names)):
-        raise RunError(f"{y_path} holds labels {y.min()}..{y.max()}: expected 1..{len(names)} (see {names_path.name}).")
+        raise RunError(
+            f"{y_path} holds labels {y.min()}..{y.max()}: expected 1..{len(names)} (see {names_path.name})."
+        )
     labels = [names[v - 1] for v in y]
     examples = [int(np.argmax(y == c)) for c in range(1, len(names) + 1) if (y == c).any()]
-    study = [labels.index(c) for c in ("cat", "horse") if c in labels]  # the study's example images: a cat, a horse
+    study = [
+        labels.index(c) for c in ("cat", "horse") if c in labels
+    ]  # the study's example images: a cat, a horse
     return GrayImages("stl10", split, x, labels, examples, study_examples=study)
 
 
@@ -302,7 +413,9 @@ def _download(root: Path, folder: Path) -> None:
         STL10(str(root), split="train", download=True)
     except Exception as e:  # offline, disk full, bad checksum
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise RunError(f"could not download STL-10 to {folder} ({msg}); use dataset=samples to run offline.") from e
+        raise RunError(
+            f"could not download STL-10 to {folder} ({msg}); use dataset=samples to run offline."
+        ) from e
 
 
 def write_stl10_binary(
@@ -353,7 +466,9 @@ def gray_square(image: Any, size: int) -> torch.Tensor:
     else:
         rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
         gray = TF.rgb_to_grayscale(rgb.float())[0]
-    gray = TF.resize(gray[None], [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    gray = TF.resize(
+        gray[None], [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+    )
     gray = TF.center_crop(gray, [size, size])[0]
     return gray.round_().clamp_(0, 255).to(torch.uint8)
 
@@ -376,7 +491,11 @@ def image_extensions() -> frozenset[str]:
     out = set()
     for ext, fmt in Image.registered_extensions().items():
         factory = Image.OPEN.get(fmt, (None,))[0]
-        if factory is None or fmt in ("MPEG", "EPS") or (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)):
+        if (
+            factory is None
+            or fmt in ("MPEG", "EPS")
+            or (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
+        ):
             continue
         out.add(ext.lower())
     return frozenset(out)
@@ -389,7 +508,9 @@ def list_images(root: str | Path) -> list[str]:
     exts, seen, out = image_extensions(), set(), []
 
     def fail(e: OSError) -> None:
-        raise RunError(f"cannot list {e.filename} ({e.strerror}): make it readable, or move it out of dataset.root.")
+        raise RunError(
+            f"cannot list {e.filename} ({e.strerror}): make it readable, or move it out of dataset.root."
+        )
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=fail, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -423,7 +544,9 @@ class _FolderSource:
         try:
             with Image.open(path) as image:
                 return gray_square(image, self.size)
-        except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        except (
+            Exception
+        ) as e:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
             raise UnreadableImage(path, e) from e
 
     def gray(self, idx: np.ndarray) -> torch.Tensor:
@@ -450,19 +573,29 @@ def _examples_by_label(labels: Sequence[str]) -> list[int]:
 def _folder(root: Path, size: int, n_images: int | None, skip_unreadable: bool) -> GrayImages:
     """Your own images under `root`, ImageFolder layout; image ids are positions in the sorted listing."""
     if not root.exists():
-        raise ConfigError(f"dataset.root={root} does not exist: point dataset.root at your folder of images (dataset=folder dataset.root=DIR).")
+        raise ConfigError(
+            f"dataset.root={root} does not exist: point dataset.root at your folder of images (dataset=folder dataset.root=DIR)."
+        )
     if not root.is_dir():
-        raise ConfigError(f"dataset.root={root} is a file, not a folder: point dataset.root at the folder that holds your images.")
+        raise ConfigError(
+            f"dataset.root={root} is a file, not a folder: point dataset.root at the folder that holds your images."
+        )
     files = list_images(root)
     if not files:
         raise ConfigError(
             f"dataset.root={root} holds no image file Pillow reads (PNG, JPEG, TIFF, BMP, ...; hidden files are left "
             "out): put images in it, directly or one subfolder per label."
         )
-    info: dict[str, Any] = {"dataset_kind": "folder", "dataset_root": str(root.resolve()), "image_size": size}
+    info: dict[str, Any] = {
+        "dataset_kind": "folder",
+        "dataset_root": str(root.resolve()),
+        "image_size": size,
+    }
     reader = _FolderSource(root, files, size)
     skipped: list[str] = []
-    if not skip_unreadable:  # nothing decoded here: the first batch that meets a bad file stops the run
+    if (
+        not skip_unreadable
+    ):  # nothing decoded here: the first batch that meets a bad file stops the run
         keep = list(range(_check_n(n_images, len(files), f"dataset.root={root}")))
         source: Any = _FolderSource(root, files[: len(keep)], size)
     else:  # every file decoded once, in order, until n_images readable ones; kept when they fit the budget
@@ -484,7 +617,9 @@ def _folder(root: Path, size: int, n_images: int | None, skip_unreadable: bool) 
                 if len(decoded) * size * size > DECODE_ONCE_BYTES:
                     decoded = None  # too many to hold: decoded again per batch
         if len(skipped) > 20:
-            log.warning(f"... and {len(skipped) - 20} more unreadable images skipped (summary.json lists them all)")
+            log.warning(
+                f"... and {len(skipped) - 20} more unreadable images skipped (summary.json lists them all)"
+            )
         if not keep:
             raise ConfigError(
                 f"dataset.root={root}: none of its {len(files)} image files could be decoded (e.g. {skipped[0]}): "
@@ -495,10 +630,23 @@ def _folder(root: Path, size: int, n_images: int | None, skip_unreadable: bool) 
                 f"dataset.n_images={n_images} is larger than the {len(keep)} readable images of dataset.root={root}: use "
                 f"at most {len(keep)}, or null for all."
             )
-        source = torch.stack(decoded) if decoded is not None else _FolderSource(root, [files[i] for i in keep], size)
+        source = (
+            torch.stack(decoded)
+            if decoded is not None
+            else _FolderSource(root, [files[i] for i in keep], size)
+        )
     info["skipped_files"] = skipped
     labels = [folder_label(files[i]) for i in keep]
-    data = GrayImages("folder", "all", source, labels, _examples_by_label(labels), size=size, image_ids=keep, info=info)
+    data = GrayImages(
+        "folder",
+        "all",
+        source,
+        labels,
+        _examples_by_label(labels),
+        size=size,
+        image_ids=keep,
+        info=info,
+    )
     data.files = [files[i] for i in keep]
     return data
 
@@ -515,7 +663,11 @@ def torchvision_datasets() -> list[str]:
     names = []
     for name in tvd.__all__:
         cls = getattr(tvd, name, None)
-        if isinstance(cls, type) and issubclass(cls, tvd.VisionDataset) and name not in _NOT_IMAGE_SETS:
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, tvd.VisionDataset)
+            and name not in _NOT_IMAGE_SETS
+        ):
             names.append(name)
     return sorted(names)
 
@@ -530,7 +682,9 @@ def torchvision_class(name: str) -> type:
     match = name if name in valid else next((v for v in valid if v.lower() == name.lower()), None)
     if match is None:
         close = difflib.get_close_matches(name.lower(), [v.lower() for v in valid], n=1, cutoff=0.6)
-        hint = f" (did you mean {next(v for v in valid if v.lower() == close[0])}?)" if close else ""
+        hint = (
+            f" (did you mean {next(v for v in valid if v.lower() == close[0])}?)" if close else ""
+        )
         raise ConfigError(
             f"dataset.name={name} is not a torchvision dataset{hint}: use a class of torchvision.datasets, e.g. "
             f"{', '.join(SUGGESTED_TORCHVISION)} (dataset=torchvision dataset.name=CIFAR10)."
@@ -557,16 +711,23 @@ class _TorchvisionSource:
         root = self.kwargs.get("root", "")
         try:
             return cls(**self.kwargs)
-        except (TypeError, ValueError) as e:  # an argument it does not take, a split it does not have
+        except (
+            TypeError,
+            ValueError,
+        ) as e:  # an argument it does not take, a split it does not have
             args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-            raise ConfigError(f"torchvision {self.name}({args}) failed: {first_line(e)}: check dataset.split and dataset.options.") from e
+            raise ConfigError(
+                f"torchvision {self.name}({args}) failed: {first_line(e)}: check dataset.split and dataset.options."
+            ) from e
         except Exception as e:  # missing or corrupt files, offline
             if not self.download:
                 raise ConfigError(
                     f"torchvision {self.name} could not be read from {root} ({first_line(e)}): set dataset.download=true "
                     f"to download it there, or point dataset.root at it."
                 ) from e
-            raise RunError(f"could not download or read torchvision {self.name} in {root} ({first_line(e)}); use dataset=samples to run offline.") from e
+            raise RunError(
+                f"could not download or read torchvision {self.name} in {root} ({first_line(e)}); use dataset=samples to run offline."
+            ) from e
 
     def image(self, i: int) -> torch.Tensor:
         from PIL import Image
@@ -574,12 +735,16 @@ class _TorchvisionSource:
         try:
             item = self.dataset[i]
         except Exception as e:
-            raise RunError(f"torchvision {self.name} could not read its image {i} ({type(e).__name__}: {first_line(e)}).") from e
+            raise RunError(
+                f"torchvision {self.name} could not read its image {i} ({type(e).__name__}: {first_line(e)})."
+            ) from e
         x = item[0] if isinstance(item, (tuple, list)) else item
         if isinstance(x, (torch.Tensor, np.ndarray)):
             x = _array_image(x)
         if not isinstance(x, Image.Image):
-            raise RunError(f"torchvision {self.name} gives a {type(x).__name__}, not an image: use an image dataset.")
+            raise RunError(
+                f"torchvision {self.name} gives a {type(x).__name__}, not an image: use an image dataset."
+            )
         return gray_square(x, self.size)
 
     def gray(self, idx: np.ndarray) -> torch.Tensor:
@@ -608,7 +773,11 @@ def _array_image(x: torch.Tensor | np.ndarray) -> Any:
         gray = TF.rgb_to_grayscale(t[:3].float())[0] if t.shape[0] >= 3 else t[0].float()
         return Image.fromarray(gray.numpy().astype(np.float32))
     t = t.to(torch.uint8)
-    return Image.fromarray(t[0].numpy()) if t.shape[0] == 1 else Image.fromarray(t[:3].permute(1, 2, 0).contiguous().numpy())
+    return (
+        Image.fromarray(t[0].numpy())
+        if t.shape[0] == 1
+        else Image.fromarray(t[:3].permute(1, 2, 0).contiguous().numpy())
+    )
 
 
 def _torchvision_label(target: Any, classes: Sequence[str] | None) -> str:
@@ -637,12 +806,17 @@ def _torchvision_labels(ds: Any, n: int) -> list[str]:
             except TypeError:
                 pass
     items = (ds[i] for i in range(n))
-    return [_torchvision_label(it[1] if isinstance(it, (tuple, list)) and len(it) > 1 else None, classes) for it in items]
+    return [
+        _torchvision_label(
+            it[1] if isinstance(it, (tuple, list)) and len(it) > 1 else None, classes
+        )
+        for it in items
+    ]
 
 
 def _torchvision(
     name: str, root: Path, split: str, download: bool, size: int, n_images: int | None, options: Any
-) -> GrayImages:  # fmt: skip
+) -> GrayImages:
     """Any torchvision image dataset: `dataset.split` becomes its `train` flag or its `split`, `dataset.root`
     its `root`, `dataset.download` its `download`; `dataset.options` are passed as they are (and win)."""
     from omegaconf import DictConfig, OmegaConf
@@ -657,12 +831,16 @@ def _torchvision(
         kwargs["download"] = download
     if "train" in params:
         if split not in ("train", "test"):
-            raise ConfigError(f"dataset.split={split} is not a split of torchvision {name}: use train or test.")
+            raise ConfigError(
+                f"dataset.split={split} is not a split of torchvision {name}: use train or test."
+            )
         kwargs["train"] = split == "train"
     elif "split" in params:
         kwargs["split"] = split
     elif split != "train":
-        raise ConfigError(f"dataset.split={split}: torchvision {name} has no splits: leave dataset.split at train.")
+        raise ConfigError(
+            f"dataset.split={split}: torchvision {name} has no splits: leave dataset.split at train."
+        )
     if isinstance(options, DictConfig):
         options = OmegaConf.to_container(options, resolve=True)
     kwargs.update(dict(options or {}))

@@ -23,10 +23,19 @@ class Encoder(nn.Module):
     so it lives in [0, 1] like the uniform prior it is matched to. Weights start with He (Kaiming) init
     from each layer's true fan-in (`he_init`), so every case starts with latents of the same scale."""
 
-    def __init__(self, layers: list[str], widths: list[int], maps: int = 32, padding: int = 0, kernel: int = 3):
+    def __init__(
+        self,
+        layers: list[str],
+        widths: list[int],
+        maps: int = 32,
+        padding: int = 0,
+        kernel: int = 3,
+    ):
         super().__init__()
         if len(layers) != len(widths) + 1:
-            raise ValueError(f"{len(layers)} layers need {len(layers) - 1} intermediate widths, got {widths}")
+            raise ValueError(
+                f"{len(layers)} layers need {len(layers) - 1} intermediate widths, got {widths}"
+            )
         self.layers, self.kernel, self.padding = list(layers), kernel, padding
         channels = [1, *widths, maps]
         blocks = []
@@ -75,7 +84,9 @@ def he_init(block: nn.Conv2d | nn.ConvTranspose2d) -> None:
 
 def build_encoder(case, encoder) -> Encoder:
     """An Encoder from the `case` and `encoder` config nodes."""
-    return Encoder(list(case.layers), list(encoder.widths), encoder.maps, case.padding, encoder.kernel)
+    return Encoder(
+        list(case.layers), list(encoder.widths), encoder.maps, case.padding, encoder.kernel
+    )
 
 
 def layer_sizes(model: Encoder, size: int = 96) -> list[int]:

@@ -7,9 +7,10 @@ import logging
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,9 @@ def pick_device(kind: str) -> torch.device:
     if kind == "cpu":
         return torch.device("cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is visible: use device=cpu or device=auto.")
+        raise ConfigError(
+            "device=cuda but no CUDA device is visible: use device=cpu or device=auto."
+        )
     if not torch.cuda.is_available():
         return torch.device("cpu")
     # the jobs of a multirun launched side by side (joblib) take the GPUs in turn
@@ -45,7 +48,7 @@ def pick_device(kind: str) -> torch.device:
 _DEFAULT_THREADS: list[int] = []  # torch's thread count before any job set it
 
 
-def set_threads(n: Optional[int]) -> int:
+def set_threads(n: int | None) -> int:
     """Give torch (and numba's kernels) n CPU threads, or torch's default for None; return the count."""
     if not _DEFAULT_THREADS:
         _DEFAULT_THREADS.append(torch.get_num_threads())
@@ -75,20 +78,23 @@ class StopFlag:
     training and measurement poll between steps (then checkpoint)."""
 
     def __init__(self) -> None:
-        self.name: Optional[str] = None
+        self.name: str | None = None
 
-    def __call__(self) -> Optional[str]:
+    def __call__(self) -> str | None:
         return self.name
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator["StopFlag"]:
+    def installed(self) -> Iterator[StopFlag]:
         def handler(signum, frame):
             if self.name is not None:  # a second Ctrl-C: stop now
                 raise KeyboardInterrupt
             self.name = signal.Signals(signum).name
 
         names = ("SIGINT", "SIGTERM", "SIGUSR2")
-        old = {s: signal.signal(s, handler) for s in (getattr(signal, n) for n in names if hasattr(signal, n))}
+        old = {
+            s: signal.signal(s, handler)
+            for s in (getattr(signal, n) for n in names if hasattr(signal, n))
+        }
         try:
             yield self
         finally:
@@ -102,9 +108,15 @@ def progress(enabled: bool) -> Progress:
 
     console = Console(stderr=True)
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"), console=console, disable=not (enabled and console.is_terminal), transient=True,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+        transient=True,
+    )
 
 
 def versions() -> dict[str, str]:
@@ -117,10 +129,12 @@ def versions() -> dict[str, str]:
     return out
 
 
-def git_commit() -> Optional[str]:
+def git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -135,7 +149,9 @@ def _image_loader(data: GrayImages, device: torch.device):
         pixels = data.all_uint8().to(device)
         return lambda idx: pixels[idx.to(device)].unsqueeze(1).float().div_(255)
     pin = device.type == "cuda"
-    return lambda idx: (data.batch(idx).pin_memory() if pin else data.batch(idx)).to(device, non_blocking=True)
+    return lambda idx: (data.batch(idx).pin_memory() if pin else data.batch(idx)).to(
+        device, non_blocking=True
+    )
 
 
 class InfoPlane:
@@ -143,7 +159,12 @@ class InfoPlane:
     appended to infoplane.csv (rewritten atomically; rows past a resumed checkpoint are dropped)."""
 
     def __init__(self, run_dir: Path, encoder, images, n: int, cfg: Any, geom):
-        self.path, self.encoder, self.cfg, self.geom = run_dir / rundir.INFOPLANE, encoder, cfg, geom
+        self.path, self.encoder, self.cfg, self.geom = (
+            run_dir / rundir.INFOPLANE,
+            encoder,
+            cfg,
+            geom,
+        )
         self.every = cfg.measure.infoplane_every
         self.probe = images(torch.arange(min(cfg.measure.probe_images, n)))
         self.rows = pd.read_csv(self.path).to_dict("records") if self.path.is_file() else []
@@ -152,12 +173,16 @@ class InfoPlane:
         if not self.every or step % self.every:
             return
         self.rows = [r for r in self.rows if r["step"] < step]
-        for layer, value in enumerate(layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed, self.geom), start=1):
+        for layer, value in enumerate(
+            layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed, self.geom), start=1
+        ):
             self.rows.append({"step": step, "layer": layer, "mi": value})
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=["step", "layer", "mi"]))
 
 
-def tables(data: GrayImages, trained: Measurement, init: Measurement) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables(
+    data: GrayImages, trained: Measurement, init: Measurement
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """mi_per_map and mi_per_image frames (contract columns first, then extras). Per image: the mean and
     max over its maps of the MI, of the null (its maps against another image) and of the shuffled null,
     MI above the null (mean - null mean, max - null max), the untrained control, and the mean and max
@@ -165,20 +190,40 @@ def tables(data: GrayImages, trained: Measurement, init: Measurement) -> tuple[p
     n, c = trained.mi.shape
     ids = np.asarray(data.image_ids)
     labels = np.asarray(data.labels, dtype=object)
-    per_map = pd.DataFrame({
-        "image_id": np.repeat(ids, c), "label": np.repeat(labels, c), "map": np.tile(np.arange(c), n),
-        "mi": trained.mi.ravel(), "mi_null": trained.mi_null.ravel(), "mi_shuffled": trained.mi_shuffled.ravel(),
-        "mi_init": init.mi.ravel(),
-    })  # fmt: skip
+    per_map = pd.DataFrame(
+        {
+            "image_id": np.repeat(ids, c),
+            "label": np.repeat(labels, c),
+            "map": np.tile(np.arange(c), n),
+            "mi": trained.mi.ravel(),
+            "mi_null": trained.mi_null.ravel(),
+            "mi_shuffled": trained.mi_shuffled.ravel(),
+            "mi_init": init.mi.ravel(),
+        }
+    )
     null_mean, null_max = trained.mi_null.mean(1), trained.mi_null.max(1)
-    per_image = pd.DataFrame({
-        "image_id": ids, "label": labels, "group": np.asarray(data.groups, dtype=object),
-        "mi_mean": trained.mi.mean(1), "mi_max": trained.mi.max(1), "best_map": trained.mi.argmax(1),
-        "mi_null_mean": null_mean, "mi_null_max": null_max, "mi_shuffled_mean": trained.mi_shuffled.mean(1),
-        "mi_mean_above_null": trained.mi.mean(1) - null_mean, "mi_max_above_null": trained.mi.max(1) - null_max,
-        "mi_mean_init": init.mi.mean(1), "mi_max_init": init.mi.max(1),
-        **{f"{k}_{a}": f(v, axis=1) for a, v in trained.alt.items() for k, f in (("mi_mean", np.mean), ("mi_max", np.max))},
-    })  # fmt: skip
+    per_image = pd.DataFrame(
+        {
+            "image_id": ids,
+            "label": labels,
+            "group": np.asarray(data.groups, dtype=object),
+            "mi_mean": trained.mi.mean(1),
+            "mi_max": trained.mi.max(1),
+            "best_map": trained.mi.argmax(1),
+            "mi_null_mean": null_mean,
+            "mi_null_max": null_max,
+            "mi_shuffled_mean": trained.mi_shuffled.mean(1),
+            "mi_mean_above_null": trained.mi.mean(1) - null_mean,
+            "mi_max_above_null": trained.mi.max(1) - null_max,
+            "mi_mean_init": init.mi.mean(1),
+            "mi_max_init": init.mi.max(1),
+            **{
+                f"{k}_{a}": f(v, axis=1)
+                for a, v in trained.alt.items()
+                for k, f in (("mi_mean", np.mean), ("mi_max", np.max))
+            },
+        }
+    )
     return per_map, per_image
 
 
@@ -188,44 +233,69 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     run_dir = Path(run_dir)
     summary_path = run_dir / rundir.SUMMARY
     if summary_path.exists() and not cfg.overwrite:
-        log.info(f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it.")
+        log.info(
+            f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it."
+        )
         return rundir.read_summary(run_dir)
     try:
         rundir.ensure_writable(run_dir)
     except OSError as e:
-        raise RunError(f"cannot write the run directory {run_dir}: {e.strerror}; set hydra.run.dir to a writable folder.")
+        raise RunError(
+            f"cannot write the run directory {run_dir}: {e.strerror}; set hydra.run.dir to a writable folder."
+        )
     if cfg.overwrite:
         for name in (rundir.SUMMARY, rundir.CHECKPOINT):
             (run_dir / name).unlink(missing_ok=True)
-    tracker = make_logger(cfg.logger, run_dir)  # logger=tensorboard without its package: exit 2 here
+    tracker = make_logger(
+        cfg.logger, run_dir
+    )  # logger=tensorboard without its package: exit 2 here
 
     device = pick_device(cfg.device.kind.value)
     threads = set_threads(cfg.device.threads)
     seed_everything(cfg.seed)
     data, measured = load_datasets(cfg.dataset, cfg.train.holdout)
     if len(data) < 2:
-        raise ConfigError(f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2.")
+        raise ConfigError(
+            f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2."
+        )
     listed = [d for d in dict.fromkeys([data, measured]) if d.files is not None]
     if listed:  # a folder: which file each image id is (trained on and measured)
-        files = pd.concat([pd.DataFrame({"image_id": d.image_ids, "label": d.labels, "path": d.files}) for d in listed])
-        rundir.write_csv(run_dir / IMAGES_CSV, files.drop_duplicates("image_id").sort_values("image_id"))
+        files = pd.concat(
+            [
+                pd.DataFrame({"image_id": d.image_ids, "label": d.labels, "path": d.files})
+                for d in listed
+            ]
+        )
+        rundir.write_csv(
+            run_dir / IMAGES_CSV, files.drop_duplicates("image_id").sort_values("image_id")
+        )
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     images = _image_loader(data, device)
     measured_images = images if measured is data else _image_loader(measured, device)
     size = data.size
     align = enum_value(cfg.measure.align)
     geom = encoder.geometry(size)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align, geom).to(device)
+    dim = DeepInfoMax(
+        cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives, align, geom
+    ).to(device)
     if cfg.train.channels_last:
-        encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
+        encoder, dim = (
+            encoder.to(memory_format=torch.channels_last),
+            dim.to(memory_format=torch.channels_last),
+        )
     sizes = [size, *geom.map_sizes]  # each layer's map side, from the layers' geometry
     lo, hi = geom.region
     log.info(
         f"case {cfg.case.name}: {' -> '.join(map(str, sizes))}, {len(data)} {data.name} images"
         + (f" (measured on {len(measured)} held out)" if measured is not data else "")
-        + f", maps aligned by {align}" + (f" (image pixels {lo}..{hi - 1}, map offset {geom.offsets[-1]:+d})" if align == "geometry" else "")
+        + f", maps aligned by {align}"
+        + (
+            f" (image pixels {lo}..{hi - 1}, map offset {geom.offsets[-1]:+d})"
+            if align == "geometry"
+            else ""
+        )
         + f", device {device}"
-    )  # fmt: skip
+    )
     n, n_measured = len(data), len(measured)
     ids, groups = measured.image_ids, measured.groups
     if (run_dir / rundir.CHECKPOINT).is_file():
@@ -235,9 +305,17 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
         t0 = time.perf_counter()
         task = bar.add_task(f"case {cfg.case.name} measure (untrained)", total=n_measured, info="")
         init = measure(
-            encoder, measured_images, ids, cfg.measure, cfg.seed, geom, groups, null=False,
-            on_batch=lambda k: bar.advance(task, k), stop=stop,
-        )  # fmt: skip
+            encoder,
+            measured_images,
+            ids,
+            cfg.measure,
+            cfg.seed,
+            geom,
+            groups,
+            null=False,
+            on_batch=lambda k: bar.advance(task, k),
+            stop=stop,
+        )
         bar.remove_task(task)
         init_seconds = time.perf_counter() - t0
 
@@ -253,22 +331,41 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
             tracker.step(step, row)
 
         history = train(
-            encoder, dim, images, n, cfg.train, cfg.seed, device,
-            checkpoint=run_dir / rundir.CHECKPOINT, on_step=on_step, stop=stop,
-        )  # fmt: skip
+            encoder,
+            dim,
+            images,
+            n,
+            cfg.train,
+            cfg.seed,
+            device,
+            checkpoint=run_dir / rundir.CHECKPOINT,
+            on_step=on_step,
+            stop=stop,
+        )
         bar.remove_task(task)
         train_seconds = time.perf_counter() - t0
         loss = pd.DataFrame(history, columns=LOSS_COLUMNS)
         rundir.write_csv(run_dir / rundir.LOSS_CSV, loss)
-        rundir.save_torch(run_dir / rundir.ENCODER, {k: v.cpu() for k, v in encoder.state_dict().items()})
+        rundir.save_torch(
+            run_dir / rundir.ENCODER, {k: v.cpu() for k, v in encoder.state_dict().items()}
+        )
 
         t0 = time.perf_counter()
         task = bar.add_task(f"case {cfg.case.name} measure", total=n_measured, info="")
         examples = measured.example_ids[: cfg.measure.examples]
         trained = measure(
-            encoder, measured_images, ids, cfg.measure, cfg.seed, geom, groups, example_ids=examples,
-            alt_aligns=cfg.measure.alt_aligns, on_batch=lambda k: bar.advance(task, k), stop=stop,
-        )  # fmt: skip
+            encoder,
+            measured_images,
+            ids,
+            cfg.measure,
+            cfg.seed,
+            geom,
+            groups,
+            example_ids=examples,
+            alt_aligns=cfg.measure.alt_aligns,
+            on_batch=lambda k: bar.advance(task, k),
+            stop=stop,
+        )
         measure_seconds = time.perf_counter() - t0
 
     per_map, per_image = tables(measured, trained, init)
@@ -281,27 +378,52 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
 
     last = loss.iloc[-1]
     summary = {
-        "case": cfg.case.name, "dataset": data.name, "split": measured.split, "n_images": n_measured,
-        "n_train_images": n, "holdout": bool(cfg.train.holdout),
-        "bins": cfg.measure.bins, "align": align, "estimator": cfg.measure.estimator.value,
-        "objective": cfg.objective.value, "seed": cfg.seed, "steps": cfg.train.steps,
-        "batch_size": cfg.train.batch_size, "lr": cfg.train.lr, "layer_sizes": sizes,
-        "map_offset": geom.offsets[-1], "region": [lo, hi],
-        "mi_mean": mean("mi_mean"), "mi_max": mean("mi_max"),
-        "mi_null_mean": mean("mi_null_mean"), "mi_null_max": mean("mi_null_max"), "mi_shuffled_mean": mean("mi_shuffled_mean"),
-        "mi_mean_above_null": mean("mi_mean_above_null"), "mi_max_above_null": mean("mi_max_above_null"),
-        "mi_mean_init": mean("mi_mean_init"), "mi_max_init": mean("mi_max_init"),
+        "case": cfg.case.name,
+        "dataset": data.name,
+        "split": measured.split,
+        "n_images": n_measured,
+        "n_train_images": n,
+        "holdout": bool(cfg.train.holdout),
+        "bins": cfg.measure.bins,
+        "align": align,
+        "estimator": cfg.measure.estimator.value,
+        "objective": cfg.objective.value,
+        "seed": cfg.seed,
+        "steps": cfg.train.steps,
+        "batch_size": cfg.train.batch_size,
+        "lr": cfg.train.lr,
+        "layer_sizes": sizes,
+        "map_offset": geom.offsets[-1],
+        "region": [lo, hi],
+        "mi_mean": mean("mi_mean"),
+        "mi_max": mean("mi_max"),
+        "mi_null_mean": mean("mi_null_mean"),
+        "mi_null_max": mean("mi_null_max"),
+        "mi_shuffled_mean": mean("mi_shuffled_mean"),
+        "mi_mean_above_null": mean("mi_mean_above_null"),
+        "mi_max_above_null": mean("mi_max_above_null"),
+        "mi_mean_init": mean("mi_mean_init"),
+        "mi_max_init": mean("mi_max_init"),
         **{f"{k}_{a}": mean(f"{k}_{a}") for a in trained.alt for k in ("mi_mean", "mi_max")},
         "study_examples": [int(measured.image_ids[p]) for p in measured.study_examples],
-        "final_loss": float(last["loss"]), "final_local_mi": float(last["local_mi"]), "final_global_mi": float(last["global_mi"]),
-        "train_seconds": round(train_seconds, 3), "measure_seconds": round(measure_seconds, 3),
-        "measure_init_seconds": round(init_seconds, 3), "device": str(device), "threads": threads,
-        "versions": versions(), "git_commit": git_commit(), **data.info,
-    }  # fmt: skip
+        "final_loss": float(last["loss"]),
+        "final_local_mi": float(last["local_mi"]),
+        "final_global_mi": float(last["global_mi"]),
+        "train_seconds": round(train_seconds, 3),
+        "measure_seconds": round(measure_seconds, 3),
+        "measure_init_seconds": round(init_seconds, 3),
+        "device": str(device),
+        "threads": threads,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        **data.info,
+    }
     tracker.finish(summary, examples)
     from .report import build_report
 
-    build_report(run_dir, summary)  # from the files above and the summary (infomax report DIR does the same)
+    build_report(
+        run_dir, summary
+    )  # from the files above and the summary (infomax report DIR does the same)
     rundir.write_json(summary_path, summary)  # written last: its presence means the job finished
     (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
     log.info(
@@ -313,19 +435,34 @@ def run_job(cfg: Any, run_dir: Path, show_progress: bool = True) -> dict:
     return summary
 
 
-def _pictures(cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement) -> dict:
+def _pictures(
+    cfg: Any, run_dir: Path, data: GrayImages, loss: pd.DataFrame, m: Measurement
+) -> dict:
     """loss.png, infoplane.png and features/; returns the examples {name: (image, maps, mi)}."""
     from . import report
 
-    rundir.save_figure(run_dir / rundir.LOSS_PNG, report.loss_figure(loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)))
+    rundir.save_figure(
+        run_dir / rundir.LOSS_PNG,
+        report.loss_figure(
+            loss, f"case {cfg.case.name}: training loss", report.case_color(cfg.case.name)
+        ),
+    )
     if (run_dir / rundir.INFOPLANE).is_file():
         plane = pd.read_csv(run_dir / rundir.INFOPLANE)
-        rundir.save_figure(run_dir / "infoplane.png", report.infoplane_figure(plane, f"case {cfg.case.name}: MI of each layer during training"))
+        rundir.save_figure(
+            run_dir / "infoplane.png",
+            report.infoplane_figure(
+                plane, f"case {cfg.case.name}: MI of each layer during training"
+            ),
+        )
     examples = {}
     for pos, (image, maps) in sorted(m.examples.items()):
         name = f"{int(data.image_ids[pos]):05d}_{data.labels[pos]}"
         title = f"case {cfg.case.name}, image {data.image_ids[pos]} ({data.labels[pos]}): mean MI {m.mi[pos].mean():.3f} nats"
-        rundir.save_figure(run_dir / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, m.mi[pos], title, cfg.case.name))
+        rundir.save_figure(
+            run_dir / rundir.FEATURES / f"{name}.png",
+            report.features_figure(image, maps, m.mi[pos], title, cfg.case.name),
+        )
         examples[name] = (image, maps, m.mi[pos])
     report.save_example_maps(run_dir, examples)
     return examples

@@ -21,8 +21,8 @@ Alignment modes (`measure.align`; the critics and the information plane use the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,9 @@ class Geometry:
 
     size: int  # the image's side S
     map_sizes: tuple[int, ...]  # each layer's map side
-    offsets: tuple[int, ...]  # each layer's offset: map pixel i is centred on image pixel i + offset
+    offsets: tuple[
+        int, ...
+    ]  # each layer's offset: map pixel i is centred on image pixel i + offset
     radius: int  # R: receptive-field radius of the whole stack; the common region is [R, S - R)
 
     @property
@@ -105,15 +107,23 @@ def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
 
 
 def align(
-    images: torch.Tensor, maps: torch.Tensor, mode: str, geom: Geometry | None = None, layer: int = -1
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    mode: str,
+    geom: Geometry | None = None,
+    layer: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 1, H, W) and one layer's maps (B, C, h, w) brought onto the same pixels ->
     ((B, S', S'), (B, C, S', S')). `geom` (the encoder's Geometry) is needed by `geometry`; `layer` picks the
     offset of the layer the maps come from (the last by default)."""
-    return align_images(images, maps.shape[-2:], mode, geom), align_maps(maps, images.shape[-2:], mode, geom, layer)
+    return align_images(images, maps.shape[-2:], mode, geom), align_maps(
+        maps, images.shape[-2:], mode, geom, layer
+    )
 
 
-def align_images(images: torch.Tensor, map_hw: Sequence[int], mode: str, geom: Geometry | None = None) -> torch.Tensor:
+def align_images(
+    images: torch.Tensor, map_hw: Sequence[int], mode: str, geom: Geometry | None = None
+) -> torch.Tensor:
     """The image pixels `align` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
     h, w = images.shape[-2:]
     if mode == "geometry":
@@ -126,7 +136,13 @@ def align_images(images: torch.Tensor, map_hw: Sequence[int], mode: str, geom: G
     raise ValueError(f"unknown align mode {mode!r}: use one of {MODES}")
 
 
-def align_maps(maps: torch.Tensor, image_hw: Sequence[int], mode: str, geom: Geometry | None = None, layer: int = -1) -> torch.Tensor:
+def align_maps(
+    maps: torch.Tensor,
+    image_hw: Sequence[int],
+    mode: str,
+    geom: Geometry | None = None,
+    layer: int = -1,
+) -> torch.Tensor:
     """The maps' pixels `align` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
     mh, mw = maps.shape[-2:]
     if mode == "geometry":
@@ -150,12 +166,16 @@ def _region(geom: Geometry | None, size: int) -> tuple[int, int]:
     return geom.region
 
 
-def critic_view(image: torch.Tensor, latent: torch.Tensor, mode: str, geom: Geometry | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def critic_view(
+    image: torch.Tensor, latent: torch.Tensor, mode: str, geom: Geometry | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """What the objective networks see: (image (B, 1, s, s), latent (B, C, s, s)) on the same pixels.
     `resize` keeps the study's choice (the image resized to the latent); the others crop both like `align`."""
     if mode == "resize":
         if image.shape[-2:] != latent.shape[-2:]:
-            image = F.interpolate(image, size=latent.shape[-2:], mode="bilinear", align_corners=False)
+            image = F.interpolate(
+                image, size=latent.shape[-2:], mode="bilinear", align_corners=False
+            )
         return image, latent
     img, maps = align(image, latent, mode, geom)
     return img[:, None], maps

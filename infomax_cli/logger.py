@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,9 @@ def require_tensorboard() -> None:
         import tensorboard  # noqa: F401
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
-        raise ConfigError(f"logger=tensorboard needs the tensorboard package: {INSTALL_HINT}; or use logger=none.") from None
+        raise ConfigError(
+            f"logger=tensorboard needs the tensorboard package: {INSTALL_HINT}; or use logger=none."
+        ) from None
 
 
 def scalar_tag(key: str) -> str:
@@ -65,7 +67,7 @@ def scalar_tag(key: str) -> str:
     return f"train/{key}"
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return None
     value = float(value)
@@ -88,12 +90,16 @@ class TensorBoardLogger(NullLogger):
         self.run_dir = run_dir
         self._writer = None
 
-    def _open(self, purge_step: Optional[int]):
+    def _open(self, purge_step: int | None):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step, flush_secs=10)
-            atexit.register(self.close)  # a run that stops (error, signal) still flushes what it logged
+            self._writer = SummaryWriter(
+                log_dir=str(self.run_dir), purge_step=purge_step, flush_secs=10
+            )
+            atexit.register(
+                self.close
+            )  # a run that stops (error, signal) still flushes what it logged
         return self._writer
 
     def step(self, step: int, row: dict) -> None:
@@ -116,11 +122,15 @@ class TensorBoardLogger(NullLogger):
         for name, (image, maps, mi) in sorted(examples.items()):
             mi = np.asarray(mi, dtype=np.float64)
             best = np.argsort(-mi, kind="stable")[:BEST_MAPS]
-            tiles = torch.from_numpy(np.stack([_unit(image), *(_unit(maps[c]) for c in best)]))[:, None]
+            tiles = torch.from_numpy(np.stack([_unit(image), *(_unit(maps[c]) for c in best)]))[
+                :, None
+            ]
             grid = make_grid(tiles, nrow=len(tiles), padding=2, pad_value=1.0)
             writer.add_image(f"features/{name}", grid, step)
             listing = ", ".join(f"map {int(c)}: {mi[c]:.3f}" for c in best)
-            writer.add_text(f"features/{name}", f"the image, then its best maps by MI (nats): {listing}", step)
+            writer.add_text(
+                f"features/{name}", f"the image, then its best maps by MI (nats): {listing}", step
+            )
         self.close()
 
     def close(self) -> None:

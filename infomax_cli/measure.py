@@ -12,8 +12,8 @@ tables do not depend on `measure.batch_size`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,9 @@ from . import mi
 from .errors import Interrupted
 from .geometry import Geometry, align, align_images
 
-NULL_STREAM = 0x6E756C6C  # "null": the null partner's random stream, apart from the other draws of a seed
+NULL_STREAM = (
+    0x6E756C6C  # "null": the null partner's random stream, apart from the other draws of a seed
+)
 
 
 @dataclass
@@ -30,18 +32,26 @@ class Measurement:
     """MI of every image with each map, (N, C) arrays in nats, and the example images' pictures."""
 
     mi: np.ndarray
-    mi_null: Optional[np.ndarray] = None  # the maps against another image's pixels
-    mi_shuffled: Optional[np.ndarray] = None  # the maps against the image's pixels shuffled
-    alt: dict[str, np.ndarray] = field(default_factory=dict)  # align mode -> MI under that alignment
-    examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # position -> (image, maps)
+    mi_null: np.ndarray | None = None  # the maps against another image's pixels
+    mi_shuffled: np.ndarray | None = None  # the maps against the image's pixels shuffled
+    alt: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # align mode -> MI under that alignment
+    examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )  # position -> (image, maps)
 
 
 def estimator_options(mcfg) -> dict:
     """The keyword arguments of `mi.estimate_mi` taken from the `measure` config."""
     return {
-        "estimator": enum_value(mcfg.estimator), "bins": mcfg.bins, "binning": enum_value(mcfg.binning),
-        "miller_madow": mcfg.miller_madow, "ksg_k": mcfg.ksg_k, "ksg_samples": mcfg.ksg_samples,
-    }  # fmt: skip
+        "estimator": enum_value(mcfg.estimator),
+        "bins": mcfg.bins,
+        "binning": enum_value(mcfg.binning),
+        "miller_madow": mcfg.miller_madow,
+        "ksg_k": mcfg.ksg_k,
+        "ksg_samples": mcfg.ksg_samples,
+    }
 
 
 def enum_value(x):
@@ -77,13 +87,13 @@ def measure(
     ids: Sequence[int],
     mcfg,
     seed: int,
-    geom: Optional[Geometry] = None,
-    groups: Optional[Sequence] = None,
+    geom: Geometry | None = None,
+    groups: Sequence | None = None,
     example_ids: Iterable[int] = (),
     null: bool = True,
     alt_aligns: Iterable[str] = (),
-    on_batch: Optional[Callable[[int], None]] = None,
-    stop: Callable[[], Optional[str]] = lambda: None,
+    on_batch: Callable[[int], None] | None = None,
+    stop: Callable[[], str | None] = lambda: None,
 ) -> Measurement:
     """MI between each image (positions 0..N-1, global ids `ids`) and each of the encoder's maps, aligned
     by `mcfg.align`. With `null`: `mi_null` against a partner image of another group (`groups`, default:
@@ -98,7 +108,12 @@ def measure(
     alt_aligns = [a for a in dict.fromkeys(enum_value(a) for a in alt_aligns) if a != mode]
     partners = null_partners(groups if groups is not None else ids, ids, seed) if null else None
     wanted = set(int(i) for i in example_ids)
-    out: dict[str, list] = {"mi": [], "mi_null": [], "mi_shuffled": [], **{a: [] for a in alt_aligns}}
+    out: dict[str, list] = {
+        "mi": [],
+        "mi_null": [],
+        "mi_shuffled": [],
+        **{a: [] for a in alt_aligns},
+    }
     examples = {}
     for lo in range(0, n, mcfg.batch_size):
         idx = torch.arange(lo, min(lo + mcfg.batch_size, n))
@@ -107,44 +122,80 @@ def measure(
         maps = encoder(x)
         img, aligned = align(x, maps, mode, geom)
 
-        def estimate(pixels: torch.Tensor, m: torch.Tensor, who: np.ndarray = batch_ids) -> np.ndarray:
+        def estimate(
+            pixels: torch.Tensor, m: torch.Tensor, who: np.ndarray = batch_ids
+        ) -> np.ndarray:
             return mi.estimate_mi(pixels, m, seed=seed, ids=who, **opts).numpy()
 
         out["mi"].append(estimate(img, aligned))
         if null:
-            out["mi_null"].append(_partner_mi(images, partners[lo : lo + len(idx)], aligned, maps.shape[-2:], mode, geom, estimate, batch_ids))
-            out["mi_shuffled"].append(estimate(mi.shuffle_pixels(img[:, None], seed=seed, ids=batch_ids)[:, 0], aligned))
+            out["mi_null"].append(
+                _partner_mi(
+                    images,
+                    partners[lo : lo + len(idx)],
+                    aligned,
+                    maps.shape[-2:],
+                    mode,
+                    geom,
+                    estimate,
+                    batch_ids,
+                )
+            )
+            out["mi_shuffled"].append(
+                estimate(mi.shuffle_pixels(img[:, None], seed=seed, ids=batch_ids)[:, 0], aligned)
+            )
         for a in alt_aligns:
             out[a].append(estimate(*align(x, maps, a, geom)))
         for pos in wanted.intersection(idx.tolist()):
-            examples[pos] = (img[pos - lo].float().cpu().numpy(), aligned[pos - lo].float().cpu().numpy())
+            examples[pos] = (
+                img[pos - lo].float().cpu().numpy(),
+                aligned[pos - lo].float().cpu().numpy(),
+            )
         if on_batch is not None:
             on_batch(len(idx))
         signal_name = stop()
         if signal_name:
-            raise Interrupted.by(signal_name, f"{signal_name} during measurement: training is checkpointed.")
+            raise Interrupted.by(
+                signal_name, f"{signal_name} during measurement: training is checkpointed."
+            )
 
     def joined(key: str) -> np.ndarray:
         return np.concatenate(out[key]) if out[key] else np.empty((0, 0))
 
     return Measurement(
-        joined("mi"), joined("mi_null") if null else None, joined("mi_shuffled") if null else None,
-        {a: joined(a) for a in alt_aligns}, examples,
-    )  # fmt: skip
+        joined("mi"),
+        joined("mi_null") if null else None,
+        joined("mi_shuffled") if null else None,
+        {a: joined(a) for a in alt_aligns},
+        examples,
+    )
 
 
-def _partner_mi(images, partners: np.ndarray, aligned: torch.Tensor, map_hw, mode: str, geom, estimate, batch_ids) -> np.ndarray:
+def _partner_mi(
+    images,
+    partners: np.ndarray,
+    aligned: torch.Tensor,
+    map_hw,
+    mode: str,
+    geom,
+    estimate,
+    batch_ids,
+) -> np.ndarray:
     """MI of each image's maps with its partner image's pixels (NaN where it has no partner)."""
     res = np.full(aligned.shape[:2], np.nan)
     has = np.flatnonzero(partners >= 0)
     if has.size:
         other = align_images(images(torch.from_numpy(partners[has])), map_hw, mode, geom)
-        res[has] = estimate(other, aligned[torch.from_numpy(has).to(aligned.device)], batch_ids[has])
+        res[has] = estimate(
+            other, aligned[torch.from_numpy(has).to(aligned.device)], batch_ids[has]
+        )
     return res
 
 
 @torch.inference_mode()
-def layer_mi(encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int, geom: Optional[Geometry] = None) -> list[float]:
+def layer_mi(
+    encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int, geom: Geometry | None = None
+) -> list[float]:
     """Mean MI between the probe images and each encoder layer's maps (one value per layer), each layer
     aligned as the measurement aligns the last (`geometry`: every layer on the same image pixels)."""
     was_training = encoder.training

@@ -63,14 +63,18 @@ def _check(images: torch.Tensor, maps: torch.Tensor) -> tuple[int, int, int]:
         )
     n, c, h, w = maps.shape
     if images.shape != (n, h, w):
-        raise ValueError(f"images {tuple(images.shape)} and maps {tuple(maps.shape)} differ in N, H or W")
+        raise ValueError(
+            f"images {tuple(images.shape)} and maps {tuple(maps.shape)} differ in N, H or W"
+        )
     if h * w < 2:
         raise ValueError(f"need at least 2 pixels per array, got H, W = {h}, {w}")
     if images.device != maps.device:
         raise ValueError(f"images are on {images.device} and maps on {maps.device}")
     for t in (images, maps):
         if t.is_complex():
-            raise ValueError(f"unsupported dtype {t.dtype}: use a real float, integer or bool tensor")
+            raise ValueError(
+                f"unsupported dtype {t.dtype}: use a real float, integer or bool tensor"
+            )
     return n, c, h * w
 
 
@@ -85,7 +89,11 @@ def _work_dtype(a: torch.dtype, b: torch.dtype) -> torch.dtype:
     type of the two is float32 (or float16), else float64."""
 
     def np_dtype(d: torch.dtype) -> np.dtype:
-        return np.dtype(np.float32) if d in (torch.bfloat16, torch.float16) else torch.empty(0, dtype=d).numpy().dtype
+        return (
+            np.dtype(np.float32)
+            if d in (torch.bfloat16, torch.float16)
+            else torch.empty(0, dtype=d).numpy().dtype
+        )
 
     common = np.result_type(np_dtype(a), np_dtype(b))
     return torch.float32 if common in (np.float32, np.float16) else torch.float64
@@ -264,7 +272,9 @@ def _xlogx_table(p: int) -> np.ndarray:
     return c * np.log(np.maximum(c, 1.0))
 
 
-def _histogram_numba(images: torch.Tensor, maps: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _histogram_numba(
+    images: torch.Tensor, maps: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(plug-in MI, Miller-Madow term), each (N, C) float64 on CPU, by the numba kernel."""
     n, c, p = _check(images, maps)
     wd = _work_dtype(images.dtype, maps.dtype)
@@ -285,7 +295,9 @@ def _histogram_numba(images: torch.Tensor, maps: torch.Tensor, bins: int) -> tup
 # ------------------------------------------------------------------------------- torch histogram
 
 
-def _width_bins_torch(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _width_bins_torch(
+    x: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Equal-width bin indices (R, P) int64 of rows x (R, P) in x's float type, numpy's edges and
     searchsorted; with (ok, constant) per row."""
     lo = x.amin(dim=-1)
@@ -294,10 +306,15 @@ def _width_bins_torch(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.T
     const = lo == hi
     lo = torch.where(ok, torch.where(const, lo - 0.5, lo), torch.zeros_like(lo))
     hi = torch.where(ok, torch.where(const, hi + 0.5, hi), torch.ones_like(hi))
-    step = (hi - lo) / torch.full_like(hi, bins)  # a true division: CUDA multiplies by 1/bins for a scalar
+    step = (hi - lo) / torch.full_like(
+        hi, bins
+    )  # a true division: CUDA multiplies by 1/bins for a scalar
 
     def searched(rows: torch.Tensor) -> torch.Tensor:
-        edges = torch.arange(bins + 1, dtype=x.dtype, device=x.device) * step[rows, None] + lo[rows, None]
+        edges = (
+            torch.arange(bins + 1, dtype=x.dtype, device=x.device) * step[rows, None]
+            + lo[rows, None]
+        )
         edges[:, -1] = hi[rows]
         return torch.searchsorted(edges, x[rows].contiguous(), right=True) - 1
 
@@ -318,7 +335,9 @@ def _width_bins_torch(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.T
     return idx.clamp_(0, bins - 1), ok, const
 
 
-def _plugin_from_counts(counts: torch.Tensor, bins: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _plugin_from_counts(
+    counts: torch.Tensor, bins: int, p: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(plug-in MI, Miller-Madow term) from joint counts (..., bins*bins), in float64."""
     c = counts.to(torch.float64).reshape(*counts.shape[:-1], bins, bins)
     cx = c.sum(dim=-1)
@@ -332,7 +351,9 @@ def _plugin_from_counts(counts: torch.Tensor, bins: int, p: int) -> tuple[torch.
     return mi, occupied.to(torch.float64) / (2.0 * p)
 
 
-def _joint_mi_torch(xi: torch.Tensor, yi: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _joint_mi_torch(
+    xi: torch.Tensor, yi: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(MI, Miller-Madow term) (n, c) float64 from bin indices xi (n, P) and yi (n, c, P), one bincount."""
     n, c, p = yi.shape
     pair = torch.arange(n * c, device=yi.device).reshape(n, c, 1) * (bins * bins)
@@ -346,7 +367,9 @@ def _image_chunks(n: int, c: int, p: int, bins: int):
     return ((s, min(n, s + step)) for s in range(0, n, step))
 
 
-def _histogram_torch(images: torch.Tensor, maps: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _histogram_torch(
+    images: torch.Tensor, maps: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(plug-in MI, Miller-Madow term), each (N, C) float64 on the maps' device, in torch."""
     n, c, p = _check(images, maps)
     wd = _work_dtype(images.dtype, maps.dtype)
@@ -403,7 +426,9 @@ def _midranks(x: torch.Tensor) -> torch.Tensor:
     of x (R, P), int64: tied values share it, and it is invariant to strictly increasing transforms."""
     x = x.detach()
     x = x.to(torch.uint8) if x.dtype == torch.bool else x
-    if _use_numba(x):  # numpy's argsort is SIMD-accelerated; torch's CPU sort and searchsorted are not
+    if _use_numba(
+        x
+    ):  # numpy's argsort is SIMD-accelerated; torch's CPU sort and searchsorted are not
         a = x.contiguous().numpy()
         out = np.empty(a.shape, np.int64)
         with _LOCK:
@@ -438,7 +463,9 @@ def _rank_pairs(images: torch.Tensor, maps: torch.Tensor):
         x, y = (x.float() if x.dtype in half else x), (y.float() if y.dtype in half else y)
         rx, ry = _midranks(x), _midranks(y).reshape(e - s, c, p)
         ok = _finite_rows(x)[:, None] & _finite_rows(y).reshape(e - s, c)
-        const = (rx[:, None, 0] == p) | (ry[:, :, 0] == p)  # the first value ties with all: constant
+        const = (rx[:, None, 0] == p) | (
+            ry[:, :, 0] == p
+        )  # the first value ties with all: constant
         yield s, e, rx, ry, ok, const
 
 
@@ -450,7 +477,9 @@ def _finite_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x).all(dim=-1)
 
 
-def _histogram_quantile(images: torch.Tensor, maps: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _histogram_quantile(
+    images: torch.Tensor, maps: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(plug-in MI, Miller-Madow term) (N, C) float64 with equal-frequency bins (rank based)."""
     n, c, p = _check(images, maps)
     mi = torch.empty(n, c, dtype=torch.float64, device=maps.device)
@@ -461,7 +490,9 @@ def _histogram_quantile(images: torch.Tensor, maps: torch.Tensor, bins: int) -> 
         if _use_numba(rx):
             a, b = np.empty((e - s, c)), np.empty((e - s, c))
             with _LOCK:
-                _quantile_kernel(rx.numpy(), ry.numpy(), table.to(torch.int32).numpy(), bins, xlogx, a, b)
+                _quantile_kernel(
+                    rx.numpy(), ry.numpy(), table.to(torch.int32).numpy(), bins, xlogx, a, b
+                )
             a, b = torch.from_numpy(a), torch.from_numpy(b)
         else:
             t = table.to(rx.device)
@@ -606,20 +637,31 @@ def _ksg_inputs(images: torch.Tensor, maps: torch.Tensor, samples: int, seed: in
     noise = np.empty((n, c + 1, samples))
     for i in range(n):
         rng = np.random.default_rng([seed, int(ids[i])])
-        picks[i] = np.sort(rng.choice(p, size=samples, replace=False)) if samples < p else np.arange(p)
+        picks[i] = (
+            np.sort(rng.choice(p, size=samples, replace=False)) if samples < p else np.arange(p)
+        )
         noise[i] = rng.standard_normal((c + 1, samples))
     idx = torch.from_numpy(picks).to(maps.device)
     x = images.detach().reshape(n, p).gather(1, idx).to(torch.float64)
-    y = maps.detach().reshape(n, c, p).gather(2, idx[:, None, :].expand(n, c, samples)).to(torch.float64)
+    y = (
+        maps.detach()
+        .reshape(n, c, p)
+        .gather(2, idx[:, None, :].expand(n, c, samples))
+        .to(torch.float64)
+    )
     z = torch.cat([x[:, None, :], y], 1)
     const = z.amin(-1) == z.amax(-1)
     z = z - z.mean(-1, keepdim=True)
     z = z / torch.where(const, 1.0, z.std(-1, correction=0))[..., None]
-    z = z + 1e-10 * z.abs().mean(-1, keepdim=True).clamp_min(1.0) * torch.from_numpy(noise).to(z.device)
+    z = z + 1e-10 * z.abs().mean(-1, keepdim=True).clamp_min(1.0) * torch.from_numpy(noise).to(
+        z.device
+    )
     return z[:, 0], z[:, 1:], const[:, :1] | const[:, 1:]
 
 
-def _ksg(images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: int, ids: np.ndarray) -> torch.Tensor:
+def _ksg(
+    images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: int, ids: np.ndarray
+) -> torch.Tensor:
     """KSG estimator 1 (N, C) float64 on `samples` random pixels per image (seeded): the numba kernel on
     CPU, brute force in torch on a GPU (or without numba)."""
     n, c, p = _check(images, maps)
@@ -633,13 +675,17 @@ def _ksg(images: torch.Tensor, maps: torch.Tensor, k: int, samples: int, seed: i
     if n * c == 0:
         return torch.zeros(n, c, dtype=torch.float64)
     x, y, const = _ksg_inputs(images, maps, s, seed, ids)
-    ok = _finite_rows(images.detach().reshape(n, p))[:, None] & _finite_rows(maps.detach().reshape(n * c, p)).reshape(n, c)
+    ok = _finite_rows(images.detach().reshape(n, p))[:, None] & _finite_rows(
+        maps.detach().reshape(n * c, p)
+    ).reshape(n, c)
     ok = ok.to(x.device)
     x, y = torch.nan_to_num(x), torch.nan_to_num(y)
     if _use_numba(maps):
         out = np.empty((n, c))
         with _LOCK:
-            _ksg_kernel(x.numpy(), y.numpy(), int(k), digamma(np.arange(s + 2, dtype=np.float64)), out)
+            _ksg_kernel(
+                x.numpy(), y.numpy(), int(k), digamma(np.arange(s + 2, dtype=np.float64)), out
+            )
         out = torch.from_numpy(out)
     else:
         out = _ksg_torch(x, y, int(k))
@@ -676,7 +722,9 @@ def estimate_mi(
     if estimator == "histogram":
         bins = _check_bins(bins)
         if binning == "width":
-            mi, mm = (_histogram_numba if _use_numba(maps) else _histogram_torch)(images, maps, bins)
+            mi, mm = (_histogram_numba if _use_numba(maps) else _histogram_torch)(
+                images, maps, bins
+            )
         elif binning == "quantile":
             mi, mm = _histogram_quantile(images, maps, bins)
         else:
@@ -717,7 +765,9 @@ def _permutations_kernel(keys, out):
         for i in range(p):
             perm[i] = i
         for i in range(p - 1, 0, -1):
-            j = ((_splitmix(keys[r] + np.uint64(i)) >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32)
+            j = (
+                (_splitmix(keys[r] + np.uint64(i)) >> np.uint64(32)) * np.uint64(i + 1)
+            ) >> np.uint64(32)
             t = perm[i]
             perm[i] = perm[j]
             perm[j] = t
@@ -729,7 +779,10 @@ def _permutations_numpy(keys: np.ndarray, p: int) -> np.ndarray:
     rows = np.arange(keys.size)
     with np.errstate(over="ignore"):
         for i in range(p - 1, 0, -1):
-            j = (((_splitmix_np(keys + np.uint64(i)) >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32)).astype(np.int64)
+            j = (
+                ((_splitmix_np(keys + np.uint64(i)) >> np.uint64(32)) * np.uint64(i + 1))
+                >> np.uint64(32)
+            ).astype(np.int64)
             out[rows, i], out[rows, j] = out[rows, j], out[rows, i].copy()
     return out
 
@@ -746,7 +799,9 @@ def _ids(ids, n: int) -> np.ndarray:
     """Global image ids (int64, N) of a batch; 0..N-1 when not given."""
     if ids is None:
         return np.arange(n, dtype=np.int64)
-    ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+    ids = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(
+        -1
+    )
     if ids.size != n:
         raise ValueError(f"{ids.size} ids for {n} images")
     return ids
@@ -757,7 +812,9 @@ def _pixel_permutations(seed: int, ids: np.ndarray, c: int, p: int) -> np.ndarra
     n = ids.size
     base = _splitmix_np(np.array([seed % 2**64], dtype=np.uint64))
     with np.errstate(over="ignore"):
-        keys = _splitmix_np(_splitmix_np(base + ids.astype(np.uint64))[:, None] + np.arange(c, dtype=np.uint64))
+        keys = _splitmix_np(
+            _splitmix_np(base + ids.astype(np.uint64))[:, None] + np.arange(c, dtype=np.uint64)
+        )
     keys = _splitmix_np(keys.reshape(-1))
     if HAVE_NUMBA:
         out = np.empty((n * c, p), np.int64)
@@ -773,7 +830,9 @@ def shuffle_pixels(maps: torch.Tensor, seed: int, ids=None) -> torch.Tensor:
     per (image, map c) that depends only on (seed, ids[n], c) (ids: global image ids, default 0..N-1):
     the shuffled null (its MI with the image is the estimator's bias). Same device and dtype as `maps`."""
     if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
-        raise ValueError(f"maps must be a (N, C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}")
+        raise ValueError(
+            f"maps must be a (N, C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}"
+        )
     n, c, h, w = maps.shape
     perm = torch.from_numpy(_pixel_permutations(int(seed), _ids(ids, n), c, h * w)).to(maps.device)
     return maps.reshape(n, c, h * w).gather(-1, perm).reshape(n, c, h, w)

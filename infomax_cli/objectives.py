@@ -19,7 +19,6 @@ from torch import nn
 
 from .geometry import Geometry, critic_view
 
-
 # --- MI lower bounds: pos (B, ...) scores of joint pairs, neg (K, B, ...) scores of product pairs ---
 
 
@@ -76,12 +75,16 @@ class LocalCritic(nn.Module):
         super().__init__()
         self.z_in = nn.Linear(maps, hidden)
         self.x_in = nn.Linear(1, hidden, bias=False)
-        self.body = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.body = nn.Sequential(
+            nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
 
     def forward(self, images: list[torch.Tensor], latent: torch.Tensor) -> torch.Tensor:
         """images: K tensors (B, 1, H, W); latent (B, maps, H, W) -> scores (K, B, H, W)."""
         hz = self.z_in(latent.permute(0, 2, 3, 1))
-        return torch.stack([self.body(hz + self.x_in(x.permute(0, 2, 3, 1))).squeeze(-1) for x in images])
+        return torch.stack(
+            [self.body(hz + self.x_in(x.permute(0, 2, 3, 1))).squeeze(-1) for x in images]
+        )
 
 
 class GlobalCritic(nn.Module):
@@ -95,9 +98,15 @@ class GlobalCritic(nn.Module):
         self.z_in = nn.Conv2d(maps, hidden, 3, stride=2)
         self.x_in = nn.Conv2d(1, hidden, 3, stride=2, bias=False)
         self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
-        )  # fmt: skip
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, stride=2),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, images: list[torch.Tensor], latent: torch.Tensor) -> torch.Tensor:
         """images: K tensors (B, 1, H, W); latent (B, maps, H, W) -> scores (K, B)."""
@@ -111,7 +120,13 @@ class PriorDiscriminator(nn.Module):
     def __init__(self, maps: int, hidden: int, stride: int = 4):
         super().__init__()
         self.stride = stride
-        self.net = nn.Sequential(nn.Linear(maps, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(maps, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
 
     def vectors(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent vectors on a regular grid of locations (every `stride` pixels): (B * locations, maps)."""
@@ -129,7 +144,15 @@ class DeepInfoMax(nn.Module):
     (`align` and the encoder's `geom`; see geometry.py): `resize` keeps the study's image resized to the
     latent, `geometry` crops both to the pixels each latent pixel's receptive field is centred on."""
 
-    def __init__(self, maps: int, hidden: int, bound: str = "jsd", negatives: int = 1, align: str = "resize", geom: Geometry | None = None):
+    def __init__(
+        self,
+        maps: int,
+        hidden: int,
+        bound: str = "jsd",
+        negatives: int = 1,
+        align: str = "resize",
+        geom: Geometry | None = None,
+    ):
         super().__init__()
         if bound not in BOUNDS:
             raise ValueError(f"unknown bound {bound!r}: use one of {sorted(BOUNDS)}")
@@ -155,7 +178,9 @@ class DeepInfoMax(nn.Module):
             "prior": nonsaturating_generator_loss(fake),
         }
 
-    def discriminator_loss(self, latent: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def discriminator_loss(
+        self, latent: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The prior discriminator's loss: uniform samples are real, (detached) latent vectors fake."""
         fake = self.prior.vectors(latent.detach())
         where = generator.device if generator is not None else fake.device

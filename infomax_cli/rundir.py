@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -20,7 +21,9 @@ ENCODER = "encoder.pt"
 CHECKPOINT = "checkpoint.pt"
 INFOPLANE = "infoplane.csv"
 REPORT = "report.html"
-FAILED = "failed.json"  # only while a job has stopped without finishing: its exit status and message
+FAILED = (
+    "failed.json"  # only while a job has stopped without finishing: its exit status and message
+)
 
 COMPARISON = "comparison.csv"
 WINNERS_CSV = "winners.csv"
@@ -68,7 +71,7 @@ PNG_OPTIONS = {"compress_level": 3}
 
 
 def bbox(fig: Any) -> str | None:
-    """"tight" (an extra drawing pass to crop the margins) unless the figure was laid out exactly."""
+    """ "tight" (an extra drawing pass to crop the margins) unless the figure was laid out exactly."""
     return None if getattr(fig, "infomax_exact_layout", False) else "tight"
 
 
@@ -77,7 +80,12 @@ def save_figure(path: Path, fig: Any) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=fig.dpi, bbox_inches=bbox(fig), pil_kwargs=PNG_OPTIONS))
+        return atomic_write(
+            path,
+            lambda tmp: fig.savefig(
+                tmp, format="png", dpi=fig.dpi, bbox_inches=bbox(fig), pil_kwargs=PNG_OPTIONS
+            ),
+        )
     finally:
         plt.close(fig)
 

@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,8 +59,10 @@ class SensitivityConfig:
 
     align: list[Align] = field(default_factory=lambda: [Align.geometry, Align.resize, Align.crop])
     bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
-    estimators: list[Estimator] = field(default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi])
-    n_images: Optional[int] = None
+    estimators: list[Estimator] = field(
+        default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi]
+    )
+    n_images: int | None = None
     device: DeviceKind = DeviceKind.auto
 
 
@@ -68,11 +70,13 @@ class SensitivityConfig:
 class Protocol:
     align: str
     estimator: str
-    bins: Optional[int]  # None for the estimators without bins
+    bins: int | None  # None for the estimators without bins
 
     @property
     def label(self) -> str:
-        return f"{self.align} {self.estimator}" + (f" {self.bins} bins" if self.bins is not None else "")
+        return f"{self.align} {self.estimator}" + (
+            f" {self.bins} bins" if self.bins is not None else ""
+        )
 
 
 def grid(aligns, bins, estimators) -> list[Protocol]:
@@ -80,7 +84,7 @@ def grid(aligns, bins, estimators) -> list[Protocol]:
     out = []
     for a in aligns:
         for e in estimators:
-            for b in (sorted(set(int(x) for x in bins)) if e == "histogram" else [None]):
+            for b in sorted(set(int(x) for x in bins)) if e == "histogram" else [None]:
                 out.append(Protocol(str(a), str(e), b))
     return list(dict.fromkeys(out))
 
@@ -96,13 +100,21 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
             cfg = OmegaConf.merge(cfg, given)
         out = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"the sensitivity grid ({path} and the flags) is not valid: {str(e).splitlines()[0]}")
+        raise ConfigError(
+            f"the sensitivity grid ({path} and the flags) is not valid: {str(e).splitlines()[0]}"
+        )
     if any(b < 2 for b in out.bins):
         raise ConfigError(f"bins must all be >= 2, got {list(out.bins)}")
     if out.n_images is not None and out.n_images < 1:
         raise ConfigError(f"--n-images must be >= 1 (or left out for all), got {out.n_images}")
-    if not out.align or not out.estimators or (Estimator.histogram in out.estimators and not out.bins):
-        raise ConfigError("the grid is empty: give at least one align mode, one estimator and (for the histogram) one bin count")
+    if (
+        not out.align
+        or not out.estimators
+        or (Estimator.histogram in out.estimators and not out.bins)
+    ):
+        raise ConfigError(
+            "the grid is empty: give at least one align mode, one estimator and (for the histogram) one bin count"
+        )
     return out
 
 
@@ -110,7 +122,9 @@ def job_config(job: Job):
     """The job's composed config (.hydra/config.yaml) on the schema, as run_job saw it."""
     path = job.path / ".hydra" / "config.yaml"
     if not path.is_file():
-        raise ConfigError(f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; re-measuring needs the job's config.")
+        raise ConfigError(
+            f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; re-measuring needs the job's config."
+        )
     config.register()
     try:
         return OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.load(path))
@@ -120,23 +134,34 @@ def job_config(job: Job):
 
 def own_protocol(cfg) -> Protocol:
     est = enum_value(cfg.measure.estimator)
-    return Protocol(enum_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None)
+    return Protocol(
+        enum_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None
+    )
 
 
 @torch.inference_mode()
-def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_images: Optional[int] = None, on_batch=None) -> list[dict]:
+def remeasure(
+    job: Job,
+    cfg,
+    protocols: list[Protocol],
+    device: torch.device,
+    n_images: int | None = None,
+    on_batch=None,
+) -> list[dict]:
     """The job's trained encoder re-measured under each protocol: one row per protocol with the means
     over images of the per-image mean and max MI (as summary.json has them), and the seconds it took."""
+    from . import mi
     from .data import load_datasets
     from .encoders import build_encoder
     from .experiment import _image_loader
     from .geometry import align
     from .measure import estimator_options
-    from . import mi
 
     weights = job.path / rundir.ENCODER
     if not weights.is_file():
-        raise RunError(f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it.")
+        raise RunError(
+            f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
+        )
     encoder = build_encoder(cfg.case, cfg.encoder)
     encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     encoder.to(device).eval()
@@ -157,12 +182,20 @@ def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_
         for mode in aligns:
             img, aligned = align(x, maps, mode, geom)
             # resize and crop leave maps of the image's size as they are: measured once for both
-            key = "as is" if mode in ("resize", "crop") and maps.shape[-2:] == x.shape[-2:] else mode
+            key = (
+                "as is" if mode in ("resize", "crop") and maps.shape[-2:] == x.shape[-2:] else mode
+            )
             for p in (p for p in protocols if p.align == mode):
                 if (key, p.estimator, p.bins) not in done:
                     t0 = time.perf_counter()
-                    opts = {**base, "estimator": p.estimator, "bins": p.bins if p.bins is not None else base["bins"]}
-                    done[key, p.estimator, p.bins] = mi.estimate_mi(img, aligned, seed=seed, ids=data.image_ids[lo : lo + len(idx)], **opts).numpy()
+                    opts = {
+                        **base,
+                        "estimator": p.estimator,
+                        "bins": p.bins if p.bins is not None else base["bins"],
+                    }
+                    done[key, p.estimator, p.bins] = mi.estimate_mi(
+                        img, aligned, seed=seed, ids=data.image_ids[lo : lo + len(idx)], **opts
+                    ).numpy()
                     seconds[p] += time.perf_counter() - t0
                 results[p].append(done[key, p.estimator, p.bins])
         if on_batch is not None:
@@ -170,11 +203,20 @@ def remeasure(job: Job, cfg, protocols: list[Protocol], device: torch.device, n_
     rows = []
     for p in protocols:
         m = np.concatenate(results[p])
-        rows.append({
-            "job": job.path.name, "case": str(cfg.case.name), "seed": seed, "align": p.align, "bins": p.bins,
-            "estimator": p.estimator, "n_images": n, "mi_mean": float(pd.Series(m.mean(1)).mean()),
-            "mi_max": float(pd.Series(m.max(1)).mean()), "seconds": round(seconds[p], 3),
-        })  # fmt: skip
+        rows.append(
+            {
+                "job": job.path.name,
+                "case": str(cfg.case.name),
+                "seed": seed,
+                "align": p.align,
+                "bins": p.bins,
+                "estimator": p.estimator,
+                "n_images": n,
+                "mi_mean": float(pd.Series(m.mean(1)).mean()),
+                "mi_max": float(pd.Series(m.max(1)).mean()),
+                "seconds": round(seconds[p], 3),
+            }
+        )
     return rows
 
 
@@ -188,7 +230,9 @@ def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
     """One row per (setting,) protocol from the per-job rows; `own`: {setting or None: Protocol}."""
     has_setting = "setting" in per_job.columns
     keys = (["setting"] if has_setting else []) + PROTOCOL
-    frame = per_job.assign(bins=per_job["bins"].astype("Int64").fillna(-1))  # -1: no bins (group keys cannot be NA)
+    frame = per_job.assign(
+        bins=per_job["bins"].astype("Int64").fillna(-1)
+    )  # -1: no bins (group keys cannot be NA)
     cases = sorted(frame["case"].astype(str).unique())
     wide = frame.groupby([*keys, "case"], sort=False)[["mi_max", "mi_mean"]].mean().unstack("case")
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
@@ -205,14 +249,22 @@ def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
         return (row["align"], row["estimator"], bins) == (p.align, p.estimator, p.bins)
 
     wide["own_protocol"] = wide.apply(is_own, axis=1).astype(bool)
-    reference = {(r["setting"] if has_setting else None): r["ranking"] for _, r in wide[wide.own_protocol].iterrows()}
-    wide["same_ranking"] = [reference.get(s) == r for s, r in zip(wide["setting"] if has_setting else [None] * len(wide), wide["ranking"])]
+    reference = {
+        (r["setting"] if has_setting else None): r["ranking"]
+        for _, r in wide[wide.own_protocol].iterrows()
+    }
+    wide["same_ranking"] = [
+        reference.get(s) == r
+        for s, r in zip(wide["setting"] if has_setting else [None] * len(wide), wide["ranking"])
+    ]
     if has_setting:  # otherwise the grid's order (the rows come in it)
         wide = wide.sort_values("setting", kind="stable")
     return wide.reset_index(drop=True)
 
 
-def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run(
+    sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Re-measure every finished job of the sweep under the grid; write sensitivity.csv and
     sensitivity_jobs.csv; return (table, per-job rows)."""
     from .experiment import pick_device, progress
@@ -224,9 +276,15 @@ def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
         if j.summary is None:
             log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
     if not finished:
-        raise ConfigError(f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure.")
+        raise ConfigError(
+            f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure."
+        )
     device = pick_device(enum_value(grid_cfg.device))
-    base = grid([enum_value(a) for a in grid_cfg.align], grid_cfg.bins, [enum_value(e) for e in grid_cfg.estimators])
+    base = grid(
+        [enum_value(a) for a in grid_cfg.align],
+        grid_cfg.bins,
+        [enum_value(e) for e in grid_cfg.estimators],
+    )
     cfgs = {j.path: job_config(j) for j in finished}
     settings = {j.path: j.setting for j in finished}
     multi = len(set(settings.values())) > 1
@@ -234,7 +292,9 @@ def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
     for j in finished:
         key = settings[j.path] if multi else None
         own.setdefault(key, own_protocol(cfgs[j.path]))
-    protocols = list(dict.fromkeys([*base, *own.values()]))  # the sweep's own protocol is the reference
+    protocols = list(
+        dict.fromkeys([*base, *own.values()])
+    )  # the sweep's own protocol is the reference
     total = sum(_n_measured(cfgs[j.path], grid_cfg.n_images) for j in finished)
     rows = []
     with progress(show_progress) as bar:
@@ -242,16 +302,25 @@ def run(sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
         for j in finished:
             cfg = cfgs[j.path]
             bar.update(task, info=f"case {cfg.case.name} seed {cfg.seed}")
-            for r in remeasure(j, cfg, protocols, device, grid_cfg.n_images, on_batch=lambda k: bar.advance(task, k)):
+            for r in remeasure(
+                j,
+                cfg,
+                protocols,
+                device,
+                grid_cfg.n_images,
+                on_batch=lambda k: bar.advance(task, k),
+            ):
                 rows.append({**({"setting": settings[j.path]} if multi else {}), **r})
-    per_job = pd.DataFrame(rows, columns=(["setting"] if multi else []) + JOB_COLUMNS).astype({"bins": "Int64"})
+    per_job = pd.DataFrame(rows, columns=(["setting"] if multi else []) + JOB_COLUMNS).astype(
+        {"bins": "Int64"}
+    )
     table = sensitivity_table(per_job, own)
     rundir.write_csv(sweep_dir / SENSITIVITY_JOBS, per_job)
     rundir.write_csv(sweep_dir / SENSITIVITY, table)
     return table, per_job
 
 
-def _n_measured(cfg, n_images: Optional[int]) -> int:
+def _n_measured(cfg, n_images: int | None) -> int:
     """How many images a job's re-measurement covers (for the progress bar)."""
     n = cfg.dataset.n_images
     if n is None:
@@ -276,12 +345,17 @@ def summary_lines(table: pd.DataFrame, per_job: pd.DataFrame) -> list[str]:
             + ", ".join(f"{c} in {k}" for c, k in best.items())
         )
     secs = per_job.groupby("estimator")["seconds"].sum()
-    lines.append("estimator time (all jobs): " + ", ".join(f"{e} {s:.1f} s" for e, s in secs.sort_values().items()))
+    lines.append(
+        "estimator time (all jobs): "
+        + ", ".join(f"{e} {s:.1f} s" for e, s in secs.sort_values().items())
+    )
     return lines
 
 
 def _label(row) -> str:
-    return f"{row['align']}, {row['estimator']}" + (f", {int(row['bins'])} bins" if not pd.isna(row["bins"]) else "")
+    return f"{row['align']}, {row['estimator']}" + (
+        f", {int(row['bins'])} bins" if not pd.isna(row["bins"]) else ""
+    )
 
 
 def show(table: pd.DataFrame, title: str) -> None:
@@ -300,9 +374,18 @@ def show(table: pd.DataFrame, title: str) -> None:
     for _, r in table.iterrows():
         style = "bold" if r.own_protocol else None
         bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
-        cells = [*([str(r["setting"])] if "setting" in table.columns else []), r["align"], r["estimator"], bins]
+        cells = [
+            *([str(r["setting"])] if "setting" in table.columns else []),
+            r["align"],
+            r["estimator"],
+            bins,
+        ]
         cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
-        cells += [r["best"], r["ranking"], "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]")]
+        cells += [
+            r["best"],
+            r["ranking"],
+            "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
+        ]
         t.add_row(*cells, style=style)
     Console(width=None if sys.stdout.isatty() else 140).print(t)
 
@@ -314,13 +397,42 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="infomax sensitivity", description=__doc__.splitlines()[0])
-    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a finished sweep (the directory of an `infomax run -m` multirun)")
-    p.add_argument("--align", nargs="+", choices=[a.value for a in Align], help="alignment modes (default: from conf/sensitivity.yaml)")
-    p.add_argument("--bins", nargs="+", type=int, help="histogram bins per axis (default: from conf/sensitivity.yaml)")
-    p.add_argument("--estimators", nargs="+", choices=[e.value for e in Estimator], help="MI estimators (default: from conf/sensitivity.yaml)")
-    p.add_argument("--n-images", type=int, help="re-measure only each job's first N images (faster; then the own-protocol row no longer equals the jobs' summaries)")
-    p.add_argument("--device", choices=[d.value for d in DeviceKind], help="auto | cpu | cuda (default: from conf/sensitivity.yaml)")
-    p.add_argument("--grid", type=Path, default=GRID_FILE, help=f"the grid file (default: {GRID_FILE})")
+    p.add_argument(
+        "sweep_dir",
+        metavar="SWEEP_DIR",
+        help="a finished sweep (the directory of an `infomax run -m` multirun)",
+    )
+    p.add_argument(
+        "--align",
+        nargs="+",
+        choices=[a.value for a in Align],
+        help="alignment modes (default: from conf/sensitivity.yaml)",
+    )
+    p.add_argument(
+        "--bins",
+        nargs="+",
+        type=int,
+        help="histogram bins per axis (default: from conf/sensitivity.yaml)",
+    )
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        choices=[e.value for e in Estimator],
+        help="MI estimators (default: from conf/sensitivity.yaml)",
+    )
+    p.add_argument(
+        "--n-images",
+        type=int,
+        help="re-measure only each job's first N images (faster; then the own-protocol row no longer equals the jobs' summaries)",
+    )
+    p.add_argument(
+        "--device",
+        choices=[d.value for d in DeviceKind],
+        help="auto | cpu | cuda (default: from conf/sensitivity.yaml)",
+    )
+    p.add_argument(
+        "--grid", type=Path, default=GRID_FILE, help=f"the grid file (default: {GRID_FILE})"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     return p
 
@@ -331,7 +443,14 @@ def main(argv: list[str]) -> int:
         args = parser().parse_args(argv)
         if args.grid != GRID_FILE and not args.grid.is_file():
             raise ConfigError(f"--grid {args.grid}: no such file")
-        grid_cfg = load_grid(args.grid, align=args.align, bins=args.bins, estimators=args.estimators, n_images=args.n_images, device=args.device)
+        grid_cfg = load_grid(
+            args.grid,
+            align=args.align,
+            bins=args.bins,
+            estimators=args.estimators,
+            n_images=args.n_images,
+            device=args.device,
+        )
         t0 = time.perf_counter()
         table, per_job = run(Path(args.sweep_dir), grid_cfg, show_progress=not args.quiet)
     except InfomaxError as e:
@@ -341,7 +460,9 @@ def main(argv: list[str]) -> int:
         show(table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})")
     for line in summary_lines(table, per_job):
         print(line)
-    print(f"wrote {Path(args.sweep_dir) / SENSITIVITY} and {SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {Path(args.sweep_dir) / SENSITIVITY} and {SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,10 +52,30 @@ from . import rundir
 
 LEVEL = 0.95
 # per case: MI, MI above the null (the maps against another image), the null itself, the untrained control
-METRICS = ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null", "mi_null_mean", "mi_null_max", "mi_mean_init", "mi_max_init")
+METRICS = (
+    "mi_mean",
+    "mi_max",
+    "mi_mean_above_null",
+    "mi_max_above_null",
+    "mi_null_mean",
+    "mi_null_max",
+    "mi_mean_init",
+    "mi_max_init",
+)
 PAIRWISE_METRICS = ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null")
 STATS_COLUMNS = ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images", "n_units"]
-PAIRWISE_COLUMNS = ["metric", "case_x", "case_y", "diff", "ci_low", "ci_high", "n_seeds", "n_images", "significant", "n_units"]
+PAIRWISE_COLUMNS = [
+    "metric",
+    "case_x",
+    "case_y",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_images",
+    "significant",
+    "n_units",
+]
 WINNER_COLUMNS = ["case", "wins", "share", "ci_low", "ci_high", "n_units"]
 PAIRWISE = rundir.PAIRWISE
 STUDY_CASE = "c"  # the study's finding: case c keeps the most information
@@ -105,7 +126,9 @@ def crossed_halfwidth(x: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, 
     ms_unit = s * unit_means.var(-1, ddof=1)
     resid = x - seed_means[..., :, None] - unit_means[..., None, :] + m[..., None, None]
     ms_resid = (resid**2).sum((-2, -1)) / ((s - 1) * (g - 1))
-    h2 = t_quantile(s - 1, level) ** 2 * ms_seed + t_quantile(g - 1, level) ** 2 * np.maximum(ms_unit - ms_resid, 0.0)
+    h2 = t_quantile(s - 1, level) ** 2 * ms_seed + t_quantile(g - 1, level) ** 2 * np.maximum(
+        ms_unit - ms_resid, 0.0
+    )
     return m, np.sqrt(h2 / (s * g))
 
 
@@ -114,7 +137,9 @@ def _finish(m: float, h: float, n_seeds: int, n_units: int, design: str) -> Inte
     return Interval(m, m - h, m + h, int(n_seeds), int(n_units), design)
 
 
-def interval(cells: pd.DataFrame, value: str = "value", level: float = LEVEL, units_random: bool = True) -> Interval:
+def interval(
+    cells: pd.DataFrame, value: str = "value", level: float = LEVEL, units_random: bool = True
+) -> Interval:
     """The mean of `value` over seeds and units with its `level` interval (module docstring).
 
     `cells`: a frame with columns `seed`, `unit` and `value`; several rows of one (seed, unit) are
@@ -124,11 +149,15 @@ def interval(cells: pd.DataFrame, value: str = "value", level: float = LEVEL, un
     f = cells[["seed", "unit", value]].dropna()
     if f.empty:
         return Interval(math.nan, math.nan, math.nan, 0, 0, "none")
-    table = f.groupby(["seed", "unit"], sort=True)[value].mean().unstack("unit")  # seeds x units, NaN: not measured
+    table = (
+        f.groupby(["seed", "unit"], sort=True)[value].mean().unstack("unit")
+    )  # seeds x units, NaN: not measured
     return table_interval(table, level, units_random)
 
 
-def table_interval(table: pd.DataFrame, level: float = LEVEL, units_random: bool = True) -> Interval:
+def table_interval(
+    table: pd.DataFrame, level: float = LEVEL, units_random: bool = True
+) -> Interval:
     """`interval` of a seeds x units table of cell values (NaN: a cell not measured)."""
     table = table.dropna(axis=0, how="all").dropna(axis=1, how="all")
     if table.empty:
@@ -167,7 +196,9 @@ def wilson(p, n, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
-def effective_n(p: np.ndarray, half: np.ndarray, n_images: int, n_units: int, level: float = LEVEL) -> np.ndarray:
+def effective_n(
+    p: np.ndarray, half: np.ndarray, n_images: int, n_units: int, level: float = LEVEL
+) -> np.ndarray:
     """The effective sample size of shares p whose design-based interval half-widths are `half`:
     z^2 p(1-p)/half^2, at most n_images. A share of 0 or 1 (or a zero half-width) has no variance to
     read it from: it takes the most clustered other share's (n_images / the largest design effect), or
@@ -207,8 +238,17 @@ def read_per_image(jobs, columns: Sequence[str] | None = None) -> pd.DataFrame:
             continue
         t = pd.read_csv(job.path / rundir.MI_PER_IMAGE)
         t["group"] = units_of(t, job.summary).to_numpy()
-        keep = ["image_id", "label", "group", *[c for c in t.columns if c not in ("image_id", "label", "group", "best_map")
-                                                 and (columns is None or c in columns)]]  # fmt: skip
+        keep = [
+            "image_id",
+            "label",
+            "group",
+            *[
+                c
+                for c in t.columns
+                if c not in ("image_id", "label", "group", "best_map")
+                and (columns is None or c in columns)
+            ],
+        ]
         t = t[[c for c in keep if c in t.columns]].copy()
         t.insert(0, "seed", int(job.summary.get("seed", 0)))
         t.insert(0, "case", str(job.summary["case"]))
@@ -227,8 +267,7 @@ def _by_setting(frame: pd.DataFrame):
     if "setting" not in frame.columns:
         yield None, frame
         return
-    for setting, rows in frame.groupby("setting", sort=True):
-        yield setting, rows
+    yield from frame.groupby("setting", sort=True)
 
 
 def _with_setting(rows: list[dict], columns: list[str], has_setting: bool) -> pd.DataFrame:
@@ -256,14 +295,26 @@ def stats_table(per_image: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         for case, g in part.groupby("case", sort=True):
             for metric in metrics:
                 ci = interval(g, metric, level)
-                rows.append({**({"setting": setting} if has_setting else {}), "case": case, "metric": metric, "mean": ci.mean,
-                             "ci_low": ci.ci_low, "ci_high": ci.ci_high, "n_seeds": ci.n_seeds, "n_images": _n_images(g),
-                             "n_units": ci.n_units})  # fmt: skip
+                rows.append(
+                    {
+                        **({"setting": setting} if has_setting else {}),
+                        "case": case,
+                        "metric": metric,
+                        "mean": ci.mean,
+                        "ci_low": ci.ci_low,
+                        "ci_high": ci.ci_high,
+                        "n_seeds": ci.n_seeds,
+                        "n_images": _n_images(g),
+                        "n_units": ci.n_units,
+                    }
+                )
     out = _with_setting(rows, STATS_COLUMNS, has_setting)
     return out.astype({"n_seeds": int, "n_images": int, "n_units": int})
 
 
-def pairwise_table(per_image: pd.DataFrame, level: float = LEVEL, metrics: Sequence[str] = PAIRWISE_METRICS) -> pd.DataFrame:
+def pairwise_table(
+    per_image: pd.DataFrame, level: float = LEVEL, metrics: Sequence[str] = PAIRWISE_METRICS
+) -> pd.DataFrame:
     """For each metric and each pair of cases x < y: the mean difference x - y over the images both
     measured (paired by seed and image_id, averaged per unit) with its interval; `significant`: the
     interval excludes 0."""
@@ -272,21 +323,43 @@ def pairwise_table(per_image: pd.DataFrame, level: float = LEVEL, metrics: Seque
     rows = []
     for setting, part in _by_setting(per_image):
         part = part.assign(case=part["case"].astype(str), unit=_unit_column(part))
-        tables = {case: g.set_index(["seed", "image_id"]) for case, g in part.groupby("case", sort=True)}
+        tables = {
+            case: g.set_index(["seed", "image_id"]) for case, g in part.groupby("case", sort=True)
+        }
         for metric in metrics:
             for x, y in itertools.combinations(sorted(tables), 2):
-                both = tables[x][["unit", metric]].merge(tables[y][[metric]], how="inner", left_index=True, right_index=True, suffixes=("_x", "_y"))
+                both = tables[x][["unit", metric]].merge(
+                    tables[y][[metric]],
+                    how="inner",
+                    left_index=True,
+                    right_index=True,
+                    suffixes=("_x", "_y"),
+                )
                 if both.empty:
                     continue
-                d = pd.DataFrame({"seed": both.index.get_level_values("seed"), "unit": both["unit"].to_numpy(),
-                                  "value": (both[f"{metric}_x"] - both[f"{metric}_y"]).to_numpy()})  # fmt: skip
+                d = pd.DataFrame(
+                    {
+                        "seed": both.index.get_level_values("seed"),
+                        "unit": both["unit"].to_numpy(),
+                        "value": (both[f"{metric}_x"] - both[f"{metric}_y"]).to_numpy(),
+                    }
+                )
                 ci = interval(d, "value", level)
-                rows.append({
-                    **({"setting": setting} if has_setting else {}), "metric": metric, "case_x": x, "case_y": y,
-                    "diff": ci.mean, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "n_seeds": ci.n_seeds,
-                    "n_images": _n_images(both.reset_index()),
-                    "significant": bool(ci.ci_low > 0 or ci.ci_high < 0), "n_units": ci.n_units,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        **({"setting": setting} if has_setting else {}),
+                        "metric": metric,
+                        "case_x": x,
+                        "case_y": y,
+                        "diff": ci.mean,
+                        "ci_low": ci.ci_low,
+                        "ci_high": ci.ci_high,
+                        "n_seeds": ci.n_seeds,
+                        "n_images": _n_images(both.reset_index()),
+                        "significant": bool(ci.ci_low > 0 or ci.ci_high < 0),
+                        "n_units": ci.n_units,
+                    }
+                )
     out = _with_setting(rows, PAIRWISE_COLUMNS, has_setting)
     return out.astype({"n_seeds": int, "n_images": int, "significant": bool, "n_units": int})
 
@@ -309,7 +382,9 @@ def winner_names(values: pd.DataFrame) -> pd.Series:
     """The winning case of each row, tied cases joined by '=' ('a=c')."""
     credit = winner_credit(values)
     cols = np.asarray(values.columns, dtype=str)
-    return pd.Series(["=".join(cols[row > 0]) for row in credit.to_numpy()], index=values.index, dtype=object)
+    return pd.Series(
+        ["=".join(cols[row > 0]) for row in credit.to_numpy()], index=values.index, dtype=object
+    )
 
 
 def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
@@ -318,19 +393,33 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     interval with the design's effective sample size (module docstring), and `n_units`, the independent
     image units (`group`; the image itself without one). Seeds (and settings) are the replicates."""
     cases = [c.removeprefix("mi_max_") for c in comp.columns if c.startswith("mi_max_")]
-    credit = winner_credit(comp[[f"mi_max_{c}" for c in cases]].set_axis(cases, axis=1))  # ties split
+    credit = winner_credit(
+        comp[[f"mi_max_{c}" for c in cases]].set_axis(cases, axis=1)
+    )  # ties split
     wins = credit.sum(axis=0).reindex(cases, fill_value=0.0)
     n = len(comp)
     counts = wins.to_numpy()
-    out = pd.DataFrame({"case": cases, "wins": counts.astype(int) if np.allclose(counts, counts.round()) else counts, "share": counts / max(n, 1)})
+    out = pd.DataFrame(
+        {
+            "case": cases,
+            "wins": counts.astype(int) if np.allclose(counts, counts.round()) else counts,
+            "share": counts / max(n, 1),
+        }
+    )
     if comp.empty or not cases:
         return out.assign(ci_low=np.nan, ci_high=np.nan, n_units=0)[WINNER_COLUMNS]
     keys = [k for k in ("setting", "seed") if k in comp.columns]
-    seed = comp[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("0", index=comp.index)
+    seed = (
+        comp[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("0", index=comp.index)
+    )
     unit = _unit_column(comp)
     half, n_units = [], 0
     for c in cases:
-        ci = interval(pd.DataFrame({"seed": seed, "unit": unit, "value": credit[c].to_numpy()}), "value", level)
+        ci = interval(
+            pd.DataFrame({"seed": seed, "unit": unit, "value": credit[c].to_numpy()}),
+            "value",
+            level,
+        )
         half.append((ci.ci_high - ci.ci_low) / 2)
         n_units = ci.n_units
     n_eff = effective_n(out["share"].to_numpy(), np.asarray(half), n, unit.nunique(), level)
@@ -345,7 +434,9 @@ def per_image_frame(jobs) -> pd.DataFrame:
     """The finished jobs' rows for stats.csv: columns [setting,] case, seed, image_id, group and the
     metrics every job has (`setting` only when the jobs have more than one setting)."""
     long = read_per_image(jobs, METRICS)
-    metrics = [m for m in METRICS if m in long.columns and long[m].notna().all()]  # an _init column some jobs lack: left out
+    metrics = [
+        m for m in METRICS if m in long.columns and long[m].notna().all()
+    ]  # an _init column some jobs lack: left out
     long = long[["setting", "case", "seed", "image_id", "group", *metrics]]
     return long if long["setting"].nunique() > 1 else long.drop(columns="setting")
 

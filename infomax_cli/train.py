@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -33,7 +33,12 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_states(gen: torch.Generator, noise: torch.Generator) -> dict:
-    states = {"data": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    states = {
+        "data": gen.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if noise is not gen:
         states["noise"] = noise.get_state()
     return states
@@ -56,9 +61,9 @@ def train(
     tcfg,
     seed: int,
     device: torch.device,
-    checkpoint: Optional[Path] = None,
-    on_step: Optional[Callable[[int, dict], None]] = None,
-    stop: Callable[[], Optional[str]] = lambda: None,
+    checkpoint: Path | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+    stop: Callable[[], str | None] = lambda: None,
 ) -> list[dict]:
     """Train for `tcfg.steps` steps and return the loss history (one dict per step).
 
@@ -67,7 +72,9 @@ def train(
     `stop()` is polled after every step: a signal name stops training after a checkpoint.
     """
     critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
-    fused = device.type == "cuda"  # one kernel per optimiser step on the GPU; the CPU keeps torch's default
+    fused = (
+        device.type == "cuda"
+    )  # one kernel per optimiser step on the GPU; the CPU keeps torch's default
     opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=tcfg.lr, fused=fused)
     opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr, fused=fused)
     gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
@@ -91,11 +98,18 @@ def train(
         nonlocal saved_at
         saved_at = step
         if checkpoint is not None:
-            save_torch(checkpoint, {
-                "step": step, "history": history, "rng": _rng_states(gen, noise),
-                "encoder": encoder.state_dict(), "dim": dim.state_dict(),
-                "opt": opt.state_dict(), "opt_d": opt_d.state_dict(),
-            })  # fmt: skip
+            save_torch(
+                checkpoint,
+                {
+                    "step": step,
+                    "history": history,
+                    "rng": _rng_states(gen, noise),
+                    "encoder": encoder.state_dict(),
+                    "dim": dim.state_dict(),
+                    "opt": opt.state_dict(),
+                    "opt_d": opt_d.state_dict(),
+                },
+            )
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
@@ -105,7 +119,9 @@ def train(
 
     def gradients(fwd, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
         z, terms = fwd(x)
-        loss = tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        loss = (
+            tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         return z, terms, loss
@@ -121,11 +137,15 @@ def train(
         x = images(idx)
         try:
             z, terms, loss = gradients(forward, x)
-        except Exception as e:  # torch.compile compiles (and can fail) on a call; no weight has moved yet
+        except (
+            Exception
+        ) as e:  # torch.compile compiles (and can fail) on a call; no weight has moved yet
             if forward is eager:
                 raise
-            log.warning(f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first_line(e)[:300]}); "
-                        "training goes on without it (same model, eager mode).")  # fmt: skip
+            log.warning(
+                f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first_line(e)[:300]}); "
+                "training goes on without it (same model, eager mode)."
+            )
             forward = eager
             z, terms, loss = gradients(forward, x)
         opt.step()
@@ -134,7 +154,9 @@ def train(
         d_loss.backward()
         opt_d.step()
 
-        values = torch.stack([loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]).tolist()  # one sync a step
+        values = torch.stack(
+            [loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]
+        ).tolist()  # one sync a step
         row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
         bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
         if bad:

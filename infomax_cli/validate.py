@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import mi
-from .rundir import atomic_write
 from .errors import ConfigError
+from .rundir import atomic_write
 
 BINS = 20
 STUDY_N = 96 * 96
@@ -33,8 +33,16 @@ COLUMNS = ["estimator", "options", "task", "n", "truth", "mean", "std", "bias"]
 # (estimator, options label, estimate_mi keyword arguments)
 ESTIMATORS = [
     ("histogram", "bins=20", {"estimator": "histogram", "bins": BINS}),
-    ("histogram", "bins=20 miller_madow", {"estimator": "histogram", "bins": BINS, "miller_madow": True}),
-    ("histogram", "bins=20 quantile", {"estimator": "histogram", "bins": BINS, "binning": "quantile"}),
+    (
+        "histogram",
+        "bins=20 miller_madow",
+        {"estimator": "histogram", "bins": BINS, "miller_madow": True},
+    ),
+    (
+        "histogram",
+        "bins=20 quantile",
+        {"estimator": "histogram", "bins": BINS, "binning": "quantile"},
+    ),
     ("ksg", "k=3 samples=1024", {"estimator": "ksg", "ksg_k": 3, "ksg_samples": 1024}),
     ("gcmi", "bias-corrected", {"estimator": "gcmi"}),
 ]
@@ -72,7 +80,10 @@ def _uniform_truth(eps: float) -> float:
 
 # (task, sampler, truth: a number, or None for "binned entropy of the sample")
 TASKS = [
-    *((f"gaussian_rho={r:g}", _gaussian(r), -0.5 * math.log(1 - r * r)) for r in (0.0, 0.25, 0.5, 0.75, 0.9)),
+    *(
+        (f"gaussian_rho={r:g}", _gaussian(r), -0.5 * math.log(1 - r * r))
+        for r in (0.0, 0.25, 0.5, 0.75, 0.9)
+    ),
     *((f"uniform_eps={e:g}", _uniform(e), _uniform_truth(e)) for e in (0.1, 0.75)),
     ("monotone_rho=0.75", _monotone, -0.5 * math.log(1 - 0.75**2)),
     ("identity", _identity, None),
@@ -113,7 +124,9 @@ def run_validation(sizes: Iterable[int], seeds: int) -> pd.DataFrame:
                     continue  # I(X; X) is infinite for a continuous X: KSG and GCMI are not scored on it
                 if truth is None:
                     binning = kwargs.get("binning", "width")
-                    true = float(np.mean([binned_entropy(p[0], kwargs["bins"], binning) for p in pairs]))
+                    true = float(
+                        np.mean([binned_entropy(p[0], kwargs["bins"], binning) for p in pairs])
+                    )
                 else:
                     true = truth
                 est = mi.estimate_mi(x, y, seed=t, **kwargs)[:, 0].double().numpy()
@@ -137,8 +150,23 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.plot([0, top], [0, top], color="gray", lw=1, ls="--", label="estimate = truth")
         for i, (name, options, _) in enumerate(ESTIMATORS):
             d = df[(df.n == n) & (df.estimator == name) & (df.options == options)]
-            ax.errorbar(d.truth, d["mean"], yerr=d["std"], fmt="os^Dv"[i], ms=5, capsize=2, alpha=0.8, label=f"{name} {options}")
-        ax.set(xlabel="true MI (nats)", ylabel="estimated MI (nats)", title=f"n = {n} samples per pair", xlim=(0, top), ylim=(0, top))
+            ax.errorbar(
+                d.truth,
+                d["mean"],
+                yerr=d["std"],
+                fmt="os^Dv"[i],
+                ms=5,
+                capsize=2,
+                alpha=0.8,
+                label=f"{name} {options}",
+            )
+        ax.set(
+            xlabel="true MI (nats)",
+            ylabel="estimated MI (nats)",
+            title=f"n = {n} samples per pair",
+            xlim=(0, top),
+            ylim=(0, top),
+        )
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -153,10 +181,21 @@ def show(df: pd.DataFrame) -> None:
 
     table = Table(title="MI estimators against known MI (nats)")
     for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("n", "truth", "mean", "std", "bias") else "left")
+        table.add_column(
+            col, justify="right" if col in ("n", "truth", "mean", "std", "bias") else "left"
+        )
     for r in df.itertuples(index=False):
         flag = "bold red" if abs(r.bias) > 0.05 else ""
-        table.add_row(r.estimator, r.options, r.task, str(r.n), f"{r.truth:.4f}", f"{r.mean:.4f}", f"{r.std:.4f}", f"[{flag}]{r.bias:+.4f}" if flag else f"{r.bias:+.4f}")
+        table.add_row(
+            r.estimator,
+            r.options,
+            r.task,
+            str(r.n),
+            f"{r.truth:.4f}",
+            f"{r.mean:.4f}",
+            f"{r.std:.4f}",
+            f"[{flag}]{r.bias:+.4f}" if flag else f"{r.bias:+.4f}",
+        )
     Console(width=None if sys.stdout.isatty() else 120).print(table)
 
 
@@ -168,7 +207,9 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str]) -> int:
     """`infomax validate [--out DIR] [--seeds N] [--quick]`: writes validation.csv and validation.png."""
     parser = _Parser(prog="infomax validate", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/validate", help="output directory (default: outputs/validate)")
+    parser.add_argument(
+        "--out", default="outputs/validate", help="output directory (default: outputs/validate)"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="samples per task (default: 5)")
     parser.add_argument("--quick", action="store_true", help="a small run: 2 seeds, n = 1024 only")
     try:
@@ -183,15 +224,21 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "validation.csv", lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
+        atomic_write(
+            out / "validation.csv", lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g")
+        )
         plot(df, out / "validation.png")
     except OSError as e:
         print(f"infomax validate: cannot write to {out}: {e}", file=sys.stderr)
         return 1
     show(df)
-    gauss = df[df.task.str.startswith("gaussian") & (df.n == max(sizes)) & (df.options != "bins=20")]
-    print(f"wrote {out / 'validation.csv'} and {out / 'validation.png'}; "
-          f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): {gauss.bias.abs().max():.4f} nats")  # fmt: skip
+    gauss = df[
+        df.task.str.startswith("gaussian") & (df.n == max(sizes)) & (df.options != "bins=20")
+    ]
+    print(
+        f"wrote {out / 'validation.csv'} and {out / 'validation.png'}; "
+        f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): {gauss.bias.abs().max():.4f} nats"
+    )
     return 0
 
 

@@ -18,9 +18,14 @@ config.register()
 
 # A tiny job: a dozen images, two steps. Every override a user could type.
 TINY = [
-    "dataset=samples", "dataset.n_images=12", "dataset.per_photo=1", "train.steps=2",
-    "train.batch_size=4", "measure.batch_size=8", "device=cpu",
-]  # fmt: skip
+    "dataset=samples",
+    "dataset.n_images=12",
+    "dataset.per_photo=1",
+    "train.steps=2",
+    "train.batch_size=4",
+    "measure.batch_size=8",
+    "device=cpu",
+]
 
 
 def compose_cfg(overrides: list[str] = ()):
@@ -28,13 +33,19 @@ def compose_cfg(overrides: list[str] = ()):
         return compose(config_name="config", overrides=list(overrides))
 
 
-def infomax(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def infomax(
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `infomax ARGS` as a user would, in a fresh process."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "infomax_cli.cli", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-        timeout=timeout, env=full_env,
-    )  # fmt: skip
+        [sys.executable, "-m", "infomax_cli.cli", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 @pytest.fixture

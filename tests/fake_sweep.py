@@ -16,10 +16,22 @@ PHOTOS = ("chelsea", "horse", "astronaut", "camera", "coffee")
 
 
 def write_job(
-    sweep: Path, case: str, mi_max, seed: int = 0, *, mi_mean=None, mi_max_init=None, aligns: dict | None = None,
-    groups=None, labels=None, loss_mi=None, study_examples=(0, 1), old_format: bool = False,
-    extra: tuple[str, ...] = ("dataset=samples",), finished: bool = True,
-) -> Path:  # fmt: skip
+    sweep: Path,
+    case: str,
+    mi_max,
+    seed: int = 0,
+    *,
+    mi_mean=None,
+    mi_max_init=None,
+    aligns: dict | None = None,
+    groups=None,
+    labels=None,
+    loss_mi=None,
+    study_examples=(0, 1),
+    old_format: bool = False,
+    extra: tuple[str, ...] = ("dataset=samples",),
+    finished: bool = True,
+) -> Path:
     """One job of case `case`: per-image `mi_max` (mi_mean = mi_max / 2 unless given); `aligns`: {A:
     mi_max under alignment A}; `groups`: each image's unit (default: PHOTOS in turn); `loss_mi`: the
     objective's MI estimate per step (default 0.1); `old_format`: the columns of runs written before
@@ -34,26 +46,76 @@ def write_job(
     mi_max_init = mi_max * 0.8 if mi_max_init is None else np.asarray(mi_max_init, dtype=float)
     groups = [PHOTOS[i % len(PHOTOS)] for i in range(n)] if groups is None else list(groups)
     labels = groups if labels is None else list(labels)
-    t = pd.DataFrame({"image_id": range(n), "label": labels, "group": groups, "mi_mean": mi_mean, "mi_max": mi_max,
-                      "best_map": 0, "mi_null_mean": 0.02, "mi_null_max": 0.03, "mi_shuffled_mean": 0.02,
-                      "mi_mean_above_null": mi_mean - 0.02, "mi_max_above_null": mi_max - 0.03,
-                      "mi_mean_init": mi_max_init / 2, "mi_max_init": mi_max_init})  # fmt: skip
+    t = pd.DataFrame(
+        {
+            "image_id": range(n),
+            "label": labels,
+            "group": groups,
+            "mi_mean": mi_mean,
+            "mi_max": mi_max,
+            "best_map": 0,
+            "mi_null_mean": 0.02,
+            "mi_null_max": 0.03,
+            "mi_shuffled_mean": 0.02,
+            "mi_mean_above_null": mi_mean - 0.02,
+            "mi_max_above_null": mi_max - 0.03,
+            "mi_mean_init": mi_max_init / 2,
+            "mi_max_init": mi_max_init,
+        }
+    )
     for a, v in (aligns or {}).items():
         v = np.asarray(v, dtype=float)
         t[f"mi_mean_{a}"], t[f"mi_max_{a}"] = v / 2, v
     if old_format:
-        t = t[["image_id", "label", "mi_mean", "mi_max", "best_map", "mi_null_mean", "mi_mean_init", "mi_max_init"]]
+        t = t[
+            [
+                "image_id",
+                "label",
+                "mi_mean",
+                "mi_max",
+                "best_map",
+                "mi_null_mean",
+                "mi_mean_init",
+                "mi_max_init",
+            ]
+        ]
     t.to_csv(d / "mi_per_image.csv", index=False)
-    pd.DataFrame({"image_id": np.repeat(np.arange(n), 2), "label": np.repeat(labels, 2), "map": np.tile([0, 1], n),
-                  "mi": np.repeat(mi_max, 2), "mi_init": np.repeat(mi_max_init, 2)}).to_csv(d / "mi_per_map.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "image_id": np.repeat(np.arange(n), 2),
+            "label": np.repeat(labels, 2),
+            "map": np.tile([0, 1], n),
+            "mi": np.repeat(mi_max, 2),
+            "mi_init": np.repeat(mi_max_init, 2),
+        }
+    ).to_csv(d / "mi_per_map.csv", index=False)
     steps = np.arange(1, 6)
-    mi = np.full(len(steps), 0.1) if loss_mi is None else np.broadcast_to(np.asarray(loss_mi, dtype=float), steps.shape)
-    loss = {"step": steps, "loss": 2.8 - mi, "local": 1.386 - mi / 2, "global": 1.386 - mi / 2, "prior": 0.7, "prior_disc": 1.38}
+    mi = (
+        np.full(len(steps), 0.1)
+        if loss_mi is None
+        else np.broadcast_to(np.asarray(loss_mi, dtype=float), steps.shape)
+    )
+    loss = {
+        "step": steps,
+        "loss": 2.8 - mi,
+        "local": 1.386 - mi / 2,
+        "global": 1.386 - mi / 2,
+        "prior": 0.7,
+        "prior_disc": 1.38,
+    }
     if not old_format:
         loss.update(local_mi=mi / 2, global_mi=mi / 2)
     pd.DataFrame(loss).to_csv(d / "loss.csv", index=False)
-    summary = {"case": case, "seed": seed, "dataset": "samples", "n_images": n, "steps": 5, "bins": 20,
-               "mi_mean": float(mi_mean.mean()), "mi_max": float(mi_max.mean())}  # fmt: skip
+    summary = {
+        "case": case,
+        "seed": seed,
+        "dataset": "samples",
+        "n_images": n,
+        "steps": 5,
+        "bins": 20,
+        "mi_mean": float(mi_mean.mean()),
+        "mi_max": float(mi_max.mean()),
+    }
     if not old_format:
         summary.update(align="geometry", study_examples=list(study_examples))
     if finished:
@@ -61,8 +123,16 @@ def write_job(
     return d
 
 
-def two_level(means: dict, seeds=(0,), n_units: int = 20, per_unit: int = 4, sd_seed: float = 0.05, sd_unit: float = 0.2,
-              sd_noise: float = 0.05, rng_seed: int = 0) -> dict:  # fmt: skip
+def two_level(
+    means: dict,
+    seeds=(0,),
+    n_units: int = 20,
+    per_unit: int = 4,
+    sd_seed: float = 0.05,
+    sd_unit: float = 0.2,
+    sd_noise: float = 0.05,
+    rng_seed: int = 0,
+) -> dict:
     """{(case, seed): mi_max per image}: image i belongs to unit i % n_units; a unit effect shared by every
     case and seed (what pairing cancels), a case x unit effect (sd_unit / 4), a case x seed effect
     (sd_seed) and noise."""
@@ -74,7 +144,9 @@ def two_level(means: dict, seeds=(0,), n_units: int = 20, per_unit: int = 4, sd_
     for case, mu in means.items():
         case_unit = rng.normal(0, sd_unit / 4, n_units)[unit]
         for s in seeds:
-            out[case, s] = mu + shared + case_unit + rng.normal(0, sd_seed) + rng.normal(0, sd_noise, n)
+            out[case, s] = (
+                mu + shared + case_unit + rng.normal(0, sd_seed) + rng.normal(0, sd_noise, n)
+            )
     return out
 
 

@@ -4,8 +4,8 @@ the untrained control and other alignments beside it (synthetic job directories:
 import numpy as np
 import pandas as pd
 import pytest
-
 from fake_sweep import two_level, units, write_job
+
 from infomax_cli import claims
 from infomax_cli.compare import compare, find_jobs, print_found
 
@@ -13,17 +13,43 @@ T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df
 IMAGE = ["example_images", "winner_share", "mean_max_mi", "mean_mi"]
 
 
-def make(tmp_path, means, seeds=(0,), loss=None, init=None, aligns=None, sd_seed=0.02, n_units=20, per_unit=4, **kw):
+def make(
+    tmp_path,
+    means,
+    seeds=(0,),
+    loss=None,
+    init=None,
+    aligns=None,
+    sd_seed=0.02,
+    n_units=20,
+    per_unit=4,
+    **kw,
+):
     """A sweep: mi_max from the two-level model around `means` ({case: mean}); `loss`: {case: objective MI};
     `init`: {case: mean} of the untrained control; `aligns`: {A: {case: mean}}."""
-    values = two_level(means, seeds, n_units, per_unit, sd_seed=sd_seed, sd_unit=0.2, sd_noise=0.02, rng_seed=1)
-    init_values = two_level(init, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=2) if init else {}
-    align_values = {a: two_level(m, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=3 + i) for i, (a, m) in enumerate((aligns or {}).items())}
+    values = two_level(
+        means, seeds, n_units, per_unit, sd_seed=sd_seed, sd_unit=0.2, sd_noise=0.02, rng_seed=1
+    )
+    init_values = (
+        two_level(init, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=2) if init else {}
+    )
+    align_values = {
+        a: two_level(m, seeds, n_units, per_unit, sd_seed=sd_seed, rng_seed=3 + i)
+        for i, (a, m) in enumerate((aligns or {}).items())
+    }
     rng = np.random.default_rng(4)
     for (case, seed), v in values.items():
-        write_job(tmp_path, case, v, seed, groups=units(n_units, per_unit), mi_max_init=init_values.get((case, seed)),
-                  aligns={a: av[case, seed] for a, av in align_values.items()},
-                  loss_mi=None if loss is None else loss[case] + rng.normal(0, 0.002), **kw)  # fmt: skip
+        write_job(
+            tmp_path,
+            case,
+            v,
+            seed,
+            groups=units(n_units, per_unit),
+            mi_max_init=init_values.get((case, seed)),
+            aligns={a: av[case, seed] for a, av in align_values.items()},
+            loss_mi=None if loss is None else loss[case] + rng.normal(0, 0.002),
+            **kw,
+        )
     return tmp_path
 
 
@@ -42,13 +68,27 @@ LOSS = {"a": 0.10, "b": 0.05, "c": 0.30, "d": 0.15}
 def test_one_seed_never_establishes_a_claim_but_shows_the_estimates(tmp_path):
     t = table(make(tmp_path, FOUR, loss=LOSS))
     assert list(t.columns[:10]) == claims.CLAIM_COLUMNS
-    assert t.claim.tolist() == ["loss_curves", "example_images", "winner_share", "mean_max_mi", "mean_mi"]
+    assert t.claim.tolist() == [
+        "loss_curves",
+        "example_images",
+        "winner_share",
+        "mean_max_mi",
+        "mean_mi",
+    ]
     assert (t.status == "not established").all() and (t.n_seeds == 1).all()
     assert t.sentence.str.contains("not established (one training run per case)", regex=False).all()
     assert (t.best_case == "c").all() and (t.estimate > 0).all()
-    for claim in ("winner_share", "mean_max_mi", "mean_mi"):  # the interval over image units is still shown
+    for claim in (
+        "winner_share",
+        "mean_max_mi",
+        "mean_mi",
+    ):  # the interval over image units is still shown
         r = row(t, claim)
-        assert r.n_units == 20 and 0 < r.ci_low < r.ci_high and "over 20 image units of one training run" in r.sentence
+        assert (
+            r.n_units == 20
+            and 0 < r.ci_low < r.ci_high
+            and "over 20 image units of one training run" in r.sentence
+        )
     assert np.isnan(row(t, "loss_curves").ci_low) and row(t, "loss_curves").n_units == 0
     assert row(t, "example_images").n_units == 2
     assert claims.lines(t)[-1] == claims.ESTABLISH and "make study" in claims.ESTABLISH
@@ -80,8 +120,12 @@ def test_the_loss_claim_is_a_t_interval_over_seeds_by_hand(tmp_path):
             write_job(tmp_path, case, np.full(4, 0.5), seed, loss_mi=mi)
     r = row(table(tmp_path), "loss_curves")
     half = T2 * 0.1 / np.sqrt(3)
-    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))  # (-0.048, 0.448)
-    assert r.best_case == "c" and r.status == "not established" and r.n_seeds == 3 and r.n_units == 0
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx(
+        (0.2, 0.2 - half, 0.2 + half)
+    )  # (-0.048, 0.448)
+    assert (
+        r.best_case == "c" and r.status == "not established" and r.n_seeds == 3 and r.n_units == 0
+    )
     assert "not distinguishable from d" in r.sentence and "local_mi + global_mi" in r.statistic
 
 
@@ -115,19 +159,33 @@ def test_statistics_that_disagree_say_so(tmp_path):
 
 
 def test_a_claim_that_already_holds_before_training_says_so(tmp_path):
-    t = table(make(tmp_path, FOUR, seeds=range(5), loss=LOSS, init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55}))
+    t = table(
+        make(
+            tmp_path,
+            FOUR,
+            seeds=range(5),
+            loss=LOSS,
+            init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55},
+        )
+    )
     for claim in IMAGE:
         r = row(t, claim)
         assert r.init_best_case == "c" and r.init_status == "holds" and r.init_estimate > 0
         assert "already holds before training (untrained encoders: c − " in r.notes
-    one = table(make(tmp_path / "one", FOUR, loss=LOSS, init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55}))
+    one = table(
+        make(tmp_path / "one", FOUR, loss=LOSS, init={"a": 0.5, "b": 0.4, "c": 0.8, "d": 0.55})
+    )
     assert "case c is already best before training" in row(one, "mean_max_mi").notes
-    other = table(make(tmp_path / "other", FOUR, loss=LOSS, init={"a": 0.9, "b": 0.4, "c": 0.5, "d": 0.55}))
+    other = table(
+        make(tmp_path / "other", FOUR, loss=LOSS, init={"a": 0.9, "b": 0.4, "c": 0.5, "d": 0.55})
+    )
     assert "before training case a is best" in row(other, "mean_max_mi").notes
 
 
 def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
-    t = table(make(tmp_path, FOUR, seeds=range(3), aligns={"resize": FOUR, "crop": {**FOUR, "a": 1.3}}))
+    t = table(
+        make(tmp_path, FOUR, seeds=range(3), aligns={"resize": FOUR, "crop": {**FOUR, "a": 1.3}})
+    )
     for claim in IMAGE:
         r = row(t, claim)
         assert r.crop_best_case == "a" and r.resize_best_case == "c" and r.crop_status == "fails"
@@ -136,15 +194,27 @@ def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
     assert "crop_best_case" not in t.columns[:12]  # extras come after the contract's columns
 
 
-def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_chelsea_and_horse(tmp_path):
+def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_chelsea_and_horse(
+    tmp_path,
+):
     labels = ["astronaut", "chelsea", "horse", "camera"] * 3
     rng = np.random.default_rng(0)
     for case, mu in (("a", 0.5), ("c", 0.9)):
-        write_job(tmp_path, case, mu + rng.normal(0, 0.01, 12), labels=labels, groups=labels, loss_mi=mu, old_format=True)
+        write_job(
+            tmp_path,
+            case,
+            mu + rng.normal(0, 0.01, 12),
+            labels=labels,
+            groups=labels,
+            loss_mi=mu,
+            old_format=True,
+        )
     t = table(tmp_path)
     assert (t.n_units.tolist()[2:]) == [4, 4, 4]  # the 4 photographs, not 12 images
     assert "negated loss terms" in row(t, "loss_curves").statistic
-    assert row(t, "loss_curves").estimate == pytest.approx(0.4)  # the case difference of the MI estimates
+    assert row(t, "loss_curves").estimate == pytest.approx(
+        0.4
+    )  # the case difference of the MI estimates
     ex = row(t, "example_images")
     assert ex.n_units == 2 and "chelsea (image 1): case c, horse (image 2): case c" in ex.notes
     assert "chelsea and horse" in ex.sentence
@@ -153,7 +223,9 @@ def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_che
 def test_without_case_c_the_claims_cannot_be_tested(tmp_path):
     t = table(make(tmp_path, {"a": 0.5, "b": 0.4}))
     assert (t.status == "not established").all()
-    assert t.sentence.str.contains("cannot be tested: case c is not in the sweep", regex=False).all()
+    assert t.sentence.str.contains(
+        "cannot be tested: case c is not in the sweep", regex=False
+    ).all()
 
 
 def test_several_settings_get_a_leading_setting_column(tmp_path):
@@ -161,7 +233,10 @@ def test_several_settings_get_a_leading_setting_column(tmp_path):
         make(tmp_path, FOUR, extra=("dataset=samples", f"train.steps={steps}"))
     t = table(tmp_path)
     assert t.columns[0] == "setting" and list(t.columns[1:11]) == claims.CLAIM_COLUMNS
-    assert sorted(t.setting.unique()) == ["dataset=samples,train.steps=10", "dataset=samples,train.steps=5"]
+    assert sorted(t.setting.unique()) == [
+        "dataset=samples,train.steps=10",
+        "dataset=samples,train.steps=5",
+    ]
     assert len(t) == 10
     assert all(line.startswith("[dataset=samples,train.steps=") for line in claims.lines(t)[:-1])
 
@@ -184,7 +259,10 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
     t = table(make(tmp_path, FOUR, study_examples=()))
     r = row(t, "example_images")
     assert r.status == "not established" and pd.isna(r.best_case) and np.isnan(r.estimate)
-    assert r.sentence == "(ii) Example images: not available (the jobs name no study example images (study_examples))."
+    assert (
+        r.sentence
+        == "(ii) Example images: not available (the jobs name no study example images (study_examples))."
+    )
     assert row(t, "mean_max_mi").best_case == "c"  # the other claims are unaffected
 
 
@@ -192,6 +270,12 @@ def test_an_untrained_tie_is_called_a_tie_not_a_lead():
     from infomax_cli.claims import Claim, Verdict, init_note
 
     claim = Claim("mean_max_mi", "Mean max-MI", "the mean max-MI", "nats")
-    trained = Verdict({"a": 0.9, "c": 0.91}, "c", "a", 0.01, 0.0, 0.02, 5, 20, "holds", ("a",), (), ())
-    init = Verdict({"a": 0.8, "c": 0.8}, "c", "a", 0.0, -0.001, 0.001, 5, 20, "not established", (), (), ("a",))
-    assert init_note(trained, init, claim, "c").startswith("before training case c ties with case a")
+    trained = Verdict(
+        {"a": 0.9, "c": 0.91}, "c", "a", 0.01, 0.0, 0.02, 5, 20, "holds", ("a",), (), ()
+    )
+    init = Verdict(
+        {"a": 0.8, "c": 0.8}, "c", "a", 0.0, -0.001, 0.001, 5, 20, "not established", (), (), ("a",)
+    )
+    assert init_note(trained, init, claim, "c").startswith(
+        "before training case c ties with case a"
+    )

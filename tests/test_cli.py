@@ -8,15 +8,36 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY, infomax
 
-RUN_FILES = ["loss.csv", "loss.png", "mi_per_map.csv", "mi_per_image.csv", "summary.json", "encoder.pt"]
+RUN_FILES = [
+    "loss.csv",
+    "loss.png",
+    "mi_per_map.csv",
+    "mi_per_image.csv",
+    "summary.json",
+    "encoder.pt",
+]
 SUMMARY_KEYS = {
-    "case", "dataset", "n_images", "bins", "align", "seed", "steps", "mi_mean", "mi_max", "train_seconds",
-    "measure_seconds", "device", "mi_mean_init", "mi_max_init", "mi_null_mean", "mi_max_above_null", "mi_mean_above_null",
+    "case",
+    "dataset",
+    "n_images",
+    "bins",
+    "align",
+    "seed",
+    "steps",
+    "mi_mean",
+    "mi_max",
+    "train_seconds",
+    "measure_seconds",
+    "device",
+    "mi_mean_init",
+    "mi_max_init",
+    "mi_null_mean",
+    "mi_max_above_null",
+    "mi_mean_above_null",
     "study_examples",
-}  # fmt: skip
+}
 
 
 def check_run_dir(d, case, n_images=12):
@@ -29,18 +50,41 @@ def check_run_dir(d, case, n_images=12):
     assert list(loss.columns[:5]) == ["step", "loss", "local", "global", "prior"]
     assert loss["step"].tolist() == [1, 2]
     # each MI term's own estimate: 2 ln 2 - loss for the default JSD bound
-    assert loss["local_mi"].to_numpy() == pytest.approx(2 * 0.6931471805599453 - loss["local"].to_numpy(), abs=1e-5)
-    assert loss["global_mi"].to_numpy() == pytest.approx(2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5)
+    assert loss["local_mi"].to_numpy() == pytest.approx(
+        2 * 0.6931471805599453 - loss["local"].to_numpy(), abs=1e-5
+    )
+    assert loss["global_mi"].to_numpy() == pytest.approx(
+        2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5
+    )
     per_map = pd.read_csv(d / "mi_per_map.csv")
-    assert list(per_map.columns[:7]) == ["image_id", "label", "map", "mi", "mi_null", "mi_shuffled", "mi_init"]
+    assert list(per_map.columns[:7]) == [
+        "image_id",
+        "label",
+        "map",
+        "mi",
+        "mi_null",
+        "mi_shuffled",
+        "mi_init",
+    ]
     assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
     assert (per_map["mi"] >= -1e-9).all()
     per_image = pd.read_csv(d / "mi_per_image.csv")
-    assert list(per_image.columns[:6]) == ["image_id", "label", "group", "mi_mean", "mi_max", "best_map"]
+    assert list(per_image.columns[:6]) == [
+        "image_id",
+        "label",
+        "group",
+        "mi_mean",
+        "mi_max",
+        "best_map",
+    ]
     assert per_image["image_id"].tolist() == list(range(n_images))
     assert (per_image["group"] == per_image["label"]).all()  # samples: the photograph is the unit
-    assert per_image["mi_max_above_null"].to_numpy() == pytest.approx((per_image.mi_max - per_image.mi_null_max).to_numpy(), abs=1e-5)
-    assert summary["align"] == "geometry" and {"mi_max_resize", "mi_max_crop"} <= set(per_image.columns)
+    assert per_image["mi_max_above_null"].to_numpy() == pytest.approx(
+        (per_image.mi_max - per_image.mi_null_max).to_numpy(), abs=1e-5
+    )
+    assert summary["align"] == "geometry" and {"mi_max_resize", "mi_max_crop"} <= set(
+        per_image.columns
+    )
     assert summary["study_examples"] == [0, 1]  # the cat and the horse
     # the per-image table is the per-map table summarised
     g = per_map.groupby("image_id")["mi"]
@@ -48,14 +92,30 @@ def check_run_dir(d, case, n_images=12):
     assert per_image["mi_mean"].to_numpy() == pytest.approx(g.mean().to_numpy(), abs=1e-5)
     assert summary["mi_mean"] == pytest.approx(per_image["mi_mean"].mean(), abs=1e-5)
     plane = pd.read_csv(d / "infoplane.csv")
-    assert list(plane.columns) == ["step", "layer", "mi"] and sorted(plane["layer"].unique()) == [1, 2, 3, 4]
-    assert sorted(plane["step"].unique()) == [0]  # every 5 steps: only before training in a 2-step run
+    assert list(plane.columns) == ["step", "layer", "mi"] and sorted(plane["layer"].unique()) == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert sorted(plane["step"].unique()) == [
+        0
+    ]  # every 5 steps: only before training in a 2-step run
     assert (d / "report.html").is_file() and (d / "infoplane.png").is_file()
     pictures = sorted(p.name for p in (d / "features").glob("*.png"))
-    assert pictures == ["00000_chelsea.png", "00001_horse.png"]  # the cat and the horse of the study
+    assert pictures == [
+        "00000_chelsea.png",
+        "00001_horse.png",
+    ]  # the cat and the horse of the study
     # summary.json is written last: its presence means every other file is there
-    written = {p.relative_to(d): p.stat().st_mtime_ns for p in d.rglob("*") if p.is_file() and ".hydra" not in p.parts and p.name != "infomax.log"}
-    assert max(written, key=written.get).name == "summary.json", sorted(written, key=written.get)[-3:]
+    written = {
+        p.relative_to(d): p.stat().st_mtime_ns
+        for p in d.rglob("*")
+        if p.is_file() and ".hydra" not in p.parts and p.name != "infomax.log"
+    }
+    assert max(written, key=written.get).name == "summary.json", sorted(written, key=written.get)[
+        -3:
+    ]
     assert not (d / "checkpoint.pt").exists() and not (d / "failed.json").exists()
 
 
@@ -78,13 +138,31 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     r = infomax("run", "-m", "case=a,b,c,d", *TINY, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr
     for case in "abcd":
-        job = sweep / f"case={case},{','.join(sorted(o for o in TINY if not o.startswith('device')))}"
+        job = (
+            sweep / f"case={case},{','.join(sorted(o for o in TINY if not o.startswith('device')))}"
+        )
         assert job.is_dir(), sorted(p.name for p in sweep.iterdir())
         check_run_dir(job, case)
-    for name in ["comparison.csv", "winners.csv", "winners.png", "loss_curves.png", "stats.csv", "pairwise.csv", "claims.csv", "report.html"]:
+    for name in [
+        "comparison.csv",
+        "winners.csv",
+        "winners.png",
+        "loss_curves.png",
+        "stats.csv",
+        "pairwise.csv",
+        "claims.csv",
+        "report.html",
+    ]:
         assert (sweep / name).is_file(), name
     comp = pd.read_csv(sweep / "comparison.csv")
-    assert list(comp.columns) == ["image_id", "label", "group", *[f"mi_max_{c}" for c in "abcd"], *[f"mi_mean_{c}" for c in "abcd"], "winner"]
+    assert list(comp.columns) == [
+        "image_id",
+        "label",
+        "group",
+        *[f"mi_max_{c}" for c in "abcd"],
+        *[f"mi_mean_{c}" for c in "abcd"],
+        "winner",
+    ]
     assert len(comp) == 12
     best = comp[[f"mi_max_{c}" for c in "abcd"]].to_numpy().argmax(1)
     assert comp["winner"].tolist() == ["abcd"[i] for i in best]
@@ -93,12 +171,28 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
     out = " ".join(r.stdout.split())
-    assert "the study's claims" in out and "holds at 95%" not in out  # then the claims, never a one-seed verdict
-    assert out.endswith("`make study` (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them.")
+    assert (
+        "the study's claims" in out and "holds at 95%" not in out
+    )  # then the claims, never a one-seed verdict
+    assert out.endswith(
+        "`make study` (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them."
+    )
     assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
-    assert list(stats.columns[:7]) == ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images"]
-    assert set(stats["case"]) == set("abcd") and (stats["n_seeds"] == 1).all() and (stats["n_images"] == 12).all()
+    assert list(stats.columns[:7]) == [
+        "case",
+        "metric",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n_seeds",
+        "n_images",
+    ]
+    assert (
+        set(stats["case"]) == set("abcd")
+        and (stats["n_seeds"] == 1).all()
+        and (stats["n_images"] == 12).all()
+    )
     assert ((stats["ci_low"] <= stats["mean"]) & (stats["mean"] <= stats["ci_high"])).all()
     # `infomax compare` rebuilds the same table from the files
     before = (sweep / "comparison.csv").read_text()
@@ -108,25 +202,37 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert (sweep / "comparison.csv").read_text() == before
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "case=x"], "Could not find 'case/x'"),
-    (["run", "train.steps=abc"], "train.steps"),
-    (["run", "measure.align=diagonal"], "measure.align"),
-    (["run", "dataset=imagenet"], "dataset/imagenet"),
-    (["run", "dataset=samples", "train.batch_size=1"], "train.batch_size"),
-    (["run", "dataset=samples", "measure.bins=1"], "measure.bins"),
-    (["run", "dataset=samples", "train.lr=0"], "train.lr"),
-    (["run", "dataset=samples", "train.steps=0"], "train.steps"),
-    (["run", "dataset=samples", "dataset.n_images=100000"], "dataset.n_images"),
-    (["run", "train.foo=1"], "train.foo: Key 'foo' not in 'TrainConfig'"),
-    (["run", "dataset=samples", "+train.stepz=3"], "train.stepz is not a key of the config"),
-    (["run", "dataset=samples", "train.compile_mode=fast"], "train.compile_mode=fast is not allowed"),
-    (["run", "-m", "hydra/launcher=nope"], "choose one of basic, joblib, slurm, submitit_local"),
-    (["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=lots"], "hydra.launcher.n_jobs"),
-    (["run", "case=[a"], "no viable alternative"),
-    (["frobnicate"], "unknown command"),
-    (["compare"], "usage"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "case=x"], "Could not find 'case/x'"),
+        (["run", "train.steps=abc"], "train.steps"),
+        (["run", "measure.align=diagonal"], "measure.align"),
+        (["run", "dataset=imagenet"], "dataset/imagenet"),
+        (["run", "dataset=samples", "train.batch_size=1"], "train.batch_size"),
+        (["run", "dataset=samples", "measure.bins=1"], "measure.bins"),
+        (["run", "dataset=samples", "train.lr=0"], "train.lr"),
+        (["run", "dataset=samples", "train.steps=0"], "train.steps"),
+        (["run", "dataset=samples", "dataset.n_images=100000"], "dataset.n_images"),
+        (["run", "train.foo=1"], "train.foo: Key 'foo' not in 'TrainConfig'"),
+        (["run", "dataset=samples", "+train.stepz=3"], "train.stepz is not a key of the config"),
+        (
+            ["run", "dataset=samples", "train.compile_mode=fast"],
+            "train.compile_mode=fast is not allowed",
+        ),
+        (
+            ["run", "-m", "hydra/launcher=nope"],
+            "choose one of basic, joblib, slurm, submitit_local",
+        ),
+        (
+            ["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=lots"],
+            "hydra.launcher.n_jobs",
+        ),
+        (["run", "case=[a"], "no viable alternative"),
+        (["frobnicate"], "unknown command"),
+        (["compare"], "usage"),
+    ],
+)
 def test_bad_input_is_one_clear_line(tmp_path, args, needle):
     extra = [f"hydra.run.dir={tmp_path / 'run'}"] if args[0] == "run" else []
     r = infomax(*args, *extra)
@@ -137,7 +243,12 @@ def test_bad_input_is_one_clear_line(tmp_path, args, needle):
 
 
 def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):
-    r = infomax("run", "dataset=stl10", f"dataset.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
+    r = infomax(
+        "run",
+        "dataset=stl10",
+        f"dataset.root={tmp_path / 'nowhere'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert r.returncode == 2
     assert str(tmp_path / "nowhere") in r.stderr and "dataset=samples" in r.stderr
     assert "Traceback" not in r.stderr
@@ -160,14 +271,35 @@ def test_a_non_editable_install_finds_its_config(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheel_dir), str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", str(wheel_dir), str(source)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheel_dir.glob("*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
     r = subprocess.run(
-        [sys.executable, "-c", "from infomax_cli import config, sensitivity; print(config.CONF_DIR, sensitivity.GRID_FILE.is_file())"],
-        cwd=tmp_path, capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from infomax_cli import config, sensitivity; print(config.CONF_DIR, sensitivity.GRID_FILE.is_file())",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.stdout.split() == [str(target / "infomax_cli" / "conf"), "True"], r.stderr
-    r = subprocess.run([sys.executable, "-m", "infomax_cli.cli", "run", "case=d", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "infomax_cli.cli", "run", "case=d", "--cfg", "job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0 and "- deconv" in r.stdout and "name: d" in r.stdout, r.stderr

@@ -17,9 +17,32 @@ def make_job(sweep, case, mi_max, seed=0, finished=True, extra=("dataset=samples
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     n = len(mi_max)
-    pd.DataFrame({"image_id": range(n), "label": ["chelsea"] * n, "mi_mean": [m / 2 for m in mi_max], "mi_max": mi_max, "best_map": 0}).to_csv(d / "mi_per_image.csv", index=False)
-    pd.DataFrame({"image_id": [i for i in range(n) for _ in range(2)], "label": "chelsea", "map": [0, 1] * n, "mi": [m for m in mi_max for _ in range(2)]}).to_csv(d / "mi_per_map.csv", index=False)
-    pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.9], "local": [1.3, 1.2], "global": [1.3, 1.3], "prior": [0.7, 0.7]}).to_csv(d / "loss.csv", index=False)
+    pd.DataFrame(
+        {
+            "image_id": range(n),
+            "label": ["chelsea"] * n,
+            "mi_mean": [m / 2 for m in mi_max],
+            "mi_max": mi_max,
+            "best_map": 0,
+        }
+    ).to_csv(d / "mi_per_image.csv", index=False)
+    pd.DataFrame(
+        {
+            "image_id": [i for i in range(n) for _ in range(2)],
+            "label": "chelsea",
+            "map": [0, 1] * n,
+            "mi": [m for m in mi_max for _ in range(2)],
+        }
+    ).to_csv(d / "mi_per_map.csv", index=False)
+    pd.DataFrame(
+        {
+            "step": [1, 2],
+            "loss": [2.0, 1.9],
+            "local": [1.3, 1.2],
+            "global": [1.3, 1.3],
+            "prior": [0.7, 0.7],
+        }
+    ).to_csv(d / "loss.csv", index=False)
     if finished:
         (d / "summary.json").write_text(json.dumps({"case": case, "seed": seed}))
     return d
@@ -31,17 +54,38 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     make_job(tmp_path, "c", [0.5, 0.2, 0.8])
     found = compare(tmp_path)
     comp = pd.read_csv(tmp_path / "comparison.csv")
-    assert list(comp.columns) == ["image_id", "label", "group", "mi_max_a", "mi_max_b", "mi_max_c", "mi_mean_a", "mi_mean_b", "mi_mean_c", "winner"]
-    assert comp["group"].astype(str).tolist() == ["0", "1", "2"]  # a run without `group`, not the embedded set: each image its own unit
+    assert list(comp.columns) == [
+        "image_id",
+        "label",
+        "group",
+        "mi_max_a",
+        "mi_max_b",
+        "mi_max_c",
+        "mi_mean_a",
+        "mi_mean_b",
+        "mi_mean_c",
+        "winner",
+    ]
+    assert comp["group"].astype(str).tolist() == [
+        "0",
+        "1",
+        "2",
+    ]  # a run without `group`, not the embedded set: each image its own unit
     assert comp["winner"].tolist() == ["c", "a", "c"]
     wins = pd.read_csv(tmp_path / "winners.csv")
-    assert wins[["case", "wins", "share"]].to_dict("list") == {"case": ["a", "b", "c"], "wins": [1, 0, 2], "share": pytest.approx([1 / 3, 0, 2 / 3], abs=1e-5)}
+    assert wins[["case", "wins", "share"]].to_dict("list") == {
+        "case": ["a", "b", "c"],
+        "wins": [1, 0, 2],
+        "share": pytest.approx([1 / 3, 0, 2 / 3], abs=1e-5),
+    }
     assert ((wins["ci_low"] <= wins["share"]) & (wins["share"] <= wins["ci_high"])).all()
     assert (tmp_path / "stats.csv").is_file() and (tmp_path / "pairwise.csv").is_file()
     assert wins.loc[wins.case == "b", "ci_high"].item() > 0  # no wins, still a proper interval
     assert (pd.read_csv(tmp_path / "claims.csv")["status"] == "not established").all()  # one seed
     assert "verdict" not in found
-    assert (tmp_path / "winners.png").stat().st_size > 0 and (tmp_path / "loss_curves.png").stat().st_size > 0
+    assert (tmp_path / "winners.png").stat().st_size > 0 and (
+        tmp_path / "loss_curves.png"
+    ).stat().st_size > 0
     assert found["unfinished"] == [] and found["missing"] == []
 
 
@@ -57,12 +101,17 @@ def test_seeds_get_their_own_rows(tmp_path):
 def test_unfinished_and_missing_jobs_are_named(tmp_path, caplog):
     make_job(tmp_path, "a", [0.1])
     make_job(tmp_path, "b", [0.2], finished=False)
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["case=a,b,c", "dataset=samples"]}}}))
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"task": ["case=a,b,c", "dataset=samples"]}}})
+    )
     with caplog.at_level(logging.WARNING, logger="infomax"):
         found = compare(tmp_path)
     assert [j.path.name for j in found["unfinished"]] == ["case=b,dataset=samples"]
     assert found["missing"] == ["case=c dataset=samples"]
-    assert "case=b,dataset=samples has not finished" in caplog.text and "case=c dataset=samples is missing" in caplog.text
+    assert (
+        "case=b,dataset=samples has not finished" in caplog.text
+        and "case=c dataset=samples is missing" in caplog.text
+    )
     assert pd.read_csv(tmp_path / "comparison.csv")["winner"].tolist() == ["a"]
 
 

@@ -4,13 +4,12 @@ import dataclasses
 import typing
 
 import pytest
-from omegaconf.errors import ConfigAttributeError, ValidationError
+from conftest import ROOT, compose_cfg
 from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
-
-from conftest import ROOT, compose_cfg
 
 
 def test_defaults_reproduce_the_study():
@@ -18,12 +17,23 @@ def test_defaults_reproduce_the_study():
     assert cfg.dataset.name == "stl10" and cfg.dataset.split == config.Split.train
     assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (50, 64, 1e-4)
     assert cfg.measure.bins == 20 and cfg.measure.align == config.Align.geometry
-    assert cfg.measure.estimator == config.Estimator.histogram and cfg.objective == config.Objective.jsd
+    assert (
+        cfg.measure.estimator == config.Estimator.histogram
+        and cfg.objective == config.Objective.jsd
+    )
     assert (cfg.train.alpha, cfg.train.beta, cfg.train.gamma) == (0.5, 1.0, 0.1)
     assert cfg.encoder.maps == 32
 
 
-@pytest.mark.parametrize("case,layers,padding", [("a", ["conv"] * 4, 0), ("b", ["deconv"] * 4, 0), ("c", ["conv"] * 4, 1), ("d", ["deconv", "deconv", "conv", "conv"], 0)])
+@pytest.mark.parametrize(
+    "case,layers,padding",
+    [
+        ("a", ["conv"] * 4, 0),
+        ("b", ["deconv"] * 4, 0),
+        ("c", ["conv"] * 4, 1),
+        ("d", ["deconv", "deconv", "conv", "conv"], 0),
+    ],
+)
 def test_case_group(case, layers, padding):
     cfg = compose_cfg([f"case={case}"])
     assert (cfg.case.name, list(cfg.case.layers), cfg.case.padding) == (case, layers, padding)
@@ -34,7 +44,17 @@ def test_device_group(kind):
     assert compose_cfg([f"device={kind}"]).device.kind.value == kind
 
 
-@pytest.mark.parametrize("override", ["train.steps=abc", "measure.align=diagonal", "measure.estimator=magic", "objective=mine", "dataset.split=validation", "overwrite=maybe"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.steps=abc",
+        "measure.align=diagonal",
+        "measure.estimator=magic",
+        "objective=mine",
+        "dataset.split=validation",
+        "overwrite=maybe",
+    ],
+)
 def test_wrong_values_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ValidationError)):
         compose_cfg([override])
@@ -45,12 +65,22 @@ def test_unknown_key_fails():
         compose_cfg(["train.stepz=3"])
 
 
-@pytest.mark.parametrize("override,key", [
-    ("train.batch_size=1", "train.batch_size"), ("measure.bins=1", "measure.bins"), ("train.lr=0", "train.lr"),
-    ("train.lr=-1e-3", "train.lr"), ("train.steps=0", "train.steps"), ("dataset.n_images=0", "dataset.n_images"),
-    ("encoder.widths=[8,16]", "encoder.widths"), ("train.compile_mode=fast", "train.compile_mode"),
-    ("+train.stepz=3", "train.stepz"), ("+measure.bins_=5", "measure.bins_"), ("+sead=1", "sead"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("train.batch_size=1", "train.batch_size"),
+        ("measure.bins=1", "measure.bins"),
+        ("train.lr=0", "train.lr"),
+        ("train.lr=-1e-3", "train.lr"),
+        ("train.steps=0", "train.steps"),
+        ("dataset.n_images=0", "dataset.n_images"),
+        ("encoder.widths=[8,16]", "encoder.widths"),
+        ("train.compile_mode=fast", "train.compile_mode"),
+        ("+train.stepz=3", "train.stepz"),
+        ("+measure.bins_=5", "measure.bins_"),
+        ("+sead=1", "sead"),
+    ],
+)
 def test_range_checks_name_the_key(override, key):
     """Also keys added with '+' that the schema does not declare: Hydra accepts them, check() does not."""
     cfg = compose_cfg(["dataset=samples", override])
@@ -59,7 +89,11 @@ def test_range_checks_name_the_key(override, key):
 
 
 def test_the_schema_declares_every_key_of_every_preset():
-    for group, names in {"case": "abcd", "dataset": ["samples", "stl10"], "device": ["auto", "cpu", "cuda"]}.items():
+    for group, names in {
+        "case": "abcd",
+        "dataset": ["samples", "stl10"],
+        "device": ["auto", "cpu", "cuda"],
+    }.items():
         for name in names:
             assert config.unknown_keys(compose_cfg([f"{group}={name}"])) == []
 

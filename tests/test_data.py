@@ -30,7 +30,9 @@ def _rgb(n: int = N) -> np.ndarray:
 
 
 def _cfg(root, split="train", n_images=None, download=False, name="stl10"):
-    return DatasetConfig(name=name, root=str(root), split=Split(split), download=download, n_images=n_images)
+    return DatasetConfig(
+        name=name, root=str(root), split=Split(split), download=download, n_images=n_images
+    )
 
 
 def _luma(x: np.ndarray) -> np.ndarray:
@@ -48,7 +50,9 @@ def stl(tmp_path):
 def test_stl10_gray_values_orientation_and_labels(stl):
     root, x = stl
     ds = load_dataset(_cfg(root))
-    assert isinstance(ds, GrayImages) and ds.name == "stl10" and ds.split == "train" and len(ds) == N
+    assert (
+        isinstance(ds, GrayImages) and ds.name == "stl10" and ds.split == "train" and len(ds) == N
+    )
     b = ds.batch(np.arange(N))
     assert b.dtype == torch.float32 and b.shape == (N, 1, IMAGE_SIZE, IMAGE_SIZE)
     np.testing.assert_allclose(b[:, 0].numpy(), _luma(x), atol=1 / 255)
@@ -76,7 +80,9 @@ def test_stl10_reads_lazily_and_pickles_small(stl):
 
 def test_stl10_n_images_and_class_names_file(stl):
     root, x = stl
-    (root / "stl10_binary" / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(1, 11)) + "\n")
+    (root / "stl10_binary" / "class_names.txt").write_text(
+        "\n".join(f"c{i}" for i in range(1, 11)) + "\n"
+    )
     ds = load_dataset(_cfg(root, n_images=3))
     assert len(ds) == 3 and ds.labels == ["c3", "c1", "c3"] and ds.example_ids == [1, 0]
     assert ds.all_uint8().shape[0] == 3 and ds.image_ids.tolist() == [0, 1, 2]
@@ -148,23 +154,31 @@ def test_n_images_too_large_and_unknown_name(stl):
     with pytest.raises(ConfigError, match=r"dataset\.n_images=8 .*\(7 images\)"):
         load_dataset(_cfg(root, n_images=8))
     with pytest.raises(ConfigError, match="samples, stl10"):
-        load_dataset(SimpleNamespace(name="mnist", root=".", split="train", download=False, n_images=None))
+        load_dataset(
+            SimpleNamespace(name="mnist", root=".", split="train", download=False, n_images=None)
+        )
 
 
 def test_samples_shape_determinism_and_examples():
     ds = load_dataset(DatasetConfig(name="samples", per_photo=4))
     n_photos = len(set(ds.labels))
-    assert n_photos >= 18 and len(ds) == n_photos * 4 and ds.split == "train" and ds.name == "samples"
+    assert (
+        n_photos >= 18 and len(ds) == n_photos * 4 and ds.split == "train" and ds.name == "samples"
+    )
     b = ds.batch(np.arange(len(ds)))
     assert b.dtype == torch.float32 and b.shape == (len(ds), 1, IMAGE_SIZE, IMAGE_SIZE)
     assert b.min() >= 0 and b.max() <= 1 and b.std() > 0.1
     assert [ds.labels[i] for i in ds.example_ids] == ["chelsea", "horse"]
     assert all(ds.labels.count(name) == 4 for name in set(ds.labels))
-    assert len({tuple(ds.batch([i]).flatten().tolist()) for i in range(len(ds))}) == len(ds)  # all distinct
+    assert len({tuple(ds.batch([i]).flatten().tolist()) for i in range(len(ds))}) == len(
+        ds
+    )  # all distinct
     from infomax_cli import data
 
     data._samples.cache_clear()
-    cfg = SimpleNamespace(name="samples", root="", split="train", download=False, n_images=None, per_photo=4)
+    cfg = SimpleNamespace(
+        name="samples", root="", split="train", download=False, n_images=None, per_photo=4
+    )
     again = load_dataset(cfg)
     torch.testing.assert_close(again.all_uint8(), ds.all_uint8(), rtol=0, atol=0)
     assert again.labels == ds.labels and again.example_ids == ds.example_ids

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import CONF, TINY, compose_cfg, infomax
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from conftest import CONF, TINY, compose_cfg, infomax
 from infomax_cli.errors import ConfigError
 from infomax_cli.experiment import pick_device
 
@@ -73,7 +73,9 @@ def test_cuda_without_cuda_is_a_config_error_naming_the_fix(gpus):
 @pytest.mark.parametrize("kind", ["auto", "cpu", "cuda"])
 def test_the_device_group_gives_pick_device_its_kind(gpus, kind):
     gpus(1)
-    assert pick_device(compose_cfg([f"device={kind}"]).device.kind.value).type == ("cpu" if kind == "cpu" else "cuda")
+    assert pick_device(compose_cfg([f"device={kind}"]).device.kind.value).type == (
+        "cpu" if kind == "cpu" else "cuda"
+    )
 
 
 def test_a_single_run_takes_the_first_gpu(gpus, job_number):
@@ -94,7 +96,13 @@ def test_multirun_jobs_spread_over_the_gpus(gpus, job_number, num, expected):
 def test_cli_device_cuda_without_a_gpu_is_one_line_exit_2(tmp_path):
     """CUDA_VISIBLE_DEVICES='' hides every GPU, so this runs the same on a GPU machine."""
     args = [o for o in TINY if not o.startswith("device=")]
-    r = infomax("run", "device=cuda", *args, f"hydra.run.dir={tmp_path / 'run'}", env={"CUDA_VISIBLE_DEVICES": ""})
+    r = infomax(
+        "run",
+        "device=cuda",
+        *args,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "device=cpu" in lines[0] and "Traceback" not in r.stderr

@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from conftest import compose_cfg
 
 from infomax_cli.encoders import build_encoder, layer_sizes
-
-from conftest import compose_cfg
 
 STUDY_SIZES = {
     "a": [96, 94, 92, 90, 88],
@@ -20,7 +19,9 @@ def test_case_sizes_and_maps(case):
     cfg = compose_cfg([f"case={case}"])
     enc = build_encoder(cfg.case, cfg.encoder)
     assert layer_sizes(enc) == STUDY_SIZES[case]
-    assert [96, *enc.geometry(96).map_sizes] == STUDY_SIZES[case]  # what a run reports, from the geometry
+    assert [96, *enc.geometry(96).map_sizes] == STUDY_SIZES[
+        case
+    ]  # what a run reports, from the geometry
     out = enc(torch.rand(2, 1, 96, 96))
     assert out.shape == (2, 32, STUDY_SIZES[case][-1], STUDY_SIZES[case][-1])
     assert 0 <= out.min() and out.max() <= 1  # sigmoid latent, like the uniform prior

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose_cfg
+
 from infomax_cli.data import load_dataset
 from infomax_cli.encoders import Encoder, build_encoder, fan_in
 from infomax_cli.errors import ConfigError
@@ -32,7 +32,11 @@ def linear_encoder(case: str) -> Encoder:
     enc = encoder(case).double()
     with torch.no_grad():
         for i, block in enumerate(enc.blocks):
-            block.weight.fill_(1.0 / (block.weight.shape[0] * 9) if isinstance(block, torch.nn.ConvTranspose2d) else 1.0 / (block.weight.shape[1] * 9))
+            block.weight.fill_(
+                1.0 / (block.weight.shape[0] * 9)
+                if isinstance(block, torch.nn.ConvTranspose2d)
+                else 1.0 / (block.weight.shape[1] * 9)
+            )
             block.bias.fill_(2.0 if i == 0 else 0.0)
     return enc
 
@@ -40,7 +44,10 @@ def linear_encoder(case: str) -> Encoder:
 def centre(response: torch.Tensor) -> tuple[float, float]:
     """The centre of mass (row, column) of a non-negative 2-D response."""
     r = response.double().clamp_min(0)
-    rows, cols = torch.arange(r.shape[0], dtype=torch.float64), torch.arange(r.shape[1], dtype=torch.float64)
+    rows, cols = (
+        torch.arange(r.shape[0], dtype=torch.float64),
+        torch.arange(r.shape[1], dtype=torch.float64),
+    )
     return float((r.sum(1) * rows).sum() / r.sum()), float((r.sum(0) * cols).sum() / r.sum())
 
 
@@ -78,21 +85,39 @@ def test_untrained_a_and_c_compute_the_same_function_and_get_the_same_mi():
     mc = measure(c, lambda idx: x[idx], ids, cfg, 0, c.geometry(96), groups, alt_aligns=["resize"])
     np.testing.assert_allclose(ma.mi, mc.mi, atol=1e-6, rtol=0)
     np.testing.assert_allclose(ma.mi_null, mc.mi_null, atol=1e-6, rtol=0)
-    assert np.abs(ma.alt["resize"].max(1).mean() - mc.alt["resize"].max(1).mean()) > 0.05  # the old misalignment
+    assert (
+        np.abs(ma.alt["resize"].max(1).mean() - mc.alt["resize"].max(1).mean()) > 0.05
+    )  # the old misalignment
 
 
-@pytest.mark.parametrize("layers, padding, sizes, offsets", [
-    (["conv", "deconv", "conv", "deconv"], 0, (94, 96, 94, 96), (1, 0, 1, 0)),
-    (["conv", "conv"], 2, (98, 100), (-1, -2)),  # a padded conv grows the map and shifts it the other way
-    (["deconv", "deconv", "deconv"], 1, (96, 96, 96), (0, 0, 0)),  # transposed convs with padding 1 keep the size
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "layers, padding, sizes, offsets",
+    [
+        (["conv", "deconv", "conv", "deconv"], 0, (94, 96, 94, 96), (1, 0, 1, 0)),
+        (
+            ["conv", "conv"],
+            2,
+            (98, 100),
+            (-1, -2),
+        ),  # a padded conv grows the map and shifts it the other way
+        (
+            ["deconv", "deconv", "deconv"],
+            1,
+            (96, 96, 96),
+            (0, 0, 0),
+        ),  # transposed convs with padding 1 keep the size
+    ],
+)
 def test_user_defined_stacks_get_their_geometry(layers, padding, sizes, offsets):
     g = geometry(layers, 3, padding, 96)
     assert g.map_sizes == sizes and g.offsets == offsets and g.radius == len(layers)
     enc = Encoder(layers, [4] * (len(layers) - 1), 5, padding)
     assert [o.shape[-1] for o in enc(torch.rand(1, 1, 96, 96), all_layers=True)] == list(sizes)
     img, maps = align(torch.rand(2, 1, 96, 96), enc(torch.rand(2, 1, 96, 96)), "geometry", g)
-    assert img.shape == (2, 96 - 2 * len(layers), 96 - 2 * len(layers)) and maps.shape[-2:] == img.shape[-2:]
+    assert (
+        img.shape == (2, 96 - 2 * len(layers), 96 - 2 * len(layers))
+        and maps.shape[-2:] == img.shape[-2:]
+    )
 
 
 def test_kernel_five_has_a_wider_common_region():
@@ -100,12 +125,21 @@ def test_kernel_five_has_a_wider_common_region():
     assert g.radius == 8 and g.region == (8, 88) and g.map_sizes[-1] == 80 and g.offsets[-1] == 8
 
 
-@pytest.mark.parametrize("layers, kernel, padding, size, words", [
-    (["conv"] * 4, 4, 0, 96, "even"),
-    (["conv"] * 4, 3, 0, 9, "too small"),
-    (["conv"] * 4, 3, 0, 8, "too small"),
-    (["deconv"] * 4, 3, 3, 96, "do not cover"),  # padding 3 crops more than a 3x3 transposed conv adds
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "layers, kernel, padding, size, words",
+    [
+        (["conv"] * 4, 4, 0, 96, "even"),
+        (["conv"] * 4, 3, 0, 9, "too small"),
+        (["conv"] * 4, 3, 0, 8, "too small"),
+        (
+            ["deconv"] * 4,
+            3,
+            3,
+            96,
+            "do not cover",
+        ),  # padding 3 crops more than a 3x3 transposed conv adds
+    ],
+)
 def test_stacks_that_cannot_be_aligned_say_so_in_one_line(layers, kernel, padding, size, words):
     with pytest.raises(ConfigError, match=words) as e:
         geometry(layers, kernel, padding, size)
@@ -118,7 +152,9 @@ def test_a_case_that_cannot_be_aligned_fails_at_start():
     cfg = compose_cfg(["case=b", "case.padding=3"])
     with pytest.raises(ConfigError, match="do not cover"):
         config.check(cfg)
-    config.check(compose_cfg(["case=b", "case.padding=3", "measure.align=resize"]))  # resize needs no geometry
+    config.check(
+        compose_cfg(["case=b", "case.padding=3", "measure.align=resize"])
+    )  # resize needs no geometry
 
 
 def test_critics_see_the_same_pixels_as_the_measurement():
@@ -127,12 +163,16 @@ def test_critics_see_the_same_pixels_as_the_measurement():
     latent = torch.rand(1, 5, 88, 88)
     img, lat = critic_view(image, latent, "geometry", g)
     assert torch.equal(img[0, 0], image[0, 0, 4:92, 4:92]) and torch.equal(lat, latent)
-    img, lat = critic_view(image, latent, "resize", g)  # the study's choice: the image resized to the latent
+    img, lat = critic_view(
+        image, latent, "resize", g
+    )  # the study's choice: the image resized to the latent
     assert img.shape == (1, 1, 88, 88) and torch.equal(lat, latent)
     gb = geometry(["deconv"] * 4, 3, 0, 96)
     latent = torch.rand(1, 5, 104, 104)
     img, lat = critic_view(image, latent, "geometry", gb)
-    assert torch.equal(img[0, 0], image[0, 0, 4:92, 4:92]) and torch.equal(lat, latent[:, :, 8:96, 8:96])
+    assert torch.equal(img[0, 0], image[0, 0, 4:92, 4:92]) and torch.equal(
+        lat, latent[:, :, 8:96, 8:96]
+    )
 
 
 def test_the_information_plane_scores_every_layer_on_the_common_pixels():
@@ -161,5 +201,13 @@ def test_transposed_convolutions_start_at_the_scale_of_convolutions():
                 values.append(align(x, enc(x), "geometry", enc.geometry(96))[1].std().item())
         stds[case] = float(np.mean(values))
     assert max(stds.values()) / min(stds.values()) < 1.5, stds
-    weights = torch.cat([b.weight.flatten() * fan_in(b) ** 0.5 for case in CASES for b in encoder(case, seed=0).blocks])
-    assert weights.std().item() == pytest.approx(2**0.5, rel=0.05)  # N(0, 2 / fan_in) in every layer
+    weights = torch.cat(
+        [
+            b.weight.flatten() * fan_in(b) ** 0.5
+            for case in CASES
+            for b in encoder(case, seed=0).blocks
+        ]
+    )
+    assert weights.std().item() == pytest.approx(
+        2**0.5, rel=0.05
+    )  # N(0, 2 / fan_in) in every layer

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY, compose_cfg, infomax
 from PIL import Image
 
-from conftest import TINY, compose_cfg, infomax
 from infomax_cli.data import load_dataset, load_datasets, write_stl10_binary
 from infomax_cli.errors import ConfigError
 
@@ -25,7 +25,9 @@ def test_samples_hold_out_whole_photographs():
     # image ids, groups and pixels stay those of the whole set
     assert sorted([*trained.image_ids, *measured.image_ids]) == list(range(60))
     assert measured.groups == [whole.groups[i] for i in measured.image_ids]
-    assert np.array_equal(measured.all_uint8().numpy(), whole.all_uint8().numpy()[measured.image_ids])
+    assert np.array_equal(
+        measured.all_uint8().numpy(), whole.all_uint8().numpy()[measured.image_ids]
+    )
     # the study's example images, the cat and the horse, are measured
     assert [int(measured.image_ids[p]) for p in measured.study_examples] == [0, 1]
     same_a, same_b = load_datasets(cfg, holdout=False)
@@ -37,8 +39,12 @@ def test_a_folder_holds_out_its_heldout_labels(tmp_path):
     for label in ("cats", "dogs", "owls"):
         (tmp_path / label).mkdir()
         for k in range(3):
-            Image.fromarray(rng.integers(0, 256, (40, 50), dtype=np.uint8)).save(tmp_path / label / f"{k}.png")
-    cfg = compose_cfg(["dataset=folder", f"dataset.root={tmp_path}", "dataset.size=32", "dataset.heldout=[owls]"]).dataset
+            Image.fromarray(rng.integers(0, 256, (40, 50), dtype=np.uint8)).save(
+                tmp_path / label / f"{k}.png"
+            )
+    cfg = compose_cfg(
+        ["dataset=folder", f"dataset.root={tmp_path}", "dataset.size=32", "dataset.heldout=[owls]"]
+    ).dataset
     trained, measured = load_datasets(cfg, holdout=True)
     assert measured.labels == ["owls"] * 3 and set(trained.labels) == {"cats", "dogs"}
     whole = load_dataset(cfg)
@@ -46,16 +52,28 @@ def test_a_folder_holds_out_its_heldout_labels(tmp_path):
     # read per batch through the subset: the same pixels as the whole set's
     assert np.array_equal(measured.batch([2, 0]).numpy(), whole.batch([8, 6]).numpy())
     with pytest.raises(ConfigError, match="labels"):
-        load_datasets(compose_cfg(["dataset=folder", f"dataset.root={tmp_path}", "dataset.heldout=[bats]"]).dataset, holdout=True)
+        load_datasets(
+            compose_cfg(
+                ["dataset=folder", f"dataset.root={tmp_path}", "dataset.heldout=[bats]"]
+            ).dataset,
+            holdout=True,
+        )
 
 
 def test_stl10_measures_its_test_split(tmp_path):
     rng = np.random.default_rng(0)
-    write_stl10_binary(tmp_path, "train", rng.integers(0, 256, (6, 3, 96, 96), dtype=np.uint8), [1, 2, 3, 4, 5, 6])
-    write_stl10_binary(tmp_path, "test", rng.integers(0, 256, (4, 3, 96, 96), dtype=np.uint8), [4, 7, 1, 2])
+    write_stl10_binary(
+        tmp_path, "train", rng.integers(0, 256, (6, 3, 96, 96), dtype=np.uint8), [1, 2, 3, 4, 5, 6]
+    )
+    write_stl10_binary(
+        tmp_path, "test", rng.integers(0, 256, (4, 3, 96, 96), dtype=np.uint8), [4, 7, 1, 2]
+    )
     cfg = compose_cfg(["dataset=stl10", f"dataset.root={tmp_path}"]).dataset
     trained, measured = load_datasets(cfg, holdout=True)
-    assert (trained.split, len(trained)) == ("train", 6) and (measured.split, len(measured)) == ("test", 4)
+    assert (trained.split, len(trained)) == ("train", 6) and (measured.split, len(measured)) == (
+        "test",
+        4,
+    )
     assert [measured.labels[p] for p in measured.study_examples] == ["cat", "horse"]
 
 
@@ -63,17 +81,36 @@ def test_samples_without_heldout_photographs_say_so():
     with pytest.raises(ConfigError, match="dataset.heldout"):
         load_datasets(compose_cfg(["dataset=samples", "dataset.heldout=[]"]).dataset, holdout=True)
     with pytest.raises(ConfigError, match="unknown: moon2"):
-        load_datasets(compose_cfg(["dataset=samples", "dataset.heldout=[moon2]"]).dataset, holdout=True)
+        load_datasets(
+            compose_cfg(["dataset=samples", "dataset.heldout=[moon2]"]).dataset, holdout=True
+        )
 
 
 @pytest.mark.slow
 def test_the_learn_preset_measures_held_out_photographs(tmp_path):
     out = tmp_path / "run"
-    tiny = [o for o in TINY if not o.startswith(("dataset.n_images", "dataset.per_photo", "train.steps"))]
-    r = infomax("run", "case=d", "train=learn", *tiny, "dataset.n_images=40", "train.steps=3", f"hydra.run.dir={out}")
+    tiny = [
+        o
+        for o in TINY
+        if not o.startswith(("dataset.n_images", "dataset.per_photo", "train.steps"))
+    ]
+    r = infomax(
+        "run",
+        "case=d",
+        "train=learn",
+        *tiny,
+        "dataset.n_images=40",
+        "train.steps=3",
+        f"hydra.run.dir={out}",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((out / "summary.json").read_text())
-    assert s["holdout"] is True and s["n_train_images"] == 28 and s["n_images"] == 12 and s["lr"] == 3e-3
+    assert (
+        s["holdout"] is True
+        and s["n_train_images"] == 28
+        and s["n_images"] == 12
+        and s["lr"] == 3e-3
+    )
     per_image = pd.read_csv(out / "mi_per_image.csv")
     assert set(per_image.label) == set(HELD) and s["study_examples"] == [0, 1]
     loss = pd.read_csv(out / "loss.csv")

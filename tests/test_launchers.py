@@ -20,10 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import CONF, ROOT, TINY, infomax
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-
-from conftest import CONF, ROOT, TINY, infomax
 
 PRESETS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
@@ -36,7 +35,11 @@ ONE_THREAD = ["device.threads=1"]
 def launcher_cfg(name: str, overrides: list[str] = ()):
     """The composed config (with its hydra node) when `hydra/launcher=name` is given."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"hydra/launcher={name}", *overrides], return_hydra_config=True)
+        return compose(
+            config_name="config",
+            overrides=[f"hydra/launcher={name}", *overrides],
+            return_hydra_config=True,
+        )
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -44,7 +47,10 @@ def test_preset_composes_to_its_plugin(name):
     cfg = launcher_cfg(name, ["case=a", "device=cpu", "seed=1"])
     assert cfg.hydra.launcher._target_ == PRESETS[name]
     # job directories are named as before: by the job's overrides, not by the launcher (nor device)
-    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"] == "${hydra.job.override_dirname}"
+    assert (
+        OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"]
+        == "${hydra.job.override_dirname}"
+    )
     assert cfg.hydra.job.override_dirname == "case=a,seed=1"
     assert cfg.case.name == "a" and cfg.train.steps == 50  # the job's own config is untouched
 
@@ -60,7 +66,14 @@ def test_slurm_preset_one_gpu_a_time_limit_and_a_setup_hook():
 
 
 def test_slurm_preset_keys_override_and_resolve(tmp_path):
-    cfg = launcher_cfg("slurm", ["hydra.launcher.partition=gpu", "hydra.launcher.cpus_per_task=4", f"hydra.sweep.dir={tmp_path}"])
+    cfg = launcher_cfg(
+        "slurm",
+        [
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.cpus_per_task=4",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+    )
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["partition"] == "gpu"
     assert "export OMP_NUM_THREADS=4" in launcher["setup"]
@@ -118,7 +131,11 @@ def test_sweep_through_a_launcher_equals_the_basic_launcher(basic_sweep, tmp_pat
 
 # --- a job that fails, is stopped, or dies, whatever the launcher ---
 
-LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib"], "submitit_local": ["hydra/launcher=submitit_local"]}
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
 
 
 @pytest.mark.slow
@@ -127,11 +144,26 @@ def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
     """One diverging job: exit 1 (a runtime failure, not 2), its reason in failed.json, no traceback,
     and the other job of the sweep finishes and is compared."""
     out = tmp_path / "sweep"
-    r = infomax("run", "-m", *LAUNCHERS[name], "case=c", *TINY, "train.lr=1e30,1e-4", *ONE_THREAD, f"hydra.sweep.dir={out}")
+    r = infomax(
+        "run",
+        "-m",
+        *LAUNCHERS[name],
+        "case=c",
+        *TINY,
+        "train.lr=1e30,1e-4",
+        *ONE_THREAD,
+        f"hydra.sweep.dir={out}",
+    )
     assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
     assert "Traceback" not in r.stderr + r.stdout
-    assert "diverged at step" in r.stderr + r.stdout and "1 of 2 jobs did not finish" in r.stderr + r.stdout
-    failed, done = out / [d for d in job_dirs(out) if "1e+30" in d][0], out / [d for d in job_dirs(out) if "0.0001" in d][0]
+    assert (
+        "diverged at step" in r.stderr + r.stdout
+        and "1 of 2 jobs did not finish" in r.stderr + r.stdout
+    )
+    failed, done = (
+        out / [d for d in job_dirs(out) if "1e+30" in d][0],
+        out / [d for d in job_dirs(out) if "0.0001" in d][0],
+    )
     record = json.loads((failed / "failed.json").read_text())
     assert record["exit_code"] == 1 and "train.lr" in record["message"]
     assert not (failed / "summary.json").exists() and (done / "summary.json").is_file()
@@ -143,16 +175,29 @@ def submitit_worker(sweep_dir: Path, timeout: float = 120) -> int:
     """The pid of the process running the sweep's one submitit_local job, once it has a checkpoint."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = [p for p in (sweep_dir / ".submitit").glob("[0-9]*")] if (sweep_dir / ".submitit").is_dir() else []
+        workers = (
+            [p for p in (sweep_dir / ".submitit").glob("[0-9]*")]
+            if (sweep_dir / ".submitit").is_dir()
+            else []
+        )
         if workers and list(sweep_dir.glob("*/checkpoint.pt")):
             # the local executor names a job's folder by the pid of its controller, whose child runs the job
             controller = int(workers[0].name)
-            return int(Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0])
+            return int(
+                Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0]
+            )
         time.sleep(0.2)
     raise AssertionError("the submitit job never saved a checkpoint")
 
 
-LONG = [*TINY, *ONE_THREAD, "train.steps=150", "train.checkpoint_every=1", "hydra/launcher=submitit_local", "case=c"]
+LONG = [
+    *TINY,
+    *ONE_THREAD,
+    "train.steps=150",
+    "train.checkpoint_every=1",
+    "hydra/launcher=submitit_local",
+    "case=c",
+]
 
 
 @pytest.mark.slow
@@ -163,7 +208,9 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
     itself): the launcher's error becomes one line (exit 1). Either way the same command resumes it."""
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "infomax_cli.cli", "run", "-m", *LONG, f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         os.kill(submitit_worker(out), sig)
         stdout, stderr = proc.communicate(timeout=300)
@@ -174,7 +221,11 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
     (job,) = [out / d for d in job_dirs(out)]
     if sig == signal.SIGUSR2:
         record = json.loads((job / "failed.json").read_text())
-        assert record["exit_code"] == 140 and "SIGUSR2 at step" in record["message"] and "checkpoint saved" in record["message"]
+        assert (
+            record["exit_code"] == 140
+            and "SIGUSR2 at step" in record["message"]
+            and "checkpoint saved" in record["message"]
+        )
     else:
         assert "stopped without reporting back" in stderr
     step = torch.load(job / "checkpoint.pt", weights_only=False)["step"]

@@ -10,7 +10,16 @@ from infomax_cli.encoders import Encoder
 from infomax_cli.measure import layer_mi, measure, null_partners
 from infomax_cli.mi import histogram_mi
 
-MCFG = NS(estimator="histogram", bins=20, binning="width", miller_madow=False, ksg_k=3, ksg_samples=1024, align="resize", batch_size=3)
+MCFG = NS(
+    estimator="histogram",
+    bins=20,
+    binning="width",
+    miller_madow=False,
+    ksg_k=3,
+    ksg_samples=1024,
+    align="resize",
+    batch_size=3,
+)
 
 
 class Identity(torch.nn.Module):
@@ -28,10 +37,14 @@ def test_measure_matches_histogram_mi_and_the_null_is_the_floor():
     np.testing.assert_allclose(m.mi, histogram_mi(x[:, 0], Identity()(x)).numpy(), atol=1e-6)
     assert (m.mi[:, 2] == 0).all()  # a constant map carries no information
     assert (m.mi[:, 0] > 2.0).all()  # the image itself: its binned entropy, ~ln 20 at most
-    assert (m.mi_shuffled[:, :2] < 0.05).all()  # shuffled: only the estimator's bias, ~ (B-1)^2 / 2N = 0.02
+    assert (
+        m.mi_shuffled[:, :2] < 0.05
+    ).all()  # shuffled: only the estimator's bias, ~ (B-1)^2 / 2N = 0.02
     # the null: each image's maps against its partner image's pixels, exactly
     partners = null_partners(np.arange(7), np.arange(7), seed=0)
-    np.testing.assert_allclose(m.mi_null, histogram_mi(x[partners, 0], Identity()(x)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        m.mi_null, histogram_mi(x[partners, 0], Identity()(x)).numpy(), atol=1e-6
+    )
     assert sorted(m.examples) == [0, 5] and m.examples[5][1].shape == (3, 96, 96)
 
 
@@ -55,8 +68,9 @@ def test_null_partners_come_from_another_group_and_depend_on_seed_and_id_only():
 
 
 def _samples_batch(n: int = 24):
-    from infomax_cli.data import load_dataset
     from conftest import compose_cfg
+
+    from infomax_cli.data import load_dataset
 
     data = load_dataset(compose_cfg(["dataset=samples", f"dataset.n_images={n}"]).dataset)
     return data, data.batch(np.arange(n))
@@ -76,8 +90,25 @@ def test_every_number_is_the_same_whatever_the_batch_size(estimator):
     geom = enc.geometry(96)
     frames = []
     for batch in (3, 64):
-        cfg = NS(**{**vars(MCFG), "align": "geometry", "estimator": estimator, "ksg_samples": 200, "batch_size": batch})
-        m = measure(enc, lambda idx: x[idx], data.image_ids, cfg, 7, geom, data.groups, alt_aligns=["resize"])
+        cfg = NS(
+            **{
+                **vars(MCFG),
+                "align": "geometry",
+                "estimator": estimator,
+                "ksg_samples": 200,
+                "batch_size": batch,
+            }
+        )
+        m = measure(
+            enc,
+            lambda idx: x[idx],
+            data.image_ids,
+            cfg,
+            7,
+            geom,
+            data.groups,
+            alt_aligns=["resize"],
+        )
         init = replace(m, mi_null=None, mi_shuffled=None, alt={})
         frames.append([f.to_csv(index=False) for f in tables(data, m, init)])
     assert frames[0] == frames[1]

@@ -11,7 +11,8 @@ import torch
 from infomax_cli import mi as M
 
 needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device: the GPU path is checked on a lent GPU machine"
+    not torch.cuda.is_available(),
+    reason="no CUDA device: the GPU path is checked on a lent GPU machine",
 )
 
 
@@ -27,7 +28,12 @@ def brett_mi(x: np.ndarray, y: np.ndarray, bins: int) -> float:
 
 
 def reference(images: np.ndarray, maps: np.ndarray, bins: int) -> np.ndarray:
-    return np.array([[brett_mi(images[n], maps[n, c], bins) for c in range(maps.shape[1])] for n in range(len(maps))])
+    return np.array(
+        [
+            [brett_mi(images[n], maps[n, c], bins) for c in range(maps.shape[1])]
+            for n in range(len(maps))
+        ]
+    )
 
 
 def binned_entropy(x: np.ndarray, bins: int) -> float:
@@ -36,7 +42,9 @@ def binned_entropy(x: np.ndarray, bins: int) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def gaussian(rho: float, n: int = 4, side: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian(
+    rho: float, n: int = 4, side: int = 96, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = np.random.default_rng(seed)
     x = g.standard_normal((n, side, side))
     y = rho * x + math.sqrt(1 - rho**2) * g.standard_normal((n, side, side))
@@ -50,7 +58,15 @@ def structured(seed: int = 0, side: int = 24) -> tuple[np.ndarray, np.ndarray]:
     img = g.random((3, side, side)).astype(np.float32)
     noise = g.random((3, side, side)).astype(np.float32)
     maps = np.stack(
-        [noise, img + 0.3 * noise, img, np.full_like(img, 2.5), np.round(img * 4) / 4, np.maximum(img - 0.5 + 0.2 * noise, 0)], 1
+        [
+            noise,
+            img + 0.3 * noise,
+            img,
+            np.full_like(img, 2.5),
+            np.round(img * 4) / 4,
+            np.maximum(img - 0.5 + 0.2 * noise, 0),
+        ],
+        1,
     )
     return img, maps.astype(np.float32)
 
@@ -73,7 +89,9 @@ def test_agrees_with_numpy_histogram2d_on_random_and_structured_data(backend, bi
     img, maps = structured()
     got = M.histogram_mi(torch.from_numpy(img), torch.from_numpy(maps), bins).numpy()
     assert got.shape == (3, 6) and got.dtype == np.float32
-    assert np.abs(got - reference(img, maps, bins)).max() < 1e-5  # same bins as numpy: float32 rounding only
+    assert (
+        np.abs(got - reference(img, maps, bins)).max() < 1e-5
+    )  # same bins as numpy: float32 rounding only
     g = np.random.default_rng(bins)
     img, maps = g.standard_normal((2, 16, 20)), g.standard_normal((2, 3, 16, 20))
     got = M.histogram_mi(torch.from_numpy(img), torch.from_numpy(maps), bins).numpy()
@@ -84,7 +102,12 @@ def test_agrees_with_numpy_histogram2d_on_random_and_structured_data(backend, bi
 def test_agrees_with_numpy_on_uint8_images_and_mixed_dtypes(backend, bins):
     img, maps = structured(seed=1)
     u8 = (img * 255).astype(np.uint8)
-    for im, mp in ((u8, maps), (u8, maps.astype(np.float64)), (img, maps.astype(np.float64)), (u8, (maps * 40).astype(np.uint8))):
+    for im, mp in (
+        (u8, maps),
+        (u8, maps.astype(np.float64)),
+        (img, maps.astype(np.float64)),
+        (u8, (maps * 40).astype(np.uint8)),
+    ):
         got = M.histogram_mi(torch.from_numpy(im), torch.from_numpy(mp), bins).numpy()
         assert np.abs(got - reference(im, mp, bins)).max() < 1e-5, (im.dtype, mp.dtype)
 
@@ -95,7 +118,12 @@ def test_every_estimator_takes_other_dtypes_in_inference_mode(backend, dtype):
     y = torch.cat([y, y * 3], 1)
     with torch.inference_mode():
         yd = y > 0 if dtype == torch.bool else (y * 40).to(dtype)
-        for opts in ({}, {"binning": "quantile"}, {"estimator": "gcmi"}, {"estimator": "ksg", "ksg_samples": 100}):
+        for opts in (
+            {},
+            {"binning": "quantile"},
+            {"estimator": "gcmi"},
+            {"estimator": "ksg", "ksg_samples": 100},
+        ):
             got = M.estimate_mi(x.float(), yd, **opts)
             assert got.shape == (2, 2) and torch.isfinite(got).all() and (got > 0.05).all(), opts
         assert M.shuffle_pixels(yd, 0).dtype == dtype
@@ -103,8 +131,12 @@ def test_every_estimator_takes_other_dtypes_in_inference_mode(backend, dtype):
 
 def test_values_exactly_on_bin_edges_and_large_offsets_bin_as_numpy(backend):
     g = np.random.default_rng(2)
-    img = (g.integers(0, 11, (2, 30, 30)) / 10).astype(np.float32)  # 0.0, 0.1, ... on the edges of 10 bins
-    maps = np.stack([g.integers(0, 21, (2, 30, 30)) * 0.05, 1000 + g.random((2, 30, 30)) * 1e-3], 1).astype(np.float32)
+    img = (g.integers(0, 11, (2, 30, 30)) / 10).astype(
+        np.float32
+    )  # 0.0, 0.1, ... on the edges of 10 bins
+    maps = np.stack(
+        [g.integers(0, 21, (2, 30, 30)) * 0.05, 1000 + g.random((2, 30, 30)) * 1e-3], 1
+    ).astype(np.float32)
     for bins in (5, 10, 20):
         got = M.histogram_mi(torch.from_numpy(img), torch.from_numpy(maps), bins).numpy()
         assert np.abs(got - reference(img, maps, bins)).max() < 1e-5
@@ -113,22 +145,32 @@ def test_values_exactly_on_bin_edges_and_large_offsets_bin_as_numpy(backend):
 def test_numba_and_torch_paths_agree(monkeypatch):
     img, maps = structured(seed=3)
     args = torch.from_numpy(img), torch.from_numpy(maps)
-    a = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [M.estimate_mi(*args, estimator="gcmi")]
+    a = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [
+        M.estimate_mi(*args, estimator="gcmi")
+    ]
     ksg = M.estimate_mi(*args, estimator="ksg", ksg_samples=200)
     monkeypatch.setattr(M, "HAVE_NUMBA", False)
-    b = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [M.estimate_mi(*args, estimator="gcmi")]
+    b = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [
+        M.estimate_mi(*args, estimator="gcmi")
+    ]
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-6)
-    torch.testing.assert_close(ksg, M.estimate_mi(*args, estimator="ksg", ksg_samples=200), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        ksg, M.estimate_mi(*args, estimator="ksg", ksg_samples=200), rtol=0, atol=1e-6
+    )
 
 
 def test_chunking_does_not_change_results(monkeypatch, backend):
     img, maps = structured(seed=4)
     args = torch.from_numpy(img), torch.from_numpy(maps)
-    whole = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [M.estimate_mi(*args, binning="quantile")]
+    whole = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
+        M.estimate_mi(*args, binning="quantile")
+    ]
     monkeypatch.setattr(M, "_CHUNK", 1)
     monkeypatch.setattr(M, "_IMAGE_CHUNK", 1)
-    parts = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [M.estimate_mi(*args, binning="quantile")]
+    parts = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
+        M.estimate_mi(*args, binning="quantile")
+    ]
     for a, b in zip(whole, parts):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
@@ -138,7 +180,9 @@ def test_non_contiguous_inputs():
     t_img = torch.from_numpy(img.transpose(0, 2, 1).copy()).transpose(1, 2)
     t_maps = torch.from_numpy(np.repeat(maps, 2, axis=1))[:, ::2]
     assert not t_img.is_contiguous() and not t_maps.is_contiguous()
-    torch.testing.assert_close(M.histogram_mi(t_img, t_maps), torch.from_numpy(reference(img, maps, 20)).float())
+    torch.testing.assert_close(
+        M.histogram_mi(t_img, t_maps), torch.from_numpy(reference(img, maps, 20)).float()
+    )
 
 
 # ------------------------------------------------------------------------------- known values
@@ -165,7 +209,16 @@ def test_miller_madow_moves_independent_estimate_towards_zero(backend):
     assert 0 <= abs(corrected) < plain / 2
 
 
-@pytest.mark.parametrize("opts", [{}, {"miller_madow": True}, {"binning": "quantile"}, {"estimator": "ksg"}, {"estimator": "gcmi"}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"miller_madow": True},
+        {"binning": "quantile"},
+        {"estimator": "ksg"},
+        {"estimator": "gcmi"},
+    ],
+)
 def test_gaussian_rho_075_is_near_its_closed_form(opts):
     x, y = gaussian(0.75, n=4)
     truth = -0.5 * math.log(1 - 0.75**2)  # 0.4133
@@ -178,13 +231,23 @@ def test_uniform_plus_noise_ksg_near_closed_form():
     g = np.random.default_rng(6)
     x = g.random((3, 64, 64))
     y = x + g.uniform(-0.75, 0.75, x.shape)
-    got = M.estimate_mi(torch.from_numpy(x), torch.from_numpy(y)[:, None], estimator="ksg").mean().item()
+    got = (
+        M.estimate_mi(torch.from_numpy(x), torch.from_numpy(y)[:, None], estimator="ksg")
+        .mean()
+        .item()
+    )
     assert abs(got - 1 / 3) < 0.05
 
 
 def test_constant_arrays_give_zero(backend):
     img, maps = structured()
-    for opts in ({}, {"miller_madow": True}, {"binning": "quantile", "miller_madow": True}, {"estimator": "ksg", "ksg_samples": 100}, {"estimator": "gcmi"}):
+    for opts in (
+        {},
+        {"miller_madow": True},
+        {"binning": "quantile", "miller_madow": True},
+        {"estimator": "ksg", "ksg_samples": 100},
+        {"estimator": "gcmi"},
+    ):
         got = M.estimate_mi(torch.from_numpy(img), torch.from_numpy(maps), **opts)
         assert (got[:, 3] == 0).all(), opts
         flat = M.estimate_mi(torch.zeros(3, 24, 24), torch.from_numpy(maps), **opts)
@@ -195,7 +258,12 @@ def test_non_finite_pairs_get_nan(backend):
     img, maps = structured()
     maps[1, 2, 3, 4] = np.nan
     img[2, 0, 0] = np.inf
-    for opts in ({}, {"binning": "quantile"}, {"estimator": "ksg", "ksg_samples": 100}, {"estimator": "gcmi"}):
+    for opts in (
+        {},
+        {"binning": "quantile"},
+        {"estimator": "ksg", "ksg_samples": 100},
+        {"estimator": "gcmi"},
+    ):
         got = M.estimate_mi(torch.from_numpy(img), torch.from_numpy(maps), **opts)
         assert torch.isnan(got[1, 2]) and torch.isnan(got[2]).all(), opts
         assert torch.isfinite(got[0]).all() and torch.isfinite(got[1, :2]).all(), opts
@@ -206,9 +274,14 @@ def test_quantile_bins_are_exactly_invariant_to_monotone_transforms(backend):
     a = M.estimate_mi(x, y, binning="quantile", miller_madow=True)
     b = M.estimate_mi(torch.exp(3 * x), y**3 - 5, binning="quantile", miller_madow=True)
     assert torch.equal(a, b)
-    assert torch.equal(M.estimate_mi(x, y, estimator="gcmi"), M.estimate_mi(torch.exp(3 * x), y**3, estimator="gcmi"))
+    assert torch.equal(
+        M.estimate_mi(x, y, estimator="gcmi"),
+        M.estimate_mi(torch.exp(3 * x), y**3, estimator="gcmi"),
+    )
     width = M.estimate_mi(torch.exp(3 * x), y)
-    assert (width < a - 0.1).all()  # equal-width bins are not invariant: most of exp(3x) falls in one bin
+    assert (
+        width < a - 0.1
+    ).all()  # equal-width bins are not invariant: most of exp(3x) falls in one bin
 
 
 def test_quantile_bins_keep_ties_together():
@@ -237,9 +310,13 @@ def test_ksg_matches_a_kd_tree_reference_on_the_same_samples():
 def test_ksg_does_not_depend_on_how_images_are_batched():
     x, y = gaussian(0.5, n=4, side=32)
     whole = M.estimate_mi(x, y, estimator="ksg", ksg_samples=300, seed=7)
-    assert torch.equal(whole[:2], M.estimate_mi(x[:2], y[:2], estimator="ksg", ksg_samples=300, seed=7))
+    assert torch.equal(
+        whole[:2], M.estimate_mi(x[:2], y[:2], estimator="ksg", ksg_samples=300, seed=7)
+    )
     # a later batch, given its images' global ids, draws what the whole batch drew for them
-    assert torch.equal(whole[2:], M.estimate_mi(x[2:], y[2:], estimator="ksg", ksg_samples=300, seed=7, ids=[2, 3]))
+    assert torch.equal(
+        whole[2:], M.estimate_mi(x[2:], y[2:], estimator="ksg", ksg_samples=300, seed=7, ids=[2, 3])
+    )
     assert not torch.equal(whole, M.estimate_mi(x, y, estimator="ksg", ksg_samples=300, seed=8))
 
 
@@ -267,7 +344,14 @@ def test_bad_shapes_and_dtypes_raise_value_error(images, maps):
 
 @pytest.mark.parametrize(
     "opts",
-    [{"bins": 1}, {"bins": 2.5}, {"estimator": "kde"}, {"binning": "log"}, {"estimator": "ksg", "ksg_k": 0}, {"estimator": "ksg", "ksg_samples": 3}],
+    [
+        {"bins": 1},
+        {"bins": 2.5},
+        {"estimator": "kde"},
+        {"binning": "log"},
+        {"estimator": "ksg", "ksg_k": 0},
+        {"estimator": "ksg", "ksg_samples": 3},
+    ],
 )
 def test_bad_options_raise_value_error(opts):
     with pytest.raises(ValueError):
@@ -283,7 +367,9 @@ def test_shuffle_pixels_permutes_each_map_reproducibly():
     assert s.shape == maps.shape and s.dtype == maps.dtype
     assert torch.equal(s.reshape(3, 4, -1).sort(-1).values, maps.reshape(3, 4, -1).sort(-1).values)
     assert torch.equal(s, M.shuffle_pixels(maps, seed=1))
-    assert torch.equal(s[:2], M.shuffle_pixels(maps[:2], seed=1))  # a function of (seed, image id, c) only
+    assert torch.equal(
+        s[:2], M.shuffle_pixels(maps[:2], seed=1)
+    )  # a function of (seed, image id, c) only
     assert torch.equal(s[1:], M.shuffle_pixels(maps[1:], seed=1, ids=[1, 2]))
     assert not torch.equal(s, M.shuffle_pixels(maps, seed=2))
     assert not torch.equal(s[0, 0], maps[0, 0])  # it moved pixels
@@ -322,12 +408,28 @@ def test_cuda_histogram_matches_cpu_and_numpy():
 @needs_cuda
 def test_cuda_bins_equal_numpys_on_varied_data():
     g = np.random.default_rng(9)
-    for scale, offset, dtype in ((1.0, 0.0, np.float32), (3.7, -2.0, np.float32), (1e-3, 1.0, np.float32), (250.0, 0.0, np.float64)):
+    for scale, offset, dtype in (
+        (1.0, 0.0, np.float32),
+        (3.7, -2.0, np.float32),
+        (1e-3, 1.0, np.float32),
+        (250.0, 0.0, np.float64),
+    ):
         img = (g.standard_normal((6, 32, 32)) * scale + offset).astype(dtype)
-        maps = np.maximum(g.standard_normal((6, 5, 32, 32)) * scale + offset + img[:, None], offset).astype(dtype)
+        maps = np.maximum(
+            g.standard_normal((6, 5, 32, 32)) * scale + offset + img[:, None], offset
+        ).astype(dtype)
         for bins in (7, 20):
-            cuda = M.histogram_mi(torch.from_numpy(img).cuda(), torch.from_numpy(maps).cuda(), bins).cpu().numpy()
-            assert np.abs(cuda - reference(img, maps, bins)).max() < 1e-5, (scale, offset, dtype, bins)
+            cuda = (
+                M.histogram_mi(torch.from_numpy(img).cuda(), torch.from_numpy(maps).cuda(), bins)
+                .cpu()
+                .numpy()
+            )
+            assert np.abs(cuda - reference(img, maps, bins)).max() < 1e-5, (
+                scale,
+                offset,
+                dtype,
+                bins,
+            )
 
 
 @needs_cuda
@@ -335,7 +437,13 @@ def test_cuda_estimators_match_cpu():
     x, y = gaussian(0.6, n=3, side=40)
     x = x.float()
     y = torch.cat([y.float(), torch.relu(y.float()), torch.full_like(y.float(), 3.0)], 1)
-    for opts in ({}, {"miller_madow": True}, {"binning": "quantile"}, {"estimator": "gcmi"}, {"estimator": "ksg", "ksg_samples": 300}):
+    for opts in (
+        {},
+        {"miller_madow": True},
+        {"binning": "quantile"},
+        {"estimator": "gcmi"},
+        {"estimator": "ksg", "ksg_samples": 300},
+    ):
         cpu = M.estimate_mi(x, y, **opts)
         cuda = M.estimate_mi(x.cuda(), y.cuda(), **opts)
         assert cuda.device.type == "cpu"
@@ -372,15 +480,27 @@ def _gcmi_ince(x: np.ndarray, y: np.ndarray) -> float:
 def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
     """1-based ranks, as Ince et al. (2017) and frites' gcmi have them: agreement to 1e-6 nats."""
     x, y = gaussian(0.6, n=3, side=side)
-    y = torch.cat([y, torch.exp(y), -y**3], 1)  # a monotone and a reversing transform of the same map
+    y = torch.cat(
+        [y, torch.exp(y), -(y**3)], 1
+    )  # a monotone and a reversing transform of the same map
     got = M.estimate_mi(x, y, estimator="gcmi").double().numpy()
-    want = np.array([[_gcmi_ince(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)] for n in range(3)])
+    want = np.array(
+        [
+            [_gcmi_ince(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)]
+            for n in range(3)
+        ]
+    )
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     try:
         from frites.core import gcmi_1d_cc
     except ImportError:
         return
-    bits = np.array([[gcmi_1d_cc(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)] for n in range(3)])
+    bits = np.array(
+        [
+            [gcmi_1d_cc(x[n].numpy().ravel(), y[n, c].numpy().ravel()) for c in range(3)]
+            for n in range(3)
+        ]
+    )
     np.testing.assert_allclose(got, bits * np.log(2), atol=1e-6, rtol=0)
 
 

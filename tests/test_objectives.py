@@ -7,12 +7,22 @@ import torch
 import torch.nn.functional as F
 
 from infomax_cli.encoders import Encoder
-from infomax_cli.objectives import BOUNDS, DeepInfoMax, discriminator_loss, dv_bound, infonce_bound, jsd_bound
+from infomax_cli.objectives import (
+    BOUNDS,
+    DeepInfoMax,
+    discriminator_loss,
+    dv_bound,
+    infonce_bound,
+    jsd_bound,
+)
 
 
 def test_jsd_bound_matches_its_formula():
     pos, neg = torch.tensor([2.0, -1.0]), torch.tensor([[0.5, -3.0]])
-    expected = -(math.log1p(math.exp(-2.0)) + math.log1p(math.exp(1.0))) / 2 - (math.log1p(math.exp(0.5)) + math.log1p(math.exp(-3.0))) / 2
+    expected = (
+        -(math.log1p(math.exp(-2.0)) + math.log1p(math.exp(1.0))) / 2
+        - (math.log1p(math.exp(0.5)) + math.log1p(math.exp(-3.0))) / 2
+    )
     assert jsd_bound(pos, neg).item() == pytest.approx(expected, abs=1e-6)
 
 
@@ -41,7 +51,9 @@ def test_prior_discriminator_is_adversarial():
     latent = torch.rand(2, 4, 8, 8, requires_grad=True)
     d = dim.discriminator_loss(latent, torch.Generator().manual_seed(0))
     d.backward()
-    assert latent.grad is None or latent.grad.abs().sum() == 0  # the discriminator step never moves the encoder
+    assert (
+        latent.grad is None or latent.grad.abs().sum() == 0
+    )  # the discriminator step never moves the encoder
     real, fake = torch.tensor([3.0]), torch.tensor([-3.0])
     assert discriminator_loss(real, fake) < discriminator_loss(fake, real)
 
@@ -52,7 +64,9 @@ def test_training_lowers_the_loss_on_a_fixed_batch(bound):
     enc = Encoder(["conv"] * 4, [4, 8, 8], maps=8, padding=1)
     dim = DeepInfoMax(maps=8, hidden=16, bound=bound, negatives=2)
     x = F.avg_pool2d(torch.rand(8, 1, 32, 32), 3, 1, 1)  # a fixed batch of smooth random images
-    opt = torch.optim.Adam([*enc.parameters(), *dim.local.parameters(), *dim.global_.parameters()], lr=1e-2)
+    opt = torch.optim.Adam(
+        [*enc.parameters(), *dim.local.parameters(), *dim.global_.parameters()], lr=1e-2
+    )
     losses = []
     for _ in range(60):
         terms = dim.encoder_losses(x, enc(x))

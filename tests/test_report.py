@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import infomax
+
 from infomax_cli import report, rundir
 from infomax_cli.errors import ConfigError
 
@@ -27,33 +27,81 @@ def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Pat
     mi_init = mi * rng.uniform(0.5, 1.0, size=mi.shape)
     steps = np.arange(1, 6)
     terms = {t: 1.4 - 0.02 * steps * rng.uniform(0.5, 1.5) for t in ("local", "global", "prior")}
-    rundir.write_csv(path / rundir.LOSS_CSV, pd.DataFrame({"step": steps, "loss": sum(terms.values()), **terms}))
-    rundir.write_csv(path / rundir.MI_PER_MAP, pd.DataFrame({
-        "image_id": np.repeat(np.arange(N_IMAGES), N_MAPS), "label": np.repeat(labels, N_MAPS),
-        "map": np.tile(np.arange(N_MAPS), N_IMAGES), "mi": mi.ravel(), "mi_init": mi_init.ravel(),
-    }))  # fmt: skip
-    rundir.write_csv(path / rundir.MI_PER_IMAGE, pd.DataFrame({
-        "image_id": np.arange(N_IMAGES), "label": labels, "mi_mean": mi.mean(1), "mi_max": mi.max(1),
-        "best_map": mi.argmax(1), "mi_null_mean": np.full(N_IMAGES, 0.01),
-        "mi_mean_init": mi_init.mean(1), "mi_max_init": mi_init.max(1),
-    }))  # fmt: skip
+    rundir.write_csv(
+        path / rundir.LOSS_CSV, pd.DataFrame({"step": steps, "loss": sum(terms.values()), **terms})
+    )
+    rundir.write_csv(
+        path / rundir.MI_PER_MAP,
+        pd.DataFrame(
+            {
+                "image_id": np.repeat(np.arange(N_IMAGES), N_MAPS),
+                "label": np.repeat(labels, N_MAPS),
+                "map": np.tile(np.arange(N_MAPS), N_IMAGES),
+                "mi": mi.ravel(),
+                "mi_init": mi_init.ravel(),
+            }
+        ),
+    )
+    rundir.write_csv(
+        path / rundir.MI_PER_IMAGE,
+        pd.DataFrame(
+            {
+                "image_id": np.arange(N_IMAGES),
+                "label": labels,
+                "mi_mean": mi.mean(1),
+                "mi_max": mi.max(1),
+                "best_map": mi.argmax(1),
+                "mi_null_mean": np.full(N_IMAGES, 0.01),
+                "mi_mean_init": mi_init.mean(1),
+                "mi_max_init": mi_init.max(1),
+            }
+        ),
+    )
     if examples:
         yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-        report.save_example_maps(path, {
-            f"{i:05d}_{name}": (np.sin(6 * xx * (i + 1)) * yy, rng.normal(size=(N_MAPS, SIZE, SIZE)), mi[i])
-            for i, name in EXAMPLES.items()
-        })  # fmt: skip
+        report.save_example_maps(
+            path,
+            {
+                f"{i:05d}_{name}": (
+                    np.sin(6 * xx * (i + 1)) * yy,
+                    rng.normal(size=(N_MAPS, SIZE, SIZE)),
+                    mi[i],
+                )
+                for i, name in EXAMPLES.items()
+            },
+        )
     (path / ".hydra").mkdir(parents=True, exist_ok=True)
     (path / ".hydra" / "config.yaml").write_text(f"case:\n  name: {case}\nseed: {seed}\n")
     (path / ".hydra" / "overrides.yaml").write_text(f"- case={case}\n- seed={seed}\n")
-    rundir.write_json(path / rundir.SUMMARY, {
-        "case": case, "dataset": "samples", "split": "train", "n_images": N_IMAGES, "bins": 20, "align": "resize",
-        "estimator": "histogram", "objective": "jsd", "seed": seed, "steps": 5, "batch_size": 4, "lr": 1e-4,
-        "layer_sizes": [96, 94, 92, 90, 88], "mi_mean": float(mi.mean()), "mi_max": float(mi.max(1).mean()),
-        "mi_null_mean": 0.01, "mi_mean_init": float(mi_init.mean()), "mi_max_init": float(mi_init.max(1).mean()),
-        "final_loss": 4.0, "train_seconds": 12.345, "measure_seconds": 6.789, "device": "cpu",
-        "versions": {"infomax": "0.1.0", "torch": "2.14.1"}, "git_commit": "abc123",
-    })  # fmt: skip
+    rundir.write_json(
+        path / rundir.SUMMARY,
+        {
+            "case": case,
+            "dataset": "samples",
+            "split": "train",
+            "n_images": N_IMAGES,
+            "bins": 20,
+            "align": "resize",
+            "estimator": "histogram",
+            "objective": "jsd",
+            "seed": seed,
+            "steps": 5,
+            "batch_size": 4,
+            "lr": 1e-4,
+            "layer_sizes": [96, 94, 92, 90, 88],
+            "mi_mean": float(mi.mean()),
+            "mi_max": float(mi.max(1).mean()),
+            "mi_null_mean": 0.01,
+            "mi_mean_init": float(mi_init.mean()),
+            "mi_max_init": float(mi_init.max(1).mean()),
+            "final_loss": 4.0,
+            "train_seconds": 12.345,
+            "measure_seconds": 6.789,
+            "device": "cpu",
+            "versions": {"infomax": "0.1.0", "torch": "2.14.1"},
+            "git_commit": "abc123",
+        },
+    )
     return path
 
 
@@ -82,7 +130,17 @@ def test_sweep_report_names_every_case_and_embeds_every_picture(sweep):
     page = (sweep / rundir.REPORT).read_text()
     for case in CASES:
         assert f"case {case}" in page
-    for word in ("chelsea", "horse", "Which case wins", "train (s)", "measure (s)", "12.35", "6.789", "resize", "nats"):
+    for word in (
+        "chelsea",
+        "horse",
+        "Which case wins",
+        "train (s)",
+        "measure (s)",
+        "12.35",
+        "6.789",
+        "resize",
+        "nats",
+    ):
         assert word in page
     srcs = sources(page)
     assert len(srcs) >= 6  # loss, MI bars, violins, winners, two example grids
@@ -108,10 +166,18 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
 def test_winners_come_from_winners_csv_or_are_computed(tmp_path):
     path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
     page = report.build_report(path).read_text()
-    wins = re.findall(r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td><td>([\d.]+)% – ([\d.]+)%</td></tr>", page)
+    wins = re.findall(
+        r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td><td>([\d.]+)% – ([\d.]+)%</td></tr>",
+        page,
+    )
     assert len(wins) == 4 and sum(int(w[0]) for w in wins) == N_IMAGES
-    assert all(float(hi) > 0 for _, _, hi in wins)  # computed with its interval, a case without wins too
-    rundir.write_csv(path / rundir.WINNERS_CSV, pd.DataFrame({"case": list(CASES), "wins": [5, 0, 3, 0], "share": [0.625, 0, 0.375, 0]}))
+    assert all(
+        float(hi) > 0 for _, _, hi in wins
+    )  # computed with its interval, a case without wins too
+    rundir.write_csv(
+        path / rundir.WINNERS_CSV,
+        pd.DataFrame({"case": list(CASES), "wins": [5, 0, 3, 0], "share": [0.625, 0, 0.375, 0]}),
+    )
     page = report.build_report(path).read_text()
     assert "<tr><td>case a</td><td>5</td><td>62.5%</td></tr>" in page
 
@@ -129,12 +195,23 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
     path = tmp_path / "sweep"
     for case, seed in [("a", 0), ("a", 1), ("c", 0), ("c", 1)]:
         run = make_run(path / f"case={case},seed={seed}", case, seed, examples=False)
-        for name, keep in ((rundir.MI_PER_MAP, ["image_id", "label", "map", "mi"]),
-                           (rundir.MI_PER_IMAGE, ["image_id", "label", "mi_mean", "mi_max", "best_map"])):  # fmt: skip
+        for name, keep in (
+            (rundir.MI_PER_MAP, ["image_id", "label", "map", "mi"]),
+            (rundir.MI_PER_IMAGE, ["image_id", "label", "mi_mean", "mi_max", "best_map"]),
+        ):
             rundir.write_csv(run / name, pd.read_csv(run / name)[keep])
         size = 20 if case == "a" else SIZE  # as with align=crop: case a's maps are smaller
         rng = np.random.default_rng(seed)
-        report.save_example_maps(run, {"00000_chelsea": (rng.random((size, size)), rng.random((N_MAPS, size, size)), rng.random(N_MAPS))})
+        report.save_example_maps(
+            run,
+            {
+                "00000_chelsea": (
+                    rng.random((size, size)),
+                    rng.random((N_MAPS, size, size)),
+                    rng.random(N_MAPS),
+                )
+            },
+        )
     (path / "case=d,seed=0" / ".hydra").mkdir(parents=True)  # started, never finished
     page = report.build_report(path).read_text()
     assert "case a" in page and "case c" in page and "case=d,seed=0 (no summary.json)" in page
@@ -144,20 +221,32 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
 
 def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
     run = make_run(tmp_path / "run", "b", examples=False)
-    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(4, SIZE, SIZE)), np.arange(4.0), "t", "a")
+    fig = report.features_figure(
+        np.eye(SIZE),
+        np.random.default_rng(0).normal(size=(4, SIZE, SIZE)),
+        np.arange(4.0),
+        "t",
+        "a",
+    )
     rundir.save_figure(run / rundir.FEATURES / "00001_horse.png", fig)
     page = report.build_report(run).read_text()
     assert "example image 1: horse" in page
-    assert base64.b64encode((run / rundir.FEATURES / "00001_horse.png").read_bytes()).decode() in page
+    assert (
+        base64.b64encode((run / rundir.FEATURES / "00001_horse.png").read_bytes()).decode() in page
+    )
 
 
 def test_save_example_maps_round_trip(tmp_path):
     rng = np.random.default_rng(1)
-    image, maps, mi = rng.random((SIZE, SIZE)), rng.normal(size=(N_MAPS, SIZE, SIZE)), rng.random(N_MAPS)
+    image, maps, mi = (
+        rng.random((SIZE, SIZE)),
+        rng.normal(size=(N_MAPS, SIZE, SIZE)),
+        rng.random(N_MAPS),
+    )
     path = report.save_example_maps(tmp_path, {"00003_cat": (image, maps, mi)})
     assert path == tmp_path / "features" / "examples.npz"
     assert [p.name for p in path.parent.iterdir()] == ["examples.npz"]  # no temporary left behind
-    (name, (i2, m2, mi2)), = report.load_example_maps(tmp_path).items()
+    ((name, (i2, m2, mi2)),) = report.load_example_maps(tmp_path).items()
     assert name == "00003_cat" and m2.shape == maps.shape
     np.testing.assert_allclose(i2, image, atol=1e-3)
     np.testing.assert_allclose(m2, maps, atol=1e-2)
@@ -182,7 +271,9 @@ def test_a_folder_that_is_not_a_run_or_sweep_is_a_config_error(tmp_path):
 def test_cli_report_on_a_non_run_folder_exits_2_with_one_line(tmp_path):
     done = infomax("report", str(tmp_path))
     assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and "not a run or sweep directory" in done.stderr
+    assert (
+        len(done.stderr.strip().splitlines()) == 1 and "not a run or sweep directory" in done.stderr
+    )
     assert done.stdout == ""
 
 
@@ -201,7 +292,13 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
     """No tight-box cropping (a second drawing pass): the PNG is exactly the figure's size, title inside."""
     from PIL import Image
 
-    fig = report.features_figure(np.eye(SIZE), np.random.default_rng(0).normal(size=(32, SIZE, SIZE)), np.arange(32.0), "a title", "c")
+    fig = report.features_figure(
+        np.eye(SIZE),
+        np.random.default_rng(0).normal(size=(32, SIZE, SIZE)),
+        np.arange(32.0),
+        "a title",
+        "c",
+    )
     w, h = (int(x * fig.dpi) for x in fig.get_size_inches())  # matplotlib truncates
     rundir.save_figure(tmp_path / "f.png", fig)
     assert Image.open(tmp_path / "f.png").size == (w, h)
@@ -209,9 +306,13 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
 
 def test_a_runs_report_reuses_its_own_pictures(tmp_path):
     run = make_run(tmp_path / "run", "c")
-    rundir.save_figure(run / rundir.LOSS_PNG, report.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red"))
+    rundir.save_figure(
+        run / rundir.LOSS_PNG, report.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red")
+    )
     name, (image, maps, mi) = next(iter(report.load_example_maps(run).items()))
-    rundir.save_figure(run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, "t", "c"))
+    rundir.save_figure(
+        run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, "t", "c")
+    )
     page = report.build_report(run).read_text()
     for png in (run / rundir.LOSS_PNG, run / rundir.FEATURES / f"{name}.png"):
         assert base64.b64encode(png.read_bytes()).decode() in page
@@ -224,11 +325,25 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
     for case in CASES:
         run = path / f"case={case}"
         for name, (image, maps, mi) in report.load_example_maps(run).items():
-            rundir.save_figure(run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, f"case {case}", case))
-    monkeypatch.setattr(report, "example_grid_figure", lambda *a, **k: pytest.fail("an example figure was drawn again"))
+            rundir.save_figure(
+                run / rundir.FEATURES / f"{name}.png",
+                report.features_figure(image, maps, mi, f"case {case}", case),
+            )
+    monkeypatch.setattr(
+        report,
+        "example_grid_figure",
+        lambda *a, **k: pytest.fail("an example figure was drawn again"),
+    )
     page = report.build_report(path).read_text()
     for name in ("00000_chelsea", "00001_horse"):
-        shown = [page.find(base64.b64encode((path / f"case={c}" / rundir.FEATURES / f"{name}.png").read_bytes()).decode()) for c in CASES]
+        shown = [
+            page.find(
+                base64.b64encode(
+                    (path / f"case={c}" / rundir.FEATURES / f"{name}.png").read_bytes()
+                ).decode()
+            )
+            for c in CASES
+        ]
         assert all(i > 0 for i in shown) and shown == sorted(shown)  # every case, in order
 
 
@@ -239,7 +354,11 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
 
     path = make_sweep(tmp_path / "sweep", examples=False)
     page = report.build_report(path).read_text()
-    h1, claims_at, settings_at = page.index("<h1>"), page.index("<h2>Does the study hold?</h2>"), page.index("Settings and timings")
+    h1, claims_at, settings_at = (
+        page.index("<h1>"),
+        page.index("<h2>Does the study hold?</h2>"),
+        page.index("Settings and timings"),
+    )
     assert h1 < claims_at < settings_at and "<h2>" not in page[h1:claims_at]
     for claim in ("loss_curves", "example_images", "winner_share", "mean_max_mi", "mean_mi"):
         assert f"<td>{claim}</td>" in page
@@ -254,8 +373,20 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
 def test_the_mi_table_shows_the_sweeps_own_intervals_from_stats_csv(tmp_path):
     path = make_sweep(tmp_path / "sweep", examples=False)
     assert "± " in report.build_report(path).read_text()  # no stats.csv: a t-interval over images
-    rows = [{"case": c, "metric": m, "mean": 0.1234, "ci_low": 0.1, "ci_high": 0.15, "n_seeds": 5, "n_images": 8, "n_units": 3}
-            for c in CASES for m in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init")]  # fmt: skip
+    rows = [
+        {
+            "case": c,
+            "metric": m,
+            "mean": 0.1234,
+            "ci_low": 0.1,
+            "ci_high": 0.15,
+            "n_seeds": 5,
+            "n_images": 8,
+            "n_units": 3,
+        }
+        for c in CASES
+        for m in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init")
+    ]
     rundir.write_csv(path / rundir.STATS, pd.DataFrame(rows))
     page = report.build_report(path).read_text()
     assert page.count("<td>0.1234 [0.1000, 0.1500]</td>") == 16 and "± " not in page

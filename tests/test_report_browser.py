@@ -9,14 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT
-from infomax_cli import rundir
+from PIL import Image
 from test_report import sweep  # noqa: F401  (the session fixture: a synthetic four-case sweep and its report)
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (bash .ci/install-browser installs it)")
+from infomax_cli import rundir
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (bash .ci/install-browser installs it)"
+)
 
 ARTIFACTS = ROOT / "test-artifacts"
 # Counts the images that decoded (naturalWidth > 0) once the page has loaded, and writes it into the DOM.
@@ -30,10 +34,18 @@ CHECK = (
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ]  # fmt: skip
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -45,7 +57,9 @@ def test_every_image_of_the_sweep_report_loads_in_chromium(sweep, tmp_path):  # 
     checked.write_text(page.replace("</body>", CHECK + "</body>"))
     done = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", checked.as_uri())
     found = re.search(r'id="img-check">loaded (\d+) of (\d+)<', done.stdout)
-    assert found, f"no image count in the DOM Chromium dumped (rc {done.returncode}): {done.stderr[-2000:]}"
+    assert found, (
+        f"no image count in the DOM Chromium dumped (rc {done.returncode}): {done.stderr[-2000:]}"
+    )
     assert (int(found[1]), int(found[2])) == (n_img, n_img)
 
 
@@ -53,8 +67,15 @@ def test_screenshot_of_the_sweep_report(sweep, tmp_path):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-sweep.png"
     shot.unlink(missing_ok=True)
-    done = chromium(tmp_path, "--window-size=1400,5000", f"--screenshot={shot}", (sweep / rundir.REPORT).as_uri())
-    assert shot.is_file(), f"Chromium wrote no screenshot (rc {done.returncode}): {done.stderr[-2000:]}"
+    done = chromium(
+        tmp_path,
+        "--window-size=1400,5000",
+        f"--screenshot={shot}",
+        (sweep / rundir.REPORT).as_uri(),
+    )
+    assert shot.is_file(), (
+        f"Chromium wrote no screenshot (rc {done.returncode}): {done.stderr[-2000:]}"
+    )
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (5000, 1400)
     assert pixels.std() > 10  # not a blank page

@@ -11,11 +11,15 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT, TINY, infomax
 
 # long enough that a signal lands mid-training; checkpoints every 3 steps
-RESUMABLE = [*[o for o in TINY if not o.startswith("train.steps")], "train.steps=24", "train.checkpoint_every=3", "train.batch_size=8"]
+RESUMABLE = [
+    *[o for o in TINY if not o.startswith("train.steps")],
+    "train.steps=24",
+    "train.checkpoint_every=3",
+    "train.batch_size=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +32,21 @@ def uninterrupted(tmp_path_factory):
 
 def start(out):
     return subprocess.Popen(
-        [sys.executable, "-m", "infomax_cli.cli", "run", "case=c", *RESUMABLE, f"hydra.run.dir={out}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "infomax_cli.cli",
+            "run",
+            "case=c",
+            *RESUMABLE,
+            f"hydra.run.dir={out}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"},
-    )  # fmt: skip
+    )
 
 
 def wait_for_checkpoint(proc, out, timeout=300):
@@ -45,9 +60,16 @@ def wait_for_checkpoint(proc, out, timeout=300):
 def assert_same_results(out, ref):
     a, b = pd.read_csv(out / "loss.csv"), pd.read_csv(ref / "loss.csv")
     assert a["step"].tolist() == b["step"].tolist() == list(range(1, 25))
-    np.testing.assert_allclose(a.drop(columns="step").to_numpy(), b.drop(columns="step").to_numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        a.drop(columns="step").to_numpy(), b.drop(columns="step").to_numpy(), atol=1e-5, rtol=0
+    )
     ma, mb = pd.read_csv(out / "mi_per_map.csv"), pd.read_csv(ref / "mi_per_map.csv")
-    np.testing.assert_allclose(ma[["mi", "mi_null", "mi_init"]].to_numpy(), mb[["mi", "mi_null", "mi_init"]].to_numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        ma[["mi", "mi_null", "mi_init"]].to_numpy(),
+        mb[["mi", "mi_null", "mi_init"]].to_numpy(),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 @pytest.mark.slow
@@ -99,17 +121,34 @@ def test_overwrite_redoes_a_finished_job(tmp_path, uninterrupted):
     shutil.copytree(uninterrupted, out)
     before = (out / "summary.json").stat().st_mtime_ns
     r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
-    assert r.returncode == 0 and "skipped" in r.stdout and (out / "summary.json").stat().st_mtime_ns == before
+    assert (
+        r.returncode == 0
+        and "skipped" in r.stdout
+        and (out / "summary.json").stat().st_mtime_ns == before
+    )
     r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}", "overwrite=true")
     assert r.returncode == 0 and (out / "summary.json").stat().st_mtime_ns != before
 
 
 def test_a_diverging_loss_stops_with_the_step_and_term(tmp_path):
     out = tmp_path / "run"
-    r = infomax("run", "case=c", *RESUMABLE, "train.lr=1e30", "train.checkpoint_every=1", f"hydra.run.dir={out}")
+    r = infomax(
+        "run",
+        "case=c",
+        *RESUMABLE,
+        "train.lr=1e30",
+        "train.checkpoint_every=1",
+        f"hydra.run.dir={out}",
+    )
     assert r.returncode == 1, (r.returncode, r.stderr)
-    assert "diverged at step" in r.stderr and "term of the loss is" in r.stderr and "Traceback" not in r.stderr
-    assert not (out / "summary.json").exists() and (out / "checkpoint.pt").exists()  # the last good one
+    assert (
+        "diverged at step" in r.stderr
+        and "term of the loss is" in r.stderr
+        and "Traceback" not in r.stderr
+    )
+    assert (
+        not (out / "summary.json").exists() and (out / "checkpoint.pt").exists()
+    )  # the last good one
 
 
 def test_unwritable_output_directory(tmp_path):
@@ -122,8 +161,12 @@ def test_unwritable_output_directory(tmp_path):
 def test_truncated_stl10_file_is_named(tmp_path):
     from infomax_cli.data import write_stl10_binary
 
-    folder = write_stl10_binary(tmp_path, "train", np.zeros((4, 3, 96, 96), np.uint8), np.array([1, 2, 3, 4]))
+    folder = write_stl10_binary(
+        tmp_path, "train", np.zeros((4, 3, 96, 96), np.uint8), np.array([1, 2, 3, 4])
+    )
     with open(folder / "train_X.bin", "r+b") as f:
         f.truncate(3 * 96 * 96 * 4 - 100)
-    r = infomax("run", "dataset=stl10", f"dataset.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    r = infomax(
+        "run", "dataset=stl10", f"dataset.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"
+    )
     assert r.returncode == 1 and "train_X.bin" in r.stderr and "Traceback" not in r.stderr

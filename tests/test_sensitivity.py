@@ -4,21 +4,42 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import infomax
+
 from infomax_cli import sensitivity
 from infomax_cli.errors import ConfigError
 
-GRID = ["--align", "resize", "crop", "--bins", "10", "20", "--estimators", "histogram", "gcmi", "--device", "cpu", "--quiet"]
+GRID = [
+    "--align",
+    "resize",
+    "crop",
+    "--bins",
+    "10",
+    "20",
+    "--estimators",
+    "histogram",
+    "gcmi",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="session")
 def sweep(tmp_path_factory):
     d = tmp_path_factory.mktemp("sensitivity") / "sweep"
     r = infomax(
-        "run", "-m", "case=a,c", "dataset=samples", "dataset.n_images=8", "dataset.per_photo=1", "train.steps=2",
-        "train.batch_size=4", "device=cpu", f"hydra.sweep.dir={d}",
-    )  # fmt: skip
+        "run",
+        "-m",
+        "case=a,c",
+        "dataset=samples",
+        "dataset.n_images=8",
+        "dataset.per_photo=1",
+        "train.steps=2",
+        "train.batch_size=4",
+        "device=cpu",
+        f"hydra.sweep.dir={d}",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return d
 
@@ -26,7 +47,9 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="session")
 def remeasured(sweep):
     assert sensitivity.main([str(sweep), *GRID]) == 0
-    return pd.read_csv(sweep / sensitivity.SENSITIVITY), pd.read_csv(sweep / sensitivity.SENSITIVITY_JOBS)
+    return pd.read_csv(sweep / sensitivity.SENSITIVITY), pd.read_csv(
+        sweep / sensitivity.SENSITIVITY_JOBS
+    )
 
 
 def summaries(sweep):
@@ -37,15 +60,29 @@ def summaries(sweep):
 def test_table_rows_and_columns(remeasured):
     table, jobs = remeasured
     assert list(table.columns) == [
-        "align", "bins", "estimator", "mi_max_a", "mi_max_c", "mi_mean_a", "mi_mean_c", "best", "ranking",
-        "own_protocol", "same_ranking",
-    ]  # fmt: skip
+        "align",
+        "bins",
+        "estimator",
+        "mi_max_a",
+        "mi_max_c",
+        "mi_mean_a",
+        "mi_mean_c",
+        "best",
+        "ranking",
+        "own_protocol",
+        "same_ranking",
+    ]
     # bins vary for the histogram only: 2 aligns x (2 bin counts + gcmi once), then the sweep's own protocol
     protocols = list(zip(table["align"], table.bins.fillna(0).astype(int), table.estimator))
     assert protocols == [
-        ("resize", 10, "histogram"), ("resize", 20, "histogram"), ("resize", 0, "gcmi"),
-        ("crop", 10, "histogram"), ("crop", 20, "histogram"), ("crop", 0, "gcmi"), ("geometry", 20, "histogram"),
-    ]  # fmt: skip
+        ("resize", 10, "histogram"),
+        ("resize", 20, "histogram"),
+        ("resize", 0, "gcmi"),
+        ("crop", 10, "histogram"),
+        ("crop", 20, "histogram"),
+        ("crop", 0, "gcmi"),
+        ("geometry", 20, "histogram"),
+    ]
     assert list(jobs.columns) == sensitivity.JOB_COLUMNS and len(jobs) == 2 * 7
     assert (jobs.n_images == 8).all() and set(jobs.case) == {"a", "c"}
 
@@ -85,22 +122,43 @@ def test_case_c_aligns_alike_under_both_modes(remeasured):
 def test_own_protocol_is_added_and_images_capped(sweep, tmp_path):
     g = tmp_path / "grid.yaml"
     g.write_text("align: [crop]\nbins: [10]\nestimators: [gcmi]\n")
-    assert sensitivity.main([str(sweep), "--grid", str(g), "--n-images", "4", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        sensitivity.main(
+            [str(sweep), "--grid", str(g), "--n-images", "4", "--device", "cpu", "--quiet"]
+        )
+        == 0
+    )
     table = pd.read_csv(sweep / sensitivity.SENSITIVITY)
-    assert [(a, e) for a, e in zip(table["align"], table.estimator)] == [("crop", "gcmi"), ("geometry", "histogram")]
+    assert [(a, e) for a, e in zip(table["align"], table.estimator)] == [
+        ("crop", "gcmi"),
+        ("geometry", "histogram"),
+    ]
     assert table.own_protocol.tolist() == [False, True] and bool(table.same_ranking.iloc[1])
     assert (pd.read_csv(sweep / sensitivity.SENSITIVITY_JOBS).n_images == 4).all()
 
 
 def test_grid_and_its_file():
     cfg = sensitivity.load_grid()
-    assert [a.value for a in cfg.align] == ["geometry", "resize", "crop"] and list(cfg.bins) == [10, 20, 32, 64]
-    assert [e.value for e in cfg.estimators] == ["histogram", "ksg", "gcmi"] and cfg.n_images is None
+    assert [a.value for a in cfg.align] == ["geometry", "resize", "crop"] and list(cfg.bins) == [
+        10,
+        20,
+        32,
+        64,
+    ]
+    assert [e.value for e in cfg.estimators] == [
+        "histogram",
+        "ksg",
+        "gcmi",
+    ] and cfg.n_images is None
     protocols = sensitivity.grid(["resize", "crop"], [20, 10, 20], ["histogram", "ksg"])
     assert [p.label for p in protocols] == [
-        "resize histogram 10 bins", "resize histogram 20 bins", "resize ksg",
-        "crop histogram 10 bins", "crop histogram 20 bins", "crop ksg",
-    ]  # fmt: skip
+        "resize histogram 10 bins",
+        "resize histogram 20 bins",
+        "resize ksg",
+        "crop histogram 10 bins",
+        "crop histogram 20 bins",
+        "crop ksg",
+    ]
     with pytest.raises(ConfigError):
         sensitivity.load_grid(bins=[1])
 

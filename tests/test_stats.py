@@ -4,12 +4,16 @@ winner shares with Wilson intervals (synthetic data, vectorised simulations: a f
 import numpy as np
 import pandas as pd
 import pytest
-
 from fake_sweep import write_job
+
 from infomax_cli import stats
 from infomax_cli.compare import comparison, find_jobs
 
-T2, T1, T3 = 4.302652729749462, 12.706204736174694, 3.182446305283708  # Student t 0.975 quantiles, 2 / 1 / 3 df
+T2, T1, T3 = (
+    4.302652729749462,
+    12.706204736174694,
+    3.182446305283708,
+)  # Student t 0.975 quantiles, 2 / 1 / 3 df
 
 
 def cells(table, units=None) -> pd.DataFrame:
@@ -17,7 +21,9 @@ def cells(table, units=None) -> pd.DataFrame:
     table = np.asarray(table, dtype=float)
     s, g = table.shape
     units = [f"u{j}" for j in range(g)] if units is None else units
-    return pd.DataFrame({"seed": np.repeat(np.arange(s), g), "unit": np.tile(units, s), "value": table.ravel()})
+    return pd.DataFrame(
+        {"seed": np.repeat(np.arange(s), g), "unit": np.tile(units, s), "value": table.ravel()}
+    )
 
 
 # ------------------------------------------------------------------------------ the interval itself
@@ -30,7 +36,9 @@ def test_fixed_units_give_the_t_interval_on_per_seed_means():
     assert ci.mean == pytest.approx(0.2)
     assert (ci.ci_low, ci.ci_high) == pytest.approx((0.2 - half, 0.2 + half))  # (-0.0484, 0.4484)
     assert (ci.n_seeds, ci.n_units, ci.design) == (3, 2, "fixed units")
-    one = stats.interval(cells([[0.0, 0.2]]), units_random=False)  # one seed, fixed units: no interval
+    one = stats.interval(
+        cells([[0.0, 0.2]]), units_random=False
+    )  # one seed, fixed units: no interval
     assert one.mean == pytest.approx(0.1) and np.isnan(one.ci_low) and one.n_seeds == 1
 
 
@@ -52,7 +60,9 @@ def test_one_seed_is_an_interval_over_units_only():
     from scipy.special import stdtrit
 
     half = stdtrit(19, 0.975) * v.std(ddof=1) / np.sqrt(20)
-    assert (ci.mean, ci.ci_low, ci.ci_high) == pytest.approx((v.mean(), v.mean() - half, v.mean() + half))
+    assert (ci.mean, ci.ci_low, ci.ci_high) == pytest.approx(
+        (v.mean(), v.mean() - half, v.mean() + half)
+    )
     assert (ci.n_seeds, ci.n_units, ci.design) == (1, 20, "one seed")
 
 
@@ -61,24 +71,41 @@ def test_images_of_one_unit_are_one_unit_not_many():
     of 320 images (which would be 4x narrower), and n_units = 20."""
     rng = np.random.default_rng(1)
     photo = rng.normal(0.8, 0.2, 20)
-    frame = pd.DataFrame({"seed": 0, "unit": np.repeat([f"p{i}" for i in range(20)], 16),
-                          "value": np.repeat(photo, 16) + rng.normal(0, 0.001, 320)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": np.repeat([f"p{i}" for i in range(20)], 16),
+            "value": np.repeat(photo, 16) + rng.normal(0, 0.001, 320),
+        }
+    )
     ci = stats.interval(frame)
     ref = stats.interval(cells([photo]))
     assert ci.n_units == 20
     assert ci.ci_high - ci.ci_low == pytest.approx(ref.ci_high - ref.ci_low, rel=0.01)
     as_images = stats.interval(frame.assign(unit=np.arange(320).astype(str)))
-    assert as_images.n_units == 320 and (as_images.ci_high - as_images.ci_low) < 0.3 * (ci.ci_high - ci.ci_low)
+    assert as_images.n_units == 320 and (as_images.ci_high - as_images.ci_low) < 0.3 * (
+        ci.ci_high - ci.ci_low
+    )
 
 
 def test_the_design_is_read_from_the_units():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3, 10))
     crossed = stats.interval(cells(x))
-    nested = stats.interval(pd.DataFrame({"seed": np.repeat([0, 1, 2], 10), "unit": [f"s{s}u{j}" for s in range(3) for j in range(10)],
-                                          "value": x.ravel()}))  # fmt: skip
+    nested = stats.interval(
+        pd.DataFrame(
+            {
+                "seed": np.repeat([0, 1, 2], 10),
+                "unit": [f"s{s}u{j}" for s in range(3) for j in range(10)],
+                "value": x.ravel(),
+            }
+        )
+    )
     assert crossed.design == "crossed" and nested.design == "nested" and nested.n_units == 30
-    m, h = x.mean(1).mean(), T2 * x.mean(1).std(ddof=1) / np.sqrt(3)  # nested: the t-interval on per-seed means
+    m, h = (
+        x.mean(1).mean(),
+        T2 * x.mean(1).std(ddof=1) / np.sqrt(3),
+    )  # nested: the t-interval on per-seed means
     assert (nested.mean, nested.ci_low, nested.ci_high) == pytest.approx((m, m - h, m + h))
     # a unit one seed lacks: the units every seed has, crossed
     frame = cells(x)
@@ -101,8 +128,12 @@ def test_coverage_of_the_95_interval_in_a_two_level_model(n_seeds):
     reps, units, mu = 4000, 100, 0.3
     seed_effect = rng.normal(0, 0.05, (reps, n_seeds, 1))
     noise = rng.normal(0, 0.1, (reps, n_seeds, units))
-    crossed = mu + seed_effect + rng.normal(0, 0.2, (reps, 1, units)) + noise  # every seed measures the same units
-    nested = mu + seed_effect + rng.normal(0, 0.2, (reps, n_seeds, units)) + noise  # each seed its own units
+    crossed = (
+        mu + seed_effect + rng.normal(0, 0.2, (reps, 1, units)) + noise
+    )  # every seed measures the same units
+    nested = (
+        mu + seed_effect + rng.normal(0, 0.2, (reps, n_seeds, units)) + noise
+    )  # each seed its own units
     m, h = stats.crossed_halfwidth(crossed)
     cover_crossed = np.mean(np.abs(m - mu) <= h)
     m, h = stats.mean_halfwidth(nested.mean(-1))
@@ -127,15 +158,24 @@ def test_wilson_known_values():
 
 def test_effective_n_reads_the_design_and_borrows_it_for_shares_of_0_and_1():
     z = 1.959963984540054
-    n = stats.effective_n(np.array([0.5, 0.2, 0.0]), np.array([0.1, 0.1, 0.0]), n_images=1000, n_units=20)
+    n = stats.effective_n(
+        np.array([0.5, 0.2, 0.0]), np.array([0.1, 0.1, 0.0]), n_images=1000, n_units=20
+    )
     assert n[0] == pytest.approx(z * z * 0.25 / 0.01)  # 96.0
     assert n[1] == pytest.approx(z * z * 0.16 / 0.01)  # 61.5: the most clustered
     assert n[2] == pytest.approx(n[1])  # share 0: the most clustered other case's
-    assert stats.effective_n(np.array([1.0, 0.0]), np.array([0.0, 0.0]), 1000, 20).tolist() == [20, 20]  # none: the units
-    assert stats.effective_n(np.array([0.5]), np.array([1e-6]), 1000, 20)[0] == 1000  # never more than the images
+    assert stats.effective_n(np.array([1.0, 0.0]), np.array([0.0, 0.0]), 1000, 20).tolist() == [
+        20,
+        20,
+    ]  # none: the units
+    assert (
+        stats.effective_n(np.array([0.5]), np.array([1e-6]), 1000, 20)[0] == 1000
+    )  # never more than the images
 
 
-def _share_cover(p0, n_seeds, reps=3000, units=20, per_unit=16, sd_seed=0.3, sd_unit=1.0, rng_seed=0):
+def _share_cover(
+    p0, n_seeds, reps=3000, units=20, per_unit=16, sd_seed=0.3, sd_unit=1.0, rng_seed=0
+):
     """Coverage of the winners.csv interval of a share in a two-level logistic model (each image won with
     probability expit(logit p0 + seed effect + unit effect)), against the population share."""
     from scipy.special import expit, logit
@@ -143,10 +183,16 @@ def _share_cover(p0, n_seeds, reps=3000, units=20, per_unit=16, sd_seed=0.3, sd_
     rng = np.random.default_rng(rng_seed)
     x, w = np.polynomial.hermite_e.hermegauss(80)
     truth = float((expit(logit(p0) + np.hypot(sd_seed, sd_unit) * x) * w).sum() / w.sum())
-    p = expit(logit(p0) + rng.normal(0, sd_seed, (reps, n_seeds, 1)) + rng.normal(0, sd_unit, (reps, 1, units)))
+    p = expit(
+        logit(p0)
+        + rng.normal(0, sd_seed, (reps, n_seeds, 1))
+        + rng.normal(0, sd_unit, (reps, 1, units))
+    )
     frac = rng.binomial(per_unit, p) / per_unit
     share, half = stats.crossed_halfwidth(frac)
-    n_eff = stats.effective_n(share[:, None], half[:, None], n_seeds * units * per_unit, units)[:, 0]
+    n_eff = stats.effective_n(share[:, None], half[:, None], n_seeds * units * per_unit, units)[
+        :, 0
+    ]
     low, high = stats.wilson(share, n_eff)
     return float(np.mean((low <= truth) & (truth <= high)))
 
@@ -156,23 +202,35 @@ def _share_cover(p0, n_seeds, reps=3000, units=20, per_unit=16, sd_seed=0.3, sd_
 @pytest.mark.parametrize("n_seeds", [2, 3, 5, 10])
 def test_coverage_of_the_share_interval(n_seeds):
     assert _share_cover(0.3, n_seeds, rng_seed=n_seeds) >= 0.93
-    assert _share_cover(0.03, n_seeds, rng_seed=50 + n_seeds) >= 0.915  # a small share: skewed, still near 95%
+    assert (
+        _share_cover(0.03, n_seeds, rng_seed=50 + n_seeds) >= 0.915
+    )  # a small share: skewed, still near 95%
 
 
 def test_winner_shares_a_case_that_never_wins_gets_a_proper_interval():
     rng = np.random.default_rng(0)
     n = 300
-    comp = pd.DataFrame({
-        "seed": np.repeat([0, 1], n), "image_id": np.tile(np.arange(n), 2), "group": np.tile(np.arange(n) % 30, 2).astype(str),
-        "mi_max_a": rng.random(2 * n), "mi_max_b": -1.0, "mi_max_c": rng.random(2 * n) + 0.2,
-    })  # fmt: skip
+    comp = pd.DataFrame(
+        {
+            "seed": np.repeat([0, 1], n),
+            "image_id": np.tile(np.arange(n), 2),
+            "group": np.tile(np.arange(n) % 30, 2).astype(str),
+            "mi_max_a": rng.random(2 * n),
+            "mi_max_b": -1.0,
+            "mi_max_c": rng.random(2 * n) + 0.2,
+        }
+    )
     comp["winner"] = np.where(comp.mi_max_a > comp.mi_max_c, "a", "c")
     w = stats.winner_shares(comp).set_index("case")
     assert list(w.reset_index().columns) == stats.WINNER_COLUMNS
     assert w.wins.sum() == 2 * n and w.share.sum() == pytest.approx(1.0)
     assert (w.ci_low <= w.share).all() and (w.share <= w.ci_high).all()
     assert (w.n_units == 30).all()  # the groups, not the 300 images
-    assert w.loc["b", "wins"] == 0 and w.loc["b", "ci_low"] == 0 and 0.005 < w.loc["b", "ci_high"] < 0.5  # (0, >0), not (0, 0)
+    assert (
+        w.loc["b", "wins"] == 0
+        and w.loc["b", "ci_low"] == 0
+        and 0.005 < w.loc["b", "ci_high"] < 0.5
+    )  # (0, >0), not (0, 0)
     one = stats.winner_shares(comp[comp.seed == 0].drop(columns="seed")).set_index("case")
     assert one.loc["b", "ci_high"] > 0 and (one.n_units == 30).all()
 
@@ -180,7 +238,9 @@ def test_winner_shares_a_case_that_never_wins_gets_a_proper_interval():
 # ------------------------------------------------------------------------------------------ tables
 
 
-def per_image(means: dict, n_images=200, seeds=(0,), sd=0.05, rng_seed=0, shared_sd=0.0, per_group=1):
+def per_image(
+    means: dict, n_images=200, seeds=(0,), sd=0.05, rng_seed=0, shared_sd=0.0, per_group=1
+):
     """Long per-image frame: case -> mean mi_max; mi_mean = mi_max / 2, init controls smaller.
     `shared_sd`: an image effect common to every case (what pairing cancels); `per_group` images a unit."""
     rng = np.random.default_rng(rng_seed)
@@ -189,10 +249,20 @@ def per_image(means: dict, n_images=200, seeds=(0,), sd=0.05, rng_seed=0, shared
     for case, mu in means.items():
         for s in seeds:
             x = mu + shared[s] + rng.normal(0, sd, n_images)
-            frames.append(pd.DataFrame({
-                "case": case, "seed": s, "image_id": np.arange(n_images), "group": (np.arange(n_images) // per_group).astype(str),
-                "mi_mean": x / 2, "mi_max": x, "mi_mean_init": x / 8, "mi_max_init": x / 4,
-            }))  # fmt: skip
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "case": case,
+                        "seed": s,
+                        "image_id": np.arange(n_images),
+                        "group": (np.arange(n_images) // per_group).astype(str),
+                        "mi_mean": x / 2,
+                        "mi_max": x,
+                        "mi_mean_init": x / 8,
+                        "mi_max_init": x / 4,
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -200,12 +270,19 @@ def test_stats_table_columns_counts_and_units():
     df = per_image({"a": 0.3, "c": 0.5}, n_images=60, seeds=(0, 1, 2), per_group=4)
     t = stats.stats_table(df)
     assert list(t.columns) == stats.STATS_COLUMNS
-    assert len(t) == 2 * 4 and set(t.metric) == {"mi_mean", "mi_max", "mi_mean_init", "mi_max_init"}  # the metrics the frame has
+    assert len(t) == 2 * 4 and set(t.metric) == {
+        "mi_mean",
+        "mi_max",
+        "mi_mean_init",
+        "mi_max_init",
+    }  # the metrics the frame has
     assert (t.n_seeds == 3).all() and (t.n_images == 60).all() and (t.n_units == 15).all()
     assert (t.ci_low <= t["mean"]).all() and (t["mean"] <= t.ci_high).all()
     row = t[(t.case == "c") & (t.metric == "mi_max")].iloc[0]
     assert row["mean"] == pytest.approx(df[df.case == "c"].mi_max.mean())
-    c = df[df.case == "c"].assign(unit=lambda f: f.group)  # the same interval as stats.interval on the unit cells
+    c = df[df.case == "c"].assign(
+        unit=lambda f: f.group
+    )  # the same interval as stats.interval on the unit cells
     ref = stats.interval(c, "mi_max")
     assert (row.ci_low, row.ci_high) == pytest.approx((ref.ci_low, ref.ci_high))
     # _init columns are optional
@@ -246,7 +323,9 @@ def test_write_stats_from_job_files(tmp_path):
     s, p = stats.write_stats(tmp_path, jobs)
     assert pd.read_csv(tmp_path / "stats.csv").shape == s.shape
     assert list(s.columns) == stats.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
-    assert (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()  # 5 photographs
+    assert (
+        (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()
+    )  # 5 photographs
     p = pd.read_csv(tmp_path / "pairwise.csv")
     assert list(p.columns) == stats.PAIRWISE_COLUMNS and len(p) == len(stats.PAIRWISE_METRICS) * 3
     w = stats.winner_shares(comparison(jobs))
@@ -258,7 +337,11 @@ def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_pho
     t = pd.DataFrame({"image_id": [0, 1, 2], "label": ["cat", "cat", "dog"]})
     assert stats.units_of(t, {"dataset": "stl10"}).tolist() == ["0", "1", "2"]
     assert stats.units_of(t, {"dataset": "samples"}).tolist() == ["cat", "cat", "dog"]
-    assert stats.units_of(t.assign(group=["x", "y", "y"]), {"dataset": "stl10"}).tolist() == ["x", "y", "y"]
+    assert stats.units_of(t.assign(group=["x", "y", "y"]), {"dataset": "stl10"}).tolist() == [
+        "x",
+        "y",
+        "y",
+    ]
 
 
 def test_a_tie_splits_the_win_instead_of_going_to_the_first_column():

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 import torch
-
 from conftest import TINY, compose_cfg
+
 from infomax_cli.encoders import build_encoder
 from infomax_cli.errors import Interrupted
 from infomax_cli.objectives import DeepInfoMax
@@ -18,11 +18,25 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
     cfg = compose_cfg([*TINY, f"train.steps={steps}", *overrides])
     seed_everything(cfg.seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives).to(device)
+    dim = DeepInfoMax(
+        cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives
+    ).to(device)
     if cfg.train.channels_last:
-        encoder, dim = encoder.to(memory_format=torch.channels_last), dim.to(memory_format=torch.channels_last)
+        encoder, dim = (
+            encoder.to(memory_format=torch.channels_last),
+            dim.to(memory_format=torch.channels_last),
+        )
     data = torch.rand(12, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
-    return train(encoder, dim, lambda idx: data[idx.to(device)], len(data), cfg.train, cfg.seed, torch.device(device), **kwargs)
+    return train(
+        encoder,
+        dim,
+        lambda idx: data[idx.to(device)],
+        len(data),
+        cfg.train,
+        cfg.seed,
+        torch.device(device),
+        **kwargs,
+    )
 
 
 def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch, caplog):
@@ -32,13 +46,18 @@ def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch
 
     def failing_compile(fn, *args, **kwargs):
         def compiled(*a, **k):
-            raise torch._dynamo.exc.BackendCompilerFailed(lambda *x: None, RuntimeError("inductor could not lower convolution_backward"))
+            raise torch._dynamo.exc.BackendCompilerFailed(
+                lambda *x: None, RuntimeError("inductor could not lower convolution_backward")
+            )
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", failing_compile)
     with caplog.at_level(logging.WARNING, logger="infomax"):
         fallback = run(["case=b", "train.compile=true"])
-    assert "torch.compile failed at step 1" in caplog.text and "BackendCompilerFailed" in caplog.text
+    assert (
+        "torch.compile failed at step 1" in caplog.text and "BackendCompilerFailed" in caplog.text
+    )
     assert fallback == eager
 
 
@@ -50,7 +69,9 @@ def test_compile_mode_reaches_torch_compile(monkeypatch):
         return fn
 
     monkeypatch.setattr(torch, "compile", recording_compile)
-    assert run(["case=c", "train.compile=true", "train.compile_mode=reduce-overhead"]) == run(["case=c"])
+    assert run(["case=c", "train.compile=true", "train.compile_mode=reduce-overhead"]) == run(
+        ["case=c"]
+    )
     assert modes == ["reduce-overhead"]
 
 
@@ -75,15 +96,25 @@ def test_compile_with_channels_last_trains_a_transposed_case_on_cpu(caplog):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: checked on a lent GPU machine")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device: checked on a lent GPU machine"
+)
 def test_on_cuda_a_resumed_run_continues_the_prior_noise(tmp_path):
     """On CUDA the prior's uniform samples come from a generator on the GPU: the checkpoint carries its
     state, so a run stopped after step 1 and resumed gives the uninterrupted run's losses."""
     whole = run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda")
     ckpt = tmp_path / "checkpoint.pt"
     with pytest.raises(Interrupted):
-        run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda", checkpoint=ckpt, stop=lambda: "SIGTERM")
+        run(
+            ["case=d", "train.checkpoint_every=1"],
+            steps=4,
+            device="cuda",
+            checkpoint=ckpt,
+            stop=lambda: "SIGTERM",
+        )
     resumed = run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda", checkpoint=ckpt)
     assert [r["step"] for r in resumed] == [1, 2, 3, 4]
     for a, b in zip(whole, resumed):
-        assert a["prior_disc"] == pytest.approx(b["prior_disc"], rel=1e-5) and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["prior_disc"] == pytest.approx(b["prior_disc"], rel=1e-5) and a[
+            "loss"
+        ] == pytest.approx(b["loss"], rel=1e-5)

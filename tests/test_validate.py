@@ -19,10 +19,15 @@ def test_quick_run_writes_the_table_and_the_plot(tmp_path, capsys):
     assert set(df.task) == {t[0] for t in V.TASKS}
     assert set(zip(df.estimator, df.options)) == {(e, o) for e, o, _ in V.ESTIMATORS}
     assert set(df.n) == {1024}
-    assert set(df[df.task == "identity"].estimator) == {"histogram"}  # infinite for KSG and GCMI: not scored
+    assert set(df[df.task == "identity"].estimator) == {
+        "histogram"
+    }  # infinite for KSG and GCMI: not scored
     assert np.allclose(df.bias, df["mean"] - df.truth, atol=1e-5)
     assert (out / "validation.png").stat().st_size > 10_000
-    assert sorted(p.name for p in out.iterdir()) == ["validation.csv", "validation.png"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == [
+        "validation.csv",
+        "validation.png",
+    ]  # no temp files left
     assert "gaussian_rho=0.9" in capsys.readouterr().out
 
 
@@ -34,7 +39,9 @@ def test_truths_and_scores():
     assert truth["uniform_eps=0.75"] == pytest.approx(1 / 3)
     assert truth["monotone_rho=0.75"] == truth["gaussian_rho=0.75"]
     ident = df[df.task == "identity"].set_index("options")
-    assert ident.loc["bins=20", "bias"] == pytest.approx(0, abs=1e-5)  # I(X; X) is the binned entropy
+    assert ident.loc["bins=20", "bias"] == pytest.approx(
+        0, abs=1e-5
+    )  # I(X; X) is the binned entropy
     assert ident.loc["bins=20 quantile", "truth"] == pytest.approx(math.log(20), abs=1e-3)
     gcmi = df[(df.estimator == "gcmi") & df.task.str.startswith("gaussian")]
     assert gcmi.bias.abs().max() < 0.05
