@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ _HERE = Path(__file__).resolve().parent
 CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HERE.parent / "conf"
 
 
-class Align(Enum):
+class Align(StrEnum):
     geometry = (
         "geometry"  # every case on the same image pixels, each map at its receptive fields' offset
     )
@@ -33,36 +33,36 @@ class Align(Enum):
     crop = "crop"  # the larger of image and map centre-cropped to the smaller
 
 
-class Estimator(Enum):
+class Estimator(StrEnum):
     histogram = "histogram"
     ksg = "ksg"
     gcmi = "gcmi"
 
 
-class Binning(Enum):
+class Binning(StrEnum):
     width = "width"  # equal-width bins from each array's min to max (numpy.histogram2d)
     quantile = "quantile"  # equal-frequency bins: invariant to monotone transforms
 
 
-class Objective(Enum):
+class Objective(StrEnum):
     jsd = "jsd"
     infonce = "infonce"
     dv = "dv"
 
 
-class Split(Enum):
+class Split(StrEnum):
     train = "train"
     test = "test"
     unlabeled = "unlabeled"
 
 
-class DeviceKind(Enum):
+class DeviceKind(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
 
-class LoggerKind(Enum):
+class LoggerKind(StrEnum):
     none = "none"  # the run directory's files and the terminal only
     tensorboard = "tensorboard"  # also TensorBoard event files in each run directory
 
