@@ -50,7 +50,7 @@ from infomax_cli.encoders import build_encoder  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.experiment import _image_loader  # noqa: E402
 from infomax_cli.geometry import align  # noqa: E402
-from infomax_cli.measure import enum_value, measure  # noqa: E402
+from infomax_cli.measure import measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import seed_everything, train  # noqa: E402
 
@@ -92,7 +92,7 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     """The encoder and the Deep InfoMax networks, as experiment.run_job builds them (same seed: same weights)."""
     seed_everything(seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    align_mode, geom = enum_value(cfg.measure.align), encoder.geometry(96)
+    align_mode, geom = cfg.measure.align, encoder.geometry(96)
     dim = DeepInfoMax(
         cfg.encoder.maps,
         cfg.train.hidden,

@@ -31,27 +31,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from . import rundir, stats
 
 HOLDS, FAILS, NOT_ESTABLISHED = "holds", "fails", "not established"
-CLAIM_COLUMNS = [
-    "claim",
-    "statistic",
-    "study_case",
-    "best_case",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "n_units",
-    "status",
-]
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
-EXAMPLE_PHOTOS = ("chelsea", "horse")  # the embedded set's stand-ins for the study's cat and horse
 NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
 
 
@@ -85,18 +71,6 @@ IMAGE_CLAIMS = {
 
 
 @dataclass
-class SweepData:
-    """What the claims are computed from (read_sweep builds it from the job directories)."""
-
-    per_image: (
-        pd.DataFrame
-    )  # setting, case, seed, image_id, label, group, example (bool), mi_* columns
-    losses: pd.DataFrame  # setting, case, seed, step, mi
-    loss_source: str  # how `mi` was obtained
-    align: str | None = None  # the jobs' main alignment
-
-
-@dataclass
 class Verdict:
     values: dict  # case -> point estimate
     best_case: str | None = None
@@ -111,73 +85,6 @@ class Verdict:
     lost: tuple = ()
     tied: tuple = ()
     reason: str = ""  # why the claim cannot be tested, when it cannot
-
-
-# ------------------------------------------------------------------------------------- reading
-
-
-def _examples_of(table: pd.DataFrame, summary: dict) -> list[int]:
-    ids = summary.get("study_examples")
-    if ids is not None:
-        return [int(i) for i in ids]
-    if (
-        summary.get("dataset") == "samples" and "label" in table.columns
-    ):  # runs written before study_examples
-        first = table.groupby(table["label"].astype(str))["image_id"].min()
-        return [int(first[p]) for p in EXAMPLE_PHOTOS if p in first.index]
-    return []
-
-
-def read_sweep(jobs) -> SweepData:
-    """The finished jobs' per-image rows (with their unit and whether the image is a study example) and
-    their per-step MI estimates."""
-    jobs = [j for j in jobs if j.summary is not None]
-    per_image = stats.read_per_image(jobs)
-    example = []
-    for job in jobs:
-        t = per_image[
-            (per_image["setting"] == job.setting)
-            & (per_image["case"] == str(job.summary["case"]))
-            & (per_image["seed"] == int(job.summary.get("seed", 0)))
-        ]
-        ids = set(_examples_of(t, job.summary))
-        example.append(t["image_id"].isin(ids))
-    per_image["example"] = (
-        pd.concat(example).reindex(per_image.index, fill_value=False).astype(bool)
-        if example
-        else False
-    )
-    frames, has_mi = [], True
-    for job in jobs:
-        loss = pd.read_csv(job.path / rundir.LOSS_CSV)
-        has_mi &= {"local_mi", "global_mi"} <= set(loss.columns)
-        frames.append((job, loss))
-    rows = []
-    for job, loss in frames:
-        mi = loss["local_mi"] + loss["global_mi"] if has_mi else -(loss["local"] + loss["global"])
-        rows.append(
-            pd.DataFrame(
-                {
-                    "setting": job.setting,
-                    "case": str(job.summary["case"]),
-                    "seed": int(job.summary.get("seed", 0)),
-                    "step": loss["step"],
-                    "mi": mi,
-                }
-            )
-        )
-    losses = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame(columns=["setting", "case", "seed", "step", "mi"])
-    )
-    source = (
-        "local_mi + global_mi (nats)"
-        if has_mi
-        else "-(local + global), the negated loss terms (these runs have no local_mi/global_mi; the case differences equal the MI estimates')"
-    )
-    aligns = {str(j.summary.get("align")) for j in jobs if j.summary.get("align")}
-    return SweepData(per_image, losses, source, aligns.pop() if len(aligns) == 1 else None)
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -416,10 +323,15 @@ def disagreement(bests: dict[str, str | None]) -> str:
 
 
 def _claims_of_setting(
-    data: SweepData, per_image: pd.DataFrame, losses: pd.DataFrame, study_case: str, level: float
+    per_image: pd.DataFrame,
+    losses: pd.DataFrame,
+    loss_source: str,
+    align: str | None,
+    study_case: str,
+    level: float,
 ) -> list[dict]:
     aligns = alignments(per_image)
-    align = f" (align={data.align})" if data.align else ""
+    align = f" (align={align})" if align else ""
     ex = per_image[per_image["example"]]
     ex_names = ex.drop_duplicates("image_id").sort_values("image_id")
     example_words = " and ".join(str(x) for x in ex_names["label"]) if len(ex_names) else ""
@@ -455,9 +367,7 @@ def _claims_of_setting(
         notes = []
         init, by_align = None, {}
         if claim.id == "loss_curves":
-            statistic = (
-                f"mean over training steps of the objective's MI estimate, {data.loss_source}"
-            )
+            statistic = f"mean over training steps of the objective's MI estimate, {loss_source}"
             cells = (
                 losses.groupby(["seed", "case"])["mi"]
                 .mean()
@@ -539,38 +449,35 @@ def _claims_of_setting(
 
 
 def claims_table(
-    data: SweepData, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL
+    per_image: pd.DataFrame,
+    losses: pd.DataFrame,
+    loss_source: str = "local_mi + global_mi (nats)",
+    align: str | None = None,
+    study_case: str = stats.STUDY_CASE,
+    level: float = stats.LEVEL,
 ) -> pd.DataFrame:
-    """One row per claim (and setting, when the sweep has several): CLAIM_COLUMNS, then `sentence`,
+    """One row per claim (and setting, when the sweep has several): rundir.CLAIM_COLUMNS, then `sentence`,
     `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
     init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
-    per_image = data.per_image.assign(
-        case=data.per_image["case"].astype(str),
-        group=pd.factorize(data.per_image["group"].astype(str))[0],
+    per_image = per_image.assign(
+        case=per_image["case"].astype(str),
+        group=pd.factorize(per_image["group"].astype(str))[0],
     )
     settings = sorted(per_image["setting"].unique())
     several = len(settings) > 1
     rows = []
     for setting in settings:
         part = per_image[per_image["setting"] == setting]
-        losses = data.losses[data.losses["setting"] == setting]
-        for row in _claims_of_setting(data, part, losses, study_case, level):
+        curves = losses[losses["setting"] == setting]
+        for row in _claims_of_setting(part, curves, loss_source, align, study_case, level):
             rows.append({"setting": setting, **row} if several else row)
     out = pd.DataFrame(rows)
-    first = (["setting"] if several else []) + CLAIM_COLUMNS + ["sentence", "notes"]
+    first = (["setting"] if several else []) + rundir.CLAIM_COLUMNS + ["sentence", "notes"]
     values = sorted(c for c in out.columns if c.startswith("value_"))
     rest = [c for c in out.columns if c not in first and c not in values]
     out = out[first + values + rest]
     return out.astype({"n_seeds": int, "n_units": int})
-
-
-def write_claims(
-    sweep_dir: Path, jobs, study_case: str = stats.STUDY_CASE, level: float = stats.LEVEL
-) -> pd.DataFrame:
-    table = claims_table(read_sweep(jobs), study_case, level)
-    rundir.write_csv(Path(sweep_dir) / rundir.CLAIMS, table)
-    return table
 
 
 # --------------------------------------------------------------------------------------- output
@@ -586,48 +493,6 @@ ESTABLISH = (
     f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
     f"{STUDY_COMMAND}) establishes them."
 )
-
-
-def interval_text(row) -> str:
-    kind = "share" if row["claim"] == "winner_share" else "nats"
-    if pd.isna(row["estimate"]):
-        return "—"
-    est = _bare(float(row["estimate"]), kind)
-    if pd.isna(row["ci_low"]):
-        return est
-    return f"{est} [{_bare(float(row['ci_low']), kind)}, {_bare(float(row['ci_high']), kind)}]"
-
-
-def console_table(claims: pd.DataFrame, title: str):
-    """The claims as a rich table (the estimate: study case minus the strongest other; shares in points)."""
-    from rich.table import Table
-
-    table = Table(
-        title=title,
-        min_width=len(title) + 4,
-        caption="c − other: case c minus the strongest other case, in nats (winner_share: percentage points)",
-    )
-    several = "setting" in claims.columns
-    for col in (["setting"] if several else []) + [
-        "claim",
-        "best",
-        "c − other [95% CI]",
-        "seeds",
-        "units",
-        "status",
-    ]:
-        table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
-    for _, r in claims.iterrows():
-        table.add_row(
-            *([str(r["setting"])] if several else []),
-            str(r["claim"]),
-            str(r["best_case"]) if pd.notna(r["best_case"]) else "—",
-            interval_text(r),
-            str(r["n_seeds"]),
-            str(r["n_units"]),
-            str(r["status"]),
-        )
-    return table
 
 
 def lines(claims: pd.DataFrame) -> list[str]:

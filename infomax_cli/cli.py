@@ -7,7 +7,6 @@ failure, 130 interrupted (143 on SIGTERM).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -54,30 +53,28 @@ def _app(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    with contextlib.suppress(OSError):  # an unwritable directory: run_job says so, in one line
-        (run_dir / rundir.FAILED).unlink(missing_ok=True)
+    busy = False
     try:
         run_job(cfg, run_dir)
         return
+    except (
+        rundir.DirectoryBusy
+    ) as e:  # the directory is another run's: no failed.json written there
+        code, message, busy = e.exit_code, str(e), True
     except Interrupted as e:
         again = f"hydra.sweep.dir={hc.sweep.dir}" if multirun else f"hydra.run.dir={run_dir}"
         code, message = e.exit_code, f"{e} To resume, run the same command again with {again}"
     except InfomaxError as e:
         code, message = e.exit_code, str(e)
     except KeyboardInterrupt:
-        code, message = (
-            130,
-            f"interrupted: rerun the same command (same run directory {run_dir}) to resume.",
-        )
-    except (
-        Exception
-    ) as e:  # a bug, not the user's mistake: one line here, the traceback in the log file
+        code = 130
+        message = f"interrupted: rerun the same command (same run directory {run_dir}) to resume."
+    except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log
         _log_traceback_to_file()
-        code, message = (
-            1,
-            f"internal error: {type(e).__name__}: {e} (traceback in {run_dir / 'infomax.log'})",
-        )
-    rundir.write_failure(run_dir, code, message)
+        log_file = run_dir / "infomax.log"
+        code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {log_file})"
+    if not busy:
+        rundir.write_failure(run_dir, code, message)
     if not multirun:
         _fail(message, code)
     print(f"infomax: job {hc.job.override_dirname or hc.job.num}: {message}", file=sys.stderr)
@@ -227,14 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"infomax: usage: infomax {cmd} DIR (one directory)", file=sys.stderr)
                 return 2
             _setup_console_logging()
+            from . import compare, sweep
+
             if cmd == "compare":
-                from .compare import compare, print_found
-
-                print_found(compare(Path(args[0])), args[0])
+                compare.print_found(*compare.compare(Path(args[0])))
             else:
-                from .report import build_report
-
-                print(build_report(Path(args[0])))
+                found = sweep.load(Path(args[0]))
+                print(compare.write_report(found, compare.analyse(found)))
             return 0
         if cmd == "sensitivity":
             from . import sensitivity

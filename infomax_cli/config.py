@@ -173,16 +173,8 @@ class MeasureConfig:
 
 @dataclass
 class Config:
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"case": "c"},
-            {"dataset": "stl10"},
-            {"device": "auto"},
-            {"train": "study"},
-            {"logger": "none"},
-        ]
-    )
+    """The whole configuration. Its defaults list (which preset of each group) is conf/config.yaml's."""
+
     case: CaseConfig = MISSING
     dataset: DatasetConfig = MISSING
     device: DeviceConfig = MISSING
@@ -203,6 +195,14 @@ def register() -> None:
     cs.store(group="device", name="schema_device", node=DeviceConfig)
     cs.store(group="train", name="schema_train", node=TrainConfig)
     cs.store(group="logger", name="schema_logger", node=LoggerConfig)
+
+
+def typed(cfg: DictConfig | Config) -> Config:
+    """The config as the schema's dataclasses, enums as their members: what every function below the
+    command line takes. Converted once, here, at the boundary."""
+    if isinstance(cfg, Config):
+        return cfg
+    return OmegaConf.to_object(cfg)
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -330,9 +330,9 @@ def check_dataset(cfg: Any) -> None:
             f"dataset.size={d.size} applies to dataset=folder and dataset=torchvision; {kind} images are 96x96: "
             "leave dataset.size at 96."
         )
-    if kind == "folder" and enum_value(d.split) != "train":
+    if kind == "folder" and d.split != "train":
         raise ConfigError(
-            f"dataset.split={enum_value(d.split)}: a folder has no splits: point dataset.root at that split's folder instead."
+            f"dataset.split={d.split}: a folder has no splits: point dataset.root at that split's folder instead."
         )
     if d.size < 1:
         raise ConfigError(f"dataset.size={d.size} is not allowed: use an integer >= 1.")
@@ -350,10 +350,6 @@ def check_dataset(cfg: Any) -> None:
             f"map must be at least {MIN_LATENT}x{MIN_LATENT} (the global critic) and at least {MIN_REGION}x{MIN_REGION} "
             f"image pixels must lie under whole receptive fields; {fix}."
         )
-
-
-def enum_value(x: Any) -> Any:
-    return getattr(x, "value", x)
 
 
 def _get(cfg: Any, dotted: str) -> Any:

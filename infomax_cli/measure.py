@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from . import mi
+from .config import MeasureConfig
 from .errors import Interrupted
 from .geometry import Geometry, align, align_images
 
-NULL_STREAM = (
-    0x6E756C6C  # "null": the null partner's random stream, apart from the other draws of a seed
-)
+# "null": the null partner's random stream, apart from the other draws of a seed
+NULL_STREAM = 0x6E756C6C
 
 
 @dataclass
@@ -34,29 +34,22 @@ class Measurement:
     mi: np.ndarray
     mi_null: np.ndarray | None = None  # the maps against another image's pixels
     mi_shuffled: np.ndarray | None = None  # the maps against the image's pixels shuffled
-    alt: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # align mode -> MI under that alignment
-    examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict
-    )  # position -> (image, maps)
+    # align mode -> MI under that alignment
+    alt: dict[str, np.ndarray] = field(default_factory=dict)
+    # position -> (image, maps)
+    examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def estimator_options(mcfg) -> dict:
+def estimator_options(mcfg: MeasureConfig) -> dict:
     """The keyword arguments of `mi.estimate_mi` taken from the `measure` config."""
     return {
-        "estimator": enum_value(mcfg.estimator),
+        "estimator": mcfg.estimator,
         "bins": mcfg.bins,
-        "binning": enum_value(mcfg.binning),
+        "binning": mcfg.binning,
         "miller_madow": mcfg.miller_madow,
         "ksg_k": mcfg.ksg_k,
         "ksg_samples": mcfg.ksg_samples,
     }
-
-
-def enum_value(x):
-    """A config enum's string (or the string itself)."""
-    return getattr(x, "value", x)
 
 
 def null_partners(groups: Sequence, ids: Sequence[int], seed: int) -> np.ndarray:
@@ -85,7 +78,7 @@ def measure(
     encoder: torch.nn.Module,
     images: Callable[[torch.Tensor], torch.Tensor],
     ids: Sequence[int],
-    mcfg,
+    mcfg: MeasureConfig,
     seed: int,
     geom: Geometry | None = None,
     groups: Sequence | None = None,
@@ -102,10 +95,10 @@ def measure(
     `example_ids` are positions whose aligned image and maps are kept."""
     encoder.eval()
     opts = estimator_options(mcfg)
-    mode = enum_value(mcfg.align)
+    mode = mcfg.align
     ids = np.asarray(ids, dtype=np.int64)
     n = ids.size
-    alt_aligns = [a for a in dict.fromkeys(enum_value(a) for a in alt_aligns) if a != mode]
+    alt_aligns = [a for a in dict.fromkeys(a for a in alt_aligns) if a != mode]
     partners = null_partners(groups if groups is not None else ids, ids, seed) if null else None
     wanted = set(int(i) for i in example_ids)
     out: dict[str, list] = {
@@ -203,7 +196,7 @@ def layer_mi(
     opts = estimator_options(mcfg)
     out = []
     for layer, maps in enumerate(encoder(probe, all_layers=True)):
-        img, aligned = align(probe, maps.float(), enum_value(mcfg.align), geom, layer)
+        img, aligned = align(probe, maps.float(), mcfg.align, geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)
     return out

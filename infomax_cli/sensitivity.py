@@ -38,17 +38,20 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config, rundir
-from .compare import Job, find_jobs
+from . import config, mi, rundir
 from .config import Align, DeviceKind, Estimator
+from .data import load_dataset, load_datasets
+from .encoders import build_encoder
 from .errors import ConfigError, InfomaxError, RunError
-from .measure import enum_value
+from .geometry import align
+from .measure import estimator_options
+from .runtime import pick_device, progress
+from .sweep import Job, find_jobs
+from .train import DeviceImages
 
 log = logging.getLogger("infomax")
 
 GRID_FILE = config.CONF_DIR / "sensitivity.yaml"
-SENSITIVITY = "sensitivity.csv"
-SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 PROTOCOL = ["align", "bins", "estimator"]
 JOB_COLUMNS = ["job", "case", "seed", *PROTOCOL, "n_images", "mi_mean", "mi_max", "seconds"]
 
@@ -102,7 +105,7 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
     except OmegaConfBaseException as e:
         raise ConfigError(
             f"the sensitivity grid ({path} and the flags) is not valid: {str(e).splitlines()[0]}"
-        )
+        ) from None
     if any(b < 2 for b in out.bins):
         raise ConfigError(f"bins must all be >= 2, got {list(out.bins)}")
     if out.n_images is not None and out.n_images < 1:
@@ -127,16 +130,15 @@ def job_config(job: Job):
         )
     config.register()
     try:
-        return OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.load(path))
+        merged = OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.load(path))
+        return config.typed(merged)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}")
+        raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}") from None
 
 
 def own_protocol(cfg) -> Protocol:
-    est = enum_value(cfg.measure.estimator)
-    return Protocol(
-        enum_value(cfg.measure.align), est, int(cfg.measure.bins) if est == "histogram" else None
-    )
+    est = cfg.measure.estimator
+    return Protocol(cfg.measure.align, est, int(cfg.measure.bins) if est == "histogram" else None)
 
 
 @torch.inference_mode()
@@ -150,12 +152,6 @@ def remeasure(
 ) -> list[dict]:
     """The job's trained encoder re-measured under each protocol: one row per protocol with the means
     over images of the per-image mean and max MI (as summary.json has them), and the seconds it took."""
-    from . import mi
-    from .data import load_datasets
-    from .encoders import build_encoder
-    from .experiment import _image_loader
-    from .geometry import align
-    from .measure import estimator_options
 
     weights = job.path / rundir.ENCODER
     if not weights.is_file():
@@ -163,11 +159,11 @@ def remeasure(
             f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
         )
     encoder = build_encoder(cfg.case, cfg.encoder)
-    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    encoder.load_state_dict(rundir.load_torch(weights))
     encoder.to(device).eval()
     data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))
-    images = _image_loader(data, device)
+    images = DeviceImages(data, device)
     geom = encoder.geometry(int(images(torch.arange(1)).shape[-1]))
     base = estimator_options(cfg.measure)
     seed, batch = int(cfg.seed), int(cfg.measure.batch_size)
@@ -267,8 +263,6 @@ def run(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Re-measure every finished job of the sweep under the grid; write sensitivity.csv and
     sensitivity_jobs.csv; return (table, per-job rows)."""
-    from .experiment import pick_device, progress
-
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
     finished = [j for j in jobs if j.summary is not None]
@@ -279,11 +273,11 @@ def run(
         raise ConfigError(
             f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure."
         )
-    device = pick_device(enum_value(grid_cfg.device))
+    device = pick_device(grid_cfg.device)
     base = grid(
-        [enum_value(a) for a in grid_cfg.align],
+        [a for a in grid_cfg.align],
         grid_cfg.bins,
-        [enum_value(e) for e in grid_cfg.estimators],
+        [e for e in grid_cfg.estimators],
     )
     cfgs = {j.path: job_config(j) for j in finished}
     settings = {j.path: j.setting for j in finished}
@@ -315,8 +309,8 @@ def run(
         {"bins": "Int64"}
     )
     table = sensitivity_table(per_job, own)
-    rundir.write_csv(sweep_dir / SENSITIVITY_JOBS, per_job)
-    rundir.write_csv(sweep_dir / SENSITIVITY, table)
+    rundir.write_csv(sweep_dir / rundir.SENSITIVITY_JOBS, per_job)
+    rundir.write_csv(sweep_dir / rundir.SENSITIVITY, table)
     return table, per_job
 
 
@@ -324,8 +318,6 @@ def _n_measured(cfg, n_images: int | None) -> int:
     """How many images a job's re-measurement covers (for the progress bar)."""
     n = cfg.dataset.n_images
     if n is None:
-        from .data import load_dataset
-
         n = len(load_dataset(cfg.dataset))
     return int(n) if n_images is None else min(int(n), int(n_images))
 
@@ -461,7 +453,7 @@ def main(argv: list[str]) -> int:
     for line in summary_lines(table, per_job):
         print(line)
     print(
-        f"wrote {Path(args.sweep_dir) / SENSITIVITY} and {SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s"
+        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s"
     )
     return 0
 

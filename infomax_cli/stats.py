@@ -42,7 +42,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -63,21 +62,6 @@ METRICS = (
     "mi_max_init",
 )
 PAIRWISE_METRICS = ("mi_mean", "mi_max", "mi_mean_above_null", "mi_max_above_null")
-STATS_COLUMNS = ["case", "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_images", "n_units"]
-PAIRWISE_COLUMNS = [
-    "metric",
-    "case_x",
-    "case_y",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "n_images",
-    "significant",
-    "n_units",
-]
-WINNER_COLUMNS = ["case", "wins", "share", "ci_low", "ci_high", "n_units"]
-PAIRWISE = rundir.PAIRWISE
 STUDY_CASE = "c"  # the study's finding: case c keeps the most information
 
 
@@ -215,50 +199,6 @@ def effective_n(
     return np.where(ok, n, min(fallback, n_images))
 
 
-# ------------------------------------------------------------------------------------- units
-
-
-def units_of(table: pd.DataFrame, summary: dict | None = None) -> pd.Series:
-    """The independent unit of each row of a mi_per_image table: its `group` column; a run written
-    before `group` existed: the photograph (`label`) for the embedded set, else the image itself."""
-    if "group" in table.columns:
-        return table["group"].astype(str)
-    if summary is not None and summary.get("dataset") == "samples" and "label" in table.columns:
-        return table["label"].astype(str)
-    return table["image_id"].astype(str)
-
-
-def read_per_image(jobs, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The finished jobs' mi_per_image.csv rows with their case, seed and unit: columns setting, case,
-    seed, image_id, label, group and the numeric columns (all, or `columns` where present). A column some
-    jobs lack is NaN in their rows. `setting` is "" when the sweep has one setting."""
-    frames = []
-    for job in jobs:
-        if job.summary is None:
-            continue
-        t = pd.read_csv(job.path / rundir.MI_PER_IMAGE)
-        t["group"] = units_of(t, job.summary).to_numpy()
-        keep = [
-            "image_id",
-            "label",
-            "group",
-            *[
-                c
-                for c in t.columns
-                if c not in ("image_id", "label", "group", "best_map")
-                and (columns is None or c in columns)
-            ],
-        ]
-        t = t[[c for c in keep if c in t.columns]].copy()
-        t.insert(0, "seed", int(job.summary.get("seed", 0)))
-        t.insert(0, "case", str(job.summary["case"]))
-        t.insert(0, "setting", job.setting)
-        frames.append(t)
-    if not frames:
-        raise ValueError("no finished job: nothing to summarise")
-    return pd.concat(frames, ignore_index=True)
-
-
 # ----------------------------------------------------------------------------------------- tables
 
 
@@ -308,7 +248,7 @@ def stats_table(per_image: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
                         "n_units": ci.n_units,
                     }
                 )
-    out = _with_setting(rows, STATS_COLUMNS, has_setting)
+    out = _with_setting(rows, rundir.STATS_COLUMNS, has_setting)
     return out.astype({"n_seeds": int, "n_images": int, "n_units": int})
 
 
@@ -360,7 +300,7 @@ def pairwise_table(
                         "n_units": ci.n_units,
                     }
                 )
-    out = _with_setting(rows, PAIRWISE_COLUMNS, has_setting)
+    out = _with_setting(rows, rundir.PAIRWISE_COLUMNS, has_setting)
     return out.astype({"n_seeds": int, "n_images": int, "significant": bool, "n_units": int})
 
 
@@ -407,7 +347,7 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         }
     )
     if comp.empty or not cases:
-        return out.assign(ci_low=np.nan, ci_high=np.nan, n_units=0)[WINNER_COLUMNS]
+        return out.assign(ci_low=np.nan, ci_high=np.nan, n_units=0)[rundir.WINNER_COLUMNS]
     keys = [k for k in ("setting", "seed") if k in comp.columns]
     seed = (
         comp[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("0", index=comp.index)
@@ -424,29 +364,13 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         n_units = ci.n_units
     n_eff = effective_n(out["share"].to_numpy(), np.asarray(half), n, unit.nunique(), level)
     low, high = wilson(out["share"].to_numpy(), n_eff, level)
-    return out.assign(ci_low=low, ci_high=high, n_units=n_units)[WINNER_COLUMNS]
+    return out.assign(ci_low=low, ci_high=high, n_units=n_units)[rundir.WINNER_COLUMNS]
 
 
-# ------------------------------------------------------------------------------------------- files
-
-
-def per_image_frame(jobs) -> pd.DataFrame:
-    """The finished jobs' rows for stats.csv: columns [setting,] case, seed, image_id, group and the
-    metrics every job has (`setting` only when the jobs have more than one setting)."""
-    long = read_per_image(jobs, METRICS)
-    metrics = [
-        m for m in METRICS if m in long.columns and long[m].notna().all()
-    ]  # an _init column some jobs lack: left out
-    long = long[["setting", "case", "seed", "image_id", "group", *metrics]]
+# ----------------------------------------------------------------------------------- the sweep's
+def metric_frame(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The rows stats.csv is computed from (a Sweep's per_image): columns [setting,] case, seed,
+    image_id, group and the metrics every job has (`setting` only when there is more than one)."""
+    metrics = [m for m in METRICS if m in per_image.columns and per_image[m].notna().all()]
+    long = per_image[["setting", "case", "seed", "image_id", "group", *metrics]]
     return long if long["setting"].nunique() > 1 else long.drop(columns="setting")
-
-
-def write_stats(sweep_dir: Path, jobs, level: float = LEVEL) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write the sweep's stats.csv and pairwise.csv (atomically) from its finished jobs (compare.Job
-    objects; unfinished ones are skipped) and return them."""
-    per_image = per_image_frame(jobs)
-    stats = stats_table(per_image, level)
-    pairs = pairwise_table(per_image, level)
-    rundir.write_csv(Path(sweep_dir) / rundir.STATS, stats)
-    rundir.write_csv(Path(sweep_dir) / PAIRWISE, pairs)
-    return stats, pairs

@@ -15,15 +15,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import TrainConfig
+from .data import DECODE_ONCE_BYTES, GrayImages
 from .errors import Interrupted, RunError, first_line
 from .objectives import MI_TERMS, mi_estimate
-from .rundir import save_torch
+from .rundir import load_torch, save_torch
 
 TERMS = ("local", "global", "prior")
-# loss.csv's columns: the step, the total loss, its terms, the prior discriminator's own loss, and each MI
-# term's own estimate in nats (zero at chance)
-LOSS_COLUMNS = ["step", "loss", *TERMS, "prior_disc", *(f"{t}_mi" for t in MI_TERMS)]
 log = logging.getLogger("infomax")
+# Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
+ON_DEVICE_BYTES = 1 << 30
+
+
+class DeviceImages:
+    """A dataset's images on a device: `images(idx)` gives the float (B, 1, S, S) batch of positions
+    `idx`. Sets that fit (STL-10 train: 46 MB) are copied to the device once; larger ones are read per
+    batch into pinned memory and copied without blocking. Images decoded from files (folder,
+    torchvision) are decoded once only under a smaller budget."""
+
+    def __init__(self, data: GrayImages, device: torch.device):
+        self.data, self.device = data, device
+        fits = len(data) * data.size * data.size <= (
+            DECODE_ONCE_BYTES if data.lazy else ON_DEVICE_BYTES
+        )
+        self.pixels = data.all_uint8().to(device) if fits else None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.pixels is not None:
+            return self.pixels[idx.to(self.device)].unsqueeze(1).float().div_(255)
+        batch = self.data.batch(idx)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -56,25 +82,24 @@ def _set_rng_states(gen: torch.Generator, noise: torch.Generator, states: dict) 
 def train(
     encoder: torch.nn.Module,
     dim: torch.nn.Module,
-    images: Callable[[torch.Tensor], torch.Tensor],
-    n_images: int,
-    tcfg,
+    images: DeviceImages,
+    tcfg: TrainConfig,
     seed: int,
-    device: torch.device,
+    *,
     checkpoint: Path | None = None,
     on_step: Callable[[int, dict], None] | None = None,
     stop: Callable[[], str | None] = lambda: None,
 ) -> list[dict]:
     """Train for `tcfg.steps` steps and return the loss history (one dict per step).
 
-    `images(idx)` gives the float (B, 1, 96, 96) batch of positions `idx` on `device`. When `checkpoint`
+    `images(idx)` gives the float (B, 1, S, S) batch of positions `idx` on `images.device`
+    (DeviceImages, or any callable with `device` and a length). When `checkpoint`
     exists, training resumes from it; it is rewritten every `tcfg.checkpoint_every` steps and at the end.
     `stop()` is polled after every step: a signal name stops training after a checkpoint.
     """
+    device, n_images = images.device, len(images)
     critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
-    fused = (
-        device.type == "cuda"
-    )  # one kernel per optimiser step on the GPU; the CPU keeps torch's default
+    fused = device.type == "cuda"  # one kernel per optimiser step on the GPU; CPU: torch's default
     opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=tcfg.lr, fused=fused)
     opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr, fused=fused)
     gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
@@ -84,7 +109,7 @@ def train(
     history: list[dict] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_torch(checkpoint, map_location=device)  # damaged: one line naming it
         encoder.load_state_dict(state["encoder"])
         dim.load_state_dict(state["dim"])
         opt.load_state_dict(state["opt"])

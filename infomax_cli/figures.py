@@ -1,0 +1,450 @@
+"""Every picture of a run or sweep (matplotlib, Agg backend), drawn once, as PNG bytes.
+
+The figure functions take tables and arrays and return a matplotlib figure; `png` renders one to
+bytes and closes it; `report_pictures` draws what a report shows from a loaded sweep and its findings
+(the statistics' own intervals), reusing the pictures a job already drew (loss.png, features/).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import cbook, mlab  # noqa: E402
+
+# zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
+PNG_OPTIONS = {"compress_level": 3}
+
+CASE_COLORS = {"a": "tab:blue", "b": "tab:orange", "c": "tab:green", "d": "tab:red"}
+TERM_STYLES = {"loss": "-", "local": "--", "global": "-.", "prior": ":"}
+
+
+def case_color(case: str) -> str:
+    extra = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
+    return CASE_COLORS.get(
+        case, extra[zlib.crc32(case.encode()) % len(extra)]
+    )  # stable across processes
+
+
+MI_ESTIMATES = {
+    "local_mi": "local",
+    "global_mi": "global",
+}  # loss.csv's objective MI estimates (nats, 0 at chance)
+
+
+def loss_figure(loss: pd.DataFrame, title: str, color: str = "black"):
+    """The total loss and each term against the step; beside it, when loss.csv has them, the objectives'
+    own MI estimates (nats; 0 = the critic at chance)."""
+    estimates = [c for c in MI_ESTIMATES if c in loss.columns]
+    fig, axes = plt.subplots(
+        1, 2 if estimates else 1, figsize=(12 if estimates else 7, 4), dpi=100, squeeze=False
+    )
+    ax = axes[0][0]
+    for term, style in TERM_STYLES.items():
+        ax.plot(
+            loss["step"], loss[term], style, color=color, label=term if term != "loss" else "total"
+        )
+    ax.set(title=title, xlabel="training step", ylabel="loss (nats; lower = more MI)")
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if estimates:
+        ax = axes[0][1]
+        for col, style in zip(estimates, ("--", "-.")):
+            ax.plot(loss["step"], loss[col], style, color=color, label=f"{MI_ESTIMATES[col]} term")
+        ax.axhline(0, color="gray", lw=1, ls=":", label="chance")
+        ax.set(
+            title="the objectives' own MI estimates",
+            xlabel="training step",
+            ylabel="MI estimate (nats)",
+        )
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(losses: dict[str, pd.DataFrame]):
+    """Every job's loss terms on one figure: one panel per term (and per objective MI estimate, when
+    loss.csv has them), one colour per case."""
+    panels = [
+        *TERM_STYLES,
+        *(c for c in MI_ESTIMATES if all(c in t.columns for t in losses.values())),
+    ]
+    rows = 2 if len(panels) > 4 else 1
+    cols = math.ceil(len(panels) / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), dpi=100, squeeze=False)
+    flat = axes.ravel()
+    for ax, term in zip(flat, panels):
+        for label, loss in losses.items():
+            case = label.split(" ")[0]
+            ax.plot(
+                loss["step"], loss[term], color=case_color(case), label=f"case {label}", alpha=0.85
+            )
+        if term in MI_ESTIMATES:
+            ax.axhline(0, color="gray", lw=1, ls=":")
+            ax.set(
+                title=f"{MI_ESTIMATES[term]} MI estimate (0 = chance)",
+                xlabel="training step",
+                ylabel="nats",
+            )
+        else:
+            ax.set(
+                title="total loss" if term == "loss" else f"{term} term",
+                xlabel="training step",
+                ylabel="loss (nats)",
+            )
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(alpha=0.3)
+    for ax in flat[len(panels) :]:
+        ax.set_axis_off()
+    flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def features_figure(
+    image: np.ndarray, maps: np.ndarray, mi: np.ndarray, title: str, case: str, cols: int = 11
+):
+    """The image beside its feature maps, each captioned with its MI (nats), sorted by MI, one colour scale."""
+    return example_grid_figure([(case, image, maps, mi)], cols=cols, title=title)
+
+
+def winners_figure(winners: pd.DataFrame):
+    """How often each case reaches the highest max-MI over all images: the share, with its 95% interval
+    where winners.csv has one (a share of 0 still gets one), the count above each bar."""
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    cases = winners["case"].astype(str)
+    share = 100 * winners["share"].to_numpy(dtype=float)
+    err = None
+    if {"ci_low", "ci_high"} <= set(winners.columns) and winners[
+        ["ci_low", "ci_high"]
+    ].notna().all().all():
+        err = np.clip(
+            [
+                share - 100 * winners["ci_low"].to_numpy(dtype=float),
+                100 * winners["ci_high"].to_numpy(dtype=float) - share,
+            ],
+            0,
+            None,
+        )
+    ax.bar(
+        [f"case {c}" for c in cases],
+        share,
+        yerr=err,
+        capsize=4,
+        color=[case_color(c) for c in cases],
+    )
+    for i, (w, s) in enumerate(zip(winners["wins"], share)):
+        ax.annotate(
+            f"{w} ({s:.0f}%)",
+            (i, s),
+            ha="left" if err is not None else "center",
+            va="bottom",
+            fontsize=8,
+            xytext=(4 if err is not None else 0, 1),
+            textcoords="offset points",
+        )
+    ax.set(
+        title="images on which each case has the highest max MI"
+        + ("\n(95% interval over seeds and image units)" if err is not None else ""),
+        ylabel="share of images (%)",
+    )
+    ax.set_ylim(0, 105)
+    return fig
+
+
+# a violin's density is estimated on at most this many of its values (evenly spaced)
+KDE_POINTS = 20_000
+
+
+def _violin_stats(v: np.ndarray) -> dict:
+    """matplotlib's violin statistics of v: median and extremes from every value, the Gaussian KDE from
+    an even subsample (the full one costs seconds on 5000 x 32 maps) with the bandwidth Scott's rule gives
+    all the values."""
+
+    def density(x, coords):
+        sub = x[:: max(1, len(x) // KDE_POINTS)]
+        if np.ptp(sub) == 0:  # one value (coords are all that value): a flat line at full width
+            return np.ones_like(coords)
+        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords)
+
+    return cbook.violin_stats(v, density)[0]
+
+
+def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[str, float], over: str):
+    """Mean and max MI per case with the statistics' own 95% intervals (stats.csv's rows: case,
+    metric, mean, ci_low, ci_high, and a setting column when there are several); the untrained
+    control beside, the null (the maps against another image) and the shuffled-pixel bias (per case
+    label in `shuffled`) as lines. `over`: what the intervals are over, for the titles."""
+    keys = ["setting", "case"] if "setting" in stats.columns else ["case"]
+    groups = [
+        (k if isinstance(k, tuple) else (k,), g.set_index("metric")) for k, g in stats.groupby(keys)
+    ]
+    names = [f"case {k[-1]}" + (f"\n{k[0]}" if len(k) > 1 else "") for k, _ in groups]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.4 * len(groups) + 2), 4.2), dpi=100)
+
+    def value(by: pd.DataFrame, metric: str) -> tuple[float, float, float] | None:
+        """(mean, distance down to ci_low, up to ci_high), or None when the metric is not there."""
+        if metric not in by.index:
+            return None
+        r = by.loc[metric]
+        m = float(r["mean"])
+        down = m - r["ci_low"] if pd.notna(r["ci_low"]) else 0.0
+        up = r["ci_high"] - m if pd.notna(r["ci_high"]) else 0.0
+        return m, max(float(down), 0.0), max(float(up), 0.0)
+
+    for ax, metric in zip(axes, ("mi_mean", "mi_max")):
+        has_init = all(f"{metric}_init" in by.index for _, by in groups)
+        w = 0.38 if has_init else 0.6
+        for i, (key, by) in enumerate(groups):
+            color, first = case_color(str(key[-1])), i == 0
+            bars = [(metric, -w / 2 if has_init else 0.0, {}, "trained")]
+            if has_init:
+                pale = {"alpha": 0.35, "hatch": "//", "edgecolor": color}
+                bars.append((f"{metric}_init", w / 2, pale, "untrained (control)"))
+            for col, dx, style, label in bars:
+                v = value(by, col)
+                if v is not None:
+                    m, lo, hi = v
+                    ax.bar(
+                        i + dx,
+                        m,
+                        w,
+                        yerr=[[lo], [hi]],
+                        capsize=4,
+                        color=color,
+                        **style,
+                        label=label if first else None,
+                    )
+            null = value(by, "mi_null_mean" if metric == "mi_mean" else "mi_null_max")
+            if null is not None:
+                ax.hlines(
+                    null[0],
+                    i - 0.45,
+                    i + 0.45,
+                    color="black",
+                    linestyles="--",
+                    lw=1.5,
+                    label="null: another image" if first else None,
+                )
+            if metric == "mi_mean" and names[i] in shuffled:
+                ax.hlines(
+                    shuffled[names[i]],
+                    i - 0.45,
+                    i + 0.45,
+                    color="gray",
+                    linestyles=":",
+                    lw=1.5,
+                    label="shuffled pixels (estimator bias)" if first else None,
+                )
+        what = "mean" if metric == "mi_mean" else "max"
+        ax.set_xticks(range(len(groups)), names)
+        title = f"{what} MI over the maps of an image\n(95% interval over {over})"
+        ax.set(title=title, ylabel=f"{what} MI (nats)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    handles = axes[0].get_legend_handles_labels()
+    fig.legend(*handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    return fig
+
+
+def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
+    """The distribution of per-map MI (every image × map) per case; the untrained maps' in grey beside."""
+    cases = list(per_map)
+    has_init = all("mi_init" in t for t in per_map.values())
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(cases) + 2), 4), dpi=100)
+    off = 0.2 if has_init else 0.0
+    for i, case in enumerate(cases):
+        for col, dx, alpha in (("mi", -off, 0.7), *((("mi_init", off, 0.25),) if has_init else ())):
+            v = per_map[case][col].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            if len(v) == 0:
+                continue
+            parts = ax.violin(
+                [_violin_stats(v)],
+                positions=[i + dx],
+                widths=0.36 if has_init else 0.7,
+                showmedians=True,
+            )
+            for body in parts["bodies"]:
+                body.set(facecolor=case_color(case), edgecolor=case_color(case), alpha=alpha)
+            for key in ("cbars", "cmins", "cmaxes", "cmedians"):
+                parts[key].set(color=case_color(case) if col == "mi" else "gray", lw=1)
+    ax.set_xticks(range(len(cases)), [f"case {c}" for c in cases])
+    title = "MI of every feature map with its image" + (
+        " (left: trained, right, pale: untrained)" if has_init else ""
+    )
+    ax.set(title=title, ylabel="MI per map (nats)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def example_grid_figure(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    cols: int = 16,
+    title: str | None = None,
+):
+    """One example image: for each (case, image, maps, mi) a block of the image and its maps sorted by MI,
+    each captioned with its MI (nats), with one colour scale per case. The maps of a case are tiled into one
+    mosaic drawn by one imshow (fast: a few axes, not one per map), and everything is placed in inches
+    inside the figure, so it is saved as laid out (no second drawing pass to find a tight box)."""
+    h, w = (
+        max(r[2].shape[i] for r in rows) for i in (-2, -1)
+    )  # cases may differ in size (align=crop)
+    gap, cap = (
+        max(1, w // 12),
+        max(4, h // 4),
+    )  # pixels between tiles, and above each tile for its caption
+    tw, th = w + gap, h + gap + cap
+    grid_rows = math.ceil(max(len(r[2]) for r in rows) / cols)
+    px = 0.9 / tw  # inches per pixel: a tile is 0.9 in wide
+    block, mosaic_h = grid_rows * th * px + 0.4, grid_rows * th * px
+    title_h = 0.4 if title else 0.0
+    fig_w, fig_h = (cols + 1) * tw * px + 0.9, len(rows) * block + title_h
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=80)
+    fig.infomax_exact_layout = True  # read by the savers: no bbox_inches="tight"
+    if title:
+        fig.text(0.5, 1 - 0.08 / fig_h, title, ha="center", va="top", fontsize=12)
+
+    def box(x, y, width, height):  # inches -> figure fraction
+        return (x / fig_w, y / fig_h, width / fig_w, height / fig_h)
+
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    for k, (case, image, maps, mi) in enumerate(rows):
+        y0 = fig_h - title_h - (k + 1) * block
+        fig.text(
+            0.1 / fig_w,
+            (y0 + block - 0.05) / fig_h,
+            f"case {case}: mean MI {mi.mean():.3f} nats, max MI {mi.max():.3f} nats (maps sorted by MI)",
+            va="top",
+            fontsize=12,
+            fontweight="bold",
+            color=case_color(case),
+        )
+        ax = fig.add_axes(box(0.1, y0 + mosaic_h - (cap + h) * px, w * px, h * px))
+        ax.imshow(np.squeeze(image), cmap="gray")
+        ax.set_title("image", fontsize=8, pad=2)
+        ax.set_axis_off()
+        order = np.argsort(-mi, kind="stable")
+        mosaic = np.full((grid_rows * th, cols * tw), np.nan)
+        ax = fig.add_axes(box(0.1 + tw * px, y0, cols * tw * px, mosaic_h))
+        for slot, c in enumerate(order):
+            y, x = (slot // cols) * th + cap, (slot % cols) * tw
+            mosaic[y : y + maps.shape[-2], x : x + maps.shape[-1]] = maps[c]
+            ax.text(x + w / 2, y - 1, f"#{c}: {mi[c]:.3f}", ha="center", va="bottom", fontsize=8)
+        im = ax.imshow(
+            mosaic,
+            cmap=cmap,
+            vmin=float(np.nanmin(maps)),
+            vmax=float(np.nanmax(maps)),
+            interpolation="nearest",
+        )
+        ax.set_axis_off()
+        cax = fig.add_axes(box(0.1 + (cols + 1) * tw * px + 0.05, y0 + 0.1, 0.12, mosaic_h - 0.2))
+        fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+    return fig
+
+
+def infoplane_figure(plane: pd.DataFrame, title: str):
+    """Mean MI between the probe images and each layer's maps, against the training step."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for layer, rows in plane.groupby("layer"):
+        ax.plot(rows["step"], rows["mi"], marker="o", ms=3, label=f"layer {layer}")
+    ax.set(title=title, xlabel="training step", ylabel="mean MI with the image (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+# ------------------------------------------------------------------------------ to bytes, once each
+def png(fig) -> bytes:
+    """The figure as PNG bytes (deterministic: no Software tag), and close it. A figure laid out
+    exactly (`infomax_exact_layout`) is saved as it is; others are cropped to their content."""
+    exact = getattr(fig, "infomax_exact_layout", False)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(
+            buf,
+            format="png",
+            dpi=fig.dpi,
+            bbox_inches=None if exact else "tight",
+            metadata={"Software": None},
+            pil_kwargs=PNG_OPTIONS,
+        )
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+@dataclass
+class Pictures:
+    """What a report shows, as PNG bytes: the loss, MI per case, the per-map distribution, the winner
+    shares (a sweep of several cases), and per example image its pictures as (caption, bytes)."""
+
+    loss: bytes
+    mi_bars: bytes
+    violin: bytes
+    winners: bytes | None = None
+    examples: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+
+
+def loss_curves(sweep) -> bytes:
+    """Every job's loss terms on one figure (a sweep's loss_curves.png)."""
+    return png(loss_curves_figure({sweep.label(j): j.loss for j in sweep.jobs}))
+
+
+def report_pictures(
+    sweep, stats: pd.DataFrame, winners: pd.DataFrame | None, over: str
+) -> Pictures:
+    """Draw what the report of `sweep` (a sweep.Sweep) shows, each picture once: `stats` and `winners`
+    are the statistics' own tables (stats.csv, winners.csv). A run's loss.png and every job's
+    features/ pictures are the job's own bytes, not drawn again."""
+    job = sweep.jobs[0]
+    if sweep.kind == "run" and (job.path / "loss.png").is_file():
+        loss = (job.path / "loss.png").read_bytes()
+    elif sweep.kind == "run":
+        loss = png(loss_figure(job.loss, f"case {job.case}: training loss", case_color(job.case)))
+    else:
+        loss = loss_curves(sweep)
+    shuffled = {}
+    for key, g in sweep.per_image.groupby(["setting", "case"] if "setting" in stats else ["case"]):
+        key = key if isinstance(key, tuple) else (key,)
+        if "mi_shuffled_mean" in g:
+            shuffled[f"case {key[-1]}" + (f"\n{key[0]}" if len(key) > 1 else "")] = float(
+                g["mi_shuffled_mean"].mean()
+            )
+    per_map = {c: pd.concat([j.per_map for j in sweep.jobs if j.case == c]) for c in sweep.cases}
+    pictures = Pictures(
+        loss, png(mi_bars_figure(stats, shuffled, over)), png(mi_violin_figure(per_map))
+    )
+    if winners is not None and len(sweep.cases) > 1:
+        pictures.winners = png(winners_figure(winners))
+    first = {
+        c: next(j for j in sweep.jobs if j.case == c) for c in sweep.cases
+    }  # whose maps are shown
+    names = sorted(
+        set().union(*(first[c].pictures for c in first), *(first[c].examples for c in first))
+    )
+    for name in names:
+        have = {c: first[c].pictures.get(name) for c in first}
+        if all(have.values()):  # each case's own picture, one under another
+            shown = [(f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items()]
+        elif all(name in first[c].examples for c in first):  # pictures missing: drawn from the maps
+            rows = [(c, *first[c].examples[name]) for c in first]
+            shown = [(f"feature maps of {name}, every case", png(example_grid_figure(rows)))]
+        else:  # some cases have neither: the pictures there are
+            shown = [
+                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items() if p
+            ]
+        pictures.examples[name] = shown
+    return pictures

@@ -1,0 +1,249 @@
+"""A run or sweep directory loaded once: its finished jobs, each job's tables read once, and the long
+frames the statistics and claims are computed from. Nothing here computes a statistic or draws."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import rundir
+from .errors import ConfigError
+
+log = logging.getLogger("infomax")
+
+EXAMPLE_PHOTOS = ("chelsea", "horse")  # the embedded set's stand-ins for the study's cat and horse
+NOT_NUMERIC = (
+    "image_id",
+    "label",
+    "group",
+    "best_map",
+)  # mi_per_image columns that are not statistics
+
+
+@dataclass(eq=False)
+class Job:
+    """One job directory. Its tables are read on first use, once (or handed in by the job that has
+    just written them: `Job.written`)."""
+
+    path: Path
+    overrides: list[str]
+    summary: dict | None
+
+    @classmethod
+    def written(
+        cls,
+        path: Path,
+        summary: dict,
+        per_image: pd.DataFrame,
+        per_map: pd.DataFrame,
+        loss: pd.DataFrame,
+    ) -> Job:
+        job = cls(Path(path), [], summary)
+        job.__dict__.update(
+            per_image=per_image, per_map=per_map, loss=loss
+        )  # the cached properties
+        return job
+
+    @property
+    def case(self) -> str:
+        return str(self.summary["case"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.summary.get("seed", 0))
+
+    @property
+    def setting(self) -> str:
+        """The job's overrides other than case and seed: jobs of one setting are compared together."""
+        keep = (o for o in self.overrides if o.split("=")[0].lstrip("+~") not in ("case", "seed"))
+        return ",".join(keep)
+
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
+        t = pd.read_csv(self.path / rundir.MI_PER_IMAGE)
+        if "group" not in t.columns:  # written before `group` existed: the photograph, or the image
+            photo = self.summary.get("dataset") == "samples" and "label" in t.columns
+            t.insert(2, "group", t["label"] if photo else t["image_id"])
+        return t.assign(group=t["group"].astype(str))
+
+    @cached_property
+    def per_map(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / rundir.MI_PER_MAP)
+
+    @cached_property
+    def loss(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / rundir.LOSS_CSV)
+
+    @cached_property
+    def examples(self) -> dict:
+        """name -> (image, maps, mi) of the example images (features/examples.npz)."""
+        return rundir.load_example_maps(self.path)
+
+    @cached_property
+    def pictures(self) -> dict[str, Path]:
+        """name -> features/NAME.png, the example pictures the job drew."""
+        return {p.stem: p for p in sorted((self.path / rundir.FEATURES).glob("*.png"))}
+
+    @property
+    def config_text(self) -> str | None:
+        path = self.path / ".hydra" / "config.yaml"
+        return path.read_text() if path.is_file() else None
+
+    def study_examples(self) -> list[int]:
+        """The image ids of the study's example images (a cat and a horse)."""
+        ids = self.summary.get("study_examples")
+        if ids is not None:
+            return [int(i) for i in ids]
+        t = self.per_image  # runs written before study_examples: the embedded set's first crops
+        if self.summary.get("dataset") == "samples" and "label" in t.columns:
+            first = t.groupby(t["label"].astype(str))["image_id"].min()
+            return [int(first[p]) for p in EXAMPLE_PHOTOS if p in first.index]
+        return []
+
+
+@dataclass
+class Sweep:
+    """A run (kind 'run', one job) or a sweep (kind 'sweep'): its finished jobs sorted by case, seed
+    and directory; the unfinished ones and those never started, which are left out."""
+
+    path: Path
+    kind: str
+    jobs: list[Job]
+    unfinished: list[Job] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # the overrides of jobs never started
+
+    @property
+    def cases(self) -> list[str]:
+        return list(dict.fromkeys(j.case for j in self.jobs))
+
+    @property
+    def several(self) -> bool:
+        """More than one job per case (seeds or settings)."""
+        return len(self.jobs) > len(self.cases)
+
+    def label(self, job: Job) -> str:
+        return job.case + (f" {job.path.name}" if self.several else "")
+
+    @property
+    def align(self) -> str | None:
+        aligns = {str(j.summary["align"]) for j in self.jobs if j.summary.get("align")}
+        return aligns.pop() if len(aligns) == 1 else None
+
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
+        """Every finished job's mi_per_image rows: setting, case, seed, image_id, label, group,
+        example (a study example image) and the numeric columns (NaN where a job lacks one)."""
+        frames = []
+        for job in self.jobs:
+            t = job.per_image
+            keep = ["image_id", "label", "group", *(c for c in t.columns if c not in NOT_NUMERIC)]
+            t = t[[c for c in keep if c in t.columns]].copy()
+            t.insert(0, "seed", job.seed)
+            t.insert(0, "case", job.case)
+            t.insert(0, "setting", job.setting)
+            t.insert(6, "example", t["image_id"].isin(set(job.study_examples())))
+            frames.append(t)
+        return pd.concat(frames, ignore_index=True)
+
+    @cached_property
+    def loss_mi(self) -> tuple[pd.DataFrame, str]:
+        """(setting, case, seed, step, mi per training step; how `mi` was obtained): the objective's
+        own MI estimate, or for runs without one the negated loss terms (the same case differences)."""
+        has_mi = all({"local_mi", "global_mi"} <= set(j.loss.columns) for j in self.jobs)
+        rows = []
+        for job in self.jobs:
+            loss = job.loss
+            mi = (
+                loss["local_mi"] + loss["global_mi"]
+                if has_mi
+                else -(loss["local"] + loss["global"])
+            )
+            ids = {"setting": job.setting, "case": job.case, "seed": job.seed}
+            rows.append(pd.DataFrame({**ids, "step": loss["step"], "mi": mi}))
+        source = (
+            "local_mi + global_mi (nats)"
+            if has_mi
+            else "-(local + global), the negated loss terms (these runs have no local_mi/global_mi; "
+            "the case differences equal the MI estimates')"
+        )
+        return pd.concat(rows, ignore_index=True), source
+
+
+def find_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job directory of a sweep, finished or not."""
+    jobs = []
+    for d in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and rundir.is_job_dir(p)):
+        ov_file = d / ".hydra" / "overrides.yaml"
+        overrides = (
+            yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
+        )
+        jobs.append(Job(d, [str(o) for o in overrides], rundir.read_summary(d)))
+    return jobs
+
+
+def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
+    """The jobs the sweep's multirun.yaml asked for that have no directory (as their overrides)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's own expansion
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get(
+        "task", []
+    )
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    present = {frozenset(j.overrides) for j in jobs}
+    return [" ".join(o) for batch in batches for o in batch if frozenset(o) not in present]
+
+
+def load(path: Path) -> Sweep:
+    """The run or sweep in `path`; a ConfigError (one line) when it is neither or nothing finished."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(
+            f"{path} is not a directory: give a run directory (infomax run) or a sweep directory "
+            "(infomax run -m)."
+        )
+    summary = rundir.read_summary(path)
+    if summary is not None:
+        return Sweep(path, "run", [Job(path, [], summary)])
+    if rundir.is_job_dir(path):
+        raise ConfigError(
+            f"{path} is a run directory whose job has not finished (no summary.json): rerun it, then report."
+        )
+    jobs = find_jobs(path)
+    if not jobs:
+        raise ConfigError(
+            f"{path} is not a run or sweep directory: it holds no summary.json and no job directories."
+        )
+    finished = sorted(
+        (j for j in jobs if j.summary is not None), key=lambda j: (j.case, j.seed, j.path.name)
+    )
+    if not finished:
+        raise ConfigError(
+            f"{path} is a sweep directory with no finished job (no */summary.json): nothing to compare."
+        )
+    unfinished = [j for j in jobs if j.summary is None]
+    return Sweep(path, "sweep", finished, unfinished, missing_jobs(path, jobs))
+
+
+def warn_left_out(sweep: Sweep) -> None:
+    """One warning per job the comparison leaves out, saying why and how to finish it."""
+    for j in sweep.unfinished:
+        failure = rundir.read_failure(j.path)
+        if failure:
+            log.warning(f"job {j.path.name} did not finish (left out): {failure['message']}")
+        else:
+            log.warning(
+                f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it."
+            )
+    for m in sweep.missing:
+        log.warning(
+            f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep.path}."
+        )
