@@ -224,13 +224,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"infomax: usage: infomax {cmd} DIR (one directory)", file=sys.stderr)
                 return 2
             _setup_console_logging()
-            from . import compare, sweep
+            from . import compare
 
             if cmd == "compare":
                 compare.print_found(*compare.compare(Path(args[0])))
             else:
-                found = sweep.load(Path(args[0]))
-                print(compare.write_report(found, compare.analyse(found)))
+                print(compare.build_report(Path(args[0])))
             return 0
         if cmd == "sensitivity":
             from . import sensitivity

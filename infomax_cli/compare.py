@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 
 from . import claims, figures, report, rundir, stats
-from .errors import InfomaxError
+from .errors import ConfigError, InfomaxError
 from .sweep import Sweep, find_jobs, load, warn_left_out
 
 log = logging.getLogger("infomax")
@@ -81,6 +81,12 @@ def render(sweep: Sweep, found: Findings) -> tuple[figures.Pictures, str]:
 def write_report(sweep: Sweep, found: Findings) -> Path:
     """report.html of a run or sweep (`infomax report DIR`, and the end of every job)."""
     return rundir.write_text(sweep.path / rundir.REPORT, render(sweep, found)[1])
+
+
+def build_report(path: Path) -> Path:
+    """`infomax report DIR`: load the run or sweep, analyse it, write its report.html."""
+    sweep = load(path)
+    return write_report(sweep, analyse(sweep))
 
 
 def compare(sweep_dir: Path) -> tuple[Sweep, Findings]:

@@ -220,7 +220,8 @@ def load(path: Path) -> Sweep:
     jobs = find_jobs(path)
     if not jobs:
         raise ConfigError(
-            f"{path} is not a run or sweep directory: it holds no summary.json and no job directories."
+            f"{path} is not a run or sweep directory: it holds no finished job (no summary.json) and "
+            "no job directories."
         )
     finished = sorted(
         (j for j in jobs if j.summary is not None), key=lambda j: (j.case, j.seed, j.path.name)

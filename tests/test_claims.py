@@ -7,7 +7,8 @@ import pytest
 from fake_sweep import two_level, units, write_job
 
 from infomax_cli import claims
-from infomax_cli.compare import compare, find_jobs, print_found
+from infomax_cli import rundir, sweep
+from infomax_cli.compare import compare, print_found
 
 T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df
 IMAGE = ["example_images", "winner_share", "mean_max_mi", "mean_mi"]
@@ -54,7 +55,8 @@ def make(
 
 
 def table(path) -> pd.DataFrame:
-    return claims.claims_table(claims.read_sweep(find_jobs(path)))
+    s = sweep.load(path)
+    return claims.claims_table(s.per_image, *s.loss_mi, s.align)
 
 
 def row(t, claim) -> pd.Series:
@@ -67,7 +69,7 @@ LOSS = {"a": 0.10, "b": 0.05, "c": 0.30, "d": 0.15}
 
 def test_one_seed_never_establishes_a_claim_but_shows_the_estimates(tmp_path):
     t = table(make(tmp_path, FOUR, loss=LOSS))
-    assert list(t.columns[:10]) == claims.CLAIM_COLUMNS
+    assert list(t.columns[:10]) == rundir.CLAIM_COLUMNS
     assert t.claim.tolist() == [
         "loss_curves",
         "example_images",
@@ -232,7 +234,7 @@ def test_several_settings_get_a_leading_setting_column(tmp_path):
     for steps in (5, 10):
         make(tmp_path, FOUR, extra=("dataset=samples", f"train.steps={steps}"))
     t = table(tmp_path)
-    assert t.columns[0] == "setting" and list(t.columns[1:11]) == claims.CLAIM_COLUMNS
+    assert t.columns[0] == "setting" and list(t.columns[1:11]) == rundir.CLAIM_COLUMNS
     assert sorted(t.setting.unique()) == [
         "dataset=samples,train.steps=10",
         "dataset=samples,train.steps=5",
@@ -245,8 +247,8 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     make(tmp_path, FOUR, loss=LOSS)
     found = compare(tmp_path)
     t = pd.read_csv(tmp_path / "claims.csv")
-    assert list(t.columns[:10]) == claims.CLAIM_COLUMNS and (t.status == "not established").all()
-    print_found(found, tmp_path)
+    assert list(t.columns[:10]) == rundir.CLAIM_COLUMNS and (t.status == "not established").all()
+    print_found(*found)
     out = " ".join(capsys.readouterr().out.split())
     assert "the study's claims" in out and "winner_share" in out and "holds at 95%" not in out
     assert out.endswith(" ".join(claims.ESTABLISH.split()))

@@ -52,7 +52,7 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     make_job(tmp_path, "a", [0.1, 0.9, 0.3])
     make_job(tmp_path, "b", [0.2, 0.1, 0.3])
     make_job(tmp_path, "c", [0.5, 0.2, 0.8])
-    found = compare(tmp_path)
+    sweep, found = compare(tmp_path)
     comp = pd.read_csv(tmp_path / "comparison.csv")
     assert list(comp.columns) == [
         "image_id",
@@ -82,11 +82,10 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     assert (tmp_path / "stats.csv").is_file() and (tmp_path / "pairwise.csv").is_file()
     assert wins.loc[wins.case == "b", "ci_high"].item() > 0  # no wins, still a proper interval
     assert (pd.read_csv(tmp_path / "claims.csv")["status"] == "not established").all()  # one seed
-    assert "verdict" not in found
     assert (tmp_path / "winners.png").stat().st_size > 0 and (
         tmp_path / "loss_curves.png"
     ).stat().st_size > 0
-    assert found["unfinished"] == [] and found["missing"] == []
+    assert sweep.unfinished == [] and sweep.missing == []
 
 
 def test_seeds_get_their_own_rows(tmp_path):
@@ -105,9 +104,9 @@ def test_unfinished_and_missing_jobs_are_named(tmp_path, caplog):
         yaml.safe_dump({"hydra": {"overrides": {"task": ["case=a,b,c", "dataset=samples"]}}})
     )
     with caplog.at_level(logging.WARNING, logger="infomax"):
-        found = compare(tmp_path)
-    assert [j.path.name for j in found["unfinished"]] == ["case=b,dataset=samples"]
-    assert found["missing"] == ["case=c dataset=samples"]
+        sweep, _ = compare(tmp_path)
+    assert [j.path.name for j in sweep.unfinished] == ["case=b,dataset=samples"]
+    assert sweep.missing == ["case=c dataset=samples"]
     assert (
         "case=b,dataset=samples has not finished" in caplog.text
         and "case=c dataset=samples is missing" in caplog.text

@@ -1,4 +1,4 @@
-"""Device selection (experiment.pick_device) with and without CUDA: torch.cuda is monkeypatched, so these run
+"""Device selection (runtime.pick_device) with and without CUDA: torch.cuda is monkeypatched, so these run
 on any machine; with several GPUs, job k of a multirun takes cuda:(k % GPUs)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from infomax_cli.errors import ConfigError
-from infomax_cli.experiment import pick_device
+from infomax_cli.runtime import pick_device
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import torch
 from conftest import compose_cfg, infomax
 from PIL import Image
 
-from infomax_cli import config, data, experiment
+from infomax_cli import config, data, train
 from infomax_cli.config import DatasetConfig
 from infomax_cli.data import GrayImages, gray_square, list_images, load_dataset
 from infomax_cli.errors import ConfigError, RunError
@@ -212,7 +212,7 @@ def test_a_large_folder_is_decoded_per_batch(photos, monkeypatch):
     ds = load_dataset(folder_cfg(photos, size=32))
     monkeypatch.setattr(experiment, "DECODE_ONCE_BYTES", 5 * 32 * 32)  # 6 images do not fit
     monkeypatch.setattr(GrayImages, "all_uint8", lambda self: pytest.fail("decoded the whole set"))
-    images = experiment._image_loader(ds, torch.device("cpu"))
+    images = train.DeviceImages(ds, torch.device("cpu"))
     torch.testing.assert_close(images(torch.tensor([2, 0])), ds.batch([2, 0]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import html
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pandas as pd
 import pytest
 from conftest import infomax
 
-from infomax_cli import report, rundir
+from infomax_cli import figures, rundir
+from infomax_cli.compare import build_report, compare
 from infomax_cli.errors import ConfigError
 
 CASES = "abcd"
@@ -59,7 +61,7 @@ def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Pat
     )
     if examples:
         yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-        report.save_example_maps(
+        rundir.save_example_maps(
             path,
             {
                 f"{i:05d}_{name}": (
@@ -118,8 +120,12 @@ def sweep(tmp_path_factory) -> Path:
     """A synthetic four-case sweep and its report, built once per session (the browser tests share it)."""
     path = tmp_path_factory.getbasetemp() / "report-sweep"
     if not (path / rundir.REPORT).is_file():
-        report.build_report(make_sweep(path))
+        build_report(make_sweep(path))
     return path
+
+
+def save_png(path: Path, fig) -> Path:
+    return rundir.write_bytes(path, figures.png(fig))
 
 
 def sources(page: str) -> list[str]:
@@ -155,7 +161,7 @@ def test_sweep_report_names_every_case_and_embeds_every_picture(sweep):
 
 def test_rebuild_is_byte_identical_even_in_another_process(sweep):
     first = (sweep / rundir.REPORT).read_bytes()
-    assert report.build_report(sweep) == sweep / rundir.REPORT
+    assert build_report(sweep) == sweep / rundir.REPORT
     assert (sweep / rundir.REPORT).read_bytes() == first
     done = infomax("report", str(sweep), env={"PYTHONHASHSEED": "12345"})
     assert done.returncode == 0, done.stderr
@@ -163,28 +169,27 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
     assert (sweep / rundir.REPORT).read_bytes() == first
 
 
-def test_winners_come_from_winners_csv_or_are_computed(tmp_path):
+def test_the_winner_table_is_winners_csv(tmp_path):
+    """One winner table: the page shows the shares and intervals compare writes to winners.csv."""
     path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
-    page = report.build_report(path).read_text()
+    compare(path)
+    page = (path / rundir.REPORT).read_text()
     wins = re.findall(
-        r"<tr><td>case [abcd]</td><td>(\d+)</td><td>[\d.]+%</td><td>([\d.]+)% – ([\d.]+)%</td></tr>",
+        r"<tr><td>case ([abcd])</td><td>(\d+)</td><td>([\d.]+)%</td><td>([\d.]+)% – ([\d.]+)%</td></tr>",
         page,
     )
-    assert len(wins) == 4 and sum(int(w[0]) for w in wins) == N_IMAGES
-    assert all(
-        float(hi) > 0 for _, _, hi in wins
-    )  # computed with its interval, a case without wins too
-    rundir.write_csv(
-        path / rundir.WINNERS_CSV,
-        pd.DataFrame({"case": list(CASES), "wins": [5, 0, 3, 0], "share": [0.625, 0, 0.375, 0]}),
-    )
-    page = report.build_report(path).read_text()
-    assert "<tr><td>case a</td><td>5</td><td>62.5%</td></tr>" in page
+    assert len(wins) == 4 and sum(int(w[1]) for w in wins) == N_IMAGES
+    table = pd.read_csv(path / rundir.WINNERS_CSV, dtype={"case": str}).set_index("case")
+    for case, n, share, low, high in wins:
+        row = table.loc[case]
+        assert int(n) == row["wins"] and float(share) == round(100 * row["share"], 1)
+        assert float(low) == round(100 * row["ci_low"], 1) and float(high) == round(100 * row["ci_high"], 1)
+        assert float(high) > 0  # a case without wins still has its interval
 
 
 def test_run_report_shows_its_one_case(tmp_path):
     run = make_run(tmp_path / "run", "c")
-    page = report.build_report(run).read_text()
+    page = build_report(run).read_text()
     assert "case c" in page and "case a" not in page and "Which case wins" not in page
     assert "chelsea" in page and "horse" in page
     assert all(s.startswith("data:image/png;base64,") for s in sources(page))
@@ -202,7 +207,7 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
             rundir.write_csv(run / name, pd.read_csv(run / name)[keep])
         size = 20 if case == "a" else SIZE  # as with align=crop: case a's maps are smaller
         rng = np.random.default_rng(seed)
-        report.save_example_maps(
+        rundir.save_example_maps(
             run,
             {
                 "00000_chelsea": (
@@ -213,23 +218,23 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
             },
         )
     (path / "case=d,seed=0" / ".hydra").mkdir(parents=True)  # started, never finished
-    page = report.build_report(path).read_text()
+    page = build_report(path).read_text()
     assert "case a" in page and "case c" in page and "case=d,seed=0 (no summary.json)" in page
-    assert re.search(r"<tr><td>case a</td><td>16</td>", page)  # 8 images × 2 seeds pooled
+    assert re.search(r"<tr><td>case a</td><td>2</td><td>3</td>", page)  # 2 seeds, 3 photographs
     assert page.count("<img ") == 5
 
 
 def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
     run = make_run(tmp_path / "run", "b", examples=False)
-    fig = report.features_figure(
+    fig = figures.features_figure(
         np.eye(SIZE),
         np.random.default_rng(0).normal(size=(4, SIZE, SIZE)),
         np.arange(4.0),
         "t",
         "a",
     )
-    rundir.save_figure(run / rundir.FEATURES / "00001_horse.png", fig)
-    page = report.build_report(run).read_text()
+    save_png(run / rundir.FEATURES / "00001_horse.png", fig)
+    page = build_report(run).read_text()
     assert "example image 1: horse" in page
     assert (
         base64.b64encode((run / rundir.FEATURES / "00001_horse.png").read_bytes()).decode() in page
@@ -243,28 +248,28 @@ def test_save_example_maps_round_trip(tmp_path):
         rng.normal(size=(N_MAPS, SIZE, SIZE)),
         rng.random(N_MAPS),
     )
-    path = report.save_example_maps(tmp_path, {"00003_cat": (image, maps, mi)})
+    path = rundir.save_example_maps(tmp_path, {"00003_cat": (image, maps, mi)})
     assert path == tmp_path / "features" / "examples.npz"
     assert [p.name for p in path.parent.iterdir()] == ["examples.npz"]  # no temporary left behind
-    ((name, (i2, m2, mi2)),) = report.load_example_maps(tmp_path).items()
+    ((name, (i2, m2, mi2)),) = rundir.load_example_maps(tmp_path).items()
     assert name == "00003_cat" and m2.shape == maps.shape
     np.testing.assert_allclose(i2, image, atol=1e-3)
     np.testing.assert_allclose(m2, maps, atol=1e-2)
     np.testing.assert_array_equal(mi2, mi)
-    assert report.load_example_maps(tmp_path / "nothing") == {}
+    assert rundir.load_example_maps(tmp_path / "nothing") == {}
 
 
 def test_a_folder_that_is_not_a_run_or_sweep_is_a_config_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "data").mkdir()
     with pytest.raises(ConfigError, match="not a run or sweep directory"):
-        report.build_report(tmp_path)
+        build_report(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
-        report.build_report(tmp_path / "missing")
+        build_report(tmp_path / "missing")
     unfinished = tmp_path / "unfinished"
     (unfinished / ".hydra").mkdir(parents=True)
     with pytest.raises(ConfigError, match="not finished"):
-        report.build_report(unfinished)
+        build_report(unfinished)
     assert not (tmp_path / rundir.REPORT).exists()
 
 
@@ -281,7 +286,7 @@ def test_violin_keeps_the_exact_median_and_extremes_and_a_close_density():
     from matplotlib import cbook, mlab
 
     v = np.random.default_rng(2).gamma(2.0, 0.1, size=160_000)  # 5000 images x 32 maps
-    fast = report._violin_stats(v)
+    fast = figures._violin_stats(v)
     assert fast["median"] == np.median(v) and fast["min"] == v.min() and fast["max"] == v.max()
     full = cbook.violin_stats(v, lambda x, coords: mlab.GaussianKDE(x, "scott").evaluate(coords))[0]
     # the subsample's density (with the full data's bandwidth) stays within 3% of the peak of the full one
@@ -292,7 +297,7 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
     """No tight-box cropping (a second drawing pass): the PNG is exactly the figure's size, title inside."""
     from PIL import Image
 
-    fig = report.features_figure(
+    fig = figures.features_figure(
         np.eye(SIZE),
         np.random.default_rng(0).normal(size=(32, SIZE, SIZE)),
         np.arange(32.0),
@@ -300,20 +305,20 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
         "c",
     )
     w, h = (int(x * fig.dpi) for x in fig.get_size_inches())  # matplotlib truncates
-    rundir.save_figure(tmp_path / "f.png", fig)
+    save_png(tmp_path / "f.png", fig)
     assert Image.open(tmp_path / "f.png").size == (w, h)
 
 
 def test_a_runs_report_reuses_its_own_pictures(tmp_path):
     run = make_run(tmp_path / "run", "c")
-    rundir.save_figure(
-        run / rundir.LOSS_PNG, report.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red")
+    save_png(
+        run / rundir.LOSS_PNG, figures.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red")
     )
-    name, (image, maps, mi) = next(iter(report.load_example_maps(run).items()))
-    rundir.save_figure(
-        run / rundir.FEATURES / f"{name}.png", report.features_figure(image, maps, mi, "t", "c")
+    name, (image, maps, mi) = next(iter(rundir.load_example_maps(run).items()))
+    save_png(
+        run / rundir.FEATURES / f"{name}.png", figures.features_figure(image, maps, mi, "t", "c")
     )
-    page = report.build_report(run).read_text()
+    page = build_report(run).read_text()
     for png in (run / rundir.LOSS_PNG, run / rundir.FEATURES / f"{name}.png"):
         assert base64.b64encode(png.read_bytes()).decode() in page
 
@@ -324,17 +329,17 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
     path = make_sweep(tmp_path / "sweep")
     for case in CASES:
         run = path / f"case={case}"
-        for name, (image, maps, mi) in report.load_example_maps(run).items():
-            rundir.save_figure(
+        for name, (image, maps, mi) in rundir.load_example_maps(run).items():
+            save_png(
                 run / rundir.FEATURES / f"{name}.png",
-                report.features_figure(image, maps, mi, f"case {case}", case),
+                figures.features_figure(image, maps, mi, f"case {case}", case),
             )
     monkeypatch.setattr(
-        report,
+        figures,
         "example_grid_figure",
         lambda *a, **k: pytest.fail("an example figure was drawn again"),
     )
-    page = report.build_report(path).read_text()
+    page = build_report(path).read_text()
     for name in ("00000_chelsea", "00001_horse"):
         shown = [
             page.find(
@@ -353,7 +358,7 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
     from infomax_cli import claims
 
     path = make_sweep(tmp_path / "sweep", examples=False)
-    page = report.build_report(path).read_text()
+    page = build_report(path).read_text()
     h1, claims_at, settings_at = (
         page.index("<h1>"),
         page.index("<h2>Does the study hold?</h2>"),
@@ -365,29 +370,26 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
     assert page.count("; not established (one training run per case).") == 5
     assert claims.ESTABLISH in page and "holds at 95%" not in page
     assert "the mean MI over the maps of chelsea and horse" in page  # the study's example images
-    table = claims.claims_table(claims.read_sweep(report._jobs_of(path)[1]))
-    rundir.write_csv(path / rundir.CLAIMS, table.assign(sentence="A sentence from claims.csv."))
-    assert report.build_report(path).read_text().count("A sentence from claims.csv.") == 5
+    compare(path)  # claims.csv: the page's sentences are its sentences
+    table = pd.read_csv(path / rundir.CLAIMS)
+    assert all(html.escape(sentence) in page for sentence in table["sentence"])
 
 
-def test_the_mi_table_shows_the_sweeps_own_intervals_from_stats_csv(tmp_path):
+def test_the_mi_table_shows_the_statistics_own_intervals(tmp_path):
+    """One interval per quantity: the page's MI table is stats.csv's, for a sweep (seeds and units)
+    and for a run (its image units), and no other interval appears."""
     path = make_sweep(tmp_path / "sweep", examples=False)
-    assert "± " in report.build_report(path).read_text()  # no stats.csv: a t-interval over images
-    rows = [
-        {
-            "case": c,
-            "metric": m,
-            "mean": 0.1234,
-            "ci_low": 0.1,
-            "ci_high": 0.15,
-            "n_seeds": 5,
-            "n_images": 8,
-            "n_units": 3,
-        }
-        for c in CASES
-        for m in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init")
-    ]
-    rundir.write_csv(path / rundir.STATS, pd.DataFrame(rows))
-    page = report.build_report(path).read_text()
-    assert page.count("<td>0.1234 [0.1000, 0.1500]</td>") == 16 and "± " not in page
-    assert re.search(r"<tr><td>case a</td><td>5</td><td>3</td>", page)  # seeds, image units
+    for seed in (1, 2):
+        for case in CASES:
+            make_run(path / f"case={case},seed={seed}", case, seed, examples=False)
+    compare(path)
+    page = (path / rundir.REPORT).read_text()
+    table = pd.read_csv(path / rundir.STATS, dtype={"case": str})
+    for r in table.itertuples():
+        if r.metric in ("mi_mean", "mi_max", "mi_mean_init", "mi_max_init"):
+            assert f"<td>{r.mean:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}]</td>" in page
+    assert "± " not in page
+    assert re.search(r"<tr><td>case a</td><td>3</td><td>3</td>", page)  # seeds, image units
+    run = make_run(tmp_path / "run", "c", examples=False)
+    page = build_report(run).read_text()
+    assert "± " not in page and "95% interval over image units (one training run)" in page

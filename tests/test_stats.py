@@ -7,7 +7,8 @@ import pytest
 from fake_sweep import write_job
 
 from infomax_cli import stats
-from infomax_cli.compare import comparison, find_jobs
+from infomax_cli import rundir, sweep
+from infomax_cli.compare import compare, comparison
 
 T2, T1, T3 = (
     4.302652729749462,
@@ -222,7 +223,7 @@ def test_winner_shares_a_case_that_never_wins_gets_a_proper_interval():
     )
     comp["winner"] = np.where(comp.mi_max_a > comp.mi_max_c, "a", "c")
     w = stats.winner_shares(comp).set_index("case")
-    assert list(w.reset_index().columns) == stats.WINNER_COLUMNS
+    assert list(w.reset_index().columns) == rundir.WINNER_COLUMNS
     assert w.wins.sum() == 2 * n and w.share.sum() == pytest.approx(1.0)
     assert (w.ci_low <= w.share).all() and (w.share <= w.ci_high).all()
     assert (w.n_units == 30).all()  # the groups, not the 300 images
@@ -269,7 +270,7 @@ def per_image(
 def test_stats_table_columns_counts_and_units():
     df = per_image({"a": 0.3, "c": 0.5}, n_images=60, seeds=(0, 1, 2), per_group=4)
     t = stats.stats_table(df)
-    assert list(t.columns) == stats.STATS_COLUMNS
+    assert list(t.columns) == rundir.STATS_COLUMNS
     assert len(t) == 2 * 4 and set(t.metric) == {
         "mi_mean",
         "mi_max",
@@ -294,7 +295,7 @@ def test_paired_differences_cancel_the_shared_image_effect():
     # every image moves both cases alike (sd 1.0); case c is 0.05 above a on each image (+ small noise)
     df = per_image({"a": 0.3, "c": 0.35}, n_images=200, sd=0.01, shared_sd=1.0)
     p = stats.pairwise_table(df)
-    assert list(p.columns) == stats.PAIRWISE_COLUMNS
+    assert list(p.columns) == rundir.PAIRWISE_COLUMNS
     assert list(p.metric) == ["mi_mean", "mi_max"]
     row = p[p.metric == "mi_max"].iloc[0]
     assert (row.case_x, row.case_y) == ("a", "c")
@@ -319,29 +320,31 @@ def test_write_stats_from_job_files(tmp_path):
     for seed in (0, 1):
         for case, mu in (("a", 0.3), ("b", 0.2), ("c", 0.6)):
             write_job(tmp_path, case, mu + rng.normal(0, 0.05, 40), seed)
-    jobs = find_jobs(tmp_path)
-    s, p = stats.write_stats(tmp_path, jobs)
+    loaded, found = compare(tmp_path)
+    s = found.stats
     assert pd.read_csv(tmp_path / "stats.csv").shape == s.shape
-    assert list(s.columns) == stats.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
+    assert list(s.columns) == rundir.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
     assert (
         (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()
     )  # 5 photographs
     p = pd.read_csv(tmp_path / "pairwise.csv")
-    assert list(p.columns) == stats.PAIRWISE_COLUMNS and len(p) == len(stats.PAIRWISE_METRICS) * 3
-    w = stats.winner_shares(comparison(jobs))
+    assert list(p.columns) == rundir.PAIRWISE_COLUMNS and len(p) == len(stats.PAIRWISE_METRICS) * 3
+    w = stats.winner_shares(comparison(loaded))
     assert w.case.tolist() == ["a", "b", "c"] and w.set_index("case").loc["c", "share"] == 1.0
     assert w.set_index("case").loc["c", "ci_low"] < 1.0  # a share of 1 gets a proper interval too
 
 
-def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_photographs():
+def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_photographs(tmp_path):
     t = pd.DataFrame({"image_id": [0, 1, 2], "label": ["cat", "cat", "dog"]})
-    assert stats.units_of(t, {"dataset": "stl10"}).tolist() == ["0", "1", "2"]
-    assert stats.units_of(t, {"dataset": "samples"}).tolist() == ["cat", "cat", "dog"]
-    assert stats.units_of(t.assign(group=["x", "y", "y"]), {"dataset": "stl10"}).tolist() == [
-        "x",
-        "y",
-        "y",
-    ]
+    t.to_csv(tmp_path / rundir.MI_PER_IMAGE, index=False)
+
+    def units(dataset: str) -> list[str]:
+        return sweep.Job(tmp_path, [], {"case": "a", "dataset": dataset}).per_image["group"].tolist()
+
+    assert units("stl10") == ["0", "1", "2"]
+    assert units("samples") == ["cat", "cat", "dog"]
+    t.assign(group=["x", "y", "y"]).to_csv(tmp_path / rundir.MI_PER_IMAGE, index=False)
+    assert units("stl10") == ["x", "y", "y"]
 
 
 def test_a_tie_splits_the_win_instead_of_going_to_the_first_column():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import TINY, compose_cfg
 
+from infomax_cli import config
 from infomax_cli.encoders import build_encoder
 from infomax_cli.errors import Interrupted
 from infomax_cli.objectives import DeepInfoMax
@@ -19,7 +20,7 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
     seed_everything(cfg.seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     dim = DeepInfoMax(
-        cfg.encoder.maps, cfg.train.hidden, cfg.objective.value, cfg.train.negatives
+        cfg.encoder.maps, cfg.train.hidden, cfg.objective, cfg.train.negatives
     ).to(device)
     if cfg.train.channels_last:
         encoder, dim = (
@@ -27,16 +28,20 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
             dim.to(memory_format=torch.channels_last),
         )
     data = torch.rand(12, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
-    return train(
-        encoder,
-        dim,
-        lambda idx: data[idx.to(device)],
-        len(data),
-        cfg.train,
-        cfg.seed,
-        torch.device(device),
-        **kwargs,
-    )
+    return train(encoder, dim, Batches(data), config.typed(cfg).train, cfg.seed, **kwargs)
+
+
+class Batches:
+    """Images already on the device: what train() takes (a callable with a device and a length)."""
+
+    def __init__(self, data: torch.Tensor):
+        self.data, self.device = data, data.device
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.data[idx.to(self.device)]
 
 
 def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch, caplog):
