@@ -176,6 +176,10 @@ class Sweep:
 
 def find_jobs(sweep_dir: Path) -> list[Job]:
     """Every job directory of a sweep, finished or not."""
+    if not Path(sweep_dir).is_dir():
+        raise ConfigError(
+            f"{sweep_dir} is not a directory: give the sweep directory of an `infomax run -m` multirun."
+        )
     jobs = []
     for d in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and rundir.is_job_dir(p)):
         ov_file = d / ".hydra" / "overrides.yaml"

@@ -210,7 +210,7 @@ def test_folder_decodes_lazily_and_pickles_small(photos, monkeypatch):
 def test_a_large_folder_is_decoded_per_batch(photos, monkeypatch):
     """Above the decode-once budget the loader never reads the whole set (memory stays bounded)."""
     ds = load_dataset(folder_cfg(photos, size=32))
-    monkeypatch.setattr(experiment, "DECODE_ONCE_BYTES", 5 * 32 * 32)  # 6 images do not fit
+    monkeypatch.setattr(train, "DECODE_ONCE_BYTES", 5 * 32 * 32)  # 6 images do not fit
     monkeypatch.setattr(GrayImages, "all_uint8", lambda self: pytest.fail("decoded the whole set"))
     images = train.DeviceImages(ds, torch.device("cpu"))
     torch.testing.assert_close(images(torch.tensor([2, 0])), ds.batch([2, 0]))

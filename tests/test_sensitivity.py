@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import infomax
 
-from infomax_cli import sensitivity
+from infomax_cli import rundir, sensitivity
 from infomax_cli.errors import ConfigError
 
 GRID = [
@@ -47,8 +47,8 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="session")
 def remeasured(sweep):
     assert sensitivity.main([str(sweep), *GRID]) == 0
-    return pd.read_csv(sweep / sensitivity.SENSITIVITY), pd.read_csv(
-        sweep / sensitivity.SENSITIVITY_JOBS
+    return pd.read_csv(sweep / rundir.SENSITIVITY), pd.read_csv(
+        sweep / rundir.SENSITIVITY_JOBS
     )
 
 
@@ -128,13 +128,13 @@ def test_own_protocol_is_added_and_images_capped(sweep, tmp_path):
         )
         == 0
     )
-    table = pd.read_csv(sweep / sensitivity.SENSITIVITY)
+    table = pd.read_csv(sweep / rundir.SENSITIVITY)
     assert [(a, e) for a, e in zip(table["align"], table.estimator)] == [
         ("crop", "gcmi"),
         ("geometry", "histogram"),
     ]
     assert table.own_protocol.tolist() == [False, True] and bool(table.same_ranking.iloc[1])
-    assert (pd.read_csv(sweep / sensitivity.SENSITIVITY_JOBS).n_images == 4).all()
+    assert (pd.read_csv(sweep / rundir.SENSITIVITY_JOBS).n_images == 4).all()
 
 
 def test_grid_and_its_file():
