@@ -1,0 +1,107 @@
+"""The run directory's rules: one run per directory (the lock), a damaged checkpoint named in one line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY, infomax
+
+from infomax_cli import rundir
+from infomax_cli.errors import RunError
+
+
+@pytest.fixture
+def live_pid():
+    """The PID of a live process that is not this one."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def hold(run_dir, pid: int, host: str | None = None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / rundir.LOCK).write_text(f"{pid} {host or socket.gethostname()}\n")
+
+
+def test_the_lock_is_held_while_inside_and_removed_after(tmp_path):
+    with rundir.lock(tmp_path):
+        assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())
+    assert not (tmp_path / rundir.LOCK).exists()
+    with pytest.raises(ValueError), rundir.lock(tmp_path):  # removed however the block ends
+        raise ValueError
+    assert not (tmp_path / rundir.LOCK).exists()
+
+
+def test_a_live_lock_stops_a_second_run_and_a_dead_ones_is_taken_over(tmp_path, live_pid):
+    hold(tmp_path, live_pid)
+    with pytest.raises(
+        rundir.DirectoryBusy,
+        match=f"{tmp_path} is in use by another infomax run \\(PID {live_pid}\\)",
+    ):
+        with rundir.lock(tmp_path):
+            pass
+    assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(live_pid)  # left as it was
+    hold(tmp_path, dead_pid())
+    with rundir.lock(tmp_path):
+        assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())
+    hold(tmp_path, 1, "another-host")  # cannot be checked from here: kept, and the way out named
+    with pytest.raises(rundir.DirectoryBusy, match="on another-host.*delete"):
+        with rundir.lock(tmp_path):
+            pass
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_busy_directory_exits_2_in_one_line_and_writes_nothing(
+    tmp_path, live_pid
+):
+    run_dir = tmp_path / "run"
+    hold(run_dir, live_pid)
+    done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(run_dir) in lines[0] and f"PID {live_pid}" in lines[0], lines
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".hydra") == [
+        rundir.LOCK,
+        "infomax.log",
+    ]
+
+
+@pytest.mark.slow
+def test_a_stale_lock_is_taken_over_and_the_run_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    hold(run_dir, dead_pid())
+    done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / rundir.SUMMARY).is_file() and not (run_dir / rundir.LOCK).exists()
+
+
+def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_the_way_out(tmp_path):
+    path = tmp_path / rundir.CHECKPOINT
+    rundir.save_torch(path, {"step": 3})
+    path.write_bytes(path.read_bytes()[:40])  # truncated, as by a full disk
+    with pytest.raises(RunError, match=f"{path} is damaged and cannot be read .*delete it"):
+        rundir.load_torch(path)
+
+
+@pytest.mark.slow
+def test_a_run_with_a_damaged_checkpoint_exits_1_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / rundir.CHECKPOINT).write_bytes(b"PK\x03\x04 not a whole zip archive")
+    done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{run_dir / rundir.CHECKPOINT} is damaged" in lines[0], lines
+    assert "delete it to start this job's training again from step 0" in lines[0]
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
