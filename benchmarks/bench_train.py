@@ -389,7 +389,8 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--switches",
         default="auto",
-        help=f"speed switches for the third column: auto (CUDA: {','.join(CUDA_AUTO)}; CPU: bf16 where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead",
+        help=f"speed switches for the third column: auto (CUDA: {','.join(CUDA_AUTO)}; CPU: bf16 "
+        "where native), none, or e.g. bf16,channels_last or compile,compile_mode=reduce-overhead",
     )
     p.add_argument("--repeat", type=int, default=5, help="timed histogram_mi calls (median)")
     p.add_argument("--no-end-to-end", action="store_true", help="skip the four-case study run")

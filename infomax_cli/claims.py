@@ -4,13 +4,17 @@
 several). The study ("Features that maximize mutual information, how do they look like?") claims that
 case c keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
 
-| claim | the study's evidence | statistic per (seed, case) |
-| --- | --- | --- |
-| `loss_curves` | the loss curves over 50 iterations | mean over training steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the negated loss terms `-(local + global)`, which differ from it by a constant, so the case differences are the same); one value per training run: `n_units` = 0 |
-| `example_images` | the cat and the horse | mean over the maps (`mi_mean`) of the study's example images (`study_examples` in summary.json; for an older embedded-set run, the whole-photo crops of `chelsea` and `horse`), averaged over them; the images are fixed, not sampled: `n_units` = their number |
-| `winner_share` | "over all 5000 images, the highest frequency" | on each image the winner is the case with the highest `mi_max`; per image unit (`group`) the fraction of its images a case wins |
-| `mean_max_mi` | (this tool's old verdict) | per unit, the mean of `mi_max` |
-| `mean_mi` | | per unit, the mean of `mi_mean` |
+* `loss_curves` (the study's evidence: the loss curves over 50 iterations): the mean over training
+  steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the
+  negated loss terms `-(local + global)`, which differ from it by a constant, so the case differences
+  are the same); one value per training run: `n_units` = 0.
+* `example_images` (the cat and the horse): the mean over the maps (`mi_mean`) of the study's example
+  images (`study_examples` in summary.json; for an older embedded-set run, the whole-photo crops of
+  `chelsea` and `horse`), averaged over them; the images are fixed, not sampled: `n_units` = their number.
+* `winner_share` ("over all 5000 images, the highest frequency"): on each image the winner is the case
+  with the highest `mi_max`; per image unit (`group`) the fraction of its images a case wins.
+* `mean_max_mi` (this tool's old verdict): per unit, the mean of `mi_max`.
+* `mean_mi`: per unit, the mean of `mi_mean`.
 
 For a claim "case c has the highest X": `best_case` is the case with the highest point estimate (mean
 over seeds and units); `estimate` = X(c) - X(o), o the strongest other case, and `ci_low, ci_high` its
@@ -35,8 +39,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import rundir, stats
+from .verdict import FAILS, HOLDS, Verdict, compare_cases
 
-HOLDS, FAILS, NOT_ESTABLISHED = "holds", "fails", "not established"
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
 NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
 
@@ -68,23 +72,6 @@ IMAGE_CLAIMS = {
     "winner_share": "wins the most images",
     "mean_mi": "has the highest mean MI",
 }
-
-
-@dataclass
-class Verdict:
-    values: dict  # case -> point estimate
-    best_case: str | None = None
-    other: str | None = None
-    estimate: float = math.nan
-    ci_low: float = math.nan
-    ci_high: float = math.nan
-    n_seeds: int = 0
-    n_units: int = 0
-    status: str = NOT_ESTABLISHED
-    beaten: tuple = ()
-    lost: tuple = ()
-    tied: tuple = ()
-    reason: str = ""  # why the claim cannot be tested, when it cannot
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -126,95 +113,6 @@ def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFram
     return out
 
 
-def _share_hull(
-    values: dict, ivs: dict, pairs: dict, study_case: str, draws: int, level: float
-) -> dict:
-    """Difference-of-share intervals that stay proper when a share is 0 or 1 (where the per-unit
-    differences may not vary at all): the hull of the paired interval and Newcombe's hybrid score
-    interval built from each share's Wilson interval at the design's effective sample size
-    (stats.effective_n), clipped to [-1, 1]."""
-    import numpy as np
-
-    cases = list(values)
-    p = np.array([values[c] for c in cases])
-    half = np.array([(ivs[c].ci_high - ivs[c].ci_low) / 2 for c in cases])
-    n_units = max(iv.n_units for iv in ivs.values())
-    low, high = stats.wilson(p, stats.effective_n(p, half, draws, n_units, level), level)
-    w = {c: (lo, hi) for c, lo, hi in zip(cases, low, high)}
-    pc, (lc, uc) = values[study_case], w[study_case]
-    out = {}
-    for o, iv in pairs.items():
-        po, (lo, uo) = values[o], w[o]
-        d = pc - po
-        nl = d - math.hypot(pc - lc, uo - po)
-        nu = d + math.hypot(uc - pc, po - lo)
-        a, b = (iv.ci_low, iv.ci_high) if not math.isnan(iv.ci_low) else (nl, nu)
-        out[o] = iv._replace(ci_low=max(min(a, nl), -1.0), ci_high=min(max(b, nu), 1.0))
-    return out
-
-
-def compare_cases(
-    cells: pd.DataFrame,
-    study_case: str = stats.STUDY_CASE,
-    level: float = stats.LEVEL,
-    units_random: bool = True,
-    share_draws: int | None = None,
-) -> Verdict:
-    """Does `study_case` have the highest value? `cells`: seed, unit, case, value. `share_draws`: the
-    values are shares of this many (seed, image) draws: their difference intervals go through _share_hull."""
-    if cells.empty:
-        return Verdict({}, reason="no data")
-    wide = cells.pivot_table(index=["seed", "unit"], columns="case", values="value", aggfunc="mean")
-    wide.columns = [str(c) for c in wide.columns]
-
-    def iv(series: pd.Series) -> stats.Interval:
-        return stats.table_interval(series.unstack("unit"), level, units_random)
-
-    ivs = {c: iv(wide[c]) for c in sorted(wide.columns)}
-    ivs = {c: x for c, x in ivs.items() if not math.isnan(x.mean)}
-    values = {c: x.mean for c, x in ivs.items()}
-    if not values:
-        return Verdict({}, reason="no data")
-    best = max(values, key=values.get)
-    if study_case in values and values[study_case] == values[best]:
-        best = study_case  # a tie for the top: the study case is (one of) the best
-    if study_case not in values:
-        return Verdict(values, best, reason=f"case {study_case} is not in the sweep")
-    others = [c for c in values if c != study_case]
-    if not others:
-        return Verdict(values, best, reason="the sweep holds no other case to compare with")
-    pairs = {o: iv(wide[study_case] - wide[o]) for o in others}
-    other = max(others, key=values.get)
-    if share_draws is not None and units_random:
-        pairs = _share_hull(values, ivs, pairs, study_case, share_draws, level)
-    p = pairs[other]
-    beaten = tuple(o for o in others if pairs[o].ci_low > 0)
-    lost = tuple(o for o in others if pairs[o].ci_high < 0)
-    tied = tuple(o for o in others if o not in beaten and o not in lost)
-    if p.n_seeds < 2:
-        status = NOT_ESTABLISHED
-    elif len(beaten) == len(others):
-        status = HOLDS
-    elif lost:
-        status = FAILS
-    else:
-        status = NOT_ESTABLISHED
-    return Verdict(
-        values,
-        best,
-        other,
-        p.mean,
-        p.ci_low,
-        p.ci_high,
-        p.n_seeds,
-        p.n_units,
-        status,
-        beaten,
-        lost,
-        tied,
-    )
-
-
 # ------------------------------------------------------------------------------------------ words
 
 
@@ -238,7 +136,9 @@ def status_phrase(v: Verdict, study_case: str) -> str:
     if v.status == HOLDS:
         return f"holds: case {study_case} beats every other case"
     if v.status == FAILS:
-        return f"fails: case{'s' if len(v.lost) > 1 else ''} {', '.join(v.lost)} beat{'' if len(v.lost) > 1 else 's'} case {study_case}"
+        many = len(v.lost) > 1
+        beat = f"case{'s' if many else ''} {', '.join(v.lost)} beat{'' if many else 's'}"
+        return f"fails: {beat} case {study_case}"
     return f"not established: case {study_case} is not distinguishable from {', '.join(v.tied)} (interval includes 0)"
 
 
@@ -385,8 +285,10 @@ def _claims_of_setting(
         else:
             units_random = claim.id != "example_images"
             statistic = {
-                "example_images": f"mean MI over the maps of the study's example images ({example_words or 'none'}){align}, mean over them",
-                "winner_share": f"share of images on which the case has the highest max-MI{align}, per image unit then mean",
+                "example_images": "mean MI over the maps of the study's example images "
+                "({example_words or 'none'}){align}, mean over them",
+                "winner_share": "share of images on which the case has the highest "
+                "max-MI{align}, per image unit then mean",
                 "mean_max_mi": f"mean over images of the max MI over the maps (nats){align}, per image unit then mean",
                 "mean_mi": f"mean over images of the mean MI over the maps (nats){align}, per image unit then mean",
             }[claim.id]

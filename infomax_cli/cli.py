@@ -110,8 +110,9 @@ def _check_output_dir(args: list[str]) -> None:
         ensure_writable(target)
     except OSError as e:
         raise InfomaxError(
-            f"cannot write the output directory {target}: {e.strerror}; choose another with hydra.run.dir=... (or hydra.sweep.dir=... with -m)."
-        )
+            f"cannot write the output directory {target}: {e.strerror}; choose another with "
+            "hydra.run.dir=... (or hydra.sweep.dir=... with -m)."
+        ) from None
 
 
 def _run(args: list[str]) -> int:
@@ -146,7 +147,8 @@ def _run(args: list[str]) -> int:
             return 2
         # raised by a launcher: one of its workers died without reporting (killed, out of memory)
         print(
-            f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: {first_line(e)}). Finished jobs are "
+            f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: "
+            f"{first_line(e)}). Finished jobs are "
             "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.",
             file=sys.stderr,
         )

@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 
 from . import claims, figures, report, rundir, stats
-from .errors import ConfigError, InfomaxError
+from .errors import InfomaxError
 from .sweep import Sweep, find_jobs, load, warn_left_out
 
 log = logging.getLogger("infomax")

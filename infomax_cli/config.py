@@ -346,8 +346,10 @@ def check_dataset(cfg: Any) -> None:
             else "use a case with fewer or smaller layers"
         )
         raise ConfigError(
-            f"dataset.size={d.size} is too small for case {cfg.case.name} (sizes {' -> '.join(map(str, sizes))}): the last "
-            f"map must be at least {MIN_LATENT}x{MIN_LATENT} (the global critic) and at least {MIN_REGION}x{MIN_REGION} "
+            f"dataset.size={d.size} is too small for case {cfg.case.name} (sizes "
+            f"{' -> '.join(map(str, sizes))}): the last "
+            f"map must be at least {MIN_LATENT}x{MIN_LATENT} (the global critic) and at least "
+            f"{MIN_REGION}x{MIN_REGION} "
             f"image pixels must lie under whole receptive fields; {fix}."
         )
 

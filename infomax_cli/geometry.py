@@ -78,7 +78,8 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
         side, step = layer_geometry(kind, kernel, padding, side)
         if side < 2:
             raise ConfigError(
-                f"dataset.size={size} is too small for case layers {list(layers)}: layer {i + 1}'s maps would be {side}x{side}; "
+                f"dataset.size={size} is too small for case layers {list(layers)}: layer "
+                f"{i + 1}'s maps would be {side}x{side}; "
                 "use larger images (dataset.size)."
             )
         off += step
@@ -88,15 +89,18 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
     geom = Geometry(size, tuple(sizes), tuple(offsets), radius)
     if size - 2 * radius < 2:
         raise ConfigError(
-            f"dataset.size={size} is too small for {len(layers)} layers of kernel {kernel}: no image pixel is covered by "
+            f"dataset.size={size} is too small for {len(layers)} layers of kernel {kernel}: no "
+            "image pixel is covered by "
             f"whole receptive fields ({size} - 2*{radius} < 2); use images of at least {2 * radius + 2} pixels."
         )
     for i, m in enumerate(sizes):
         lo, hi = geom.map_window(i)
         if lo < 0 or hi > m:
             raise ConfigError(
-                f"case layers {list(layers)} with padding {padding}: layer {i + 1}'s {m}x{m} maps do not cover the image's "
-                f"central {size - 2 * radius} pixels (they would need map pixels {lo}..{hi - 1}); use measure.align=resize or crop."
+                f"case layers {list(layers)} with padding {padding}: layer {i + 1}'s {m}x{m} "
+                "maps do not cover the image's "
+                f"central {size - 2 * radius} pixels (they would need map pixels "
+                f"{lo}..{hi - 1}); use measure.align=resize or crop."
             )
     return geom
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import sys
 
 import pandas as pd
 from matplotlib.colors import to_hex
@@ -141,6 +142,36 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
     console.print(table)
     for line in lines:
         console.print(line, markup=False, highlight=False)
+
+
+def print_sensitivity(table: pd.DataFrame, title: str) -> None:
+    """sensitivity.csv as a table: each case's mean max-MI under each protocol, the own in bold."""
+    cases = [c.removeprefix("mi_max_") for c in table.columns if c.startswith("mi_max_")]
+    t = Table(title=title)
+    cols = [*(["setting"] if "setting" in table.columns else []), "align", "estimator", "bins"]
+    for c in cols:
+        t.add_column(c)
+    for c in cases:
+        t.add_column(f"max MI {c}", justify="right")
+    for c in ("best", "ranking", "same"):
+        t.add_column(c, justify="left")
+    for _, r in table.iterrows():
+        style = "bold" if r.own_protocol else None
+        bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
+        cells = [
+            *([str(r["setting"])] if "setting" in table.columns else []),
+            r["align"],
+            r["estimator"],
+            bins,
+        ]
+        cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
+        cells += [
+            r["best"],
+            r["ranking"],
+            "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
+        ]
+        t.add_row(*cells, style=style)
+    Console(width=None if sys.stdout.isatty() else 140).print(t)
 
 
 # ------------------------------------------------------------------------------------ the page

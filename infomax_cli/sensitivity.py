@@ -38,7 +38,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config, mi, rundir
+from . import config, mi, report, rundir
 from .config import Align, DeviceKind, Estimator
 from .data import load_dataset, load_datasets
 from .encoders import build_encoder
@@ -126,7 +126,8 @@ def job_config(job: Job):
     path = job.path / ".hydra" / "config.yaml"
     if not path.is_file():
         raise ConfigError(
-            f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; re-measuring needs the job's config."
+            f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; "
+            "re-measuring needs the job's config."
         )
     config.register()
     try:
@@ -350,38 +351,6 @@ def _label(row) -> str:
     )
 
 
-def show(table: pd.DataFrame, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    cases = [c.removeprefix("mi_max_") for c in table.columns if c.startswith("mi_max_")]
-    t = Table(title=title)
-    cols = [*(["setting"] if "setting" in table.columns else []), "align", "estimator", "bins"]
-    for c in cols:
-        t.add_column(c)
-    for c in cases:
-        t.add_column(f"max MI {c}", justify="right")
-    for c in ("best", "ranking", "same"):
-        t.add_column(c, justify="left")
-    for _, r in table.iterrows():
-        style = "bold" if r.own_protocol else None
-        bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
-        cells = [
-            *([str(r["setting"])] if "setting" in table.columns else []),
-            r["align"],
-            r["estimator"],
-            bins,
-        ]
-        cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
-        cells += [
-            r["best"],
-            r["ranking"],
-            "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
-        ]
-        t.add_row(*cells, style=style)
-    Console(width=None if sys.stdout.isatty() else 140).print(t)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise ConfigError(message)
@@ -415,7 +384,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-images",
         type=int,
-        help="re-measure only each job's first N images (faster; then the own-protocol row no longer equals the jobs' summaries)",
+        help="re-measure only each job's first N images (faster; then the own-protocol row no "
+        "longer equals the jobs' summaries)",
     )
     p.add_argument(
         "--device",
@@ -449,11 +419,14 @@ def main(argv: list[str]) -> int:
         print(f"infomax sensitivity: {e}", file=sys.stderr)
         return e.exit_code
     if not args.quiet:
-        show(table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})")
+        report.print_sensitivity(
+            table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})"
+        )
     for line in summary_lines(table, per_job):
         print(line)
     print(
-        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in {time.perf_counter() - t0:.1f} s"
+        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in "
+        f"{time.perf_counter() - t0:.1f} s"
     )
     return 0
 

@@ -186,7 +186,8 @@ def train(
         bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
         if bad:
             raise RunError(
-                f"training diverged at step {step}: the {bad[0]} term of the loss is {row[bad[0]]}; the last good checkpoint "
+                f"training diverged at step {step}: the {bad[0]} term of the loss is "
+                f"{row[bad[0]]}; the last good checkpoint "
                 f"(step {saved_at}) is kept. Try a smaller train.lr."
             )
         row.update({f"{t}_mi": mi_estimate(row[t], dim.bound_name) for t in MI_TERMS})

@@ -237,7 +237,8 @@ def main(argv: list[str]) -> int:
     ]
     print(
         f"wrote {out / 'validation.csv'} and {out / 'validation.png'}; "
-        f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): {gauss.bias.abs().max():.4f} nats"
+        f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): "
+        f"{gauss.bias.abs().max():.4f} nats"
     )
     return 0
 

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from fake_sweep import two_level, units, write_job
 
-from infomax_cli import claims
-from infomax_cli import rundir, sweep
+from infomax_cli import claims, rundir, sweep
 from infomax_cli.compare import compare, print_found
 
 T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df
@@ -154,7 +153,10 @@ def test_statistics_that_disagree_say_so(tmp_path):
     write_job(tmp_path, "a", base - 0.2)
     t = table(tmp_path)
     assert row(t, "mean_max_mi").best_case == "c" and row(t, "winner_share").best_case == "d"
-    said = "the statistics disagree: case c has the highest mean max-MI and has the highest mean MI while case d wins the most images"
+    said = (
+        "the statistics disagree: case c has the highest mean max-MI and has the highest mean MI "
+        "while case d wins the most images"
+    )
     for claim in ("winner_share", "mean_max_mi", "mean_mi"):
         assert said in row(t, claim).notes
     assert said not in row(t, "loss_curves").notes
@@ -269,7 +271,8 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
 
 
 def test_an_untrained_tie_is_called_a_tie_not_a_lead():
-    from infomax_cli.claims import Claim, Verdict, init_note
+    from infomax_cli.claims import Claim, init_note
+    from infomax_cli.verdict import Verdict
 
     claim = Claim("mean_max_mi", "Mean max-MI", "the mean max-MI", "nats")
     trained = Verdict(

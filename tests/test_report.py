@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import re
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +183,9 @@ def test_the_winner_table_is_winners_csv(tmp_path):
     for case, n, share, low, high in wins:
         row = table.loc[case]
         assert int(n) == row["wins"] and float(share) == round(100 * row["share"], 1)
-        assert float(low) == round(100 * row["ci_low"], 1) and float(high) == round(100 * row["ci_high"], 1)
+        assert float(low) == round(100 * row["ci_low"], 1) and float(high) == round(
+            100 * row["ci_high"], 1
+        )
         assert float(high) > 0  # a case without wins still has its interval
 
 
@@ -312,7 +314,8 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
 def test_a_runs_report_reuses_its_own_pictures(tmp_path):
     run = make_run(tmp_path / "run", "c")
     save_png(
-        run / rundir.LOSS_PNG, figures.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red")
+        run / rundir.LOSS_PNG,
+        figures.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red"),
     )
     name, (image, maps, mi) = next(iter(rundir.load_example_maps(run).items()))
     save_png(

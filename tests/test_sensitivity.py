@@ -47,9 +47,7 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="session")
 def remeasured(sweep):
     assert sensitivity.main([str(sweep), *GRID]) == 0
-    return pd.read_csv(sweep / rundir.SENSITIVITY), pd.read_csv(
-        sweep / rundir.SENSITIVITY_JOBS
-    )
+    return pd.read_csv(sweep / rundir.SENSITIVITY), pd.read_csv(sweep / rundir.SENSITIVITY_JOBS)
 
 
 def summaries(sweep):

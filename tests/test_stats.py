@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from fake_sweep import write_job
 
-from infomax_cli import stats
-from infomax_cli import rundir, sweep
+from infomax_cli import rundir, stats, sweep
 from infomax_cli.compare import compare, comparison
 
 T2, T1, T3 = (
@@ -339,7 +338,9 @@ def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_pho
     t.to_csv(tmp_path / rundir.MI_PER_IMAGE, index=False)
 
     def units(dataset: str) -> list[str]:
-        return sweep.Job(tmp_path, [], {"case": "a", "dataset": dataset}).per_image["group"].tolist()
+        return (
+            sweep.Job(tmp_path, [], {"case": "a", "dataset": dataset}).per_image["group"].tolist()
+        )
 
     assert units("stl10") == ["0", "1", "2"]
     assert units("samples") == ["cat", "cat", "dog"]

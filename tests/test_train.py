@@ -19,9 +19,9 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
     cfg = compose_cfg([*TINY, f"train.steps={steps}", *overrides])
     seed_everything(cfg.seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    dim = DeepInfoMax(
-        cfg.encoder.maps, cfg.train.hidden, cfg.objective, cfg.train.negatives
-    ).to(device)
+    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective, cfg.train.negatives).to(
+        device
+    )
     if cfg.train.channels_last:
         encoder, dim = (
             encoder.to(memory_format=torch.channels_last),
