@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install demo study test sweep bench validate sensitivity clean
+.PHONY: install demo study test test-fast lint sweep bench validate sensitivity clean
 
 install: $(STAMP)
 
@@ -26,8 +26,18 @@ demo: install
 study: install
 	$(BIN)/infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples $(ARGS)
 
+# Every test (CI's command). test-fast: the tests that run no end-to-end job (no `slow` mark), on two
+# workers: under 2 minutes on 2 cores, for the edit-test loop.
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 $(ARGS)
+
+# ruff: lint rules and the formatter's layout (pyproject.toml [tool.ruff]); `ruff format .` fixes layout.
+lint: install
+	$(BIN)/ruff check infomax_cli tests benchmarks
+	$(BIN)/ruff format --check infomax_cli tests benchmarks
 
 # The study on STL-10 (train split, 5000 images): data under data/stl10_binary, or add dataset.download=true.
 sweep: install

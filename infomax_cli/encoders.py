@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from .config import CaseConfig, EncoderConfig
 from .geometry import Geometry, geometry
 
 
@@ -82,7 +83,7 @@ def he_init(block: nn.Conv2d | nn.ConvTranspose2d) -> None:
         block.bias.zero_()
 
 
-def build_encoder(case, encoder) -> Encoder:
+def build_encoder(case: CaseConfig, encoder: EncoderConfig) -> Encoder:
     """An Encoder from the `case` and `encoder` config nodes."""
     return Encoder(
         list(case.layers), list(encoder.widths), encoder.maps, case.padding, encoder.kernel

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import LoggerConfig
 from .errors import ConfigError
 
 INSTALL_HINT = 'pip install "infomax[tensorboard]" (in a checkout: make install, or pip install -e ".[tensorboard]")'
@@ -36,9 +37,9 @@ class NullLogger:
         pass
 
 
-def make_logger(lcfg: Any, run_dir: Path) -> NullLogger:
-    """The logger `lcfg.kind` names; ConfigError (exit 2) when its package is not installed."""
-    kind = getattr(lcfg.kind, "value", lcfg.kind)
+def make_logger(cfg: LoggerConfig, run_dir: Path) -> NullLogger:
+    """The logger `cfg.kind` names; ConfigError (exit 2) when its package is not installed."""
+    kind = cfg.kind
     if kind == "none":
         return NullLogger()
     if kind == "tensorboard":

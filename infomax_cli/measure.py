@@ -40,15 +40,15 @@ class Measurement:
     examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def estimator_options(mcfg: MeasureConfig) -> dict:
+def estimator_options(cfg: MeasureConfig) -> dict:
     """The keyword arguments of `mi.estimate_mi` taken from the `measure` config."""
     return {
-        "estimator": mcfg.estimator,
-        "bins": mcfg.bins,
-        "binning": mcfg.binning,
-        "miller_madow": mcfg.miller_madow,
-        "ksg_k": mcfg.ksg_k,
-        "ksg_samples": mcfg.ksg_samples,
+        "estimator": cfg.estimator,
+        "bins": cfg.bins,
+        "binning": cfg.binning,
+        "miller_madow": cfg.miller_madow,
+        "ksg_k": cfg.ksg_k,
+        "ksg_samples": cfg.ksg_samples,
     }
 
 
@@ -78,7 +78,7 @@ def measure(
     encoder: torch.nn.Module,
     images: Callable[[torch.Tensor], torch.Tensor],
     ids: Sequence[int],
-    mcfg: MeasureConfig,
+    cfg: MeasureConfig,
     seed: int,
     geom: Geometry | None = None,
     groups: Sequence | None = None,
@@ -89,13 +89,13 @@ def measure(
     stop: Callable[[], str | None] = lambda: None,
 ) -> Measurement:
     """MI between each image (positions 0..N-1, global ids `ids`) and each of the encoder's maps, aligned
-    by `mcfg.align`. With `null`: `mi_null` against a partner image of another group (`groups`, default:
+    by `cfg.align`. With `null`: `mi_null` against a partner image of another group (`groups`, default:
     every image its own) and `mi_shuffled` against the image's pixels shuffled. `alt_aligns`: also the MI
     under these other alignments. `images(idx)` gives the (B, 1, S, S) batch of positions idx on the device;
     `example_ids` are positions whose aligned image and maps are kept."""
     encoder.eval()
-    opts = estimator_options(mcfg)
-    mode = mcfg.align
+    opts = estimator_options(cfg)
+    mode = cfg.align
     ids = np.asarray(ids, dtype=np.int64)
     n = ids.size
     alt_aligns = [a for a in dict.fromkeys(a for a in alt_aligns) if a != mode]
@@ -108,8 +108,8 @@ def measure(
         **{a: [] for a in alt_aligns},
     }
     examples = {}
-    for lo in range(0, n, mcfg.batch_size):
-        idx = torch.arange(lo, min(lo + mcfg.batch_size, n))
+    for lo in range(0, n, cfg.batch_size):
+        idx = torch.arange(lo, min(lo + cfg.batch_size, n))
         batch_ids = ids[lo : lo + len(idx)]
         x = images(idx)
         maps = encoder(x)
@@ -187,16 +187,20 @@ def _partner_mi(
 
 @torch.inference_mode()
 def layer_mi(
-    encoder: torch.nn.Module, probe: torch.Tensor, mcfg, seed: int, geom: Geometry | None = None
+    encoder: torch.nn.Module,
+    probe: torch.Tensor,
+    cfg: MeasureConfig,
+    seed: int,
+    geom: Geometry | None = None,
 ) -> list[float]:
     """Mean MI between the probe images and each encoder layer's maps (one value per layer), each layer
     aligned as the measurement aligns the last (`geometry`: every layer on the same image pixels)."""
     was_training = encoder.training
     encoder.eval()
-    opts = estimator_options(mcfg)
+    opts = estimator_options(cfg)
     out = []
     for layer, maps in enumerate(encoder(probe, all_layers=True)):
-        img, aligned = align(probe, maps.float(), mcfg.align, geom, layer)
+        img, aligned = align(probe, maps.float(), cfg.align, geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)
     return out

@@ -83,25 +83,25 @@ def train(
     encoder: torch.nn.Module,
     dim: torch.nn.Module,
     images: DeviceImages,
-    tcfg: TrainConfig,
+    cfg: TrainConfig,
     seed: int,
     *,
     checkpoint: Path | None = None,
     on_step: Callable[[int, dict], None] | None = None,
     stop: Callable[[], str | None] = lambda: None,
 ) -> list[dict]:
-    """Train for `tcfg.steps` steps and return the loss history (one dict per step).
+    """Train for `cfg.steps` steps and return the loss history (one dict per step).
 
     `images(idx)` gives the float (B, 1, S, S) batch of positions `idx` on `images.device`
     (DeviceImages, or any callable with `device` and a length). When `checkpoint`
-    exists, training resumes from it; it is rewritten every `tcfg.checkpoint_every` steps and at the end.
+    exists, training resumes from it; it is rewritten every `cfg.checkpoint_every` steps and at the end.
     `stop()` is polled after every step: a signal name stops training after a checkpoint.
     """
     device, n_images = images.device, len(images)
     critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
     fused = device.type == "cuda"  # one kernel per optimiser step on the GPU; CPU: torch's default
-    opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=tcfg.lr, fused=fused)
-    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr, fused=fused)
+    opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=cfg.lr, fused=fused)
+    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=cfg.prior_lr, fused=fused)
     gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
     # The prior's uniform samples are drawn where the prior runs (no host-to-device copy each step); on the
     # CPU from the batch generator, as before.
@@ -137,27 +137,25 @@ def train(
             )
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             z = encoder(x)
             terms = dim.encoder_losses(x, z)
         return z.float(), {k: v.float() for k, v in terms.items()}
 
     def gradients(fwd, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
         z, terms = fwd(x)
-        loss = (
-            tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
-        )
+        loss = cfg.beta * terms["local"] + cfg.alpha * terms["global"] + cfg.gamma * terms["prior"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         return z, terms, loss
 
     eager = forward
-    if tcfg.compile:
-        forward = torch.compile(forward, mode=tcfg.compile_mode)
-    batch = min(tcfg.batch_size, n_images)
+    if cfg.compile:
+        forward = torch.compile(forward, mode=cfg.compile_mode)
+    batch = min(cfg.batch_size, n_images)
     encoder.train()
     dim.train()
-    for step in range(start + 1, tcfg.steps + 1):
+    for step in range(start + 1, cfg.steps + 1):
         idx = torch.randperm(n_images, generator=gen)[:batch]
         x = images(idx)
         try:
@@ -195,7 +193,7 @@ def train(
         if on_step is not None:
             on_step(step, row)
         signal_name = stop()
-        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or signal_name:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or signal_name:
             save(step)
         if signal_name:
             raise Interrupted.by(signal_name, f"{signal_name} at step {step}: checkpoint saved.")
