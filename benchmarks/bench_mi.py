@@ -126,10 +126,12 @@ def main(argv: list[str]) -> int:
             )
         )
     console = Console(width=None if sys.stdout.isatty() else 120)
+    numba_version = mi.numba.__version__ if mi.HAVE_NUMBA else "absent"
+    numba_threads = mi.numba.get_num_threads() if mi.HAVE_NUMBA else 0
     console.print(
         f"{a.images} images x {a.maps} maps of {a.size}x{a.size} float32, {a.bins} bins; {os.cpu_count()} CPUs, "
-        f"numba {mi.numba.__version__ if mi.HAVE_NUMBA else 'absent'} on {mi.numba.get_num_threads() if mi.HAVE_NUMBA else 0} threads, "
-        f"torch {torch.__version__} on {torch.get_num_threads()} threads; median (best) of {a.repeat} runs after a warm-up"
+        f"numba {numba_version} on {numba_threads} threads, torch {torch.__version__} on "
+        f"{torch.get_num_threads()} threads; median (best) of {a.repeat} runs after a warm-up"
     )
     rows, ref, base = [], None, None
     for name, device, fn, sync in methods:
