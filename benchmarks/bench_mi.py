@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from infomax_cli import mi  # noqa: E402
+from infomax_cli import mi, mi_histogram  # noqa: E402
 
 
 def numpy_per_pair(images: np.ndarray, maps: np.ndarray, bins: int) -> np.ndarray:
@@ -96,7 +96,8 @@ def main(argv: list[str]) -> int:
     pairs = a.images * a.maps
 
     def torch_cpu():
-        return mi._histogram_torch(ti, tm, a.bins)[0].float()
+        est, _, finite, constant = mi_histogram.width_torch(ti, tm, a.bins)
+        return mi._masked(est, finite, constant).float()
 
     methods = [
         (
@@ -125,12 +126,12 @@ def main(argv: list[str]) -> int:
             )
         )
     console = Console(width=None if sys.stdout.isatty() else 120)
+    numba_version = mi.numba.__version__ if mi.HAVE_NUMBA else "absent"
+    numba_threads = mi.numba.get_num_threads() if mi.HAVE_NUMBA else 0
     console.print(
         f"{a.images} images x {a.maps} maps of {a.size}x{a.size} float32, {a.bins} bins; {os.cpu_count()} CPUs, "
-        f"numba {mi.numba.__version__ if mi.HAVE_NUMBA else 'absent'} on "
-        f"{mi.numba.get_num_threads() if mi.HAVE_NUMBA else 0} threads, "
-        f"torch {torch.__version__} on {torch.get_num_threads()} threads; median (best) of "
-        f"{a.repeat} runs after a warm-up"
+        f"numba {numba_version} on {numba_threads} threads, torch {torch.__version__} on "
+        f"{torch.get_num_threads()} threads; median (best) of {a.repeat} runs after a warm-up"
     )
     rows, ref, base = [], None, None
     for name, device, fn, sync in methods:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from infomax_cli import mi as M
+from infomax_cli import mi_common, mi_histogram, mi_ksg, mi_ranks, mi_shuffle
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -166,8 +167,8 @@ def test_chunking_does_not_change_results(monkeypatch, backend):
     whole = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
         M.estimate_mi(*args, binning="quantile")
     ]
-    monkeypatch.setattr(M, "_CHUNK", 1)
-    monkeypatch.setattr(M, "_IMAGE_CHUNK", 1)
+    monkeypatch.setattr(mi_common, "CHUNK", 1)
+    monkeypatch.setattr(mi_histogram, "_IMAGE_CHUNK", 1)
     parts = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
         M.estimate_mi(*args, binning="quantile")
     ]
@@ -284,11 +285,12 @@ def test_quantile_bins_are_exactly_invariant_to_monotone_transforms(backend):
     ).all()  # equal-width bins are not invariant: most of exp(3x) falls in one bin
 
 
-def test_quantile_bins_keep_ties_together():
+@pytest.mark.parametrize("midranks", [mi_ranks.midranks_numba, mi_ranks.midranks_torch])
+def test_quantile_bins_keep_ties_together(midranks):
     x = torch.tensor([[3.0, 0.0, 2.0, 0.0, 1.0, 0.0, 2.0, 1.0]])
     # mid-ranks (0-based) 7, 1, 5.5, 1, 3.5, 1, 5.5, 3.5 -> bin floor((mid-rank + 1/2) * 4 / 8)
-    assert M._quantile_table(8, 4)[M._midranks(x)].tolist() == [[3, 0, 3, 0, 2, 0, 3, 2]]
-    assert torch.equal(M._midranks(x), M._midranks(x.double() * 2 + 1))
+    assert mi_histogram._quantile_table(8, 4)[midranks(x)].tolist() == [[3, 0, 3, 0, 2, 0, 3, 2]]
+    assert torch.equal(midranks(x), midranks(x.double() * 2 + 1))
 
 
 def test_ksg_matches_a_kd_tree_reference_on_the_same_samples():
@@ -296,7 +298,7 @@ def test_ksg_matches_a_kd_tree_reference_on_the_same_samples():
     from scipy.special import digamma
 
     x, y = gaussian(0.8, n=2, side=20)
-    xs, ys, _ = M._ksg_inputs(x, y, 300, seed=1, ids=np.arange(2))
+    xs, ys, _ = mi_ksg._ksg_inputs(x, y, 300, seed=1, ids=np.arange(2))
     got = M.estimate_mi(x, y, estimator="ksg", ksg_k=4, ksg_samples=300, seed=1)
     for n in range(2):
         a, b = xs[n].numpy(), ys[n, 0].numpy()
@@ -382,8 +384,8 @@ def test_shuffle_pixels_permutes_each_map_reproducibly():
 def test_shuffle_kernel_and_numpy_fallback_agree():
     keys = np.arange(6, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     out = np.empty((6, 37), np.int64)
-    M._permutations_kernel(keys, out)
-    assert (out == M._permutations_numpy(keys, 37)).all()
+    mi_shuffle._permutations_kernel(keys, out)
+    assert (out == mi_shuffle.permutations_numpy(keys, 37)).all()
     assert (np.sort(out, 1) == np.arange(37)).all()
 
 
