@@ -7,15 +7,21 @@ failure, 130 interrupted (143 on SIGTERM).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+from rich.logging import RichHandler
 
 from . import config, rundir
 from .errors import InfomaxError, Interrupted, first_line
@@ -71,7 +77,7 @@ def _app(cfg: DictConfig) -> None:
         message = f"interrupted: rerun the same command (same run directory {run_dir}) to resume."
     except Exception as e:  # a bug, not the user's mistake: one line here, the traceback in the log
         _log_traceback_to_file()
-        log_file = run_dir / "infomax.log"
+        log_file = run_dir / rundir.LOG
         code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {log_file})"
     if not busy:
         rundir.write_failure(run_dir, code, message)
@@ -84,8 +90,6 @@ def _app(cfg: DictConfig) -> None:
 
 def _log_traceback_to_file() -> None:
     """Write the current traceback to the job's log file only (not the console)."""
-    import traceback
-
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.stream.write(traceback.format_exc())
@@ -104,10 +108,8 @@ def _check_output_dir(args: list[str]) -> None:
         key, _, value = a.partition("=")
         if key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
             target = Path(value)
-    from .rundir import ensure_writable
-
     try:
-        ensure_writable(target)
+        rundir.ensure_writable(target)
     except OSError as e:
         raise InfomaxError(
             f"cannot write the output directory {target}: {e.strerror}; choose another with "
@@ -160,17 +162,11 @@ def _run(args: list[str]) -> int:
 
 
 def _is_config_error(e: BaseException) -> bool:
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     return isinstance(e, (HydraException, OmegaConfBaseException))
 
 
 def _config_error_line(e: BaseException) -> str:
     """Hydra's and OmegaConf's messages about a bad override or config, on one line."""
-    from hydra.errors import MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-
     if isinstance(e, MissingConfigException) and e.missing_cfg_file:
         options = [o for o in e.options or [] if not o.startswith("schema_")]
         group = e.missing_cfg_file.rpartition("/")[0]
@@ -201,9 +197,6 @@ def _keep_large_buffers_in_the_heap() -> None:
     """glibc serves each allocation over 32 MB with a fresh mmap, so every training step page-faults its
     activations in anew (measured here: a CPU step 1.6-2.5x slower). Raising the mmap threshold keeps them
     in the heap for reuse. No-op where glibc's mallopt is absent."""
-    import ctypes
-    import ctypes.util
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-3, ctypes.c_int(2**31 - 1))  # M_MMAP_THRESHOLD
@@ -255,8 +248,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_console_logging() -> None:
-    from rich.logging import RichHandler
-
     logging.basicConfig(
         level=logging.INFO,
         format="%(message)s",

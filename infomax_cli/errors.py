@@ -1,5 +1,7 @@
 """The two kinds of failure a user can meet, each with its exit status (see the contract)."""
 
+import signal
+
 
 def first_line(e: BaseException) -> str:
     """The first non-blank line of an exception's message (libraries' messages run to many lines)."""
@@ -34,6 +36,4 @@ class Interrupted(InfomaxError):
 
     @classmethod
     def by(cls, signal_name: str, message: str) -> "Interrupted":
-        import signal
-
         return cls(message, 128 + signal.Signals[signal_name].value)

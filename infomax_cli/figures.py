@@ -410,8 +410,8 @@ def report_pictures(
     are the statistics' own tables (stats.csv, winners.csv). A run's loss.png and every job's
     features/ pictures are the job's own bytes, not drawn again."""
     job = sweep.jobs[0]
-    if sweep.kind == "run" and (job.path / "loss.png").is_file():
-        loss = (job.path / "loss.png").read_bytes()
+    if sweep.kind == "run" and job.loss_png is not None:
+        loss = job.loss_png.read_bytes()
     elif sweep.kind == "run":
         loss = png(loss_figure(job.loss, f"case {job.case}: training loss", case_color(job.case)))
     else:

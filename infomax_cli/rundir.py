@@ -46,6 +46,12 @@ FAILED = (
     "failed.json"  # only while a job has stopped without finishing: its exit status and message
 )
 LOCK = ".infomax.lock"  # the PID and host of the run using the directory
+LOG = "infomax.log"  # the job's log (Hydra's file handler)
+HYDRA_CONFIG = ".hydra/config.yaml"  # the job's composed config, as Hydra wrote it
+HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+MULTIRUN = "multirun.yaml"  # a sweep's own record of what it was asked to run
+VALIDATION_CSV = "validation.csv"  # infomax validate's
+VALIDATION_PNG = "validation.png"
 
 # the step, the total loss, its terms, the prior discriminator's own loss, and each MI term's own
 # estimate in nats (zero at chance)

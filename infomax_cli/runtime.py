@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numba
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -36,9 +39,6 @@ def pick_device(kind: str) -> torch.device:
 
 
 def _job_number() -> int:
-    from hydra.core.hydra_config import HydraConfig  # only meaningful inside a Hydra job
-    from omegaconf import OmegaConf
-
     if not HydraConfig.initialized():
         return 0
     num = OmegaConf.select(HydraConfig.get(), "job.num", default=None, throw_on_missing=False)
@@ -50,8 +50,6 @@ _DEFAULT_THREADS: list[int] = []  # torch's thread count before any job set it
 
 def set_threads(n: int | None) -> int:
     """Give torch (and numba's kernels) n CPU threads, or torch's default for None; return the count."""
-    import numba
-
     if not _DEFAULT_THREADS:
         _DEFAULT_THREADS.append(torch.get_num_threads())
     n = n or _DEFAULT_THREADS[0]

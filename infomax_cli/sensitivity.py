@@ -123,7 +123,7 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
 
 def job_config(job: Job):
     """The job's composed config (.hydra/config.yaml) on the schema, as run_job saw it."""
-    path = job.path / ".hydra" / "config.yaml"
+    path = job.path / rundir.HYDRA_CONFIG
     if not path.is_file():
         raise ConfigError(
             f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; "

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri, stdtrit  # not scipy.stats: a second less on every import
 
 from . import rundir
 
@@ -79,8 +80,6 @@ class Interval(NamedTuple):
 
 def t_quantile(df, level: float = LEVEL):
     """The two-sided `level` Student t quantile for `df` degrees of freedom (array or scalar)."""
-    from scipy.special import stdtrit  # not scipy.stats: a second less on every import
-
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     return stdtrit(df, (1 + level) / 2)
@@ -170,8 +169,6 @@ def table_interval(
 
 def wilson(p, n, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a proportion p from n (effective) draws; (0, z^2/(n+z^2)) at p = 0."""
-    from scipy.special import ndtri
-
     z = ndtri((1 + level) / 2)
     p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
     d = 1 + z * z / n
@@ -187,8 +184,6 @@ def effective_n(
     z^2 p(1-p)/half^2, at most n_images. A share of 0 or 1 (or a zero half-width) has no variance to
     read it from: it takes the most clustered other share's (n_images / the largest design effect), or
     n_units when there is none."""
-    from scipy.special import ndtri
-
     z = ndtri((1 + level) / 2)
     p, half = np.asarray(p, dtype=float), np.asarray(half, dtype=float)
     ok = (p > 0) & (p < 1) & np.isfinite(half) & (half > 0)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's own expansion
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from . import rundir
 from .errors import ConfigError
@@ -90,8 +92,14 @@ class Job:
         return {p.stem: p for p in sorted((self.path / rundir.FEATURES).glob("*.png"))}
 
     @property
+    def loss_png(self) -> Path | None:
+        """The loss picture the job drew (loss.png), or None."""
+        path = self.path / rundir.LOSS_PNG
+        return path if path.is_file() else None
+
+    @property
     def config_text(self) -> str | None:
-        path = self.path / ".hydra" / "config.yaml"
+        path = self.path / rundir.HYDRA_CONFIG
         return path.read_text() if path.is_file() else None
 
     def study_examples(self) -> list[int]:
@@ -182,7 +190,7 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         )
     jobs = []
     for d in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and rundir.is_job_dir(p)):
-        ov_file = d / ".hydra" / "overrides.yaml"
+        ov_file = d / rundir.HYDRA_OVERRIDES
         overrides = (
             yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
         )
@@ -192,12 +200,9 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
 
 def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
     """The jobs the sweep's multirun.yaml asked for that have no directory (as their overrides)."""
-    path = Path(sweep_dir) / "multirun.yaml"
+    path = Path(sweep_dir) / rundir.MULTIRUN
     if not path.is_file():
         return []
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's own expansion
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get(
         "task", []
     )

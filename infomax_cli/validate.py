@@ -18,11 +18,14 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from rich.console import Console
+from rich.table import Table
 
-from . import mi
+from . import mi, rundir
 from .errors import ConfigError
 from .rundir import atomic_write
 
@@ -138,10 +141,6 @@ def run_validation(sizes: Iterable[int], seeds: int) -> pd.DataFrame:
 
 def plot(df: pd.DataFrame, path: Path) -> None:
     """Estimated against true MI, one panel per sample size, one colour per estimator, the diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     sizes = sorted(df.n.unique(), reverse=True)
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.8), squeeze=False)
@@ -176,8 +175,6 @@ def plot(df: pd.DataFrame, path: Path) -> None:
 
 def show(df: pd.DataFrame) -> None:
     """Print the table with rich."""
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title="MI estimators against known MI (nats)")
     for col in COLUMNS:
@@ -225,9 +222,10 @@ def main(argv: list[str]) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(
-            out / "validation.csv", lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g")
+            out / rundir.VALIDATION_CSV,
+            lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"),
         )
-        plot(df, out / "validation.png")
+        plot(df, out / rundir.VALIDATION_PNG)
     except OSError as e:
         print(f"infomax validate: cannot write to {out}: {e}", file=sys.stderr)
         return 1
@@ -236,7 +234,7 @@ def main(argv: list[str]) -> int:
         df.task.str.startswith("gaussian") & (df.n == max(sizes)) & (df.options != "bins=20")
     ]
     print(
-        f"wrote {out / 'validation.csv'} and {out / 'validation.png'}; "
+        f"wrote {out / rundir.VALIDATION_CSV} and {out / rundir.VALIDATION_PNG}; "
         f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): "
         f"{gauss.bias.abs().max():.4f} nats"
     )
