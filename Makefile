@@ -26,13 +26,13 @@ demo: install
 study: install
 	$(BIN)/infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples $(ARGS)
 
-# Every test (CI's command). test-fast: the tests that run no end-to-end job (no `slow` mark), on two
-# workers: under 2 minutes on 2 cores, for the edit-test loop.
+# Every test (CI's command). test-fast: the tests that run no end-to-end job and no `infomax` process
+# (no `slow` or `cli` mark), on two workers: under 2 minutes on 2 cores, for the edit-test loop.
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" -n 2 $(ARGS)
+	$(BIN)/python -m pytest -q -m "not slow and not cli" -n 2 $(ARGS)
 
 # ruff: lint rules and the formatter's layout (pyproject.toml [tool.ruff]); `ruff format .` fixes layout.
 lint: install

@@ -51,3 +51,14 @@ def infomax(
 @pytest.fixture
 def tiny():
     return list(TINY)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that run the `infomax` command in a fresh process (seconds each, mostly imports) get the
+    `cli` mark, so `make test-fast` can leave them to `make test`."""
+    import inspect
+
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and "infomax(" in inspect.getsource(fn):
+            item.add_marker(pytest.mark.cli)
