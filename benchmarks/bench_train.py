@@ -23,6 +23,7 @@ and each keeps its best round, so other work on a shared machine slows a round r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -48,11 +49,10 @@ from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
 from infomax_cli.data import GrayImages, load_dataset  # noqa: E402
 from infomax_cli.encoders import build_encoder  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
-from infomax_cli.experiment import _image_loader  # noqa: E402
 from infomax_cli.geometry import align  # noqa: E402
 from infomax_cli.measure import measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
-from infomax_cli.train import seed_everything, train  # noqa: E402
+from infomax_cli.train import DeviceImages, seed_everything, train  # noqa: E402
 
 SWITCHES = (
     "bf16",
@@ -96,7 +96,7 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     dim = DeepInfoMax(
         cfg.encoder.maps,
         cfg.train.hidden,
-        cfg.objective.value,
+        cfg.objective,
         cfg.train.negatives,
         align_mode,
         geom,
@@ -174,22 +174,13 @@ def bench_training(
     batch = min(cfg_ref.train.batch_size, len(data))
 
     def run_project(cfg):
-        tcfg = cfg.train.copy()
-        tcfg.steps = total
+        tcfg = dataclasses.replace(config.typed(cfg).train, steps=total)
         encoder, dim = build(cfg, device, seed)
-        images = _image_loader(data, device)
+        images = DeviceImages(data, device)
         sync(device)
         stamps = [time.perf_counter()]
-        history = train(
-            encoder,
-            dim,
-            images,
-            len(data),
-            tcfg,
-            seed,
-            device,
-            on_step=lambda s, r: stamps.append(time.perf_counter()),
-        )
+        on_step = lambda s, r: stamps.append(time.perf_counter())  # noqa: E731
+        history = train(encoder, dim, images, tcfg, seed, on_step=on_step)
         return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
 
     def run_reference():
@@ -220,9 +211,7 @@ def bench_training(
                 r, fast_loss, _ = run_project(cfg_fast)
                 fast_rate = max(fast_rate or 0.0, r)
                 fast_diff = float(np.max(np.abs(np.subtract(fast_loss, ref_loss))))
-            except (
-                Exception
-            ) as e:  # a switch the installed torch cannot do here: say so in the table
+            except Exception as e:  # a switch the installed torch cannot do here: say so
                 first = first_line(e)
                 fast_rate, fast_diff = None, f"failed, {type(e).__name__}: {first[:60]}"
     diff = float(np.max(np.abs(np.subtract(loss, ref_loss))))
@@ -235,7 +224,7 @@ def bench_training(
 def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: int) -> float:
     """Images/s of measure() over the whole set (with both nulls and the other alignments, as the trained
     measurement of a run)."""
-    images = _image_loader(data, device)
+    images = DeviceImages(data, device)
     geom, alt = encoder.geometry(96), cfg.measure.alt_aligns
     ids = data.image_ids
     measure(
@@ -259,10 +248,9 @@ def bench_histogram(
 ) -> tuple[float, str]:
     """Pairs/s of histogram_mi on case c's maps of the first 64 images (64 x 32 maps of 96 x 96)."""
     with torch.inference_mode():
-        x = _image_loader(data, device)(torch.arange(min(64, len(data))))
-        img, maps = align(
-            x, encoder.eval()(x), "resize"
-        )  # 96 x 96 maps: the contract's pairs of 96 x 96
+        x = DeviceImages(data, device)(torch.arange(min(64, len(data))))
+        # 96 x 96 maps: the contract's pairs of 96 x 96
+        img, maps = align(x, encoder.eval()(x), "resize")
     fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
     fn()
     times = []
