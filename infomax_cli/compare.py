@@ -89,10 +89,11 @@ def build_report(path: Path) -> Path:
     return write_report(sweep, analyse(sweep))
 
 
-def compare(sweep_dir: Path) -> tuple[Sweep, Findings]:
+def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
     """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv, winners.png,
-    loss_curves.png and report.html; return the sweep and what was found."""
-    sweep = load(sweep_dir)
+    loss_curves.png and report.html; return the sweep and what was found. `sweep_dir`: a directory,
+    or a sweep already loaded."""
+    sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load(sweep_dir)
     if sweep.kind != "sweep":
         raise InfomaxError(
             f"{sweep_dir} is a run directory: compare takes a sweep directory (run -m)."
@@ -140,17 +141,25 @@ class CompareCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = find_jobs(sweep_dir) if sweep_dir.is_dir() else []
-        failures = [f for j in jobs if j.summary is None and (f := rundir.read_failure(j.path))]
+        try:
+            sweep = load(sweep_dir)  # the sweep's jobs, looked up once
+            unfinished, n_jobs = sweep.unfinished, len(sweep.jobs) + len(sweep.unfinished)
+        except InfomaxError as e:  # nothing finished: no comparison, but the exit status
+            sweep, error = None, e
+            unfinished = find_jobs(sweep_dir) if sweep_dir.is_dir() else []
+            n_jobs = len(unfinished)
+        failures = [f for j in unfinished if (f := rundir.read_failure(j.path))]
         CompareCallback.exit_code = sweep_exit_code([int(f["exit_code"]) for f in failures])
         try:
-            sweep, found = compare(sweep_dir)
+            if sweep is None:
+                raise error
+            sweep, found = compare(sweep)
         except InfomaxError as e:
             log.error(str(e))
             return
         print_found(sweep, found)
         if failures:
             log.error(
-                f"{len(failures)} of {len(jobs)} jobs did not finish (see above): the comparison covers "
+                f"{len(failures)} of {n_jobs} jobs did not finish (see above): the comparison covers "
                 "the finished ones. Rerun the same command to redo the others."
             )
