@@ -220,7 +220,7 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
-def check(cfg: Any) -> None:
+def check(cfg: DictConfig | Config) -> None:
     """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix."""
     if isinstance(cfg, DictConfig) and (extra := unknown_keys(cfg)):
         raise ConfigError(
@@ -311,7 +311,7 @@ def min_image_size(layers: list[str], padding: int, kernel: int) -> int | None:
     return None
 
 
-def check_dataset(cfg: Any) -> None:
+def check_dataset(cfg: DictConfig | Config) -> None:
     """The dataset keys, and that the case fits the image size (one line naming the smallest size)."""
     d = cfg.dataset
     kind = d.kind or d.name

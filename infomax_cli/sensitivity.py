@@ -121,7 +121,7 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
     return out
 
 
-def job_config(job: Job):
+def job_config(job: Job) -> config.Config:
     """The job's composed config (.hydra/config.yaml) on the schema, as run_job saw it."""
     path = job.path / rundir.HYDRA_CONFIG
     if not path.is_file():
@@ -137,7 +137,7 @@ def job_config(job: Job):
         raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}") from None
 
 
-def own_protocol(cfg) -> Protocol:
+def own_protocol(cfg: config.Config) -> Protocol:
     est = cfg.measure.estimator
     return Protocol(cfg.measure.align, est, int(cfg.measure.bins) if est == "histogram" else None)
 
@@ -145,7 +145,7 @@ def own_protocol(cfg) -> Protocol:
 @torch.inference_mode()
 def remeasure(
     job: Job,
-    cfg,
+    cfg: config.Config,
     protocols: list[Protocol],
     device: torch.device,
     n_images: int | None = None,
@@ -315,7 +315,7 @@ def run(
     return table, per_job
 
 
-def _n_measured(cfg, n_images: int | None) -> int:
+def _n_measured(cfg: config.Config, n_images: int | None) -> int:
     """How many images a job's re-measurement covers (for the progress bar)."""
     n = cfg.dataset.n_images
     if n is None:
