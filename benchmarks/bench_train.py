@@ -46,10 +46,11 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
-from infomax_cli.data import GrayImages, load_dataset  # noqa: E402
+from infomax_cli.data import load_dataset  # noqa: E402
 from infomax_cli.encoders import build_encoder  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.geometry import align  # noqa: E402
+from infomax_cli.images import GrayImages  # noqa: E402
 from infomax_cli.measure import measure  # noqa: E402
 from infomax_cli.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.train import DeviceImages, seed_everything, train  # noqa: E402

@@ -22,10 +22,11 @@ from omegaconf import DictConfig
 
 from . import compare, config, figures, rundir, runtime
 from .config import Align, Config
-from .data import GrayImages, load_datasets
+from .data import load_datasets
 from .encoders import Encoder, build_encoder
 from .errors import ConfigError, RunError
 from .geometry import Geometry
+from .images import GrayImages
 from .logger import make_logger
 from .measure import Measurement, layer_mi, measure
 from .objectives import DeepInfoMax

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import DECODE_ONCE_BYTES, GrayImages
 from .errors import Interrupted, RunError, first_line
+from .images import DECODE_ONCE_BYTES, GrayImages
 from .objectives import MI_TERMS, mi_estimate
 from .rundir import load_torch, save_torch
 

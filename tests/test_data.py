@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from infomax_cli import stl10
 from infomax_cli.config import DatasetConfig, Split
-from infomax_cli.data import IMAGE_SIZE, STL10_CLASSES, GrayImages, load_dataset, write_stl10_binary
+from infomax_cli.data import load_dataset
 from infomax_cli.errors import ConfigError, RunError
+from infomax_cli.images import IMAGE_SIZE, GrayImages
+from infomax_cli.stl10 import STL10_CLASSES, write_stl10_binary
 
 N = 7
 LABELS = [3, 1, 3, 10, 7, 1, 5]  # cat, airplane, cat, truck, horse, airplane, deer
@@ -122,18 +125,16 @@ def test_stl10_missing_folder_is_a_config_error(tmp_path):
 
 
 def test_stl10_download_failure_is_a_run_error(tmp_path, monkeypatch):
-    import torchvision.datasets
 
     def offline(*a, **k):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "STL10", offline)
+    monkeypatch.setattr(stl10, "STL10", offline)
     with pytest.raises(RunError, match="stl10_binary.*network is unreachable.*dataset=samples"):
         load_dataset(_cfg(tmp_path, download=True))
 
 
 def test_stl10_download_then_memmap_read(tmp_path, monkeypatch):
-    import torchvision.datasets
 
     calls = []
 
@@ -141,7 +142,7 @@ def test_stl10_download_then_memmap_read(tmp_path, monkeypatch):
         calls.append((root, split, download))
         write_stl10_binary(root, "test", _rgb(3), [2, 2, 9])
 
-    monkeypatch.setattr(torchvision.datasets, "STL10", fake_stl10)
+    monkeypatch.setattr(stl10, "STL10", fake_stl10)
     ds = load_dataset(_cfg(tmp_path, split="test", download=True))
     assert calls == [(str(tmp_path), "train", True)] and isinstance(ds._x, np.memmap)
     assert ds.labels == ["bird", "bird", "ship"] and ds.example_ids == [0, 2]

@@ -10,8 +10,9 @@ import pytest
 from conftest import TINY, compose_cfg, infomax
 from PIL import Image
 
-from infomax_cli.data import load_dataset, load_datasets, write_stl10_binary
+from infomax_cli.data import load_dataset, load_datasets
 from infomax_cli.errors import ConfigError
+from infomax_cli.stl10 import write_stl10_binary
 
 HELD = ["chelsea", "horse", "camera", "coffee", "coins", "grass"]
 

@@ -16,10 +16,12 @@ import torch
 from conftest import compose_cfg, infomax
 from PIL import Image
 
-from infomax_cli import config, data, train
+from infomax_cli import config, own_images, train
 from infomax_cli.config import DatasetConfig
-from infomax_cli.data import GrayImages, gray_square, list_images, load_dataset
+from infomax_cli.data import load_dataset
 from infomax_cli.errors import ConfigError, RunError
+from infomax_cli.images import GrayImages
+from infomax_cli.own_images import gray_square, list_images
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -255,7 +257,7 @@ def test_folder_skip_unreadable_lists_them_and_keeps_ids(photos):
 
 
 def test_folder_skip_unreadable_above_the_budget_stays_lazy(photos, monkeypatch):
-    monkeypatch.setattr(data, "DECODE_ONCE_BYTES", 2 * 16 * 16)
+    monkeypatch.setattr(own_images, "DECODE_ONCE_BYTES", 2 * 16 * 16)
     ds = load_dataset(folder_cfg(photos, size=16, skip_unreadable=True))
     assert ds.lazy and ds.files == ORDER
 

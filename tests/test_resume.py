@@ -159,7 +159,7 @@ def test_unwritable_output_directory(tmp_path):
 
 
 def test_truncated_stl10_file_is_named(tmp_path):
-    from infomax_cli.data import write_stl10_binary
+    from infomax_cli.stl10 import write_stl10_binary
 
     folder = write_stl10_binary(
         tmp_path, "train", np.zeros((4, 3, 96, 96), np.uint8), np.array([1, 2, 3, 4])

@@ -1,0 +1,183 @@
+"""GrayImages: the set of grayscale images every image source gives (data.py, stl10.py,
+own_images.py), indexed by position, with labels, independent units and the example images.
+
+Pixels are ITU-R 601 luma rounded to uint8 once, so `batch` and `all_uint8` agree exactly. A source
+read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from torch.utils.data import Dataset
+
+from .errors import ConfigError
+
+IMAGE_SIZE = 96  # the study's images (samples, STL-10)
+# Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
+# many bytes is decoded once and kept (in memory, or on the device), a larger one is decoded per batch.
+DECODE_ONCE_BYTES = 1 << 28
+
+
+def gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8 luma (0.299 R + 0.587 G + 0.114 B, rounded)."""
+    gray = TF.rgb_to_grayscale(rgb.float())[..., 0, :, :]
+    return gray.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class GrayImages(Dataset):
+    """N grayscale size x size images with labels; positions 0..N-1, `image_ids` their index in the split.
+
+    `source` is either a uint8 tensor (N, size, size) of gray images, an STL-10 `np.memmap`
+    (>= N, 3, 96, 96) of RGB planes stored column-major, converted per batch, or a lazy source (an object
+    with `gray(positions) -> uint8 (B, size, size)`, which decodes per batch: `lazy` is then true).
+
+    `groups` names the independent unit each image belongs to (images cut from one source are one unit:
+    the photograph for `samples`); None: every image is its own unit (its image id).
+    `image_ids`: None for 0..N-1; `info`: extra keys for the run's summary.json (folder, torchvision).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        source: Any,
+        labels: Sequence[str],
+        example_ids: Sequence[int],
+        groups: Sequence[str] | None = None,
+        study_examples: Sequence[int] | None = None,
+        size: int = IMAGE_SIZE,
+        image_ids: Sequence[int] | None = None,
+        info: dict | None = None,
+    ):
+        self.name, self.split = name, split
+        self._x = source
+        self.size = int(size)
+        self.labels = list(labels)
+        self.image_ids = (
+            np.arange(len(self.labels), dtype=np.int64)
+            if image_ids is None
+            else np.asarray(image_ids, dtype=np.int64)
+        )
+        if len(self.image_ids) != len(self.labels):
+            raise ValueError(f"{len(self.image_ids)} image ids for {len(self.labels)} images")
+        self.info = dict(info or {})
+        self.files: list[str] | None = (
+            None  # folder: each image's path relative to dataset.root, in position order
+        )
+        self.example_ids = [int(i) for i in example_ids]  # positions whose pictures are drawn
+        # positions of the study's example images (its cat and horse); by default the first two examples
+        self.study_examples = [
+            int(i) for i in (self.example_ids[:2] if study_examples is None else study_examples)
+        ]
+        if groups is not None and len(groups) != len(self.labels):
+            raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
+        self.groups = (
+            [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
+        )
+
+    def subset(self, positions: Sequence[int]) -> GrayImages:
+        """The images at `positions`, keeping their image ids, labels and groups (in memory: copied; read
+        from files: still read per batch, through this set)."""
+        pos = [int(p) for p in positions]
+        where = {p: k for k, p in enumerate(pos)}
+        source = (
+            self._x[torch.tensor(pos, dtype=torch.long)]
+            if isinstance(self._x, torch.Tensor)
+            else _SubsetSource(self, pos)
+        )
+        sub = GrayImages(
+            self.name,
+            self.split,
+            source,
+            [self.labels[p] for p in pos],
+            [where[p] for p in self.example_ids if p in where],
+            groups=[self.groups[p] for p in pos],
+            study_examples=[where[p] for p in self.study_examples if p in where],
+            size=self.size,
+            image_ids=self.image_ids[pos],
+            info=self.info,
+        )
+        if self.files is not None:
+            sub.files = [self.files[p] for p in pos]
+        return sub
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lazy(self) -> bool:
+        """Images decoded from files per batch (folder, torchvision): costly to read all at once."""
+        return hasattr(self._x, "gray")
+
+    def _uint8(self, idx: Any) -> torch.Tensor:
+        if isinstance(idx, torch.Tensor):
+            idx = idx.cpu().numpy()
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(
+                f"image positions must lie in 0..{len(self) - 1}, got {idx.min()}..{idx.max()}"
+            )
+        if isinstance(self._x, torch.Tensor):
+            return self._x[torch.from_numpy(idx)]
+        if self.lazy:
+            return self._x.gray(idx)
+        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(
+            -1, -2
+        )  # planes are column-major
+        return gray_uint8(rgb)
+
+    def batch(self, idx: Any) -> torch.Tensor:
+        """Images at positions `idx` as float32 (B, 1, size, size) in [0, 1]."""
+        return self._uint8(idx).unsqueeze(1).float().div_(255.0)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.batch([i])[0]
+
+    def all_uint8(self) -> torch.Tensor:
+        """All N images as uint8 (N, size, size)."""
+        if isinstance(self._x, torch.Tensor):
+            return self._x[: len(self)].clone()
+        chunks = [
+            self._uint8(np.arange(s, min(s + 1024, len(self)))) for s in range(0, len(self), 1024)
+        ]
+        return (
+            torch.cat(chunks) if chunks else torch.empty(0, self.size, self.size, dtype=torch.uint8)
+        )
+
+    def __getstate__(self) -> dict:
+        # a pickled memmap would carry the whole file; carry its path and reopen it instead
+        state = dict(self.__dict__)
+        if isinstance(self._x, np.memmap):
+            state["_x"] = (str(self._x.filename), self._x.shape)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["_x"], tuple):
+            path, shape = state["_x"]
+            state["_x"] = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+        self.__dict__.update(state)
+
+
+class _SubsetSource:
+    """Some positions of a set whose images are read per batch (the `gray` protocol of lazy sources)."""
+
+    def __init__(self, parent: GrayImages, positions: Sequence[int]):
+        self.parent, self.positions = parent, np.asarray(positions, dtype=np.int64)
+
+    def gray(self, idx: np.ndarray) -> torch.Tensor:
+        return self.parent._uint8(self.positions[np.asarray(idx, dtype=np.int64)])
+
+
+def check_n(n_images: int | None, total: int, what: str) -> int:
+    if n_images is None:
+        return total
+    if n_images > total:
+        raise ConfigError(
+            f"dataset.n_images={n_images} is larger than {what} ({total} images): use at most {total}, or null for all."
+        )
+    return int(n_images)
