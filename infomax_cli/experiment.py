@@ -246,24 +246,12 @@ def summarise(
     parts: Parts,
     rt: runtime.Runtime,
     per_image: pd.DataFrame,
-    trained: Measurement,
     loss: pd.DataFrame,
     seconds: dict[str, float],
 ) -> dict:
     """summary.json's content: the settings, the means over images, the timings and provenance."""
     data, measured, geom = parts.data, parts.measured, parts.geom
-    means = [
-        "mi_mean",
-        "mi_max",
-        "mi_null_mean",
-        "mi_null_max",
-        "mi_shuffled_mean",
-        "mi_mean_above_null",
-        "mi_max_above_null",
-        "mi_mean_init",
-        "mi_max_init",
-        *(f"{k}_{a}" for a in trained.alt for k in ("mi_mean", "mi_max")),
-    ]
+    means = [c for c in per_image.columns if c.startswith("mi_")]  # in the table's order
     last = loss.iloc[-1]
     return {
         "case": cfg.case.name,
@@ -333,7 +321,7 @@ def _recipe(cfg: Config, run_dir: Path, rt: runtime.Runtime, tracker) -> dict:
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
     examples = draw_pictures(cfg, run_dir, parts.measured, loss, trained)
     seconds = {"train": train_seconds, "measure": measure_seconds, "measure_init": init_seconds}
-    summary = summarise(cfg, parts, rt, per_image, trained, loss, seconds)
+    summary = summarise(cfg, parts, rt, per_image, loss, seconds)
     tracker.finish(summary, examples)
     job = Job.written(run_dir, summary, per_image, per_map, loss)  # the tables in hand, not re-read
     run = Sweep(run_dir, "run", [job])

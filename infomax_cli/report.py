@@ -73,13 +73,7 @@ SETTINGS = [
     "git_commit",
 ]
 JOB_COLUMNS = {
-    "mi_mean": "mean MI",
-    "mi_max": "max MI",
-    "mi_mean_above_null": "mean MI above null",
-    "mi_max_above_null": "max MI above null",
-    "mi_mean_init": "mean MI untrained",
-    "mi_max_init": "max MI untrained",
-    "mi_null_mean": "null mean MI",
+    **STATS_NAMES,
     "mi_shuffled_mean": "shuffled mean MI",
     "final_local_mi": "final local MI estimate",
     "final_global_mi": "final global MI estimate",
