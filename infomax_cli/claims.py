@@ -284,13 +284,13 @@ def _claims_of_setting(
             units_random = False
         else:
             units_random = claim.id != "example_images"
+            examples = f"the study's example images ({example_words or 'none'}){align}"
+            per_unit = f"{align}, per image unit then mean"
             statistic = {
-                "example_images": "mean MI over the maps of the study's example images "
-                "({example_words or 'none'}){align}, mean over them",
-                "winner_share": "share of images on which the case has the highest "
-                "max-MI{align}, per image unit then mean",
-                "mean_max_mi": f"mean over images of the max MI over the maps (nats){align}, per image unit then mean",
-                "mean_mi": f"mean over images of the mean MI over the maps (nats){align}, per image unit then mean",
+                "example_images": f"mean MI over the maps of {examples}, mean over them",
+                "winner_share": f"share of images on which the case has the highest max-MI{per_unit}",
+                "mean_max_mi": f"mean over images of the max MI over the maps (nats){per_unit}",
+                "mean_mi": f"mean over images of the mean MI over the maps (nats){per_unit}",
             }[claim.id]
             v = evaluate(claim.id, "")
             if v is None:
