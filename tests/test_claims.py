@@ -252,7 +252,8 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     assert list(t.columns[:10]) == rundir.CLAIM_COLUMNS and (t.status == "not established").all()
     words = " ".join(t[["statistic", "sentence"]].astype(str).to_numpy().ravel())
     assert "{" not in words and "}" not in words  # every text filled in, none left as a template
-    assert t.set_index("claim").loc["mean_mi", "statistic"].startswith("mean over images of the mean MI")
+    statistic = t.set_index("claim")["statistic"]
+    assert statistic["mean_mi"].startswith("mean over images of the mean MI")
     print_found(*found)
     out = " ".join(capsys.readouterr().out.split())
     assert "the study's claims" in out and "winner_share" in out and "holds at 95%" not in out
