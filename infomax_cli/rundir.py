@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,10 @@ def read_failure(run_dir: Path) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------- the lock
+# A lock file without a PID younger than this is being written; older, it was left by a crash.
+LOCK_WRITE_SECONDS = 2.0
+
+
 class DirectoryBusy(ConfigError):
     """Another live run holds the directory: this run stops before touching any of its files."""
 
@@ -265,8 +270,15 @@ def lock(run_dir: Path) -> Iterator[None]:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _holder(path)
-            if holder is None:  # being written, or garbage: look again once it is whole
-                if path.exists() and path.stat().st_size == 0:
+            if (
+                holder is None
+            ):  # being written (look again shortly), or garbage / left empty by a crash
+                try:
+                    age = time.time() - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # its run just ended
+                if age < LOCK_WRITE_SECONDS:
+                    time.sleep(0.05)
                     continue
                 log.warning(f"{path} is unreadable: taken over.")
                 path.unlink(missing_ok=True)

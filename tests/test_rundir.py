@@ -86,6 +86,18 @@ def test_a_stale_lock_is_taken_over_and_the_run_finishes(tmp_path):
     assert (run_dir / rundir.SUMMARY).is_file() and not (run_dir / rundir.LOCK).exists()
 
 
+def test_an_empty_lock_left_by_a_crash_is_taken_over(tmp_path):
+    """A run killed between creating the lock and writing its PID leaves an empty file: once it is
+    older than a write takes, the next run takes it over (it does not wait forever)."""
+    lock = tmp_path / rundir.LOCK
+    lock.write_text("")
+    old = lock.stat().st_mtime - 10 * rundir.LOCK_WRITE_SECONDS
+    os.utime(lock, (old, old))
+    with rundir.lock(tmp_path):
+        assert lock.read_text().split()[0] == str(os.getpid())
+    assert not lock.exists()
+
+
 def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_the_way_out(tmp_path):
     path = tmp_path / rundir.CHECKPOINT
     rundir.save_torch(path, {"step": 3})
