@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from infomax_cli import mi, mi_histogram  # noqa: E402
+from infomax_cli import mi  # noqa: E402
+from infomax_cli.mi import histogram  # noqa: E402
 
 
 def numpy_per_pair(images: np.ndarray, maps: np.ndarray, bins: int) -> np.ndarray:
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     pairs = a.images * a.maps
 
     def torch_cpu():
-        est, _, finite, constant = mi_histogram.width_torch(ti, tm, a.bins)
+        est, _, finite, constant = histogram.width_torch(ti, tm, a.bins)
         return mi._masked(est, finite, constant).float()
 
     methods = [

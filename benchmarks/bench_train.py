@@ -46,13 +46,13 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
-from infomax_cli.data import load_dataset  # noqa: E402
-from infomax_cli.encoders import build_encoder  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
-from infomax_cli.geometry import align  # noqa: E402
-from infomax_cli.images import GrayImages  # noqa: E402
 from infomax_cli.measure import measure  # noqa: E402
-from infomax_cli.objectives import DeepInfoMax  # noqa: E402
+from infomax_cli.model.encoders import build_encoder  # noqa: E402
+from infomax_cli.model.geometry import align  # noqa: E402
+from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
+from infomax_cli.sources import load_dataset  # noqa: E402
+from infomax_cli.sources.gray import GrayImages  # noqa: E402
 from infomax_cli.train import DeviceImages, seed_everything, train  # noqa: E402
 
 SWITCHES = (
@@ -94,7 +94,7 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     seed_everything(seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     align_mode, geom = cfg.measure.align, encoder.geometry(96)
-    dim = DeepInfoMax(
+    critics = DeepInfoMax(
         cfg.encoder.maps,
         cfg.train.hidden,
         cfg.objective,
@@ -103,11 +103,11 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
         geom,
     ).to(device)
     if getattr(cfg.train, "channels_last", False):
-        encoder, dim = (
+        encoder, critics = (
             encoder.to(memory_format=torch.channels_last),
-            dim.to(memory_format=torch.channels_last),
+            critics.to(memory_format=torch.channels_last),
         )
-    return encoder, dim
+    return encoder, critics
 
 
 def sync(device: torch.device) -> None:
@@ -119,30 +119,37 @@ def sync(device: torch.device) -> None:
 
 
 def reference_train(
-    encoder, dim, pixels: torch.Tensor, steps: int, tcfg, seed: int, device: torch.device, on_step
+    encoder,
+    critics,
+    pixels: torch.Tensor,
+    steps: int,
+    tcfg,
+    seed: int,
+    device: torch.device,
+    on_step,
 ) -> list[float]:
     """The most straightforward loop: every step, index the batch on the CPU, make it float, copy it to the
     device; eager fp32; the same losses, optimisers and random draws as infomax_cli.train.train."""
-    critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
+    critic_params = [p for name, p in critics.named_parameters() if not name.startswith("prior.")]
     opt = torch.optim.Adam(list(encoder.parameters()) + critic_params, lr=tcfg.lr)
-    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=tcfg.prior_lr)
+    opt_d = torch.optim.Adam(critics.prior.parameters(), lr=tcfg.prior_lr)
     gen = torch.Generator().manual_seed(seed)
     n, batch = len(pixels), min(tcfg.batch_size, len(pixels))
     losses = []
     encoder.train()
-    dim.train()
+    critics.train()
     for step in range(1, steps + 1):
         idx = torch.randperm(n, generator=gen)[:batch]
         x = (pixels[idx].float() / 255).unsqueeze(1).to(device)
         z = encoder(x)
-        terms = dim.encoder_losses(x, z)
+        terms = critics.encoder_losses(x, z)
         loss = (
             tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
         )
         opt.zero_grad()
         loss.backward()
         opt.step()
-        d_loss = dim.discriminator_loss(z, generator=gen)
+        d_loss = critics.discriminator_loss(z, generator=gen)
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
@@ -176,21 +183,21 @@ def bench_training(
 
     def run_project(cfg):
         tcfg = dataclasses.replace(config.typed(cfg).train, steps=total)
-        encoder, dim = build(cfg, device, seed)
+        encoder, critics = build(cfg, device, seed)
         images = DeviceImages(data, device)
         sync(device)
         stamps = [time.perf_counter()]
         on_step = lambda s, r: stamps.append(time.perf_counter())  # noqa: E731
-        history = train(encoder, dim, images, tcfg, seed, on_step=on_step)
+        history = train(encoder, critics, images, tcfg, seed, on_step=on_step)
         return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
 
     def run_reference():
-        encoder, dim = build(cfg_ref, device, seed)
+        encoder, critics = build(cfg_ref, device, seed)
         pixels = data.all_uint8()  # stays on the CPU
         stamps = [time.perf_counter()]
         losses = reference_train(
             encoder,
-            dim,
+            critics,
             pixels,
             total,
             cfg_ref.train,

@@ -42,9 +42,8 @@ commands:
 
 class _State:
     started = False  # a job has started: before that, Hydra's SystemExit(1) is a config error
-    main_pid: int | None = (
-        None  # the process `infomax run` runs in (a launcher's workers are others)
-    )
+    # the process `infomax run` runs in (a launcher's workers are others)
+    main_pid: int | None = None
 
 
 @hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="config")
@@ -63,9 +62,8 @@ def _app(cfg: DictConfig) -> None:
     try:
         run_job(cfg, run_dir)
         return
-    except (
-        rundir.DirectoryBusy
-    ) as e:  # the directory is another run's: no failed.json written there
+    # the directory is another run's: no failed.json written there
+    except rundir.DirectoryBusy as e:
         code, message, busy = e.exit_code, str(e), True
     except Interrupted as e:
         again = f"hydra.sweep.dir={hc.sweep.dir}" if multirun else f"hydra.run.dir={run_dir}"
@@ -127,15 +125,14 @@ def _run(args: list[str]) -> int:
         except InfomaxError as e:
             print(f"infomax: {e}", file=sys.stderr)
             return 2
-    from .compare import CompareCallback
+    from .analysis.compare import CompareCallback
 
     sys.argv = ["infomax run", *args]
     _State.main_pid = os.getpid()
     CompareCallback.exit_code = 0
     user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
-    os.environ["HYDRA_FULL_ERROR"] = (
-        "1"  # Hydra re-raises instead of printing: the line below is ours
-    )
+    # Hydra re-raises instead of printing: the line below is ours
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _app()
     except SystemExit as e:
@@ -176,9 +173,8 @@ def _config_error_line(e: BaseException) -> str:
             else ": check the name"
         )
         return f"Could not find '{e.missing_cfg_file}'{choose}."
-    cause = (
-        e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
-    )  # the cause says it best
+    # the cause says it best
+    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
     skip = ("full_key:", "reference_type=", "object_type=")
     lines = list(
         dict.fromkeys(
@@ -219,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"infomax: usage: infomax {cmd} DIR (one directory)", file=sys.stderr)
                 return 2
             _setup_console_logging()
-            from . import compare
+            from .analysis import compare
 
             if cmd == "compare":
                 compare.print_found(*compare.compare(Path(args[0])))
@@ -231,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return sensitivity.main(args)
         if cmd == "validate":
-            from . import validate
+            from .mi import validate
 
             return validate.main(args)
     except InfomaxError as e:

@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .errors import ConfigError
-from .geometry import geometry, layer_geometry
+from .model.geometry import geometry, layer_geometry
 
 # The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
 # installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
@@ -26,9 +26,8 @@ CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HE
 
 
 class Align(StrEnum):
-    geometry = (
-        "geometry"  # every case on the same image pixels, each map at its receptive fields' offset
-    )
+    # every case on the same image pixels, each map at its receptive fields' offset
+    geometry = "geometry"
     resize = "resize"  # feature map resized (bilinear) to the image's size
     crop = "crop"  # the larger of image and map centre-cropped to the smaller
 
@@ -90,12 +89,10 @@ DATASET_KINDS = ("samples", "stl10", "folder", "torchvision")
 @dataclass
 class DatasetConfig:
     name: str = MISSING  # samples | stl10 | folder; for dataset=torchvision the class name (CIFAR10, MNIST, ...)
-    kind: str | None = (
-        None  # samples | stl10 | folder | torchvision, set by each preset; null: `name`
-    )
-    root: str = (
-        "data"  # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
-    )
+    # samples | stl10 | folder | torchvision, set by each preset; null: `name`
+    kind: str | None = None
+    # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
+    root: str = "data"
     split: Split = Split.train
     download: bool = False
     n_images: int | None = None  # first N images only; null: all
@@ -103,13 +100,11 @@ class DatasetConfig:
     # samples / folder: with train.holdout=true, the photographs (samples) or labels (a folder's subfolders)
     # whose images are measured and never trained on
     heldout: list[str] = field(default_factory=list)
-    size: int = (
-        96  # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
-    )
+    # folder / torchvision: images brought to size x size (samples and STL-10 are 96x96)
+    size: int = 96
     skip_unreadable: bool = False  # folder: skip files that cannot be decoded (else the run stops)
-    options: dict[str, Any] = field(
-        default_factory=dict
-    )  # torchvision: more keyword arguments of the class
+    # torchvision: more keyword arguments of the class
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,9 +136,8 @@ class TrainConfig:
     hidden: int = 32  # width of the objective networks
     negatives: int = 1  # negatives per positive: latent i against images i+1..i+K of the batch
     checkpoint_every: int = 10
-    bf16: bool = (
-        False  # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
-    )
+    # bfloat16 autocast for the forward passes (CUDA; also runs on CPUs with bf16)
+    bf16: bool = False
     channels_last: bool = False  # NHWC memory layout for the convolutions
     compile: bool = False  # torch.compile the training step's forward pass
     # torch.compile's mode: default | reduce-overhead (CUDA graphs: fewer kernel launches) | max-autotune |
@@ -157,9 +151,8 @@ class TrainConfig:
 class MeasureConfig:
     bins: int = 20
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
-    alt_aligns: list[Align] = field(
-        default_factory=lambda: [Align.resize, Align.crop]
-    )  # also measured, for the claims
+    # also measured, for the claims
+    alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
     estimator: Estimator = Estimator.histogram
     binning: Binning = Binning.width
     miller_madow: bool = False
@@ -276,9 +269,8 @@ def check(cfg: DictConfig | Config) -> None:
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
     check_dataset(cfg)
-    if (
-        cfg.measure.align == Align.geometry
-    ):  # the case must cover the image's central pixels (ConfigError if not)
+    # the case must cover the image's central pixels (ConfigError if not)
+    if cfg.measure.align == Align.geometry:
         geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
 
 

@@ -20,17 +20,19 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from . import compare, config, figures, rundir, runtime
+from . import config, rundir, runtime
+from .analysis import compare
+from .analysis.sweep import Job, Sweep
 from .config import Align, Config
-from .data import load_datasets
-from .encoders import Encoder, build_encoder
 from .errors import ConfigError, RunError
-from .geometry import Geometry
-from .images import GrayImages
-from .logger import make_logger
 from .measure import Measurement, layer_mi, measure
-from .objectives import DeepInfoMax
-from .sweep import Job, Sweep
+from .model.encoders import Encoder, build_encoder
+from .model.geometry import Geometry
+from .model.objectives import DeepInfoMax
+from .render import figures
+from .sources import load_datasets
+from .sources.gray import GrayImages
+from .tracker import make_tracker
 from .train import DeviceImages, seed_everything, train
 
 log = logging.getLogger("infomax")
@@ -45,7 +47,7 @@ class Parts:
     images: DeviceImages
     measured_images: DeviceImages
     encoder: Encoder
-    dim: DeepInfoMax
+    critics: DeepInfoMax
     geom: Geometry
 
 
@@ -71,7 +73,7 @@ def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
         rundir.write_csv(run_dir / rundir.IMAGES_CSV, files[rundir.IMAGES_COLUMNS])
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
     geom = encoder.geometry(data.size)
-    dim = DeepInfoMax(
+    critics = DeepInfoMax(
         cfg.encoder.maps,
         cfg.train.hidden,
         cfg.objective,
@@ -81,10 +83,10 @@ def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
     ).to(device)
     if cfg.train.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)
-        dim = dim.to(memory_format=torch.channels_last)
+        critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, dim, geom)
+    return Parts(data, measured, images, measured_images, encoder, critics, geom)
 
 
 def measure_encoder(
@@ -156,7 +158,7 @@ def train_encoder(
 
         history = train(
             parts.encoder,
-            parts.dim,
+            parts.critics,
             parts.images,
             cfg.train,
             cfg.seed,
@@ -305,7 +307,9 @@ def run_job(cfg: DictConfig | Config, run_dir: Path, show_progress: bool = True)
         if cfg.overwrite:
             rundir.start_over(run_dir)
         (run_dir / rundir.FAILED).unlink(missing_ok=True)
-        tracker = make_logger(cfg.logger, run_dir)  # logger=tensorboard without its package: exit 2
+        tracker = make_tracker(
+            cfg.logger, run_dir
+        )  # logger=tensorboard without its package: exit 2
         with runtime.session(cfg.device, show_progress) as rt:
             return _recipe(cfg, run_dir, rt, tracker)
 

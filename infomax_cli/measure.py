@@ -21,7 +21,7 @@ import torch
 from . import mi
 from .config import MeasureConfig
 from .errors import Interrupted
-from .geometry import Geometry, align, align_images
+from .model.geometry import Geometry, align, align_images
 
 # "null": the null partner's random stream, apart from the other draws of a seed
 NULL_STREAM = 0x6E756C6C

@@ -43,9 +43,8 @@ INFOPLANE = "infoplane.csv"
 INFOPLANE_PNG = "infoplane.png"
 IMAGES_CSV = "images.csv"  # dataset=folder: which file each image id is
 REPORT = "report.html"
-FAILED = (
-    "failed.json"  # only while a job has stopped without finishing: its exit status and message
-)
+# only while a job has stopped without finishing: its exit status and message
+FAILED = "failed.json"
 LOCK = ".infomax.lock"  # the PID and host of the run using the directory
 LOG = "infomax.log"  # the job's log (Hydra's file handler)
 HYDRA_CONFIG = ".hydra/config.yaml"  # the job's composed config, as Hydra wrote it
@@ -270,9 +269,8 @@ def lock(run_dir: Path) -> Iterator[None]:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _holder(path)
-            if (
-                holder is None
-            ):  # being written (look again shortly), or garbage / left empty by a crash
+            # being written (look again shortly), or garbage / left empty by a crash
+            if holder is None:
                 try:
                     age = time.time() - path.stat().st_mtime
                 except FileNotFoundError:

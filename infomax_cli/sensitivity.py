@@ -38,15 +38,16 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config, mi, report, rundir
+from . import config, mi, rundir
+from .analysis.sweep import Job, find_jobs
 from .config import Align, DeviceKind, Estimator
-from .data import load_dataset, load_datasets
-from .encoders import build_encoder
 from .errors import ConfigError, InfomaxError, RunError
-from .geometry import align
 from .measure import estimator_options
+from .model.encoders import build_encoder
+from .model.geometry import align
+from .render import report
 from .runtime import pick_device, progress
-from .sweep import Job, find_jobs
+from .sources import load_dataset, load_datasets
 from .train import DeviceImages
 
 log = logging.getLogger("infomax")
@@ -227,9 +228,8 @@ def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
     """One row per (setting,) protocol from the per-job rows; `own`: {setting or None: Protocol}."""
     has_setting = "setting" in per_job.columns
     keys = (["setting"] if has_setting else []) + PROTOCOL
-    frame = per_job.assign(
-        bins=per_job["bins"].astype("Int64").fillna(-1)
-    )  # -1: no bins (group keys cannot be NA)
+    # -1: no bins (group keys cannot be NA)
+    frame = per_job.assign(bins=per_job["bins"].astype("Int64").fillna(-1))
     cases = sorted(frame["case"].astype(str).unique())
     wide = frame.groupby([*keys, "case"], sort=False)[["mi_max", "mi_mean"]].mean().unstack("case")
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
@@ -287,9 +287,8 @@ def run(
     for j in finished:
         key = settings[j.path] if multi else None
         own.setdefault(key, own_protocol(cfgs[j.path]))
-    protocols = list(
-        dict.fromkeys([*base, *own.values()])
-    )  # the sweep's own protocol is the reference
+    # the sweep's own protocol is the reference
+    protocols = list(dict.fromkeys([*base, *own.values()]))
     total = sum(_n_measured(cfgs[j.path], grid_cfg.n_images) for j in finished)
     rows = []
     with progress(show_progress) as bar:

@@ -17,9 +17,9 @@ import torch
 
 from .config import TrainConfig
 from .errors import Interrupted, RunError, first_line
-from .images import DECODE_ONCE_BYTES, GrayImages
-from .objectives import MI_TERMS, mi_estimate
+from .model.objectives import MI_TERMS, mi_estimate
 from .rundir import load_torch, save_torch
+from .sources.gray import DECODE_ONCE_BYTES, GrayImages
 
 TERMS = ("local", "global", "prior")
 log = logging.getLogger("infomax")
@@ -81,7 +81,7 @@ def _set_rng_states(gen: torch.Generator, noise: torch.Generator, states: dict) 
 
 def train(
     encoder: torch.nn.Module,
-    dim: torch.nn.Module,
+    critics: torch.nn.Module,
     images: DeviceImages,
     cfg: TrainConfig,
     seed: int,
@@ -98,10 +98,10 @@ def train(
     `stop()` is polled after every step: a signal name stops training after a checkpoint.
     """
     device, n_images = images.device, len(images)
-    critic_params = [p for name, p in dim.named_parameters() if not name.startswith("prior.")]
+    critic_params = [p for name, p in critics.named_parameters() if not name.startswith("prior.")]
     fused = device.type == "cuda"  # one kernel per optimiser step on the GPU; CPU: torch's default
     opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=cfg.lr, fused=fused)
-    opt_d = torch.optim.Adam(dim.prior.parameters(), lr=cfg.prior_lr, fused=fused)
+    opt_d = torch.optim.Adam(critics.prior.parameters(), lr=cfg.prior_lr, fused=fused)
     gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
     # The prior's uniform samples are drawn where the prior runs (no host-to-device copy each step); on the
     # CPU from the batch generator, as before.
@@ -111,7 +111,7 @@ def train(
     if checkpoint is not None and checkpoint.is_file():
         state = load_torch(checkpoint, map_location=device)  # damaged: one line naming it
         encoder.load_state_dict(state["encoder"])
-        dim.load_state_dict(state["dim"])
+        critics.load_state_dict(state["dim"])
         opt.load_state_dict(state["opt"])
         opt_d.load_state_dict(state["opt_d"])
         _set_rng_states(gen, noise, state["rng"])
@@ -130,7 +130,7 @@ def train(
                     "history": history,
                     "rng": _rng_states(gen, noise),
                     "encoder": encoder.state_dict(),
-                    "dim": dim.state_dict(),
+                    "dim": critics.state_dict(),
                     "opt": opt.state_dict(),
                     "opt_d": opt_d.state_dict(),
                 },
@@ -139,7 +139,7 @@ def train(
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             z = encoder(x)
-            terms = dim.encoder_losses(x, z)
+            terms = critics.encoder_losses(x, z)
         return z.float(), {k: v.float() for k, v in terms.items()}
 
     def gradients(fwd, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
@@ -154,15 +154,14 @@ def train(
         forward = torch.compile(forward, mode=cfg.compile_mode)
     batch = min(cfg.batch_size, n_images)
     encoder.train()
-    dim.train()
+    critics.train()
     for step in range(start + 1, cfg.steps + 1):
         idx = torch.randperm(n_images, generator=gen)[:batch]
         x = images(idx)
         try:
             z, terms, loss = gradients(forward, x)
-        except (
-            Exception
-        ) as e:  # torch.compile compiles (and can fail) on a call; no weight has moved yet
+        # torch.compile compiles (and can fail) on a call; no weight has moved yet
+        except Exception as e:
             if forward is eager:
                 raise
             log.warning(
@@ -172,14 +171,15 @@ def train(
             forward = eager
             z, terms, loss = gradients(forward, x)
         opt.step()
-        d_loss = dim.discriminator_loss(z, generator=noise)
+        d_loss = critics.discriminator_loss(z, generator=noise)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
+        # one sync a step
         values = torch.stack(
             [loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]
-        ).tolist()  # one sync a step
+        ).tolist()
         row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
         bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
         if bad:
@@ -188,7 +188,7 @@ def train(
                 f"{row[bad[0]]}; the last good checkpoint "
                 f"(step {saved_at}) is kept. Try a smaller train.lr."
             )
-        row.update({f"{t}_mi": mi_estimate(row[t], dim.bound_name) for t in MI_TERMS})
+        row.update({f"{t}_mi": mi_estimate(row[t], critics.bound_name) for t in MI_TERMS})
         history.append(row)
         if on_step is not None:
             on_step(step, row)

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from fake_sweep import two_level, units, write_job
 
-from infomax_cli import claims, rundir, sweep
-from infomax_cli.compare import compare, print_found
+from infomax_cli import rundir
+from infomax_cli.analysis import claims, sweep
+from infomax_cli.analysis.compare import compare, print_found
 
 T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df
 IMAGE = ["example_images", "winner_share", "mean_max_mi", "mean_mi"]
@@ -121,9 +122,8 @@ def test_the_loss_claim_is_a_t_interval_over_seeds_by_hand(tmp_path):
             write_job(tmp_path, case, np.full(4, 0.5), seed, loss_mi=mi)
     r = row(table(tmp_path), "loss_curves")
     half = T2 * 0.1 / np.sqrt(3)
-    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx(
-        (0.2, 0.2 - half, 0.2 + half)
-    )  # (-0.048, 0.448)
+    # (-0.048, 0.448)
+    assert (r.estimate, r.ci_low, r.ci_high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
     assert (
         r.best_case == "c" and r.status == "not established" and r.n_seeds == 3 and r.n_units == 0
     )
@@ -216,9 +216,8 @@ def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_che
     t = table(tmp_path)
     assert (t.n_units.tolist()[2:]) == [4, 4, 4]  # the 4 photographs, not 12 images
     assert "negated loss terms" in row(t, "loss_curves").statistic
-    assert row(t, "loss_curves").estimate == pytest.approx(
-        0.4
-    )  # the case difference of the MI estimates
+    # the case difference of the MI estimates
+    assert row(t, "loss_curves").estimate == pytest.approx(0.4)
     ex = row(t, "example_images")
     assert ex.n_units == 2 and "chelsea (image 1): case c, horse (image 2): case c" in ex.notes
     assert "chelsea and horse" in ex.sentence
@@ -275,8 +274,8 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
 
 
 def test_an_untrained_tie_is_called_a_tie_not_a_lead():
-    from infomax_cli.claims import Claim, init_note
-    from infomax_cli.verdict import Verdict
+    from infomax_cli.analysis.claims import Claim, init_note
+    from infomax_cli.analysis.verdict import Verdict
 
     claim = Claim("mean_max_mi", "Mean max-MI", "the mean max-MI", "nats")
     trained = Verdict(

@@ -171,9 +171,8 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
     out = " ".join(r.stdout.split())
-    assert (
-        "the study's claims" in out and "holds at 95%" not in out
-    )  # then the claims, never a one-seed verdict
+    # then the claims, never a one-seed verdict
+    assert "the study's claims" in out and "holds at 95%" not in out
     assert out.endswith(
         "`make study` (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them."
     )

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from infomax_cli.compare import compare
+from infomax_cli.analysis.compare import compare
 from infomax_cli.errors import ConfigError
 
 
@@ -122,7 +122,7 @@ def test_a_folder_without_jobs_is_a_clear_error(tmp_path):
 
 
 def test_sweep_exit_code_says_how_the_worst_job_stopped():
-    from infomax_cli.compare import sweep_exit_code
+    from infomax_cli.analysis.compare import sweep_exit_code
 
     assert sweep_exit_code([]) == 0
     assert sweep_exit_code([2, 2]) == 2  # every job rejected its config

@@ -114,3 +114,74 @@ def test_the_readme_documents_every_key_of_the_schema():
     keys = list(_leaf_keys(config.Config))
     assert "train.compile_mode" in keys and "measure.bins" in keys and "case.layers" in keys
     assert [k for k in keys if f"`{k}`" not in readme] == []
+
+
+# ----------------------------------------------------------------------------- config: size and keys
+
+
+@pytest.mark.parametrize("case", "abcd")
+def test_every_case_works_down_to_16_pixels_and_says_so_below(case):
+    cfg = compose_cfg([f"case={case}", "dataset=folder", "dataset.root=x", "dataset.size=16"])
+    config.check(cfg)
+    cfg = compose_cfg([f"case={case}", "dataset=folder", "dataset.root=x", "dataset.size=15"])
+    with pytest.raises(
+        ConfigError,
+        match=rf"dataset\.size=15 is too small for case {case} .*use dataset\.size=16 or more",
+    ):
+        config.check(cfg)
+
+
+def test_a_deeper_case_needs_a_larger_size():
+    cfg = compose_cfg(
+        [
+            "case=a",
+            "case.layers=[conv,conv,conv,conv,conv,conv]",
+            "encoder.widths=[8,8,8,8,8]",
+            "dataset=folder",
+            "dataset.root=x",
+            "dataset.size=16",
+        ]
+    )
+    with pytest.raises(
+        ConfigError, match=r"16 -> 14 -> 12 -> 10 -> 8 -> 6 -> 4\).*use dataset\.size=20 or more"
+    ):
+        config.check(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (
+            ["dataset=samples", "dataset.size=64"],
+            r"dataset\.size=64 applies to dataset=folder and dataset=torchvision",
+        ),
+        (["dataset=stl10", "dataset.size=32"], "stl10 images are 96x96"),
+        (
+            ["dataset=torchvision"],
+            "dataset=torchvision needs the dataset's class name: add dataset.name=CIFAR10",
+        ),
+        (["dataset=folder", "dataset.root=x", "dataset.split=test"], "a folder has no splits"),
+        (["dataset=folder", "dataset.root=x", "dataset.size=0"], r"dataset\.size=0 is not allowed"),
+        (["dataset=samples", "dataset.kind=mnist"], r"dataset\.kind=mnist is unknown"),
+    ],
+)
+def test_dataset_config_errors_name_the_key(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        config.check(compose_cfg(overrides))
+
+
+def test_new_presets_compose_with_declared_keys_only():
+    for overrides in (
+        ["dataset=folder", "dataset.root=x"],
+        ["dataset=torchvision", "dataset.name=MNIST", "+dataset.options.foo=1"],
+    ):
+        assert config.unknown_keys(compose_cfg(overrides)) == []
+    cfg = compose_cfg(["dataset=torchvision", "dataset.name=MNIST"])
+    assert (cfg.dataset.kind, cfg.dataset.size, cfg.dataset.download, cfg.dataset.split) == (
+        "torchvision",
+        96,
+        False,
+        config.Split.train,
+    )
+    cfg = compose_cfg(["dataset=samples"])
+    assert (cfg.dataset.kind, cfg.dataset.name, cfg.dataset.size) == ("samples", "samples", 96)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-from infomax_cli.encoders import build_encoder, layer_sizes
+from infomax_cli.model.encoders import build_encoder, layer_sizes
 
 STUDY_SIZES = {
     "a": [96, 94, 92, 90, 88],

@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-from infomax_cli.data import load_dataset
-from infomax_cli.encoders import Encoder, build_encoder, fan_in
 from infomax_cli.errors import ConfigError
-from infomax_cli.geometry import align, critic_view, geometry
 from infomax_cli.measure import layer_mi, measure
+from infomax_cli.model.encoders import Encoder, build_encoder, fan_in
+from infomax_cli.model.geometry import align, critic_view, geometry
+from infomax_cli.sources import load_dataset
 
 CASES = "abcd"
 # the measurement: an impulse at image pixel (30, 30) peaks at these map pixels
@@ -85,9 +85,8 @@ def test_untrained_a_and_c_compute_the_same_function_and_get_the_same_mi():
     mc = measure(c, lambda idx: x[idx], ids, cfg, 0, c.geometry(96), groups, alt_aligns=["resize"])
     np.testing.assert_allclose(ma.mi, mc.mi, atol=1e-6, rtol=0)
     np.testing.assert_allclose(ma.mi_null, mc.mi_null, atol=1e-6, rtol=0)
-    assert (
-        np.abs(ma.alt["resize"].max(1).mean() - mc.alt["resize"].max(1).mean()) > 0.05
-    )  # the old misalignment
+    # the old misalignment
+    assert np.abs(ma.alt["resize"].max(1).mean() - mc.alt["resize"].max(1).mean()) > 0.05
 
 
 @pytest.mark.parametrize(
@@ -152,9 +151,8 @@ def test_a_case_that_cannot_be_aligned_fails_at_start():
     cfg = compose_cfg(["case=b", "case.padding=3"])
     with pytest.raises(ConfigError, match="do not cover"):
         config.check(cfg)
-    config.check(
-        compose_cfg(["case=b", "case.padding=3", "measure.align=resize"])
-    )  # resize needs no geometry
+    # resize needs no geometry
+    config.check(compose_cfg(["case=b", "case.padding=3", "measure.align=resize"]))
 
 
 def test_critics_see_the_same_pixels_as_the_measurement():
@@ -163,9 +161,8 @@ def test_critics_see_the_same_pixels_as_the_measurement():
     latent = torch.rand(1, 5, 88, 88)
     img, lat = critic_view(image, latent, "geometry", g)
     assert torch.equal(img[0, 0], image[0, 0, 4:92, 4:92]) and torch.equal(lat, latent)
-    img, lat = critic_view(
-        image, latent, "resize", g
-    )  # the study's choice: the image resized to the latent
+    # the study's choice: the image resized to the latent
+    img, lat = critic_view(image, latent, "resize", g)
     assert img.shape == (1, 1, 88, 88) and torch.equal(lat, latent)
     gb = geometry(["deconv"] * 4, 3, 0, 96)
     latent = torch.rand(1, 5, 104, 104)
@@ -208,6 +205,5 @@ def test_transposed_convolutions_start_at_the_scale_of_convolutions():
             for b in encoder(case, seed=0).blocks
         ]
     )
-    assert weights.std().item() == pytest.approx(
-        2**0.5, rel=0.05
-    )  # N(0, 2 / fan_in) in every layer
+    # N(0, 2 / fan_in) in every layer
+    assert weights.std().item() == pytest.approx(2**0.5, rel=0.05)

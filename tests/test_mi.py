@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from infomax_cli import mi as M
-from infomax_cli import mi_common, mi_histogram, mi_ksg, mi_ranks, mi_shuffle
+from infomax_cli.mi import common as mi_common
+from infomax_cli.mi import histogram as mi_histogram
+from infomax_cli.mi import ksg as mi_ksg
+from infomax_cli.mi import ranks as mi_ranks
+from infomax_cli.mi import shuffle as mi_shuffle
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -90,9 +94,8 @@ def test_agrees_with_numpy_histogram2d_on_random_and_structured_data(backend, bi
     img, maps = structured()
     got = M.histogram_mi(torch.from_numpy(img), torch.from_numpy(maps), bins).numpy()
     assert got.shape == (3, 6) and got.dtype == np.float32
-    assert (
-        np.abs(got - reference(img, maps, bins)).max() < 1e-5
-    )  # same bins as numpy: float32 rounding only
+    # same bins as numpy: float32 rounding only
+    assert np.abs(got - reference(img, maps, bins)).max() < 1e-5
     g = np.random.default_rng(bins)
     img, maps = g.standard_normal((2, 16, 20)), g.standard_normal((2, 3, 16, 20))
     got = M.histogram_mi(torch.from_numpy(img), torch.from_numpy(maps), bins).numpy()
@@ -132,9 +135,8 @@ def test_every_estimator_takes_other_dtypes_in_inference_mode(backend, dtype):
 
 def test_values_exactly_on_bin_edges_and_large_offsets_bin_as_numpy(backend):
     g = np.random.default_rng(2)
-    img = (g.integers(0, 11, (2, 30, 30)) / 10).astype(
-        np.float32
-    )  # 0.0, 0.1, ... on the edges of 10 bins
+    # 0.0, 0.1, ... on the edges of 10 bins
+    img = (g.integers(0, 11, (2, 30, 30)) / 10).astype(np.float32)
     maps = np.stack(
         [g.integers(0, 21, (2, 30, 30)) * 0.05, 1000 + g.random((2, 30, 30)) * 1e-3], 1
     ).astype(np.float32)
@@ -280,9 +282,8 @@ def test_quantile_bins_are_exactly_invariant_to_monotone_transforms(backend):
         M.estimate_mi(torch.exp(3 * x), y**3, estimator="gcmi"),
     )
     width = M.estimate_mi(torch.exp(3 * x), y)
-    assert (
-        width < a - 0.1
-    ).all()  # equal-width bins are not invariant: most of exp(3x) falls in one bin
+    # equal-width bins are not invariant: most of exp(3x) falls in one bin
+    assert (width < a - 0.1).all()
 
 
 @pytest.mark.parametrize("midranks", [mi_ranks.midranks_numba, mi_ranks.midranks_torch])
@@ -369,9 +370,8 @@ def test_shuffle_pixels_permutes_each_map_reproducibly():
     assert s.shape == maps.shape and s.dtype == maps.dtype
     assert torch.equal(s.reshape(3, 4, -1).sort(-1).values, maps.reshape(3, 4, -1).sort(-1).values)
     assert torch.equal(s, M.shuffle_pixels(maps, seed=1))
-    assert torch.equal(
-        s[:2], M.shuffle_pixels(maps[:2], seed=1)
-    )  # a function of (seed, image id, c) only
+    # a function of (seed, image id, c) only
+    assert torch.equal(s[:2], M.shuffle_pixels(maps[:2], seed=1))
     assert torch.equal(s[1:], M.shuffle_pixels(maps[1:], seed=1, ids=[1, 2]))
     assert not torch.equal(s, M.shuffle_pixels(maps, seed=2))
     assert not torch.equal(s[0, 0], maps[0, 0])  # it moved pixels
@@ -482,9 +482,8 @@ def _gcmi_ince(x: np.ndarray, y: np.ndarray) -> float:
 def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
     """1-based ranks, as Ince et al. (2017) and frites' gcmi have them: agreement to 1e-6 nats."""
     x, y = gaussian(0.6, n=3, side=side)
-    y = torch.cat(
-        [y, torch.exp(y), -(y**3)], 1
-    )  # a monotone and a reversing transform of the same map
+    # a monotone and a reversing transform of the same map
+    y = torch.cat([y, torch.exp(y), -(y**3)], 1)
     got = M.estimate_mi(x, y, estimator="gcmi").double().numpy()
     want = np.array(
         [

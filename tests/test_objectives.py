@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomax_cli.encoders import Encoder
-from infomax_cli.objectives import (
+from infomax_cli.model.encoders import Encoder
+from infomax_cli.model.objectives import (
     BOUNDS,
     DeepInfoMax,
     discriminator_loss,
@@ -47,13 +47,12 @@ def test_infonce_bound_is_at_most_log_of_candidates():
 def test_prior_discriminator_is_adversarial():
     """The discriminator's loss and the encoder's prior loss pull the discriminator's logit opposite ways."""
     torch.manual_seed(0)
-    dim = DeepInfoMax(maps=4, hidden=8)
+    critics = DeepInfoMax(maps=4, hidden=8)
     latent = torch.rand(2, 4, 8, 8, requires_grad=True)
-    d = dim.discriminator_loss(latent, torch.Generator().manual_seed(0))
+    d = critics.discriminator_loss(latent, torch.Generator().manual_seed(0))
     d.backward()
-    assert (
-        latent.grad is None or latent.grad.abs().sum() == 0
-    )  # the discriminator step never moves the encoder
+    # the discriminator step never moves the encoder
+    assert latent.grad is None or latent.grad.abs().sum() == 0
     real, fake = torch.tensor([3.0]), torch.tensor([-3.0])
     assert discriminator_loss(real, fake) < discriminator_loss(fake, real)
 
@@ -62,14 +61,14 @@ def test_prior_discriminator_is_adversarial():
 def test_training_lowers_the_loss_on_a_fixed_batch(bound):
     torch.manual_seed(0)
     enc = Encoder(["conv"] * 4, [4, 8, 8], maps=8, padding=1)
-    dim = DeepInfoMax(maps=8, hidden=16, bound=bound, negatives=2)
+    critics = DeepInfoMax(maps=8, hidden=16, bound=bound, negatives=2)
     x = F.avg_pool2d(torch.rand(8, 1, 32, 32), 3, 1, 1)  # a fixed batch of smooth random images
     opt = torch.optim.Adam(
-        [*enc.parameters(), *dim.local.parameters(), *dim.global_.parameters()], lr=1e-2
+        [*enc.parameters(), *critics.local.parameters(), *critics.global_.parameters()], lr=1e-2
     )
     losses = []
     for _ in range(60):
-        terms = dim.encoder_losses(x, enc(x))
+        terms = critics.encoder_losses(x, enc(x))
         loss = terms["local"] + 0.5 * terms["global"]
         opt.zero_grad()
         loss.backward()

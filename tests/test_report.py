@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from conftest import infomax
 
-from infomax_cli import figures, rundir
-from infomax_cli.compare import build_report, compare
+from infomax_cli import rundir
+from infomax_cli.analysis.compare import build_report, compare
 from infomax_cli.errors import ConfigError
+from infomax_cli.render import figures
 
 CASES = "abcd"
 EXAMPLES = {0: "chelsea", 1: "horse"}
@@ -358,7 +359,7 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
 def test_a_sweeps_page_leads_with_the_claims(tmp_path):
     """Right after the title: the claims table and one sentence per claim; with one seed, none is
     established and the page says what establishes them. claims.csv is used when the sweep has one."""
-    from infomax_cli import claims
+    from infomax_cli.analysis import claims
 
     path = make_sweep(tmp_path / "sweep", examples=False)
     page = build_report(path).read_text()

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from fake_sweep import write_job
 
-from infomax_cli import rundir, stats, sweep
-from infomax_cli.compare import compare, comparison
+from infomax_cli import rundir
+from infomax_cli.analysis import stats, sweep
+from infomax_cli.analysis.compare import compare, comparison
 
 T2, T1, T3 = (
     4.302652729749462,
@@ -36,9 +37,8 @@ def test_fixed_units_give_the_t_interval_on_per_seed_means():
     assert ci.mean == pytest.approx(0.2)
     assert (ci.ci_low, ci.ci_high) == pytest.approx((0.2 - half, 0.2 + half))  # (-0.0484, 0.4484)
     assert (ci.n_seeds, ci.n_units, ci.design) == (3, 2, "fixed units")
-    one = stats.interval(
-        cells([[0.0, 0.2]]), units_random=False
-    )  # one seed, fixed units: no interval
+    # one seed, fixed units: no interval
+    one = stats.interval(cells([[0.0, 0.2]]), units_random=False)
     assert one.mean == pytest.approx(0.1) and np.isnan(one.ci_low) and one.n_seeds == 1
 
 
@@ -128,12 +128,10 @@ def test_coverage_of_the_95_interval_in_a_two_level_model(n_seeds):
     reps, units, mu = 4000, 100, 0.3
     seed_effect = rng.normal(0, 0.05, (reps, n_seeds, 1))
     noise = rng.normal(0, 0.1, (reps, n_seeds, units))
-    crossed = (
-        mu + seed_effect + rng.normal(0, 0.2, (reps, 1, units)) + noise
-    )  # every seed measures the same units
-    nested = (
-        mu + seed_effect + rng.normal(0, 0.2, (reps, n_seeds, units)) + noise
-    )  # each seed its own units
+    # every seed measures the same units
+    crossed = mu + seed_effect + rng.normal(0, 0.2, (reps, 1, units)) + noise
+    # each seed its own units
+    nested = mu + seed_effect + rng.normal(0, 0.2, (reps, n_seeds, units)) + noise
     m, h = stats.crossed_halfwidth(crossed)
     cover_crossed = np.mean(np.abs(m - mu) <= h)
     m, h = stats.mean_halfwidth(nested.mean(-1))
@@ -168,9 +166,8 @@ def test_effective_n_reads_the_design_and_borrows_it_for_shares_of_0_and_1():
         20,
         20,
     ]  # none: the units
-    assert (
-        stats.effective_n(np.array([0.5]), np.array([1e-6]), 1000, 20)[0] == 1000
-    )  # never more than the images
+    # never more than the images
+    assert stats.effective_n(np.array([0.5]), np.array([1e-6]), 1000, 20)[0] == 1000
 
 
 def _share_cover(
@@ -202,9 +199,8 @@ def _share_cover(
 @pytest.mark.parametrize("n_seeds", [2, 3, 5, 10])
 def test_coverage_of_the_share_interval(n_seeds):
     assert _share_cover(0.3, n_seeds, rng_seed=n_seeds) >= 0.93
-    assert (
-        _share_cover(0.03, n_seeds, rng_seed=50 + n_seeds) >= 0.915
-    )  # a small share: skewed, still near 95%
+    # a small share: skewed, still near 95%
+    assert _share_cover(0.03, n_seeds, rng_seed=50 + n_seeds) >= 0.915
 
 
 def test_winner_shares_a_case_that_never_wins_gets_a_proper_interval():
@@ -280,9 +276,8 @@ def test_stats_table_columns_counts_and_units():
     assert (t.ci_low <= t["mean"]).all() and (t["mean"] <= t.ci_high).all()
     row = t[(t.case == "c") & (t.metric == "mi_max")].iloc[0]
     assert row["mean"] == pytest.approx(df[df.case == "c"].mi_max.mean())
-    c = df[df.case == "c"].assign(
-        unit=lambda f: f.group
-    )  # the same interval as stats.interval on the unit cells
+    # the same interval as stats.interval on the unit cells
+    c = df[df.case == "c"].assign(unit=lambda f: f.group)
     ref = stats.interval(c, "mi_max")
     assert (row.ci_low, row.ci_high) == pytest.approx((ref.ci_low, ref.ci_high))
     # _init columns are optional
@@ -323,9 +318,8 @@ def test_write_stats_from_job_files(tmp_path):
     s = found.stats
     assert pd.read_csv(tmp_path / "stats.csv").shape == s.shape
     assert list(s.columns) == rundir.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
-    assert (
-        (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()
-    )  # 5 photographs
+    # 5 photographs
+    assert (s.n_seeds == 2).all() and (s.n_images == 40).all() and (s.n_units == 5).all()
     p = pd.read_csv(tmp_path / "pairwise.csv")
     assert list(p.columns) == rundir.PAIRWISE_COLUMNS and len(p) == len(stats.PAIRWISE_METRICS) * 3
     w = stats.winner_shares(comparison(loaded))

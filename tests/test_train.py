@@ -9,9 +9,9 @@ import torch
 from conftest import TINY, compose_cfg
 
 from infomax_cli import config
-from infomax_cli.encoders import build_encoder
 from infomax_cli.errors import Interrupted
-from infomax_cli.objectives import DeepInfoMax
+from infomax_cli.model.encoders import build_encoder
+from infomax_cli.model.objectives import DeepInfoMax
 from infomax_cli.train import seed_everything, train
 
 
@@ -19,16 +19,16 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
     cfg = compose_cfg([*TINY, f"train.steps={steps}", *overrides])
     seed_everything(cfg.seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    dim = DeepInfoMax(cfg.encoder.maps, cfg.train.hidden, cfg.objective, cfg.train.negatives).to(
-        device
-    )
+    critics = DeepInfoMax(
+        cfg.encoder.maps, cfg.train.hidden, cfg.objective, cfg.train.negatives
+    ).to(device)
     if cfg.train.channels_last:
-        encoder, dim = (
+        encoder, critics = (
             encoder.to(memory_format=torch.channels_last),
-            dim.to(memory_format=torch.channels_last),
+            critics.to(memory_format=torch.channels_last),
         )
     data = torch.rand(12, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
-    return train(encoder, dim, Batches(data), config.typed(cfg).train, cfg.seed, **kwargs)
+    return train(encoder, critics, Batches(data), config.typed(cfg).train, cfg.seed, **kwargs)
 
 
 class Batches:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infomax_cli import validate as V
+from infomax_cli.mi import validate as V
 
 
 def test_quick_run_writes_the_table_and_the_plot(tmp_path, capsys):
@@ -39,9 +39,8 @@ def test_truths_and_scores():
     assert truth["uniform_eps=0.75"] == pytest.approx(1 / 3)
     assert truth["monotone_rho=0.75"] == truth["gaussian_rho=0.75"]
     ident = df[df.task == "identity"].set_index("options")
-    assert ident.loc["bins=20", "bias"] == pytest.approx(
-        0, abs=1e-5
-    )  # I(X; X) is the binned entropy
+    # I(X; X) is the binned entropy
+    assert ident.loc["bins=20", "bias"] == pytest.approx(0, abs=1e-5)
     assert ident.loc["bins=20 quantile", "truth"] == pytest.approx(math.log(20), abs=1e-3)
     gcmi = df[(df.estimator == "gcmi") & df.task.str.startswith("gaussian")]
     assert gcmi.bias.abs().max() < 0.05

@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from . import claims, figures, report, rundir, stats
-from .errors import InfomaxError
+from .. import rundir
+from ..errors import InfomaxError
+from ..render import figures, report
+from . import claims, stats
 from .sweep import Sweep, find_jobs, load, warn_left_out
 
 log = logging.getLogger("infomax")

@@ -13,8 +13,8 @@ import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's own expansion
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from . import rundir
-from .errors import ConfigError
+from .. import rundir
+from ..errors import ConfigError
 
 log = logging.getLogger("infomax")
 
@@ -46,9 +46,8 @@ class Job:
         loss: pd.DataFrame,
     ) -> Job:
         job = cls(Path(path), [], summary)
-        job.__dict__.update(
-            per_image=per_image, per_map=per_map, loss=loss
-        )  # the cached properties
+        # the cached properties
+        job.__dict__.update(per_image=per_image, per_map=per_map, loss=loss)
         return job
 
     @property

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import rundir, stats
+from .. import rundir
+from . import stats
 from .verdict import FAILS, HOLDS, Verdict, compare_cases
 
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
@@ -172,9 +173,8 @@ def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
     diff = f"{study_case} − {init.other} = {_num(init.estimate, claim.kind)}" if init.other else ""
     if init.status == HOLDS:
         return f"already holds before training (untrained encoders: {diff})"
-    if (
-        init.other and abs(init.estimate) < stats.TIE_NATS
-    ):  # e.g. untrained a and c: one function on the scored pixels
+    # e.g. untrained a and c: one function on the scored pixels
+    if init.other and abs(init.estimate) < stats.TIE_NATS:
         return f"before training case {study_case} ties with case {init.other} (untrained encoders: {diff})"
     if init.best_case == study_case:
         return f"case {study_case} is already best before training (untrained encoders: {diff})"

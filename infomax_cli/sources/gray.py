@@ -1,5 +1,5 @@
 """GrayImages: the set of grayscale images every image source gives (data.py, stl10.py,
-own_images.py), indexed by position, with labels, independent units and the example images.
+own.py), indexed by position, with labels, independent units and the example images.
 
 Pixels are ITU-R 601 luma rounded to uint8 once, so `batch` and `all_uint8` agree exactly. A source
 read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked.
@@ -15,7 +15,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
@@ -66,9 +66,8 @@ class GrayImages(Dataset):
         if len(self.image_ids) != len(self.labels):
             raise ValueError(f"{len(self.image_ids)} image ids for {len(self.labels)} images")
         self.info = dict(info or {})
-        self.files: list[str] | None = (
-            None  # folder: each image's path relative to dataset.root, in position order
-        )
+        # folder: each image's path relative to dataset.root, in position order
+        self.files: list[str] | None = None
         self.example_ids = [int(i) for i in example_ids]  # positions whose pictures are drawn
         # positions of the study's example images (its cat and horse); by default the first two examples
         self.study_examples = [
@@ -126,9 +125,8 @@ class GrayImages(Dataset):
             return self._x[torch.from_numpy(idx)]
         if self.lazy:
             return self._x.gray(idx)
-        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(
-            -1, -2
-        )  # planes are column-major
+        # planes are column-major
+        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(-1, -2)
         return gray_uint8(rgb)
 
     def batch(self, idx: Any) -> torch.Tensor:
@@ -181,3 +179,42 @@ def check_n(n_images: int | None, total: int, what: str) -> int:
             f"dataset.n_images={n_images} is larger than {what} ({total} images): use at most {total}, or null for all."
         )
     return int(n_images)
+
+
+def gray_square(image: Any, size: int) -> torch.Tensor:
+    """A PIL image of any size and mode -> uint8 (size, size) gray, by the documented rule:
+
+    1. the EXIF orientation is applied (photos stand as they were taken);
+    2. grayscale in float: `L` as is; 16-bit integer modes (`I;16*`, `I`) times 255/65535; `F` (float)
+       taken as [0, 1], times 255; every other mode (RGB, RGBA, P, CMYK, 1, LA, ...) converted to RGB by
+       Pillow (alpha dropped), then ITU-R 601 luma 0.299 R + 0.587 G + 0.114 B;
+    3. resized so that the short side is `size` (the long side int(size * long / short)), bilinear with
+       antialiasing: torchvision's `Resize(size)`;
+    4. the centre size x size cut out: torchvision's `CenterCrop(size)`;
+    5. rounded to uint8 once.
+    """
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "L":
+        gray = torch.from_numpy(np.array(image, dtype=np.float32))
+    elif mode == "F" or mode.startswith("I"):
+        scale = 255.0 if mode == "F" else 255.0 / 65535.0
+        gray = torch.from_numpy(np.clip(np.array(image, dtype=np.float32) * scale, 0, 255))
+    else:
+        rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+        gray = TF.rgb_to_grayscale(rgb.float())[0]
+    gray = TF.resize(
+        gray[None], [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+    )
+    gray = TF.center_crop(gray, [size, size])[0]
+    return gray.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def examples_by_label(labels: Sequence[str]) -> list[int]:
+    """The first image of each label, labels in sorted order."""
+    first: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        first.setdefault(label, i)
+    return [first[label] for label in sorted(first)]

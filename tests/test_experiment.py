@@ -1,4 +1,5 @@
-"""Nothing lost: checkpoints, resume after SIGKILL / Ctrl-C / SIGTERM, numerical faults, determinism."""
+"""One job end to end (experiment.run_job): nothing lost: checkpoints, resume after SIGKILL / Ctrl-C /
+SIGTERM, numerical faults, determinism."""
 
 import json
 import os
@@ -146,9 +147,8 @@ def test_a_diverging_loss_stops_with_the_step_and_term(tmp_path):
         and "term of the loss is" in r.stderr
         and "Traceback" not in r.stderr
     )
-    assert (
-        not (out / "summary.json").exists() and (out / "checkpoint.pt").exists()
-    )  # the last good one
+    # the last good one
+    assert not (out / "summary.json").exists() and (out / "checkpoint.pt").exists()
 
 
 def test_unwritable_output_directory(tmp_path):
@@ -159,7 +159,7 @@ def test_unwritable_output_directory(tmp_path):
 
 
 def test_truncated_stl10_file_is_named(tmp_path):
-    from infomax_cli.stl10 import write_stl10_binary
+    from infomax_cli.sources.stl10 import write_stl10_binary
 
     folder = write_stl10_binary(
         tmp_path, "train", np.zeros((4, 3, 96, 96), np.uint8), np.array([1, 2, 3, 4])

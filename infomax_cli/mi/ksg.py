@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from .mi_common import LOCK, chunks, finite_rows, njit, prange
+from .common import LOCK, chunks, finite_rows, njit, prange
 
 
 def ksg_numba(

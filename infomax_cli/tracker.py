@@ -1,6 +1,7 @@
-"""Run loggers (`logger=none|tensorboard`): what a run reports besides its own files and the terminal.
+"""Run trackers (the `logger` config group, `logger=none|tensorboard`): what a run reports besides its own
+files and the terminal (named trackers so as not to be taken for the stdlib `logging` loggers).
 
-`make_logger(cfg.logger, run_dir)` gives an object with three calls, made by `experiment.run_job`:
+`make_tracker(cfg.logger, run_dir)` gives an object with three calls, made by `experiment.run_job`:
 `step(step, row)` after every training step (the row loss.csv gets: every numeric value is logged),
 `finish(summary, examples)` once at the end (the final MI summaries and the example images' best maps),
 and `close()`. `logger=tensorboard` writes TensorBoard event files into the run directory itself, so
@@ -24,7 +25,7 @@ LOSS_TERMS = ("loss", "local", "global", "prior", "prior_disc")
 BEST_MAPS = 8  # maps shown beside each example image, best MI first
 
 
-class NullLogger:
+class NullTracker:
     """`logger=none`: nothing beyond the run directory's files."""
 
     def step(self, step: int, row: dict) -> None:
@@ -37,14 +38,15 @@ class NullLogger:
         pass
 
 
-def make_logger(cfg: LoggerConfig, run_dir: Path) -> NullLogger:
-    """The logger `cfg.kind` names; ConfigError (exit 2) when its package is not installed."""
+def make_tracker(cfg: LoggerConfig, run_dir: Path) -> NullTracker:
+    """The tracker `cfg.kind` names (the `logger` config group); ConfigError (exit 2) when its
+    package is not installed."""
     kind = cfg.kind
     if kind == "none":
-        return NullLogger()
+        return NullTracker()
     if kind == "tensorboard":
         require_tensorboard()
-        return TensorBoardLogger(Path(run_dir))
+        return TensorBoardTracker(Path(run_dir))
     raise ConfigError(f"logger={kind} is unknown: use logger=none or logger=tensorboard.")
 
 
@@ -82,7 +84,7 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-class TensorBoardLogger(NullLogger):
+class TensorBoardTracker(NullTracker):
     """Event files in the run directory. The writer opens at the first value, with `purge_step` at that step:
     a resumed run (or one redone with overwrite=true) hides the values an earlier process logged from that
     step on, so every step appears once."""
@@ -98,9 +100,8 @@ class TensorBoardLogger(NullLogger):
             self._writer = SummaryWriter(
                 log_dir=str(self.run_dir), purge_step=purge_step, flush_secs=10
             )
-            atexit.register(
-                self.close
-            )  # a run that stops (error, signal) still flushes what it logged
+            # a run that stops (error, signal) still flushes what it logged
+            atexit.register(self.close)
         return self._writer
 
     def step(self, step: int, row: dict) -> None:

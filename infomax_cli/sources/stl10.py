@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import STL10
 
-from .errors import ConfigError, RunError
-from .images import IMAGE_SIZE, GrayImages, check_n
+from ..errors import ConfigError, RunError
+from .gray import IMAGE_SIZE, GrayImages, check_n
 
 STL10_CLASSES = (
     "airplane",

@@ -30,10 +30,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import mi_gcmi, mi_histogram, mi_ksg, mi_shuffle
-from .mi_common import HAVE_NUMBA
-from .mi_common import numba as numba  # re-exported: the benchmarks report its version and threads
-from .mi_gcmi import GCMI_R2_MAX
+from . import gcmi, histogram, ksg, shuffle
+from .common import HAVE_NUMBA
+from .common import numba as numba  # re-exported: the benchmarks report its version and threads
+from .gcmi import GCMI_R2_MAX
 
 __all__ = [
     "BINNINGS",
@@ -115,7 +115,7 @@ def shuffle_pixels(maps: torch.Tensor, seed: int, ids=None) -> torch.Tensor:
             f"maps must be a (N, C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}"
         )
     n, c, h, w = maps.shape
-    keys = mi_shuffle.permutation_keys(int(seed), _ids(ids, n), c)
+    keys = shuffle.permutation_keys(int(seed), _ids(ids, n), c)
     # drawn on the host whatever the maps' device: numba's kernel when installed, else numpy's
     perm = _kernels(torch.device("cpu")).permutations(keys, h * w).reshape(n, c, h * w)
     perm = torch.from_numpy(perm).to(maps.device)
@@ -202,18 +202,18 @@ class _Kernels(NamedTuple):
 
 
 _NUMBA = _Kernels(
-    mi_histogram.width_numba,
-    mi_histogram.quantile_numba,
-    mi_gcmi.gcmi_numba,
-    mi_ksg.ksg_numba,
-    mi_shuffle.permutations_numba,
+    histogram.width_numba,
+    histogram.quantile_numba,
+    gcmi.gcmi_numba,
+    ksg.ksg_numba,
+    shuffle.permutations_numba,
 )
 _TORCH = _Kernels(
-    mi_histogram.width_torch,
-    mi_histogram.quantile_torch,
-    mi_gcmi.gcmi_torch,
-    mi_ksg.ksg_torch,
-    mi_shuffle.permutations_numpy,
+    histogram.width_torch,
+    histogram.quantile_torch,
+    gcmi.gcmi_torch,
+    ksg.ksg_torch,
+    shuffle.permutations_numpy,
 )
 
 

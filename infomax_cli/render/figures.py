@@ -29,9 +29,8 @@ TERM_STYLES = {"loss": "-", "local": "--", "global": "-.", "prior": ":"}
 
 def case_color(case: str) -> str:
     extra = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
-    return CASE_COLORS.get(
-        case, extra[zlib.crc32(case.encode()) % len(extra)]
-    )  # stable across processes
+    # stable across processes
+    return CASE_COLORS.get(case, extra[zlib.crc32(case.encode()) % len(extra)])
 
 
 MI_ESTIMATES = {
@@ -298,9 +297,8 @@ def example_grid_figure(
     each captioned with its MI (nats), with one colour scale per case. The maps of a case are tiled into one
     mosaic drawn by one imshow (fast: a few axes, not one per map), and everything is placed in inches
     inside the figure, so it is saved as laid out (no second drawing pass to find a tight box)."""
-    h, w = (
-        max(r[2].shape[i] for r in rows) for i in (-2, -1)
-    )  # cases may differ in size (align=crop)
+    # cases may differ in size (align=crop)
+    h, w = (max(r[2].shape[i] for r in rows) for i in (-2, -1))
     gap, cap = (
         max(1, w // 12),
         max(4, h // 4),

@@ -1,4 +1,5 @@
-"""train.holdout: the measured images are never trained on (train=learn measures held-out images)."""
+"""sources.load_datasets with train.holdout: the measured images are never trained on (train=learn measures
+held-out images)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from conftest import TINY, compose_cfg, infomax
 from PIL import Image
 
-from infomax_cli.data import load_dataset, load_datasets
 from infomax_cli.errors import ConfigError
-from infomax_cli.stl10 import write_stl10_binary
+from infomax_cli.sources import load_dataset, load_datasets
+from infomax_cli.sources.stl10 import write_stl10_binary
 
 HELD = ["chelsea", "horse", "camera", "coffee", "coins", "grass"]
 

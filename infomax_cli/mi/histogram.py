@@ -19,8 +19,8 @@ import math
 import numpy as np
 import torch
 
-from .mi_common import LOCK, chunks, njit, prange
-from .mi_ranks import by_rank_chunks, midranks_numba, midranks_torch
+from .common import LOCK, chunks, njit, prange
+from .ranks import by_rank_chunks, midranks_numba, midranks_torch
 
 _IMAGE_CHUNK = 256  # images per numba call (their bin indices are held at once)
 

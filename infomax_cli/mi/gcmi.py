@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from .mi_common import LOCK, njit, prange
-from .mi_ranks import by_rank_chunks, midranks_numba, midranks_torch
+from .common import LOCK, njit, prange
+from .ranks import by_rank_chunks, midranks_numba, midranks_torch
 
 # r^2 of the copula normals is clamped here on every path: a map whose ranks equal or reverse the image's
 # (r^2 = 1 up to rounding, which differs between the numba and torch sums) gets the same finite cap,

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .config import CaseConfig, EncoderConfig
+from ..config import CaseConfig, EncoderConfig
 from .geometry import Geometry, geometry
 
 

@@ -25,9 +25,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from . import mi, rundir
-from .errors import ConfigError
-from .rundir import atomic_write
+from .. import mi, rundir
+from ..errors import ConfigError
+from ..rundir import atomic_write
 
 BINS = 20
 STUDY_N = 96 * 96

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mi_common import LOCK, njit, prange
+from .common import LOCK, njit, prange
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9

@@ -1,4 +1,4 @@
-"""logger=tensorboard: event files in each run directory, readable by TensorBoard's own reader."""
+"""tracker.py, logger=tensorboard: event files in each run directory, readable by TensorBoard's own reader."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, TINY, compose_cfg, infomax
 
-from infomax_cli import logger
+from infomax_cli import tracker as logger
 from infomax_cli.errors import ConfigError
 
 
@@ -43,19 +43,18 @@ def test_scalar_tags_group_the_row():
 def test_logger_none_writes_nothing(tmp_path):
     cfg = compose_cfg(["dataset=samples"])
     assert cfg.logger.kind.value == "none"
-    log = logger.make_logger(cfg.logger, tmp_path)
+    log = logger.make_tracker(cfg.logger, tmp_path)
     log.step(1, {"step": 1, "loss": 1.0})
     log.finish({"steps": 1, "mi_max": 0.5}, {})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_tensorboard_missing_is_a_config_error_saying_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(
-        sys.modules, "tensorboard", None
-    )  # `import tensorboard` now raises ImportError
+    # `import tensorboard` now raises ImportError
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ConfigError) as e:
-        logger.make_logger(compose_cfg(["logger=tensorboard"]).logger, tmp_path)
+        logger.make_tracker(compose_cfg(["logger=tensorboard"]).logger, tmp_path)
     msg = str(e.value)
     assert 'pip install "infomax[tensorboard]"' in msg and "logger=none" in msg and "\n" not in msg
     assert list(tmp_path.iterdir()) == []
@@ -63,7 +62,7 @@ def test_tensorboard_missing_is_a_config_error_saying_how_to_install(tmp_path, m
 
 def test_every_step_value_and_the_final_summary_are_logged(tmp_path):
     pytest.importorskip("tensorboard")
-    tb = logger.make_logger(compose_cfg(["logger=tensorboard"]).logger, tmp_path)
+    tb = logger.make_tracker(compose_cfg(["logger=tensorboard"]).logger, tmp_path)
     rows = [
         {
             "step": s,
@@ -108,19 +107,18 @@ def test_every_step_value_and_the_final_summary_are_logged(tmp_path):
     tiles = 1 + logger.BEST_MAPS  # the image, then its 8 best maps
     assert (picture.step, picture.width, picture.height) == (3, tiles * 22 + 2, 24)
     (text,) = acc.Tensors("features/00000_chelsea/text_summary")
-    assert (
-        "map 31: 0.900, map 30: 0.874" in text.tensor_proto.string_val[0].decode()
-    )  # best MI first
+    # best MI first
+    assert "map 31: 0.900, map 30: 0.874" in text.tensor_proto.string_val[0].decode()
 
 
 def test_a_resumed_run_shows_each_step_once(tmp_path):
     """A first process logged steps 1-4 (checkpointed at 2, then stopped); the resumed one redoes 3-5."""
     pytest.importorskip("tensorboard")
-    first = logger.TensorBoardLogger(tmp_path)
+    first = logger.TensorBoardTracker(tmp_path)
     for s in (1, 2, 3, 4):
         first.step(s, {"step": s, "loss": float(s)})
     first.close()
-    resumed = logger.TensorBoardLogger(tmp_path)
+    resumed = logger.TensorBoardTracker(tmp_path)
     for s in (3, 4, 5):
         resumed.step(s, {"step": s, "loss": 10.0 + s})
     resumed.finish({"steps": 5, "mi_max": 0.5}, {})
@@ -142,12 +140,10 @@ def test_a_sweep_logs_each_job_side_by_side(tmp_path):
     r = infomax("run", "-m", "case=a,c", *TINY, "logger=tensorboard", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr
     jobs = {p.name: p for p in sweep.iterdir() if p.is_dir()}
-    assert (
-        all("logger" not in name for name in jobs) and len(jobs) == 2
-    )  # where it logs is not part of the name
-    runs = (
-        EventMultiplexer().AddRunsFromDirectory(str(sweep)).Reload().Runs()
-    )  # what tensorboard --logdir lists
+    # where it logs is not part of the name
+    assert all("logger" not in name for name in jobs) and len(jobs) == 2
+    # what tensorboard --logdir lists
+    runs = EventMultiplexer().AddRunsFromDirectory(str(sweep)).Reload().Runs()
     assert sorted(runs) == sorted(jobs)
     for job in jobs.values():
         acc = accumulator(job)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .mi_common import LOCK, chunks, finite_rows, njit, prange
+from .common import LOCK, chunks, finite_rows, njit, prange
 
 
 def by_rank_chunks(

@@ -1,4 +1,4 @@
-"""Data loading: the STL-10 binary reader on tiny hand-made files, and the offline samples set."""
+"""The STL-10 reader (sources.stl10) on tiny hand-made files in the official binary layout."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from infomax_cli import stl10
 from infomax_cli.config import DatasetConfig, Split
-from infomax_cli.data import load_dataset
 from infomax_cli.errors import ConfigError, RunError
-from infomax_cli.images import IMAGE_SIZE, GrayImages
-from infomax_cli.stl10 import STL10_CLASSES, write_stl10_binary
+from infomax_cli.sources import load_dataset, stl10
+from infomax_cli.sources.gray import IMAGE_SIZE, GrayImages
+from infomax_cli.sources.stl10 import STL10_CLASSES, write_stl10_binary
 
 N = 7
 LABELS = [3, 1, 3, 10, 7, 1, 5]  # cat, airplane, cat, truck, horse, airplane, deer
@@ -158,37 +157,3 @@ def test_n_images_too_large_and_unknown_name(stl):
         load_dataset(
             SimpleNamespace(name="mnist", root=".", split="train", download=False, n_images=None)
         )
-
-
-def test_samples_shape_determinism_and_examples():
-    ds = load_dataset(DatasetConfig(name="samples", per_photo=4))
-    n_photos = len(set(ds.labels))
-    assert (
-        n_photos >= 18 and len(ds) == n_photos * 4 and ds.split == "train" and ds.name == "samples"
-    )
-    b = ds.batch(np.arange(len(ds)))
-    assert b.dtype == torch.float32 and b.shape == (len(ds), 1, IMAGE_SIZE, IMAGE_SIZE)
-    assert b.min() >= 0 and b.max() <= 1 and b.std() > 0.1
-    assert [ds.labels[i] for i in ds.example_ids] == ["chelsea", "horse"]
-    assert all(ds.labels.count(name) == 4 for name in set(ds.labels))
-    assert len({tuple(ds.batch([i]).flatten().tolist()) for i in range(len(ds))}) == len(
-        ds
-    )  # all distinct
-    from infomax_cli import data
-
-    data._samples.cache_clear()
-    cfg = SimpleNamespace(
-        name="samples", root="", split="train", download=False, n_images=None, per_photo=4
-    )
-    again = load_dataset(cfg)
-    torch.testing.assert_close(again.all_uint8(), ds.all_uint8(), rtol=0, atol=0)
-    assert again.labels == ds.labels and again.example_ids == ds.example_ids
-
-
-def test_samples_n_images_keeps_examples_and_default_count():
-    small = load_dataset(DatasetConfig(name="samples", n_images=5))
-    assert len(small) == 5 and [small.labels[i] for i in small.example_ids] == ["chelsea", "horse"]
-    full = load_dataset(DatasetConfig(name="samples"))
-    assert len(full) == 16 * len(set(full.labels))
-    with pytest.raises(ConfigError, match=r"dataset\.n_images=100000"):
-        load_dataset(DatasetConfig(name="samples", n_images=100000))

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri, stdtrit  # not scipy.stats: a second less on every import
 
-from . import rundir
+from .. import rundir
 
 LEVEL = 0.95
 # per case: MI, MI above the null (the maps against another image), the null itself, the untrained control
@@ -132,9 +132,8 @@ def interval(
     f = cells[["seed", "unit", value]].dropna()
     if f.empty:
         return Interval(math.nan, math.nan, math.nan, 0, 0, "none")
-    table = (
-        f.groupby(["seed", "unit"], sort=True)[value].mean().unstack("unit")
-    )  # seeds x units, NaN: not measured
+    # seeds x units, NaN: not measured
+    table = f.groupby(["seed", "unit"], sort=True)[value].mean().unstack("unit")
     return table_interval(table, level, units_random)
 
 
@@ -328,9 +327,8 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     interval with the design's effective sample size (module docstring), and `n_units`, the independent
     image units (`group`; the image itself without one). Seeds (and settings) are the replicates."""
     cases = [c.removeprefix("mi_max_") for c in comp.columns if c.startswith("mi_max_")]
-    credit = winner_credit(
-        comp[[f"mi_max_{c}" for c in cases]].set_axis(cases, axis=1)
-    )  # ties split
+    # ties split
+    credit = winner_credit(comp[[f"mi_max_{c}" for c in cases]].set_axis(cases, axis=1))
     wins = credit.sum(axis=0).reindex(cases, fill_value=0.0)
     n = len(comp)
     counts = wins.to_numpy()
