@@ -253,6 +253,52 @@ def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("dataset.root=~/photos", "{home}/photos"),
+        ("dataset.root='~/photos'", "{home}/photos"),
+        ("hydra.run.dir=$RUNS/one", "/scratch/runs/one"),
+        ("hydra.sweep.dir=${RUNS}/sweep", "/scratch/runs/sweep"),
+        ("+dataset.root=~", "{home}"),
+        (
+            "dataset.root=$UNSET_IN_THIS_TEST/x",
+            "$UNSET_IN_THIS_TEST/x",
+        ),  # as written: no such variable
+        ("hydra.run.dir=outputs/${now:%H}", "outputs/${{now:%H}}"),  # Hydra's own interpolation
+        ("case.name=~x", "~x"),  # not a path key: Hydra's grammar decides
+    ],
+)
+def test_path_overrides_expand_tilde_and_variables_before_hydra_reads_them(
+    override, expected, monkeypatch
+):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from infomax_cli.cli import expand_path_overrides
+
+    home = "/home/new user/ünï"  # a space and letters Hydra's grammar takes only when quoted
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setenv("RUNS", "/scratch/runs")
+    monkeypatch.delenv("UNSET_IN_THIS_TEST", raising=False)
+    (rewritten,) = expand_path_overrides([override])
+    if override.startswith("case."):
+        assert rewritten == override
+        return
+    value = OverridesParser.create().parse_override(rewritten).value()
+    assert str(value) == expected.format(home=home)
+
+
+def test_a_sweep_over_two_roots_expands_each(monkeypatch):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from infomax_cli.cli import expand_path_overrides
+
+    monkeypatch.setenv("HOME", "/home/me")
+    (rewritten,) = expand_path_overrides(["dataset.root=~/cats,~/dogs"])
+    sweep = OverridesParser.create().parse_override(rewritten).value()
+    assert [str(v) for v in sweep.list] == ["/home/me/cats", "/home/me/dogs"]
+
+
 def test_help_and_cfg_job_still_work():
     r = infomax("run", "--cfg", "job", "case=b")
     assert r.returncode == 0 and "name: b" in r.stdout

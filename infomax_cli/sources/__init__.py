@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DatasetConfig
+from ..config import DatasetConfig, expand_path
 from ..errors import ConfigError
 from .folder import load_folder
 from .gray import DECODE_ONCE_BYTES, IMAGE_SIZE, GrayImages
@@ -20,6 +20,11 @@ from .stl10 import load_stl10
 from .torchvision_sets import load_torchvision
 
 __all__ = ["DECODE_ONCE_BYTES", "IMAGE_SIZE", "GrayImages", "load_dataset", "load_datasets"]
+
+
+def _root(cfg: DatasetConfig) -> Path:
+    """`dataset.root` with `~` and environment variables expanded, as a shell would."""
+    return Path(expand_path(cfg.root))
 
 
 def load_datasets(cfg: DatasetConfig, holdout: bool = False) -> tuple[GrayImages, GrayImages]:
@@ -34,12 +39,12 @@ def load_datasets(cfg: DatasetConfig, holdout: bool = False) -> tuple[GrayImages
     split = str(cfg.split)
     other = "train" if split == "test" else "test"
     if kind == "stl10":
-        return data, load_stl10(Path(cfg.root), other, bool(cfg.download), cfg.n_images)
+        return data, load_stl10(_root(cfg), other, bool(cfg.download), cfg.n_images)
     if kind == "torchvision":
         options = getattr(cfg, "options", None) or {}
         return data, load_torchvision(
             str(cfg.name),
-            Path(cfg.root),
+            _root(cfg),
             other,
             bool(cfg.download),
             data.size,
@@ -81,17 +86,17 @@ def load_dataset(cfg: DatasetConfig) -> GrayImages:
     if kind == "samples":
         return load_samples(int(getattr(cfg, "per_photo", 16)), cfg.n_images)
     if kind == "stl10":
-        return load_stl10(Path(cfg.root), str(split), bool(cfg.download), cfg.n_images)
+        return load_stl10(_root(cfg), str(split), bool(cfg.download), cfg.n_images)
     size = int(getattr(cfg, "size", IMAGE_SIZE))
     if kind == "folder":
         return load_folder(
-            Path(cfg.root), size, cfg.n_images, bool(getattr(cfg, "skip_unreadable", False))
+            _root(cfg), size, cfg.n_images, bool(getattr(cfg, "skip_unreadable", False))
         )
     if kind == "torchvision":
         options = getattr(cfg, "options", None) or {}
         return load_torchvision(
             str(cfg.name),
-            Path(cfg.root),
+            _root(cfg),
             str(split),
             bool(cfg.download),
             size,
