@@ -8,6 +8,7 @@ read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on di
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError, first_line
 
 IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
@@ -179,6 +180,17 @@ def check_n(n_images: int | None, total: int, what: str) -> int:
             f"dataset.n_images={n_images} is larger than {what} ({total} images): use at most {total}, or null for all."
         )
     return int(n_images)
+
+
+def download_failed(what: str, where: Path | str, error: BaseException) -> RunError:
+    """The one error every source raises when `dataset.download=true` could not fetch its files
+    (offline, disk full, bad checksum): a runtime failure (exit 1), as the contract has it, whatever the
+    dataset; the command was right, the machine could not carry it out."""
+    reason = first_line(error) or type(error).__name__
+    return RunError(
+        f"could not download {what} to {where} ({reason}): check the network, or put the files "
+        "there yourself; dataset=samples runs offline."
+    )
 
 
 def gray_square(image: Any, size: int) -> torch.Tensor:

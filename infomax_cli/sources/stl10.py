@@ -11,7 +11,7 @@ import numpy as np
 from torchvision.datasets import STL10
 
 from ..errors import ConfigError, RunError
-from .gray import IMAGE_SIZE, GrayImages, check_n
+from .gray import IMAGE_SIZE, GrayImages, check_n, download_failed
 
 STL10_CLASSES = (
     "airplane",
@@ -78,10 +78,7 @@ def _download(root: Path, folder: Path) -> None:
     try:
         STL10(str(root), split="train", download=True)
     except Exception as e:  # offline, disk full, bad checksum
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise RunError(
-            f"could not download STL-10 to {folder} ({msg}); use dataset=samples to run offline."
-        ) from e
+        raise download_failed("STL-10", folder, e) from e
 
 
 def write_stl10_binary(

@@ -13,7 +13,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ..errors import ConfigError, RunError, first_line
-from .gray import GrayImages, check_n, examples_by_label, gray_square
+from .gray import GrayImages, check_n, download_failed, examples_by_label, gray_square
 
 _NOT_IMAGE_SETS = ("VisionDataset", "DatasetFolder")
 SUGGESTED_TORCHVISION = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "SVHN", "FakeData")
@@ -89,10 +89,7 @@ class _TorchvisionSource:
                     "set dataset.download=true "
                     f"to download it there, or point dataset.root at it."
                 ) from e
-            raise RunError(
-                f"could not download or read torchvision {self.name} in {root} "
-                f"({first_line(e)}); use dataset=samples to run offline."
-            ) from e
+            raise download_failed(f"torchvision {self.name}", root, e) from e
 
     def image(self, i: int) -> torch.Tensor:
         from PIL import Image
