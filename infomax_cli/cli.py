@@ -154,6 +154,8 @@ def _expand_element(element: str) -> str:
 
 def _run(args: list[str]) -> int:
     args = expand_path_overrides(args)
+    if "--help" in args or "-h" in args:
+        return _help([a for a in args if not a.startswith("-")])
     if not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c"
         for a in args
@@ -194,6 +196,18 @@ def _run(args: list[str]) -> int:
         if not user_wants_traceback:
             del os.environ["HYDRA_FULL_ERROR"]
     return CompareCallback.exit_code  # a sweep whose jobs did not all finish: not 0
+
+
+def _help(overrides: list[str]) -> int:
+    """`infomax run --help [OVERRIDES]`: the groups and keys with their types and values."""
+    from .help import print_help
+
+    try:
+        print_help(overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _is_config_error(e: BaseException) -> bool:

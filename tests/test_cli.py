@@ -303,7 +303,41 @@ def test_help_and_cfg_job_still_work():
     r = infomax("run", "--cfg", "job", "case=b")
     assert r.returncode == 0 and "name: b" in r.stdout
     r = infomax("run", "--help")
-    assert r.returncode == 0 and "case: a, b, c, d" in r.stdout
+    assert r.returncode == 0 and "case            a, b, c*, d" in r.stdout
+
+
+def test_run_help_lists_the_users_groups_and_every_key_with_its_type_and_value(capsys):
+    """What every config error promises: `infomax run --help` lists every key with its type; the
+    values are those the overrides given compose to; Hydra's schema entries are not options."""
+    from infomax_cli import cli, config
+    from infomax_cli.help import schema_keys
+
+    assert cli.main(["run", "--help", "case=a", "train.steps=7", "dataset=folder"]) == 0
+    out = capsys.readouterr().out
+    assert "schema" not in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
+    assert rows["case"] == ["a*,", "b,", "c,", "d"]
+    assert rows["dataset"] == ["folder*,", "samples,", "stl10,", "torchvision"]
+    assert rows["train"] == ["learn,", "study*"]
+    keys = schema_keys(config.Config)
+    assert len(keys) > 40 and all(key in rows for key, _ in keys)
+    assert rows["train.steps"] == ["int", "7"]
+    assert rows["train.lr"] == ["float", "0.0001"]
+    assert rows["case.layers"] == ["list", "of", "str", "[conv,conv,conv,conv]"]
+    assert rows["case.padding"] == ["int", "0"]  # case a: valid convolutions
+    assert rows["dataset.kind"] == ["str", "or", "null", "folder"]
+    assert rows["measure.align"] == ["geometry|resize|crop", "geometry"]
+    assert rows["measure.alt_aligns"] == ["list", "of", "geometry|resize|crop", "[resize,crop]"]
+    assert rows["device.threads"] == ["int", "or", "null", "null"]
+    assert rows["overwrite"] == ["bool", "false"]
+
+
+def test_run_help_with_a_bad_override_is_one_config_error(capsys):
+    from infomax_cli import cli
+
+    assert cli.main(["run", "--help", "train.steps=many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.steps" in err[0], err
 
 
 @pytest.mark.slow
