@@ -6,7 +6,7 @@ README holds when the suite runs, so a command added later is run too. An HTML c
 block tells this test how to run it (README readers never see it):
 
     <!-- readme-test
-    extra: dataset.n_images=24 train.steps=2 train.batch_size=8 case=a,c
+    extra: dataset.n_images=24 train.steps=1 train.batch_size=4 case=a,c
     skip make test: the test suite, which runs this test
     exit 2 make sweep: STL-10's files are not in data/
     -->
