@@ -102,7 +102,7 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
         align_mode,
         geom,
     ).to(device)
-    if getattr(cfg.train, "channels_last", False):
+    if cfg.train.channels_last:
         encoder, critics = (
             encoder.to(memory_format=torch.channels_last),
             critics.to(memory_format=torch.channels_last),

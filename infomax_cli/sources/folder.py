@@ -15,7 +15,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, RunError, first_line
-from .gray import DECODE_ONCE_BYTES, GrayImages, check_n, examples_by_label, gray_square
+from .gray import (
+    DECODE_ONCE_BYTES,
+    GrayImages,
+    LazySource,
+    check_n,
+    examples_by_label,
+    gray_square,
+)
 
 log = logging.getLogger("infomax")
 
@@ -78,7 +85,7 @@ def folder_label(rel: str) -> str:
     return rel.split("/", 1)[0] if "/" in rel else ""
 
 
-class _FolderSource:
+class _FolderSource(LazySource):
     """Images of a folder decoded per batch (see `gray_square`); pickles as its file list."""
 
     def __init__(self, root: Path, paths: Sequence[str], size: int):

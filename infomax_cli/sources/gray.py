@@ -1,5 +1,6 @@
-"""GrayImages: the set of grayscale images every image source gives (data.py, stl10.py,
-own.py), indexed by position, with labels, independent units and the example images.
+"""GrayImages: the set of grayscale images every image source gives (samples.py, stl10.py, folder.py,
+torchvision_sets.py), indexed by position, with labels, independent units and the example images; and
+the gray rule (`gray_square`) that folder and torchvision images go through.
 
 Pixels are ITU-R 601 luma rounded to uint8 once, so `batch` and `all_uint8` agree exactly. A source
 read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked.
@@ -23,18 +24,22 @@ IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 DECODE_ONCE_BYTES = 1 << 28
 
 
-def gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8 luma (0.299 R + 0.587 G + 0.114 B, rounded)."""
-    gray = TF.rgb_to_grayscale(rgb.float())[..., 0, :, :]
-    return gray.round_().clamp_(0, 255).to(torch.uint8)
+class LazySource:
+    """Images read per batch: `gray(positions)` gives uint8 (B, size, size). `decodes`: reading means
+    decoding files (folder, torchvision: costly, so a set is decoded once only under DECODE_ONCE_BYTES);
+    a memory-mapped read (STL-10) does not."""
+
+    decodes = True
+
+    def gray(self, idx: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
 
 
 class GrayImages(Dataset):
     """N grayscale size x size images with labels; positions 0..N-1, `image_ids` their index in the split.
 
-    `source` is either a uint8 tensor (N, size, size) of gray images, an STL-10 `np.memmap`
-    (>= N, 3, 96, 96) of RGB planes stored column-major, converted per batch, or a lazy source (an object
-    with `gray(positions) -> uint8 (B, size, size)`, which decodes per batch: `lazy` is then true).
+    `source` is either a uint8 tensor (N, size, size) of gray images or a LazySource read per batch
+    (STL-10's memory-mapped planes, files decoded per batch: `lazy` when reading decodes).
 
     `groups` names the independent unit each image belongs to (images cut from one source are one unit:
     the photograph for `samples`); None: every image is its own unit (its image id).
@@ -111,7 +116,7 @@ class GrayImages(Dataset):
     @property
     def lazy(self) -> bool:
         """Images decoded from files per batch (folder, torchvision): costly to read all at once."""
-        return hasattr(self._x, "gray")
+        return isinstance(self._x, LazySource) and self._x.decodes
 
     def _uint8(self, idx: Any) -> torch.Tensor:
         if isinstance(idx, torch.Tensor):
@@ -123,11 +128,7 @@ class GrayImages(Dataset):
             )
         if isinstance(self._x, torch.Tensor):
             return self._x[torch.from_numpy(idx)]
-        if self.lazy:
-            return self._x.gray(idx)
-        # planes are column-major
-        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(-1, -2)
-        return gray_uint8(rgb)
+        return self._x.gray(idx)
 
     def batch(self, idx: Any) -> torch.Tensor:
         """Images at positions `idx` as float32 (B, 1, size, size) in [0, 1]."""
@@ -147,25 +148,13 @@ class GrayImages(Dataset):
             torch.cat(chunks) if chunks else torch.empty(0, self.size, self.size, dtype=torch.uint8)
         )
 
-    def __getstate__(self) -> dict:
-        # a pickled memmap would carry the whole file; carry its path and reopen it instead
-        state = dict(self.__dict__)
-        if isinstance(self._x, np.memmap):
-            state["_x"] = (str(self._x.filename), self._x.shape)
-        return state
 
-    def __setstate__(self, state: dict) -> None:
-        if isinstance(state["_x"], tuple):
-            path, shape = state["_x"]
-            state["_x"] = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
-        self.__dict__.update(state)
-
-
-class _SubsetSource:
-    """Some positions of a set whose images are read per batch (the `gray` protocol of lazy sources)."""
+class _SubsetSource(LazySource):
+    """Some positions of a set whose images are read per batch."""
 
     def __init__(self, parent: GrayImages, positions: Sequence[int]):
         self.parent, self.positions = parent, np.asarray(positions, dtype=np.int64)
+        self.decodes = parent.lazy
 
     def gray(self, idx: np.ndarray) -> torch.Tensor:
         return self.parent._uint8(self.positions[np.asarray(idx, dtype=np.int64)])
