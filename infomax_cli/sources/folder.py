@@ -17,6 +17,7 @@ import torch
 from ..errors import ConfigError, RunError, first_line
 from .gray import (
     DECODE_ONCE_BYTES,
+    Catalog,
     GrayImages,
     LazySource,
     check_n,
@@ -183,18 +184,9 @@ def load_folder(root: Path, size: int, n_images: int | None, skip_unreadable: bo
         )
     info["skipped_files"] = skipped
     labels = [folder_label(files[i]) for i in keep]
-    data = GrayImages(
-        "folder",
-        "all",
-        source,
-        labels,
-        examples_by_label(labels),
-        size=size,
-        image_ids=keep,
-        info=info,
-    )
-    data.files = [files[i] for i in keep]
-    return data
+    paths = [files[i] for i in keep]
+    catalog = Catalog(labels, examples_by_label(labels), image_ids=keep, files=paths)
+    return GrayImages("folder", "all", source, catalog, size, info)
 
 
 # torchvision.datasets classes that are not image datasets one can name here

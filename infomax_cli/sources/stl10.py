@@ -13,7 +13,7 @@ import torchvision.transforms.functional as TF
 from torchvision.datasets import STL10
 
 from ..errors import ConfigError, RunError
-from .gray import IMAGE_SIZE, GrayImages, LazySource, check_n
+from .gray import IMAGE_SIZE, Catalog, GrayImages, LazySource, check_n
 
 STL10_CLASSES = (
     "airplane",
@@ -88,7 +88,7 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
     if names_path.is_file():
         names = [s.strip() for s in names_path.read_text().splitlines() if s.strip()]
     if split == "unlabeled":
-        return GrayImages("stl10", split, x, ["unlabeled"] * n, range(min(10, n)))
+        return GrayImages("stl10", split, x, Catalog(["unlabeled"] * n, range(min(10, n))))
     y = np.fromfile(y_path, dtype=np.uint8)
     if len(y) != total:
         raise RunError(
@@ -104,7 +104,7 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
     study = [
         labels.index(c) for c in ("cat", "horse") if c in labels
     ]  # the study's example images: a cat, a horse
-    return GrayImages("stl10", split, x, labels, examples, study_examples=study)
+    return GrayImages("stl10", split, x, Catalog(labels, examples, study_examples=study))
 
 
 def _download(root: Path, folder: Path) -> None:

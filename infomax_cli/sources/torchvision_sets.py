@@ -15,7 +15,7 @@ import torchvision.transforms.functional as TF
 from ..choices import Split
 from ..config import DatasetConfig
 from ..errors import ConfigError, RunError, first_line
-from .gray import GrayImages, LazySource, check_n, examples_by_label, gray_square
+from .gray import Catalog, GrayImages, LazySource, check_n, examples_by_label, gray_square
 
 _NOT_IMAGE_SETS = ("VisionDataset", "DatasetFolder")
 SUGGESTED_TORCHVISION = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "SVHN", "FakeData")
@@ -213,6 +213,5 @@ def load_torchvision(cfg: DatasetConfig, split: Split) -> GrayImages:
     info = {"dataset_kind": "torchvision", "image_size": cfg.size}
     if cfg.options:
         info["dataset_options"] = dict(cfg.options)
-    return GrayImages(
-        name, str(split), source, labels, examples_by_label(labels), size=cfg.size, info=info
-    )
+    catalog = Catalog(labels, examples_by_label(labels))
+    return GrayImages(name, str(split), source, catalog, cfg.size, info)
