@@ -152,10 +152,31 @@ def _expand_element(element: str) -> str:
     return "'" + path.replace("'", "\\'") + "'"
 
 
+# Hydra's modes of `infomax run`: at most one per command
+MODES = {
+    "-m": "--multirun",
+    "--multirun": "--multirun",
+    "-c": "--cfg",
+    "--cfg": "--cfg",
+    "-i": "--info",
+    "--info": "--info",
+    "-r": "--run",
+    "--run": "--run",
+}
+
+
 def _run(args: list[str]) -> int:
     args = expand_path_overrides(args)
     if "--help" in args or "-h" in args:
         return _help([a for a in args if not a.startswith("-")])
+    modes = sorted({MODES[a.partition("=")[0]] for a in args if a.partition("=")[0] in MODES})
+    if len(modes) > 1:  # Hydra raises a bare ValueError for this, which read as a failed sweep job
+        print(
+            f"infomax: {' and '.join(modes)} cannot be combined: run them one at a time "
+            "(infomax run --cfg job OVERRIDES shows the config one job of a sweep would use).",
+            file=sys.stderr,
+        )
+        return 2
     if not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c"
         for a in args

@@ -361,3 +361,13 @@ def test_a_non_editable_install_finds_its_config(tmp_path):
         env=env,
     )
     assert r.returncode == 0 and "- deconv" in r.stdout and "name: d" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--cfg", "job", "-m", "case=a,b"], ["-m", "--info", "case=a"]])
+def test_two_modes_at_once_are_one_usage_error(args, capsys):
+    """`--cfg job` with `-m`: Hydra's bare ValueError used to read as a sweep job that stopped (exit 1)."""
+    from infomax_cli import cli
+
+    assert cli.main(["run", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be combined" in err[0] and "--multirun" in err[0], err
