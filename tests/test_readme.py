@@ -37,6 +37,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import pytest
 from conftest import ROOT
 from images_on_disk import rgb_noise, save
@@ -295,6 +296,8 @@ def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
         ),
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "2",
+        # matplotlib's font cache from the real home, not rebuilt in every fresh one
+        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
     }
     for c in block.commands:
         if c.skip is not None:
