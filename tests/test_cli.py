@@ -158,11 +158,20 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
     out = " ".join(r.stdout.split())
-    # then the claims, never a one-seed verdict
+    # then one line per claim, never a one-seed verdict, and where the sentences and notes are
     assert "the study's claims" in out and "holds at 95%" not in out
-    assert out.endswith(
-        "`make study` (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them."
+    lines = r.stdout.rstrip().splitlines()
+    assert (
+        lines[-1] == f"each claim's sentence and notes: {sweep}/claims.csv and {sweep}/report.html"
     )
+    assert [line.split()[0] for line in lines[-6:-1]] == [
+        "loss_curves",
+        "example_images",
+        "winner_share",
+        "mean_max_mi",
+        "mean_mi",
+    ]
+    assert all("not established" in line for line in lines[-6:-1])
     assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
     assert list(stats.columns) == rundir.STATS_COLUMNS
