@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, RunError, first_line
+from .pixels import centre_crop, luma, resize, short_side_size
 
 IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
@@ -206,11 +206,9 @@ def gray_square(image: Any, size: int) -> torch.Tensor:
         gray = torch.from_numpy(np.clip(np.array(image, dtype=np.float32) * scale, 0, 255))
     else:
         rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
-        gray = TF.rgb_to_grayscale(rgb.float())[0]
-    gray = TF.resize(
-        gray[None], [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
-    )
-    gray = TF.center_crop(gray, [size, size])[0]
+        gray = luma(rgb.float())
+    gray = resize(gray[None], *short_side_size(*gray.shape, size))
+    gray = centre_crop(gray, size)[0]
     return gray.round_().clamp_(0, 255).to(torch.uint8)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
 from ..choices import Split
 from ..config import DatasetConfig, expand_path
@@ -23,6 +22,7 @@ from .gray import (
     examples_by_label,
     gray_square,
 )
+from .pixels import luma
 
 _NOT_IMAGE_SETS = ("VisionDataset", "DatasetFolder")
 SUGGESTED_TORCHVISION = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "SVHN", "FakeData")
@@ -141,7 +141,7 @@ def _array_image(x: torch.Tensor | np.ndarray) -> Any:
     if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
         return x  # not an image: the caller says so
     if t.is_floating_point():
-        gray = TF.rgb_to_grayscale(t[:3].float())[0] if t.shape[0] >= 3 else t[0].float()
+        gray = luma(t[:3].float()) if t.shape[0] >= 3 else t[0].float()
         return Image.fromarray(gray.numpy().astype(np.float32))
     t = t.to(torch.uint8)
     return (
