@@ -136,7 +136,7 @@ def test_a_failed_download_is_the_same_error_for_every_dataset(dataset, tmp_path
             offline()
 
     if dataset == "stl10":
-        monkeypatch.setattr(stl10, "STL10", offline)
+        monkeypatch.setattr(stl10, "torchvision_stl10", lambda: offline)
         args = ["dataset=stl10"]
         where = tmp_path / "stl10_binary"
     else:
