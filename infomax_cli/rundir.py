@@ -12,9 +12,12 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
+import pickle
 import socket
 import tempfile
 import time
@@ -122,19 +125,38 @@ os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`."""
+    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`. A write the disk
+    refuses (full, read-only, ...) is one RunError naming the file; the old file stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         write(Path(tmp))
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_error(path: Path, e: OSError) -> RunError:
+    """One line for a write the disk refused: the file, the reason (\"no space left on device\") and
+    the way out."""
+    reason = (
+        "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+    )
+    return RunError(
+        f"cannot write {path}: {reason}; free some space (or choose another directory) and rerun the "
+        "same command: what was finished is kept and the job resumes from its last checkpoint."
+    )
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
@@ -154,26 +176,39 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 
 def save_torch(path: Path, obj: Any) -> Path:
+    """Tensors and plain values (dicts, lists, numbers, strings) only: what load_torch reads back. The
+    file is serialised in memory first, so a full disk is an OSError of the write, named in one line
+    (torch's own writer reports it as an 'enforce fail')."""
     import torch  # not at import: the sweep's readers (compare, report) never need torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def load_torch(path: Path, map_location: Any = "cpu") -> Any:
-    """A checkpoint or encoder file; a damaged one (truncated, not torch's) stops with one line that
-    names it and the way out."""
+    """A checkpoint or encoder file, read with `weights_only=True`: tensors and plain values only, so
+    nothing in the file can run code. A file that does not load that way (damaged, truncated, not
+    torch's, or holding other objects) stops with one line that names it and the way out."""
     import torch
 
+    path = Path(path)
+    if path.name == CHECKPOINT:
+        fix = "delete it to start this job's training again from step 0"
+    else:
+        fix = "rerun the job with overwrite=true to train it again"
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
-        if Path(path).name == CHECKPOINT:
-            fix = "delete it to start this job's training again from step 0"
-        else:
-            fix = "rerun the job with overwrite=true to train it again"
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = (
+            "it holds objects other than tensors and plain values, which could run code: not loaded"
+        )
+        log.debug(f"{path}: {first_line(e)}")
+        raise RunError(f"{path} is damaged or unsafe ({why}): {fix}.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise RunError(
             f"{path} is damaged and cannot be read ({first_line(e)[:200]}): {fix}."
-        ) from e
+        ) from None
 
 
 def ensure_writable(folder: Path) -> Path:
@@ -218,7 +253,7 @@ def write_failure(run_dir: Path, exit_code: int, message: str) -> None:
     """Record why a job stopped (best effort: the directory may be the problem)."""
     try:
         write_json(Path(run_dir) / FAILED, {"exit_code": int(exit_code), "message": message})
-    except OSError:
+    except RunError:
         pass
 
 

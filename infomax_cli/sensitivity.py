@@ -41,7 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import config, mi, rundir
 from .analysis.sweep import Job, find_jobs
 from .config import Align, DeviceKind, Estimator
-from .errors import ConfigError, InfomaxError, RunError
+from .errors import ConfigError, InfomaxError, RunError, first_line
 from .measure import estimator_options
 from .model.encoders import build_encoder
 from .model.geometry import align
@@ -161,7 +161,13 @@ def remeasure(
             f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
         )
     encoder = build_encoder(cfg.case, cfg.encoder)
-    encoder.load_state_dict(rundir.load_torch(weights))
+    try:
+        encoder.load_state_dict(rundir.load_torch(weights))  # weights_only: runs no code
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise RunError(
+            f"{weights} does not fit job {job.path.name}'s encoder ({first_line(e)[:200]}): "
+            "rerun the job with overwrite=true to train it again."
+        ) from None
     encoder.to(device).eval()
     data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))

@@ -228,7 +228,7 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
         )
     else:
         assert "stopped without reporting back" in stderr
-    step = torch.load(job / "checkpoint.pt", weights_only=False)["step"]
+    step = torch.load(job / "checkpoint.pt", weights_only=True)["step"]
     assert 1 <= step < 150
     r = infomax("run", "-m", *LONG, f"hydra.sweep.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]

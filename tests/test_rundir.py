@@ -107,13 +107,60 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_the_way_out(tmp_p
 
 
 @pytest.mark.slow
-def test_a_run_with_a_damaged_checkpoint_exits_1_in_one_line(tmp_path):
-    run_dir = tmp_path / "run"
+def test_a_run_resuming_from_a_crafted_checkpoint_exits_1_in_one_line_and_runs_no_code(tmp_path):
+    import torch
+
+    run_dir, marker = tmp_path / "run", tmp_path / "payload-ran"
     run_dir.mkdir()
-    (run_dir / rundir.CHECKPOINT).write_bytes(b"PK\x03\x04 not a whole zip archive")
+    torch.save({"step": 1, "encoder": Payload(marker)}, run_dir / rundir.CHECKPOINT)
     done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{run_dir / rundir.CHECKPOINT} is damaged" in lines[0], lines
     assert "delete it to start this job's training again from step 0" in lines[0]
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    assert not marker.exists()
+
+
+class Payload:
+    """What an attacker puts in a torch file: unpickling it runs code (here: writes a marker file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("name", [rundir.CHECKPOINT, rundir.ENCODER])
+def test_a_crafted_torch_file_is_refused_and_its_payload_never_runs(tmp_path, name):
+    import torch
+
+    marker, path = tmp_path / "payload-ran", tmp_path / name
+    torch.save({"encoder": Payload(marker)}, path)
+    with pytest.raises(RunError, match=f"{path} is damaged or unsafe .*could run code"):
+        rundir.load_torch(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the payload is real: loaded the unsafe way, it runs
+    assert marker.read_text() == "ran"
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(tmp_path, monkeypatch):
+    import errno
+
+    path = rundir.write_text(tmp_path / "loss.csv", "step\n1\n")
+
+    def full(tmp):
+        tmp.write_text("step\n1\n2")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(RunError, match=f"cannot write {path}: no space left on device; free some"):
+        rundir.atomic_write(path, full)
+    assert path.read_text() == "step\n1\n" and [p.name for p in tmp_path.iterdir()] == ["loss.csv"]
+    # torch's own writer reports a full disk as "[enforce fail at inline_container.cc]": save_torch
+    # serialises in memory, so the write itself fails, with the same line
+    monkeypatch.setattr(
+        rundir.Path, "write_bytes", lambda self, data: full(self) if self.suffix else None
+    )
+    with pytest.raises(RunError, match=f"cannot write {tmp_path / 'checkpoint.pt'}: no space left"):
+        rundir.save_torch(tmp_path / rundir.CHECKPOINT, {"step": 1})
