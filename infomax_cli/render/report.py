@@ -13,6 +13,7 @@ import sys
 import pandas as pd
 from matplotlib.colors import to_hex
 from rich.console import Console
+from rich.markup import escape as plain  # names from files are text, never rich markup
 from rich.table import Table
 
 from .figures import Pictures, case_color
@@ -116,12 +117,12 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
     """The end of a sweep's terminal output: the winner table, then the claims table and its
     sentences (with one seed, last, the line saying the claims are not established and what does)."""
     console = Console()
-    title = f"which case has the highest max MI ({sweep_dir})"
+    title = f"which case has the highest max MI ({plain(str(sweep_dir))})"
     table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in winners.itertuples():
-        table.add_row(f"case {r.case}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
+        table.add_row(f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
     console.print(table)
     title = "the study's claims: does case c keep the most MI? (claims.csv)"
     table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
@@ -130,9 +131,9 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
     for col in (["setting"] if several else []) + header:
         table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
     for _, r in claims.iterrows():
-        best = str(r["best_case"]) if pd.notna(r["best_case"]) else "—"
+        best = plain(str(r["best_case"])) if pd.notna(r["best_case"]) else "—"
         cells = [str(r["claim"]), best, interval_text(r), str(r["n_seeds"]), str(r["n_units"])]
-        table.add_row(*([str(r["setting"])] if several else []), *cells, str(r["status"]))
+        table.add_row(*([plain(str(r["setting"]))] if several else []), *cells, str(r["status"]))
     console.print(table)
     for line in lines:
         console.print(line, markup=False, highlight=False)
@@ -153,15 +154,15 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
         style = "bold" if r.own_protocol else None
         bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
         cells = [
-            *([str(r["setting"])] if "setting" in table.columns else []),
+            *([plain(str(r["setting"]))] if "setting" in table.columns else []),
             r["align"],
             r["estimator"],
             bins,
         ]
         cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
         cells += [
-            r["best"],
-            r["ranking"],
+            plain(str(r["best"])),
+            plain(str(r["ranking"])),
             "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
         ]
         t.add_row(*cells, style=style)
@@ -250,14 +251,19 @@ def page(
     out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
     if claims is not None:
         out.extend(_claims_section(claims, list(claim_lines)))
+    # every string from the run's files is escaped: case names, labels and folder names are the user's
     legend = " ".join(
-        f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>case {c}</span>'
+        f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>'
+        f"case {html.escape(c)}</span>"
         for c in cases
     )
+    what = (
+        f"{s0.get('dataset')} ({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each "
+        "image and each of its feature maps, in nats."
+    )
     out.append(
-        f"<p>Deep InfoMax encoders trained on {html.escape(str(s0.get('dataset')))} "
-        f"({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each image and each of "
-        f"its feature maps, in nats. {len(jobs)} finished job(s): {legend}</p>"
+        f"<p>Deep InfoMax encoders trained on {html.escape(what)} {len(jobs)} finished job(s): "
+        f"{legend}</p>"
     )
     left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
     left_out += [f"{m} (never started)" for m in sweep.missing]
