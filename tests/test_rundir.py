@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import TINY, infomax
@@ -164,3 +165,62 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(tmp_path
     )
     with pytest.raises(RunError, match=f"cannot write {tmp_path / 'checkpoint.pt'}: no space left"):
         rundir.save_torch(tmp_path / rundir.CHECKPOINT, {"step": 1})
+
+
+RACE = """
+import sys, time
+from infomax_cli import rundir
+run_dir, slow, start = sys.argv[1], sys.argv[2] == "slow", float(sys.argv[3])
+if slow:  # a run that is slow between reading the stale lock and taking it over
+    read = rundir._holder
+    rundir._holder = lambda path: (read(path), time.sleep(1.0))[0]
+while time.time() < start:
+    time.sleep(0.001)
+if not slow:
+    time.sleep(0.3)  # the slow run has read the stale lock by now
+try:
+    with rundir.lock(run_dir):
+        print("got", flush=True)
+        time.sleep(1.5)
+except rundir.DirectoryBusy as e:
+    print("busy", e, flush=True)
+"""
+
+
+def test_two_runs_taking_over_one_stale_lock_at_once_cannot_both_hold_it(tmp_path):
+    """The read-then-unlink race: a run reads a stale lock (its PID dead) and, before it takes it over,
+    a second run takes it over and writes its own; the first must not then remove the second's fresh
+    lock. Exactly one of the two runs holds the directory, and the other names it."""
+    hold(tmp_path, dead_pid())
+    start = time.time() + 3  # both processes have imported by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path), speed, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for speed in ("slow", "fast")
+    ]
+    out = [p.communicate(timeout=60)[0] for p in procs]
+    assert sorted(o.split()[0] for o in out) == ["busy", "got"], out
+    busy = next(o for o in out if o.startswith("busy"))
+    assert (
+        f"(PID {procs[out.index(busy) ^ 1].pid})" in busy
+    )  # the holder is named, not the dead run
+    assert not (tmp_path / rundir.LOCK).exists()
+
+
+def test_a_lock_whose_run_was_killed_is_taken_over(tmp_path):
+    """SIGKILL leaves the lock file with the dead run's PID; the kernel has dropped its flock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", RACE, str(tmp_path), "fast", "0"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().startswith("got")
+    with pytest.raises(rundir.DirectoryBusy, match=f"PID {holder.pid}\\)"), rundir.lock(tmp_path):
+        pass
+    holder.kill()
+    holder.wait()
+    assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(holder.pid)
+    with rundir.lock(tmp_path):
+        assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())
