@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, RunError, first_line
+from .errors import Refused, RunError, first_line
 
 log = logging.getLogger("infomax")
 
@@ -51,8 +51,11 @@ REPORT = "report.html"
 FAILED = "failed.json"
 LOCK = ".infomax.lock"  # the PID and host of the run using the directory
 LOG = "infomax.log"  # the job's log (Hydra's file handler)
-HYDRA_CONFIG = ".hydra/config.yaml"  # the job's composed config, as Hydra wrote it
+# the job's composed config (as Hydra writes it; written by the job once it holds the lock): the config
+# that made the run, which a rerun into the directory is compared with
+HYDRA_CONFIG = ".hydra/config.yaml"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+HYDRA_FILE = ".hydra/hydra.yaml"  # Hydra's own settings for the job
 MULTIRUN = "multirun.yaml"  # a sweep's own record of what it was asked to run
 VALIDATION_CSV = "validation.csv"  # infomax validate's
 VALIDATION_PNG = "validation.png"
@@ -212,14 +215,15 @@ def load_torch(path: Path, map_location: Any = "cpu") -> Any:
         ) from None
 
 
-def ensure_writable(folder: Path) -> Path:
-    """Make `folder` (and its parents) and check a file can be written there; raises OSError otherwise."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / ".infomax_write_test"
-    probe.write_text("")
-    probe.unlink()
-    return folder
+def check_can_create(folder: Path) -> None:
+    """Raise OSError when `folder` could not be made (or written into) by this user, without making
+    or writing anything: its nearest existing ancestor must be a directory one may write into."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
 # ------------------------------------------------------------------------- finished and resume rules
@@ -228,7 +232,15 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, OSError) as e:  # truncated, not UTF-8, not JSON
+        raise Damaged(
+            f"{path} is damaged ({first_line(e)[:80]}); overwrite=true runs the job again"
+        ) from None
+    if not isinstance(summary, dict) or "case" not in summary:
+        raise Damaged(f"{path} is damaged (no case); overwrite=true runs the job again")
+    return summary
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -266,12 +278,60 @@ def read_failure(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+# ------------------------------------------------------------------------------ reading what is there
+class Damaged(RunError):
+    """A file of a run directory that cannot be read as the contract says (the message names it)."""
+
+
+def read_table(path: Path, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV table of a run directory with at least `columns`; Damaged (naming the file and what is
+    wrong) when it is missing, empty, not a CSV table or lacks one of them."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise Damaged(f"{path} is missing") from None
+    except pd.errors.EmptyDataError:
+        raise Damaged(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise Damaged(f"{path} is not a readable table ({first_line(e)[:80]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise Damaged(f"{path} lacks the column(s) {', '.join(missing)}")
+    return table
+
+
+def remembered_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config that made the run in `run_dir` (.hydra/config.yaml) as a plain dict; None when the
+    directory has none; Damaged when it cannot be read."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    path = Path(run_dir) / HYDRA_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        tree = OmegaConf.load(path)  # a YAML safe loader: nothing in it runs
+    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError, ValueError) as e:
+        raise Damaged(f"{path} is damaged ({first_line(e)[:80]})") from None
+    if not isinstance(tree, DictConfig):
+        raise Damaged(f"{path} is damaged (not a config)")
+    return OmegaConf.to_container(tree, resolve=False)
+
+
+def write_job_files(run_dir: Path, files: dict[str, str]) -> None:
+    """The job's own record (.hydra/: config.yaml, hydra.yaml, overrides.yaml), as Hydra writes it."""
+    for name, text in files.items():
+        write_text(Path(run_dir) / name, text)
+
+
 # ---------------------------------------------------------------------------------------- the lock
 # How long a run that finds the lock held waits for its holder to write its PID (for the message).
 LOCK_WRITE_SECONDS = 2.0
 
 
-class DirectoryBusy(ConfigError):
+class DirectoryBusy(Refused):
     """Another live run holds the directory: this run stops before touching any of its files."""
 
 
@@ -373,7 +433,14 @@ def lock(run_dir: Path) -> Iterator[None]:
     another host: DirectoryBusy, one line naming the directory and the other run's PID. The file is
     removed when the job ends, however it ends."""
     path = Path(run_dir) / LOCK
-    fd = _take(Path(run_dir), path)
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        fd = _take(Path(run_dir), path)
+    except OSError as e:
+        raise RunError(
+            f"cannot write the run directory {run_dir}: {(e.strerror or str(e)).lower()}; set "
+            "hydra.run.dir (hydra.sweep.dir with -m) to a writable folder."
+        ) from None
     try:
         yield
     finally:

@@ -63,22 +63,6 @@ def test_a_live_lock_stops_a_second_run_and_a_dead_ones_is_taken_over(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_second_run_into_a_busy_directory_exits_2_in_one_line_and_writes_nothing(
-    tmp_path, live_pid
-):
-    run_dir = tmp_path / "run"
-    hold(run_dir, live_pid)
-    done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(run_dir) in lines[0] and f"PID {live_pid}" in lines[0], lines
-    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".hydra") == [
-        rundir.LOCK,
-        "infomax.log",
-    ]
-
-
-@pytest.mark.slow
 def test_a_stale_lock_is_taken_over_and_the_run_finishes(tmp_path):
     run_dir = tmp_path / "run"
     hold(run_dir, dead_pid())

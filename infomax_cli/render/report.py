@@ -122,7 +122,9 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in winners.itertuples():
-        table.add_row(f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
+        table.add_row(
+            f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r)
+        )
     console.print(table)
     title = "the study's claims: does case c keep the most MI? (claims.csv)"
     table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
