@@ -63,12 +63,26 @@ def test_differing_keys_are_those_that_change_results():
     assert config.differing_keys({"train": {"bf16": False}}, {"train": {"bf16": 0}}) != {}
 
 
+# seed 1, and a batch larger than the 12 images
+FINISHED = [*(o for o in TINY if not o.startswith("train.batch_size")), "train.batch_size=100"]
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
-    done = infomax("run", *TINY, "seed=1", f"hydra.run.dir={out}")
+    done = infomax("run", *FINISHED, "seed=1", f"hydra.run.dir={out}")
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_data_is_recorded_as_used(finished):
+    """train.batch_size=100 with 12 images trained with 12 but summary.json said 100."""
+    import json
+
+    assert json.loads((finished / rundir.SUMMARY).read_text())["batch_size"] == 12
+    log = (finished / rundir.LOG).read_text()
+    assert "train.batch_size=100 is more than the 12 training images: each step uses all 12" in log
 
 
 @pytest.mark.slow
@@ -79,14 +93,14 @@ def test_a_rerun_with_another_config_stops_and_changes_nothing(finished, tmp_pat
     shutil.copytree(finished, run)
     before = snapshot(run)
     done = infomax(
-        "run", *TINY, "seed=7", "train.lr=0.5", "device.threads=1", f"hydra.run.dir={run}"
+        "run", *FINISHED, "seed=7", "train.lr=0.5", "device.threads=1", f"hydra.run.dir={run}"
     )
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert f"{run} holds a finished run made with another config" in line
     assert "seed 1 -> 7, train.lr 0.0001 -> 0.5)" in line and "resume=force" in line
     assert snapshot(run) == before  # no file written, not even .hydra/ or the log
-    forced = infomax("run", *TINY, "seed=7", "resume=force", f"hydra.run.dir={run}")
+    forced = infomax("run", *FINISHED, "seed=7", "resume=force", f"hydra.run.dir={run}")
     assert forced.returncode == 0 and "skipped" in forced.stdout, forced.stderr
     assert (run / rundir.SUMMARY).read_bytes() == before[rundir.SUMMARY][0]
 
@@ -131,7 +145,7 @@ def test_a_run_refused_by_the_lock_leaves_the_busy_directory_byte_identical(fini
     try:
         assert holder.stdout.readline().startswith("got")
         before = snapshot(run)
-        done = infomax("run", *TINY, "seed=7", "train.lr=0.5", f"hydra.run.dir={run}")
+        done = infomax("run", *FINISHED, "seed=7", "train.lr=0.5", f"hydra.run.dir={run}")
         assert snapshot(run) == before
     finally:
         holder.kill()

@@ -273,6 +273,9 @@ def page(
         out.append(
             f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
         )
+    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
+    if damaged:
+        out.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
 
     # settings: what all jobs share once, then one row per job
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
