@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from . import config, mi, rundir
 from .analysis.sweep import Job, find_jobs
@@ -136,6 +137,10 @@ def job_config(job: Job) -> config.Config:
         return config.typed(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}") from None
+    except (YAMLError, UnicodeDecodeError, ValueError) as e:  # a YAML safe loader: nothing runs
+        raise RunError(
+            f"{path} is damaged ({first_line(e)[:80]}): cannot rebuild its encoder."
+        ) from None
 
 
 def own_protocol(cfg: config.Config) -> Protocol:
@@ -274,7 +279,9 @@ def run(
     jobs = find_jobs(sweep_dir)
     finished = [j for j in jobs if j.summary is not None]
     for j in jobs:
-        if j.summary is None:
+        if j.problem is not None:
+            log.warning(f"job {j.path.name} is damaged (left out): {j.problem}")
+        elif j.summary is None:
             log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
     if not finished:
         raise ConfigError(

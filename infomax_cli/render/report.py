@@ -235,6 +235,21 @@ def _stats_table(stats: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
+def _left_out(sweep) -> list[str]:
+    """The notes naming the jobs left out: not finished (or never started), and damaged."""
+    notes = []
+    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
+    left_out += [f"{m} (never started)" for m in sweep.missing]
+    if left_out:
+        notes.append(
+            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
+        )
+    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
+    if damaged:
+        notes.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
+    return notes
+
+
 def page(
     sweep,
     pictures: Pictures,
@@ -267,15 +282,7 @@ def page(
         f"<p>Deep InfoMax encoders trained on {html.escape(what)} {len(jobs)} finished job(s): "
         f"{legend}</p>"
     )
-    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
-    left_out += [f"{m} (never started)" for m in sweep.missing]
-    if left_out:
-        out.append(
-            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
-        )
-    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
-    if damaged:
-        out.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
+    out.extend(_left_out(sweep))
 
     # settings: what all jobs share once, then one row per job
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
