@@ -24,7 +24,7 @@ from . import config, jobstart, rundir, runtime
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .config import Align, Config, LoggerKind
-from .errors import ConfigError, Refused
+from .errors import ConfigError, Refused, RunError
 from .measure import Measurement, layer_mi, measure
 from .model.encoders import Encoder, build_encoder
 from .model.geometry import Geometry
@@ -153,7 +153,13 @@ class InfoPlane:
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
         self.rows = []
         if resuming and self.path.is_file():
-            self.rows = rundir.read_table(self.path, rundir.INFOPLANE_COLUMNS).to_dict("records")
+            try:
+                table = rundir.read_table(self.path, rundir.INFOPLANE_COLUMNS)
+            except rundir.Damaged as e:
+                raise RunError(
+                    f"{e}: delete it to resume without the information plane's earlier rows."
+                ) from None
+            self.rows = table.to_dict("records")
         self.resumed_at = None if resuming else 0
         if not resuming:
             self.record(0)
