@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from . import config, jobstart, rundir, runtime
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
-from .config import Align, Config, LoggerKind
+from .choices import Align, LoggerKind
+from .config import Config
 from .errors import ConfigError, Refused, RunError
 from .measure import Measurement, layer_mi, measure
 from .model.encoders import Encoder, build_encoder
@@ -249,6 +250,7 @@ def tables(
             "mi_max_init": init.mi.max(1),
         }
     )
+    per_image = per_image[rundir.MI_PER_IMAGE_COLUMNS]  # the contract's order, declared once
     for a, v in trained.alt.items():
         per_image[f"mi_mean_{a}"], per_image[f"mi_max_{a}"] = v.mean(1), v.max(1)
     return per_map[rundir.MI_PER_MAP_COLUMNS], per_image

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from . import config, rundir
+from .choices import ResumeMode
 from .errors import ConfigError, Refused
 
 
@@ -130,7 +131,7 @@ def check_remembered(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any
     differences (empty when none, or when the directory remembers nothing)."""
     if not (rundir.is_finished(run_dir) or rundir.can_resume(run_dir)) or cfg.overwrite:
         return {}
-    force = cfg.resume == config.ResumeMode.force
+    force = cfg.resume == ResumeMode.force
     try:
         stored = rundir.remembered_config(run_dir)
     except rundir.Damaged as e:

@@ -74,19 +74,19 @@ class Job:
 
     @cached_property
     def per_image(self) -> pd.DataFrame:
-        t = rundir.read_table(self.path / rundir.MI_PER_IMAGE, PER_IMAGE_NEEDS)
+        t = rundir.read_table(self.path / rundir.MI_PER_IMAGE)
         if "group" not in t.columns:  # written before `group` existed: the photograph, or the image
-            photo = self.summary.get("dataset") == "samples"
+            photo = self.summary.get("dataset") == "samples" and "label" in t.columns
             t.insert(2, "group", t["label"] if photo else t["image_id"])
         return t.assign(group=t["group"].astype(str))
 
     @cached_property
     def per_map(self) -> pd.DataFrame:
-        return rundir.read_table(self.path / rundir.MI_PER_MAP, PER_MAP_NEEDS)
+        return rundir.read_table(self.path / rundir.MI_PER_MAP)
 
     @cached_property
     def loss(self) -> pd.DataFrame:
-        return rundir.read_table(self.path / rundir.LOSS_CSV, LOSS_NEEDS)
+        return rundir.read_table(self.path / rundir.LOSS_CSV)
 
     def damage(self) -> str | None:
         """What is wrong with a finished job's tables against the contract, naming the file (None when
@@ -95,13 +95,15 @@ class Job:
         n = n if isinstance(n, int) and not isinstance(n, bool) else None
         try:
             checks = [
-                (rundir.MI_PER_IMAGE, self.per_image, n, ("label", "group")),
-                (rundir.MI_PER_MAP, self.per_map, None, ("label",)),
-                (rundir.LOSS_CSV, self.loss, None, ()),
+                (rundir.MI_PER_IMAGE, self.per_image, PER_IMAGE_NEEDS, n, ("label", "group")),
+                (rundir.MI_PER_MAP, self.per_map, PER_MAP_NEEDS, None, ("label",)),
+                (rundir.LOSS_CSV, self.loss, LOSS_NEEDS, None, ()),
             ]
         except rundir.Damaged as e:
             return str(e)
-        for name, table, rows, text in checks:
+        for name, table, needs, rows, text in checks:
+            if missing := [c for c in needs if c not in table.columns]:
+                return f"{self.path / name} lacks the column(s) {', '.join(missing)}"
             if problem := _table_problem(table, rows, text):
                 return f"{self.path / name} {problem}"
         if n is not None and len(self.per_map) % n:
