@@ -252,8 +252,9 @@ def can_resume(run_dir: Path) -> bool:
 
 
 def is_job_dir(path: Path) -> bool:
-    """A folder a job has written to (its `.hydra/`, a summary or a checkpoint)."""
-    return any((Path(path) / m).exists() for m in (".hydra", SUMMARY, CHECKPOINT))
+    """A folder a job has written to (its `.hydra/`, a summary, a checkpoint, or only the failed.json
+    of a sweep job that stopped on a configuration error before writing anything else)."""
+    return any((Path(path) / m).exists() for m in (".hydra", SUMMARY, CHECKPOINT, FAILED))
 
 
 def start_over(run_dir: Path) -> None:

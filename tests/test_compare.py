@@ -204,3 +204,21 @@ def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path):
     other = next((tmp_path / "sweep").glob("case=c,*"))
     done = infomax("compare", str(other))  # a run directory: a usage error
     assert done.returncode == 2 and "is a run directory" in done.stderr, done.stderr
+
+
+def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplog):
+    """A sweep job whose config the data cannot serve (more images asked for than there are) stops
+    before its first write: its directory holds only failed.json, and the sweep still names it (and
+    counts it in its exit status)."""
+    from infomax_cli.analysis.compare import sweep_exit_code
+
+    make_job(tmp_path, "a", [0.1, 0.2])
+    stopped = tmp_path / "case=c,dataset.n_images=100000"
+    stopped.mkdir()
+    message = "dataset.n_images=100000 is larger than samples (20 images)"
+    (stopped / "failed.json").write_text(json.dumps({"exit_code": 2, "message": message}))
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        sweep, _ = compare(tmp_path)
+    assert [j.path for j in sweep.unfinished] == [stopped]
+    assert f"job {stopped.name} did not finish (left out): {message}" in caplog.text
+    assert sweep_exit_code([2]) == 2
