@@ -7,6 +7,7 @@ failure, 130 interrupted (143 on SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -81,6 +82,10 @@ def _app(cfg: DictConfig) -> None:
         code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {log_file})"
     if record and (multirun or code != 2):  # a sweep's config errors count in its exit status
         rundir.write_failure(run_dir, code, message)
+        if multirun and not (run_dir / rundir.HYDRA_OVERRIDES).is_file():
+            # stopped before its first write: which job this was, for the sweep's account
+            with contextlib.suppress(InfomaxError):
+                rundir.write_job_files(run_dir, hydra_files(cfg))
     if not multirun:
         if record and code == 2:
             remove_made_folders(run_dir)  # the folders Hydra made for a run that could not start
