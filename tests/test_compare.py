@@ -6,7 +6,6 @@ import logging
 import pandas as pd
 import pytest
 import yaml
-from conftest import infomax
 
 from infomax_cli.analysis.compare import compare
 from infomax_cli.errors import ConfigError
@@ -188,22 +187,26 @@ def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplo
     assert "Left out, damaged: case=b," in (tmp_path / "report.html").read_text()
 
 
-def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path):
+def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path, capsys, caplog):
+    """The command line in this process (cli.main): a damaged job is a warning, a damaged run one line
+    (exit 1), a run directory given to compare a usage error (exit 2, it used to exit 1)."""
     from fake_sweep import write_job
 
+    from infomax_cli import cli
+
     run = write_job(tmp_path / "sweep", "a", [0.1, 0.2])
-    write_job(tmp_path / "sweep", "c", [0.3, 0.1])
+    other = write_job(tmp_path / "sweep", "c", [0.3, 0.1])
     (run / "summary.json").write_text("{")
-    done = infomax("compare", str(tmp_path / "sweep"))
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    # the log line (the console's, on stdout, wrapped to its width) names the file
-    assert f"{run / 'summary.json'}isdamaged" in "".join(done.stdout.split())
-    done = infomax("report", str(run))  # a damaged run: nothing to report, one line, exit 1
-    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
-    assert f"{run / 'summary.json'} is damaged" in done.stderr
-    other = next((tmp_path / "sweep").glob("case=c,*"))
-    done = infomax("compare", str(other))  # a run directory: a usage error
-    assert done.returncode == 2 and "is a run directory" in done.stderr, done.stderr
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        assert cli.main(["compare", str(tmp_path / "sweep")]) == 0
+    assert f"{run / 'summary.json'} is damaged" in caplog.text
+    capsys.readouterr()
+    assert cli.main(["report", str(run)]) == 1  # a damaged run: nothing to report
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'summary.json'} is damaged" in err, err
+    assert cli.main(["compare", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a run directory" in err, err
 
 
 def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplog):
