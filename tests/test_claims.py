@@ -254,9 +254,22 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     statistic = t.set_index("claim")["statistic"]
     assert statistic["mean_mi"].startswith("mean over images of the mean MI")
     print_found(*found)
-    out = " ".join(capsys.readouterr().out.split())
-    assert "the study's claims" in out and "winner_share" in out and "holds at 95%" not in out
-    assert out.endswith(" ".join(claims.ESTABLISH.split()))
+    out = capsys.readouterr().out.rstrip("\n").splitlines()
+    # the end: one line per claim (name, status, estimate [interval] unit), then where the notes are
+    assert out[-1] == (
+        f"each claim's sentence and notes: {tmp_path}/claims.csv and {tmp_path}/report.html"
+    )
+    assert out[-7].startswith("the study's claims (claims.csv): status, case c minus")
+    for line, r in zip(out[-6:-1], t.itertuples()):
+        unit = "points" if r.claim == "winner_share" else "nats"
+        scale = 100 if r.claim == "winner_share" else 1
+        fmt = "{:+.1f}" if r.claim == "winner_share" else "{:+.4f}"
+        numbers = [fmt.format(scale * x) for x in (r.estimate, r.ci_low, r.ci_high)]
+        interval = [] if np.isnan(r.ci_low) else [f"[{numbers[1]},", f"{numbers[2]}]"]
+        assert line.split() == [r.claim, "not", "established", numbers[0], *interval, unit], line
+    text = "\n".join(out)
+    assert "Note:" not in text and claims.ESTABLISH not in text  # notes live in claims.csv
+    assert all(len(line) < 100 for line in out[-6:-1])
     comp = pd.read_csv(tmp_path / "comparison.csv")
     assert list(comp.columns[:3]) == ["image_id", "label", "group"] and comp.group.nunique() == 20
     assert (pd.read_csv(tmp_path / "winners.csv").n_units == 20).all()

@@ -122,7 +122,7 @@ def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
 
 
 def print_found(sweep: Sweep, found: Findings) -> None:
-    report.print_found(found.winners, found.claims, found.claim_lines, sweep.path)
+    report.print_found(found.winners, found.claims, sweep.path)
 
 
 def sweep_exit_code(codes: list[int]) -> int:

@@ -86,6 +86,7 @@ JOB_COLUMNS = {
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 img{max-width:100%;height:auto;display:block}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+table{display:block;max-width:100%;overflow-x:auto}.row>*{min-width:0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 .row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}.note{color:#555;font-size:.9em}
@@ -113,9 +114,10 @@ def _share_interval(r) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ the terminal
-def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], sweep_dir) -> None:
-    """The end of a sweep's terminal output: the winner table, then the claims table and its
-    sentences (with one seed, last, the line saying the claims are not established and what does)."""
+def print_found(winners: pd.DataFrame, claims: pd.DataFrame, sweep_dir) -> None:
+    """The end of a sweep's terminal output: the winner table, then one line per claim (status,
+    estimate, interval) and one line saying where each claim's sentence and notes are (claims.csv,
+    report.html): a note printed under every claim says less than the one line that points at it."""
     console = Console()
     title = f"which case has the highest max MI ({plain(str(sweep_dir))})"
     table = Table(title=title, min_width=len(title) + 4)
@@ -126,19 +128,32 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
             f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r)
         )
     console.print(table)
-    title = "the study's claims: does case c keep the most MI? (claims.csv)"
-    table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
+    print(claim_lines(claims, sweep_dir), flush=True)
+
+
+def claim_lines(claims: pd.DataFrame, sweep_dir) -> str:
+    """One line per claim (`status  estimate [95% interval] unit`, case c minus the strongest other
+    case), then the line that points at claims.csv and report.html; plain text, never wrapped."""
     several = "setting" in claims.columns
-    header = ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]
-    for col in (["setting"] if several else []) + header:
-        table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
-    for _, r in claims.iterrows():
-        best = plain(str(r["best_case"])) if pd.notna(r["best_case"]) else "—"
-        cells = [str(r["claim"]), best, interval_text(r), str(r["n_seeds"]), str(r["n_units"])]
-        table.add_row(*([plain(str(r["setting"]))] if several else []), *cells, str(r["status"]))
-    console.print(table)
-    for line in lines:
-        console.print(line, markup=False, highlight=False)
+    names = [
+        f"{r['setting']} {r['claim']}" if several else str(r["claim"]) for _, r in claims.iterrows()
+    ]
+    width = max(map(len, names), default=0)
+    status_width = max((len(str(s)) for s in claims["status"]), default=0)
+    out = [
+        "the study's claims (claims.csv): status, case c minus the strongest other case [95% interval]"
+    ]
+    for name, (_, r) in zip(names, claims.iterrows()):
+        unit = "points" if r["claim"] == "winner_share" else "nats"
+        estimate = interval_text(r)
+        out.append(
+            f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}"
+            + (f" {unit}" if estimate != "—" else "")
+        )
+    out.append(
+        f"each claim's sentence and notes: {sweep_dir}/claims.csv and {sweep_dir}/report.html"
+    )
+    return "\n".join(out)
 
 
 def print_sensitivity(table: pd.DataFrame, title: str) -> None:
