@@ -63,6 +63,14 @@ class DeviceKind(StrEnum):
     cuda = "cuda"
 
 
+class ResumeMode(StrEnum):
+    """What a run does with a directory holding a finished or resumable run made with another config
+    (`resume`, jobstart.py)."""
+
+    auto = "auto"  # stop, naming the keys that differ
+    force = "force"  # skip or continue it anyway
+
+
 class LoggerKind(StrEnum):
     """Where a run is also tracked (`logger`, tracker.py)."""
 

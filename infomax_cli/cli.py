@@ -7,6 +7,7 @@ failure, 130 interrupted (143 on SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -25,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.logging import RichHandler
 
 from . import config, rundir
-from .errors import InfomaxError, Interrupted, first_line
+from .errors import InfomaxError, Interrupted, Refused, first_line
 
 config.register()
 
@@ -51,21 +52,23 @@ class _State:
 def _app(cfg: DictConfig) -> None:
     """One job. A single run exits with the failure's status. In a sweep a failed job records why in
     failed.json and returns, so the other jobs run (the sweep's exit status says it failed); only an
-    interrupt of the process the sweep runs in stops the sweep."""
+    interrupt of the process the sweep runs in stops the sweep. A run refused before it wrote anything
+    (a busy directory, one holding another config's run) records nothing there, nor does a single run
+    stopped by a configuration error (its directory is removed when it left it empty)."""
     from .experiment import run_job
+    from .jobstart import hydra_files, remove_made_folders
 
     _State.started = True
     _keep_large_buffers_in_the_heap()  # again here: joblib/submitit workers never run main()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    busy = False
+    record = True
     try:
-        run_job(cfg, run_dir)
+        run_job(cfg, run_dir, job_files=hydra_files(cfg))
         return
-    # the directory is another run's: no failed.json written there
-    except rundir.DirectoryBusy as e:
-        code, message, busy = e.exit_code, str(e), True
+    except Refused as e:  # stopped before writing into the directory: nothing recorded there
+        code, message, record = e.exit_code, str(e), False
     except Interrupted as e:
         again = f"hydra.sweep.dir={hc.sweep.dir}" if multirun else f"hydra.run.dir={run_dir}"
         code, message = e.exit_code, f"{e} To resume, run the same command again with {again}"
@@ -78,9 +81,15 @@ def _app(cfg: DictConfig) -> None:
         _log_traceback_to_file()
         log_file = run_dir / rundir.LOG
         code, message = 1, f"internal error: {type(e).__name__}: {e} (traceback in {log_file})"
-    if not busy:
+    if record and (multirun or code != 2):  # a sweep's config errors count in its exit status
         rundir.write_failure(run_dir, code, message)
+        if multirun and not (run_dir / rundir.HYDRA_OVERRIDES).is_file():
+            # stopped before its first write: which job this was, for the sweep's account
+            with contextlib.suppress(InfomaxError):
+                rundir.write_job_files(run_dir, hydra_files(cfg))
     if not multirun:
+        if record and code == 2:
+            remove_made_folders(run_dir)  # the folders Hydra made for a run that could not start
         _fail(message, code)
     print(f"infomax: job {hc.job.override_dirname or hc.job.num}: {message}", file=sys.stderr)
     if code >= 128 and os.getpid() == _State.main_pid:
@@ -101,14 +110,15 @@ def _fail(message: str, code: int) -> None:
 
 
 def _check_output_dir(args: list[str]) -> None:
-    """Fail with one line, before Hydra makes any folder, when the output directory cannot be made."""
+    """Fail with one line, before Hydra makes any folder, when the output directory cannot be made
+    (checked without making or writing anything)."""
     target = Path("outputs")
     for a in args:
         key, _, value = a.partition("=")
         if key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
             target = Path(value)
     try:
-        rundir.ensure_writable(target)
+        rundir.check_can_create(target)
     except OSError as e:
         raise InfomaxError(
             f"cannot write the output directory {target}: {e.strerror}; choose another with "

@@ -8,8 +8,12 @@ cannot express live in `check()`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from .choices import (
     Estimator,
     LoggerKind,
     Objective,
+    ResumeMode,
     Split,
 )
 from .errors import ConfigError
@@ -144,9 +149,12 @@ class Config:
     objective: Objective = Objective.jsd
     seed: int = 0
     overwrite: bool = False
+    # a directory that holds a run made with another config: stop (auto) or use it anyway (force)
+    resume: ResumeMode = ResumeMode.auto
 
 
 def register() -> None:
+    OmegaConf.register_new_resolver("infomax_job_dir", job_dir_name, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
     cs.store(group="case", name="schema_case", node=CaseConfig)
@@ -193,53 +201,15 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
 
 
 def check(cfg: DictConfig | Config) -> None:
-    """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix."""
+    """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix.
+    Everything here depends on the config alone: it runs before anything is written (data-dependent
+    checks, such as a batch larger than the data, come when the data is read)."""
     if isinstance(cfg, DictConfig) and (extra := unknown_keys(cfg)):
         raise ConfigError(
             f"{extra[0]} is not a key of the config (added with '+'?): remove it, or check its spelling "
             "(infomax run --help lists every key)."
         )
-    rules = [
-        ("train.steps", cfg.train.steps >= 1, "an integer >= 1"),
-        (
-            "train.batch_size",
-            cfg.train.batch_size >= 2,
-            "an integer >= 2 (negatives come from the rest of the batch)",
-        ),
-        ("train.lr", cfg.train.lr > 0, "a number > 0"),
-        ("train.prior_lr", cfg.train.prior_lr > 0, "a number > 0"),
-        ("train.checkpoint_every", cfg.train.checkpoint_every >= 1, "an integer >= 1"),
-        ("measure.bins", cfg.measure.bins >= 2, "an integer >= 2"),
-        ("measure.batch_size", cfg.measure.batch_size >= 1, "an integer >= 1"),
-        (
-            "measure.infoplane_every",
-            cfg.measure.infoplane_every >= 0,
-            "an integer >= 0 (0: no information plane)",
-        ),
-        ("measure.probe_images", cfg.measure.probe_images >= 1, "an integer >= 1"),
-        ("measure.ksg_k", cfg.measure.ksg_k >= 1, "an integer >= 1"),
-        (
-            "measure.ksg_samples",
-            cfg.measure.ksg_samples > cfg.measure.ksg_k,
-            "an integer > measure.ksg_k",
-        ),
-        ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
-        (
-            "train.compile_mode",
-            cfg.train.compile_mode in tuple(CompileMode),
-            " or ".join(CompileMode),
-        ),
-        ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
-    ]
-    if cfg.device.threads is not None:
-        rules.append(
-            ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
-        )
-    if cfg.dataset.n_images is not None:
-        rules.append(
-            ("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)")
-        )
-    for key, ok, allowed in rules:
+    for key, ok, allowed in _rules(cfg):
         if not ok:
             value = _get(cfg, key)
             raise ConfigError(f"{key}={value} is not allowed: use {allowed}.")
@@ -252,9 +222,77 @@ def check(cfg: DictConfig | Config) -> None:
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
     check_dataset(cfg)
+    if cfg.measure.bins > (most := max_bins(cfg.dataset.size)):
+        raise ConfigError(
+            f"measure.bins={cfg.measure.bins} is more bins than an image's pixels can fill (an 8-bit "
+            f"gray image has 256 levels and {cfg.dataset.size**2} pixels; every MI would be noise "
+            f"or NaN): use measure.bins={most} or fewer (the study: 20)."
+        )
     # the case must cover the image's central pixels (ConfigError if not)
     if cfg.measure.align == Align.geometry:
         geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+
+
+def max_bins(size: int) -> int:
+    """The most histogram bins per axis an image can fill: its 256 gray levels, or its pixels."""
+    return min(256, size * size)
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
+    """(key, whether its value is allowed, what is allowed) for every range rule."""
+    t, m = cfg.train, cfg.measure
+    rules = [
+        ("train.steps", t.steps >= 1, "an integer >= 1"),
+        (
+            "train.batch_size",
+            t.batch_size >= 2,
+            "an integer >= 2 (negatives come from the rest of the batch)",
+        ),
+        ("train.lr", _finite(t.lr) and t.lr > 0, "a finite number > 0"),
+        ("train.prior_lr", _finite(t.prior_lr) and t.prior_lr > 0, "a finite number > 0"),
+        *(
+            (f"train.{k}", _finite(getattr(t, k)), "a finite number")
+            for k in ("alpha", "beta", "gamma")
+        ),
+        (
+            "train.negatives",
+            1 <= t.negatives < t.batch_size,
+            f"an integer >= 1 and below train.batch_size={t.batch_size} (latent i is scored "
+            "against images i+1..i+K of its batch: K >= the batch would pair it with itself)",
+        ),
+        ("train.hidden", t.hidden >= 1, "an integer >= 1"),
+        ("train.checkpoint_every", t.checkpoint_every >= 1, "an integer >= 1"),
+        ("measure.bins", m.bins >= 2, "an integer >= 2"),
+        ("measure.batch_size", m.batch_size >= 1, "an integer >= 1"),
+        ("measure.examples", m.examples >= 0, "an integer >= 0 (0: no example pictures)"),
+        (
+            "measure.infoplane_every",
+            m.infoplane_every >= 0,
+            "an integer >= 0 (0: no information plane)",
+        ),
+        ("measure.probe_images", m.probe_images >= 1, "an integer >= 1"),
+        ("measure.ksg_k", m.ksg_k >= 1, "an integer >= 1"),
+        ("measure.ksg_samples", m.ksg_samples > m.ksg_k, "an integer > measure.ksg_k"),
+        ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
+        ("encoder.kernel", cfg.encoder.kernel >= 1, "an integer >= 1"),
+        ("encoder.widths", min(cfg.encoder.widths, default=1) >= 1, "integers >= 1"),
+        ("case.padding", cfg.case.padding >= 0, "an integer >= 0"),
+        ("train.compile_mode", t.compile_mode in tuple(CompileMode), " or ".join(CompileMode)),
+        ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
+    ]
+    if cfg.device.threads is not None:
+        rules.append(
+            ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
+        )
+    if cfg.dataset.n_images is not None:
+        rules.append(
+            ("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)")
+        )
+    return rules
 
 
 # The smallest latent the objective takes: the global critic's two 3x3 stride-2 convolutions
@@ -335,3 +373,117 @@ def _get(cfg: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         node = node[part] if isinstance(node, dict) else getattr(node, part)
     return node
+
+
+# --------------------------------------------------------------------------- the config a run remembers
+# Keys that change where, how fast, or whether a job runs, not what it computes: they may differ when a
+# directory is resumed or skipped (the thread count and device move only the last digits of a sum).
+NOT_RESULTS = (
+    "overwrite",
+    "resume",
+    "device",
+    "logger",
+    "dataset.download",
+    "train.checkpoint_every",
+    "train.compile",
+    "train.compile_mode",
+    "train.channels_last",
+    "measure.batch_size",
+    "case.description",
+)
+_NOTHING = object()
+
+
+def changes_results(key: str) -> bool:
+    return not any(key == k or key.startswith(k + ".") for k in NOT_RESULTS)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {dotted key: value} (lists are values)."""
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def schema_defaults(schema: type = Config, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: default} of every key the schema gives a default (presets aside)."""
+    hints, out = typing.get_type_hints(schema), {}
+    for f in dataclasses.fields(schema):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.update(schema_defaults(kind, f"{prefix}{f.name}."))
+        elif f.default is not dataclasses.MISSING and f.default is not MISSING:
+            out[prefix + f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out.update(flatten(f.default_factory(), f"{prefix}{f.name}."))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b  # a StrEnum equals its value
+
+
+def differing_keys(stored: dict, current: dict) -> dict[str, tuple[Any, Any]]:
+    """{key: (stored value, current value)} for every key that changes results on which two configs
+    (plain nested dicts) differ; a key one of them lacks (written by another version) has its default."""
+    a, b, defaults = flatten(stored), flatten(current), schema_defaults()
+    out = {}
+    for key in sorted(a.keys() | b.keys()):
+        if not changes_results(key):
+            continue
+        va, vb = a.get(key, defaults.get(key, _NOTHING)), b.get(key, defaults.get(key, _NOTHING))
+        if not _same(va, vb):
+            out[key] = (va, vb)
+    return out
+
+
+def describe(diff: dict[str, tuple[Any, Any]], most: int = 4) -> str:
+    """'seed 1 -> 7, train.lr 0.0001 -> 0.5' (at most `most` keys, then how many more)."""
+
+    def show(v: Any) -> str:
+        text = "(none)" if v is _NOTHING else json.dumps(v, default=str)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    shown = [f"{k} {show(a)} -> {show(b)}" for k, (a, b) in list(diff.items())[:most]]
+    more = f" and {len(diff) - most} more" if len(diff) > most else ""
+    return ", ".join(shown) + more
+
+
+# ------------------------------------------------------------------------- a sweep job's directory name
+PLAIN_ROOT = re.compile(r"[\w.-]{1,32}")
+
+
+def root_tag(root: str) -> str:
+    """dataset.root in a directory name: as typed when short and plain, else its last part and a hash
+    of the whole (no '/' in a name, and two roots never share one)."""
+    if PLAIN_ROOT.fullmatch(root):
+        return root
+    last = re.sub(r"[^\w.-]", "_", Path(root.rstrip("/")).name)[:24] or "root"
+    return f"{last}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def job_dir_name(dirname: str, task: Any, exclude: Any) -> str:
+    """The `infomax_job_dir` resolver (hydra.sweep.subdir): Hydra's override_dirname, the job's overrides
+    sorted, with `dataset.root` (which Hydra's name leaves out: a path) put back as root_tag. A job
+    without a dataset.root override keeps Hydra's name unchanged."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides([str(o) for o in task])
+    roots = [o for o in overrides if o.key_or_group == "dataset.root"]
+    if not roots:
+        return dirname
+    lines = [
+        f"dataset.root={root_tag(str(o.value()))}" if o is roots[-1] else o.input_line
+        for o in overrides
+        if o is roots[-1] or o.key_or_group not in set(exclude)
+    ]
+    return ",".join(sorted(lines))

@@ -20,6 +20,11 @@ class ConfigError(InfomaxError):
     exit_code = 2
 
 
+class Refused(ConfigError):
+    """The run stopped before writing anything into its directory (which may be another run's):
+    nothing, not even failed.json, is recorded there."""
+
+
 class RunError(InfomaxError):
     """Something failed while running (data, numerics, disk): exit 1; finished files stay."""
 

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from . import config, rundir, runtime
+from . import config, jobstart, rundir, runtime
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
-from .config import Align, Config
-from .errors import ConfigError, RunError
+from .choices import Align, LoggerKind
+from .config import Config
+from .errors import ConfigError, Refused, RunError
 from .measure import Measurement, layer_mi, measure
 from .model.encoders import Encoder, build_encoder
 from .model.geometry import Geometry
@@ -32,7 +33,7 @@ from .model.objectives import DeepInfoMax
 from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
-from .tracker import make_tracker
+from .tracker import make_tracker, require_tensorboard
 from .train import DeviceImages, seed_everything, train
 
 log = logging.getLogger("infomax")
@@ -49,17 +50,39 @@ class Parts:
     encoder: Encoder
     critics: DeepInfoMax
     geom: Geometry
+    batch: int  # images per training step: train.batch_size, or every training image when fewer
 
 
 # ----------------------------------------------------------------------------------------- phases
-def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
-    """The data, the encoder and the Deep InfoMax networks on the device (seeded: same seed, same
-    weights); dataset=folder writes images.csv, which file each image id is."""
-    seed_everything(cfg.seed)
+def load_data(cfg: Config) -> tuple[GrayImages, GrayImages]:
+    """(the images trained on, the images measured), read but nothing written; the settings the data
+    cannot serve are a ConfigError here, before the job writes anything."""
     data, measured = load_datasets(cfg.dataset, cfg.train.holdout)
     if len(data) < 2:
         raise ConfigError(
             f"dataset.n_images={len(data)} leaves fewer than 2 images: training needs at least 2."
+        )
+    batch = min(cfg.train.batch_size, len(data))
+    if cfg.train.negatives >= batch:
+        raise ConfigError(
+            f"train.negatives={cfg.train.negatives} needs batches of more than {cfg.train.negatives} "
+            f"images, but there are {len(data)} training images: use train.negatives={batch - 1} or "
+            "fewer, or more images."
+        )
+    return data, measured
+
+
+def prepare(
+    cfg: Config, run_dir: Path, device: torch.device, data: GrayImages, measured: GrayImages
+) -> Parts:
+    """The encoder and the Deep InfoMax networks on the device (seeded: same seed, same weights) and
+    the images there; dataset=folder writes images.csv, which file each image id is."""
+    seed_everything(cfg.seed)
+    batch = min(cfg.train.batch_size, len(data))
+    if batch < cfg.train.batch_size:
+        log.warning(
+            f"train.batch_size={cfg.train.batch_size} is more than the {len(data)} training images: "
+            f"each step uses all {batch} (summary.json records batch_size={batch})."
         )
     listed = [d for d in dict.fromkeys([data, measured]) if d.files is not None]
     if listed:
@@ -86,7 +109,7 @@ def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
         critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, critics, geom)
+    return Parts(data, measured, images, measured_images, encoder, critics, geom, batch)
 
 
 def measure_encoder(
@@ -117,9 +140,11 @@ def measure_encoder(
 
 class InfoPlane:
     """Every `measure.infoplane_every` steps, the mean MI between a fixed probe batch and each layer's
-    maps, appended to infoplane.csv (rewritten atomically; rows past a resumed checkpoint dropped)."""
+    maps, appended to infoplane.csv (rewritten atomically). A run from step 0 starts the file again
+    with the untrained encoder's row; a resumed run keeps the rows up to its checkpoint and measures
+    those past it again."""
 
-    def __init__(self, run_dir: Path, cfg: Config, parts: Parts):
+    def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
         self.path, self.cfg, self.encoder, self.geom = (
             run_dir / rundir.INFOPLANE,
             cfg,
@@ -127,9 +152,23 @@ class InfoPlane:
             parts.geom,
         )
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
-        self.rows = pd.read_csv(self.path).to_dict("records") if self.path.is_file() else []
+        self.rows = []
+        if resuming and self.path.is_file():
+            try:
+                table = rundir.read_table(self.path, rundir.INFOPLANE_COLUMNS)
+            except rundir.Damaged as e:
+                raise RunError(
+                    f"{e}: delete it to resume without the information plane's earlier rows."
+                ) from None
+            self.rows = table.to_dict("records")
+        self.resumed_at = None if resuming else 0
+        if not resuming:
+            self.record(0)
 
     def record(self, step: int) -> None:
+        if self.resumed_at is None:  # the first step after the checkpoint's: rows past that go
+            self.resumed_at = step - 1
+            self.rows = [r for r in self.rows if r["step"] <= self.resumed_at]
         every = self.cfg.measure.infoplane_every
         if not every or step % every:
             return
@@ -145,11 +184,11 @@ def train_encoder(
     """Train (resuming from the checkpoint when there is one); loss.csv and encoder.pt; the
     information plane along the way. Returns the loss table and the seconds it took."""
     t0 = time.perf_counter()
-    if rundir.can_resume(run_dir):
+    resuming = rundir.can_resume(run_dir)
+    if resuming:
         log.info(f"resuming from {run_dir / rundir.CHECKPOINT}")
     with rt.task(f"case {cfg.case.name} train", cfg.train.steps) as task:
-        plane = InfoPlane(run_dir, cfg, parts)
-        plane.record(0)
+        plane = InfoPlane(run_dir, cfg, parts, resuming)
 
         def on_step(step: int, row: dict) -> None:
             rt.bar.update(task, completed=step, info=f"loss {row['loss']:.4f}")
@@ -269,7 +308,7 @@ def summarise(
         "objective": str(cfg.objective),
         "seed": cfg.seed,
         "steps": cfg.train.steps,
-        "batch_size": cfg.train.batch_size,
+        "batch_size": parts.batch,
         "lr": cfg.train.lr,
         "layer_sizes": [data.size, *geom.map_sizes],
         "map_offset": geom.offsets[-1],
@@ -288,35 +327,52 @@ def summarise(
 
 
 # ------------------------------------------------------------------------------------------ the job
-def run_job(cfg: DictConfig | Config, run_dir: Path, show_progress: bool = True) -> dict:
-    """Train one encoder case, measure MI, write the run directory; return the summary."""
-    config.check(cfg)
+def run_job(
+    cfg: DictConfig | Config,
+    run_dir: Path,
+    show_progress: bool = True,
+    job_files: dict[str, str] | None = None,
+) -> dict:
+    """Train one encoder case, measure MI, write the run directory; return the summary.
+
+    Nothing is written into `run_dir` before its lock is held, the config it remembers agrees with this
+    one (or resume=force) and the data is read: a run refused (busy directory, another config) or
+    stopped by a configuration error leaves the directory as it was. Then `job_files` (the .hydra/
+    files, jobstart.hydra_files) are written first."""
+    try:
+        config.check(cfg)
+    except ConfigError as e:
+        raise Refused(str(e)) from None
+    raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
     cfg = config.typed(cfg)
     run_dir = Path(run_dir)
-    try:
-        rundir.ensure_writable(run_dir)
-    except OSError as e:
-        raise RunError(
-            f"cannot write the run directory {run_dir}: {e.strerror}; set hydra.run.dir to a writable folder."
-        ) from None
     with rundir.lock(run_dir):  # a second run into this directory stops here, with one line
+        if diff := jobstart.check_remembered(raw, run_dir):
+            log.warning(
+                f"{run_dir}: resume=force: used although made with {config.describe(diff)}."
+            )
         if rundir.is_finished(run_dir) and not cfg.overwrite:
+            summary = rundir.read_summary(run_dir)  # damaged: one line naming it
             log.info(
                 f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it."
             )
-            return rundir.read_summary(run_dir)
-        if cfg.overwrite:
-            rundir.start_over(run_dir)
-        (run_dir / rundir.FAILED).unlink(missing_ok=True)
-        tracker = make_tracker(
-            cfg.logger, run_dir
-        )  # logger=tensorboard without its package: exit 2
-        with runtime.session(cfg.device, show_progress) as rt:
-            return _recipe(cfg, run_dir, rt, tracker)
+            return summary
+        with runtime.session(cfg.device, show_progress) as rt:  # device=cuda without one: exit 2
+            data = load_data(cfg)  # what the data cannot serve: exit 2, nothing written
+            if cfg.logger.kind == LoggerKind.tensorboard:
+                require_tensorboard()  # without its package: exit 2, nothing written
+            if cfg.overwrite:
+                rundir.start_over(run_dir)
+            (run_dir / rundir.FAILED).unlink(missing_ok=True)
+            rundir.write_job_files(run_dir, job_files or {})
+            tracker = make_tracker(cfg.logger, run_dir)
+            return _recipe(cfg, run_dir, rt, tracker, data)
 
 
-def _recipe(cfg: Config, run_dir: Path, rt: runtime.Runtime, tracker) -> dict:
-    parts = prepare(cfg, run_dir, rt.device)
+def _recipe(
+    cfg: Config, run_dir: Path, rt: runtime.Runtime, tracker, data: tuple[GrayImages, GrayImages]
+) -> dict:
+    parts = prepare(cfg, run_dir, rt.device, *data)
     _log_start(cfg, parts, rt)
     init, init_seconds = measure_encoder(cfg, parts, rt, trained=False)
     loss, train_seconds = train_encoder(cfg, parts, rt, run_dir, tracker)

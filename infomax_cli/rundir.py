@@ -12,9 +12,13 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import io
 import json
 import logging
 import os
+import pickle
 import socket
 import tempfile
 import time
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, RunError, first_line
+from .errors import Refused, RunError, first_line
 
 log = logging.getLogger("infomax")
 
@@ -47,8 +51,11 @@ REPORT = "report.html"
 FAILED = "failed.json"
 LOCK = ".infomax.lock"  # the PID and host of the run using the directory
 LOG = "infomax.log"  # the job's log (Hydra's file handler)
-HYDRA_CONFIG = ".hydra/config.yaml"  # the job's composed config, as Hydra wrote it
+# the job's composed config (as Hydra writes it; written by the job once it holds the lock): the config
+# that made the run, which a rerun into the directory is compared with
+HYDRA_CONFIG = ".hydra/config.yaml"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+HYDRA_FILE = ".hydra/hydra.yaml"  # Hydra's own settings for the job
 MULTIRUN = "multirun.yaml"  # a sweep's own record of what it was asked to run
 VALIDATION_CSV = "validation.csv"  # infomax validate's
 VALIDATION_PNG = "validation.png"
@@ -122,19 +129,38 @@ os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`."""
+    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`. A write the disk
+    refuses (full, read-only, ...) is one RunError naming the file; the old file stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         write(Path(tmp))
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_error(path: Path, e: OSError) -> RunError:
+    """One line for a write the disk refused: the file, the reason (\"no space left on device\") and
+    the way out."""
+    reason = (
+        "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e)).lower()
+    )
+    return RunError(
+        f"cannot write {path}: {reason}; free some space (or choose another directory) and rerun the "
+        "same command: what was finished is kept and the job resumes from its last checkpoint."
+    )
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
@@ -154,36 +180,50 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 
 def save_torch(path: Path, obj: Any) -> Path:
+    """Tensors and plain values (dicts, lists, numbers, strings) only: what load_torch reads back. The
+    file is serialised in memory first, so a full disk is an OSError of the write, named in one line
+    (torch's own writer reports it as an 'enforce fail')."""
     import torch  # not at import: the sweep's readers (compare, report) never need torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes(path, buffer.getvalue())
 
 
 def load_torch(path: Path, map_location: Any = "cpu") -> Any:
-    """A checkpoint or encoder file; a damaged one (truncated, not torch's) stops with one line that
-    names it and the way out."""
+    """A checkpoint or encoder file, read with `weights_only=True`: tensors and plain values only, so
+    nothing in the file can run code. A file that does not load that way (damaged, truncated, not
+    torch's, or holding other objects) stops with one line that names it and the way out."""
     import torch
 
+    path = Path(path)
+    if path.name == CHECKPOINT:
+        fix = "delete it to start this job's training again from step 0"
+    else:
+        fix = "rerun the job with overwrite=true to train it again"
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
-        if Path(path).name == CHECKPOINT:
-            fix = "delete it to start this job's training again from step 0"
-        else:
-            fix = "rerun the job with overwrite=true to train it again"
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = (
+            "it holds objects other than tensors and plain values, which could run code: not loaded"
+        )
+        log.debug(f"{path}: {first_line(e)}")
+        raise RunError(f"{path} is damaged or unsafe ({why}): {fix}.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise RunError(
             f"{path} is damaged and cannot be read ({first_line(e)[:200]}): {fix}."
-        ) from e
+        ) from None
 
 
-def ensure_writable(folder: Path) -> Path:
-    """Make `folder` (and its parents) and check a file can be written there; raises OSError otherwise."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / ".infomax_write_test"
-    probe.write_text("")
-    probe.unlink()
-    return folder
+def check_can_create(folder: Path) -> None:
+    """Raise OSError when `folder` could not be made (or written into) by this user, without making
+    or writing anything: its nearest existing ancestor must be a directory one may write into."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
 # ------------------------------------------------------------------------- finished and resume rules
@@ -192,7 +232,15 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, OSError) as e:  # truncated, not UTF-8, not JSON
+        raise Damaged(
+            f"{path} is damaged ({first_line(e)[:80]}); overwrite=true runs the job again"
+        ) from None
+    if not isinstance(summary, dict) or "case" not in summary:
+        raise Damaged(f"{path} is damaged (no case); overwrite=true runs the job again")
+    return summary
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -204,8 +252,9 @@ def can_resume(run_dir: Path) -> bool:
 
 
 def is_job_dir(path: Path) -> bool:
-    """A folder a job has written to (its `.hydra/`, a summary or a checkpoint)."""
-    return any((Path(path) / m).exists() for m in (".hydra", SUMMARY, CHECKPOINT))
+    """A folder a job has written to (its `.hydra/`, a summary, a checkpoint, or only the failed.json
+    of a sweep job that stopped on a configuration error before writing anything else)."""
+    return any((Path(path) / m).exists() for m in (".hydra", SUMMARY, CHECKPOINT, FAILED))
 
 
 def start_over(run_dir: Path) -> None:
@@ -218,7 +267,7 @@ def write_failure(run_dir: Path, exit_code: int, message: str) -> None:
     """Record why a job stopped (best effort: the directory may be the problem)."""
     try:
         write_json(Path(run_dir) / FAILED, {"exit_code": int(exit_code), "message": message})
-    except OSError:
+    except RunError:
         pass
 
 
@@ -230,12 +279,60 @@ def read_failure(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+# ------------------------------------------------------------------------------ reading what is there
+class Damaged(RunError):
+    """A file of a run directory that cannot be read as the contract says (the message names it)."""
+
+
+def read_table(path: Path, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV table of a run directory with at least `columns`; Damaged (naming the file and what is
+    wrong) when it is missing, empty, not a CSV table or lacks one of them."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise Damaged(f"{path} is missing") from None
+    except pd.errors.EmptyDataError:
+        raise Damaged(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise Damaged(f"{path} is not a readable table ({first_line(e)[:80]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise Damaged(f"{path} lacks the column(s) {', '.join(missing)}")
+    return table
+
+
+def remembered_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config that made the run in `run_dir` (.hydra/config.yaml) as a plain dict; None when the
+    directory has none; Damaged when it cannot be read."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    path = Path(run_dir) / HYDRA_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        tree = OmegaConf.load(path)  # a YAML safe loader: nothing in it runs
+    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError, ValueError) as e:
+        raise Damaged(f"{path} is damaged ({first_line(e)[:80]})") from None
+    if not isinstance(tree, DictConfig):
+        raise Damaged(f"{path} is damaged (not a config)")
+    return OmegaConf.to_container(tree, resolve=False)
+
+
+def write_job_files(run_dir: Path, files: dict[str, str]) -> None:
+    """The job's own record (.hydra/: config.yaml, hydra.yaml, overrides.yaml), as Hydra writes it."""
+    for name, text in files.items():
+        write_text(Path(run_dir) / name, text)
+
+
 # ---------------------------------------------------------------------------------------- the lock
-# A lock file without a PID younger than this is being written; older, it was left by a crash.
+# How long a run that finds the lock held waits for its holder to write its PID (for the message).
 LOCK_WRITE_SECONDS = 2.0
 
 
-class DirectoryBusy(ConfigError):
+class DirectoryBusy(Refused):
     """Another live run holds the directory: this run stops before touching any of its files."""
 
 
@@ -257,52 +354,100 @@ def _holder(path: Path) -> tuple[int, str] | None:
         return None
 
 
-@contextlib.contextmanager
-def lock(run_dir: Path) -> Iterator[None]:
-    """Hold DIR/.infomax.lock while a job runs in DIR. A lock of a live process: DirectoryBusy, one
-    line naming the directory and the other run's PID. A stale lock (its process has died, on this
-    host) is taken over. The lock is removed when the job ends, however it ends."""
-    path = Path(run_dir) / LOCK
+def _flock(fd: int) -> bool:
+    """An exclusive flock on fd without waiting: False when another open file holds it. Where the file
+    system has no flock, True (the PID in the file is then the only guard)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        log.debug(f"flock is not available here ({e.strerror}): the lock relies on its PID")
+    return True
+
+
+def _is_file_of(fd: int, path: Path) -> bool:
+    """Whether `path` is still the file fd has open (not removed or replaced by its holder's end)."""
+    try:
+        st, here = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
+def _busy(run_dir: Path, path: Path, holder: tuple[int, str] | None) -> DirectoryBusy:
+    host = socket.gethostname()
+    who = "PID unknown" if holder is None else f"PID {holder[0]}"
+    where = "" if holder is None or holder[1] == host else f" on {holder[1]}"
+    return DirectoryBusy(
+        f"{run_dir} is in use by another infomax run ({who}{where}): wait for it to end, or give "
+        "this run another directory (hydra.run.dir=... or hydra.sweep.dir=...); if that run is gone, "
+        f"delete {path}."
+    )
+
+
+def _held_by(path: Path) -> tuple[int, str] | None:
+    """The PID and host a held lock names, once its holder has written them (a moment after taking it)."""
+    deadline = time.monotonic() + LOCK_WRITE_SECONDS
+    while True:
+        holder = _holder(path)
+        live = holder is not None and (holder[1] != socket.gethostname() or _alive(holder[0]))
+        if live or time.monotonic() > deadline:
+            return holder
+        time.sleep(0.05)
+
+
+def _take(run_dir: Path, path: Path) -> int:
+    """Open and flock DIR/.infomax.lock, write this run's PID and host in it; the open fd."""
     me, host = os.getpid(), socket.gethostname()
     while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            if not _flock(fd):
+                raise _busy(run_dir, path, _held_by(path))
+            if not _is_file_of(fd, path):  # its holder ended and removed it meanwhile: again
+                os.close(fd)
+                continue
             holder = _holder(path)
-            # being written (look again shortly), or garbage / left empty by a crash
-            if holder is None:
-                try:
-                    age = time.time() - path.stat().st_mtime
-                except FileNotFoundError:
-                    continue  # its run just ended
-                if age < LOCK_WRITE_SECONDS:
-                    time.sleep(0.05)
-                    continue
-                log.warning(f"{path} is unreadable: taken over.")
-                path.unlink(missing_ok=True)
-                continue
-            pid, other = holder
-            if pid == me and other == host:
-                break  # this process holds it already (a job run twice in one process)
-            if other == host and not _alive(pid):
+            if holder is not None and holder != (me, host):
+                pid, other = holder
+                # another host's run cannot be checked from here; a live PID without the flock is a
+                # run of an older infomax (or a file system without flock)
+                if other != host or _alive(pid):
+                    raise _busy(run_dir, path, holder)
                 log.warning(f"{run_dir}: the run that locked it (PID {pid}) has died: taken over.")
-                path.unlink(missing_ok=True)
-                continue
-            where = "" if other == host else f" on {other}"
-            raise DirectoryBusy(
-                f"{run_dir} is in use by another infomax run (PID {pid}{where}): wait for it to end, "
-                f"or give this run another directory (hydra.run.dir=... or hydra.sweep.dir=...); if that "
-                f"run is gone, delete {path}."
-            ) from None
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{me} {host}\n")
-            break
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{me} {host}\n".encode())
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path) -> Iterator[None]:
+    """Hold DIR/.infomax.lock while a job runs in DIR. Atomic: the lock is an flock on the file, which
+    the kernel releases when its process ends however it ends, so of runs started together exactly
+    one takes it (a stale lock included). A lock held by another run, or naming a live process or
+    another host: DirectoryBusy, one line naming the directory and the other run's PID. The file is
+    removed when the job ends, however it ends."""
+    path = Path(run_dir) / LOCK
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        fd = _take(Path(run_dir), path)
+    except OSError as e:
+        raise RunError(
+            f"cannot write the run directory {run_dir}: {(e.strerror or str(e)).lower()}; set "
+            "hydra.run.dir (hydra.sweep.dir with -m) to a writable folder."
+        ) from None
     try:
         yield
     finally:
-        if _holder(path) == (me, host):
+        if _is_file_of(fd, path):  # removed while still held: the next run finds no stale file
             path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------------- example maps

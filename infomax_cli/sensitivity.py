@@ -37,11 +37,12 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from . import config, mi, rundir
 from .analysis.sweep import Job, find_jobs
 from .config import Align, DeviceKind, Estimator
-from .errors import ConfigError, InfomaxError, RunError
+from .errors import ConfigError, InfomaxError, RunError, first_line
 from .measure import estimator_options
 from .model.encoders import build_encoder
 from .model.geometry import align
@@ -136,6 +137,10 @@ def job_config(job: Job) -> config.Config:
         return config.typed(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}") from None
+    except (YAMLError, UnicodeDecodeError, ValueError) as e:  # a YAML safe loader: nothing runs
+        raise RunError(
+            f"{path} is damaged ({first_line(e)[:80]}): cannot rebuild its encoder."
+        ) from None
 
 
 def own_protocol(cfg: config.Config) -> Protocol:
@@ -161,7 +166,13 @@ def remeasure(
             f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
         )
     encoder = build_encoder(cfg.case, cfg.encoder)
-    encoder.load_state_dict(rundir.load_torch(weights))
+    try:
+        encoder.load_state_dict(rundir.load_torch(weights))  # weights_only: runs no code
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise RunError(
+            f"{weights} does not fit job {job.path.name}'s encoder ({first_line(e)[:200]}): "
+            "rerun the job with overwrite=true to train it again."
+        ) from None
     encoder.to(device).eval()
     data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))
@@ -268,7 +279,9 @@ def run(
     jobs = find_jobs(sweep_dir)
     finished = [j for j in jobs if j.summary is not None]
     for j in jobs:
-        if j.summary is None:
+        if j.problem is not None:
+            log.warning(f"job {j.path.name} is damaged (left out): {j.problem}")
+        elif j.summary is None:
             log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
     if not finished:
         raise ConfigError(

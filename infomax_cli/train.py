@@ -59,11 +59,20 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_states(gen: torch.Generator, noise: torch.Generator) -> dict:
+    """Every RNG state as tensors and plain values, so a checkpoint loads with weights_only=True."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     states = {
         "data": gen.get_state(),
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": int(version), "state": torch.tensor(internal), "gauss": gauss_next},
     }
     if noise is not gen:
         states["noise"] = noise.get_state()
@@ -75,8 +84,39 @@ def _set_rng_states(gen: torch.Generator, noise: torch.Generator, states: dict) 
     if noise is not gen and "noise" in states:
         noise.set_state(states["noise"])
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    n = states["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["gauss"]))
+    p = states["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+
+
+CHECKPOINT_KEYS = ("step", "history", "rng", "encoder", "dim", "opt", "opt_d")
+
+
+def _restore(path: Path, state, networks: tuple, gen: torch.Generator, noise: torch.Generator):
+    """Load a checkpoint's state into (encoder, critics, opt, opt_d) and the RNGs; return (history,
+    step). A checkpoint without the training state, or one that does not fit these networks, is one
+    RunError naming it and the way out."""
+    fix = "delete it to start this job's training again from step 0"
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise RunError(f"{path} is damaged: it holds no {', '.join(missing)}: {fix}.")
+    history, step = state["history"], state["step"]
+    if not isinstance(step, int) or not isinstance(history, list) or len(history) != step:
+        raise RunError(f"{path} is damaged: its step and loss history disagree: {fix}.")
+    encoder, critics, opt, opt_d = networks
+    try:
+        encoder.load_state_dict(state["encoder"])
+        critics.load_state_dict(state["dim"])
+        opt.load_state_dict(state["opt"])
+        opt_d.load_state_dict(state["opt_d"])
+        _set_rng_states(gen, noise, state["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise RunError(
+            f"{path} does not fit this job's networks or is damaged ({first_line(e)[:200]}): {fix}."
+        ) from None
+    return history, step
 
 
 def train(
@@ -110,12 +150,7 @@ def train(
     start = 0
     if checkpoint is not None and checkpoint.is_file():
         state = load_torch(checkpoint, map_location=device)  # damaged: one line naming it
-        encoder.load_state_dict(state["encoder"])
-        critics.load_state_dict(state["dim"])
-        opt.load_state_dict(state["opt"])
-        opt_d.load_state_dict(state["opt_d"])
-        _set_rng_states(gen, noise, state["rng"])
-        history, start = state["history"], state["step"]
+        history, start = _restore(checkpoint, state, (encoder, critics, opt, opt_d), gen, noise)
 
     saved_at = start
 

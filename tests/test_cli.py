@@ -227,6 +227,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "run").exists()  # a configuration error writes nothing
 
 
 def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):

@@ -129,3 +129,99 @@ def test_sweep_exit_code_says_how_the_worst_job_stopped():
     assert sweep_exit_code([2, 1]) == 1  # a runtime failure outranks a config error
     assert sweep_exit_code([143, 1]) == 1
     assert sweep_exit_code([2, 140]) == 140  # stopped by a signal: resumable
+
+
+def _truncate(d):
+    t = d / "mi_per_image.csv"
+    t.write_text("".join(t.read_text().splitlines(keepends=True)[:-2]))
+
+
+def _nan(d):
+    t = pd.read_csv(d / "mi_per_image.csv")
+    t.loc[1, "mi_max"] = float("nan")
+    t.to_csv(d / "mi_per_image.csv", index=False)
+
+
+DAMAGES = {
+    "truncated table": (_truncate, "mi_per_image.csv has 3 rows but summary.json says n_images=5"),
+    "NaN": (_nan, "mi_per_image.csv has 1 NaN or non-numeric value(s) in mi_max"),
+    "missing table": (lambda d: (d / "mi_per_image.csv").unlink(), "mi_per_image.csv is missing"),
+    "empty table": (lambda d: (d / "mi_per_map.csv").write_text(""), "mi_per_map.csv is empty"),
+    "wrong columns": (
+        lambda d: (d / "loss.csv").write_text("a,b\n1,2\n"),
+        "loss.csv lacks the column(s) step, loss, local, global, prior",
+    ),
+    "random bytes": (
+        lambda d: (d / "mi_per_image.csv").write_bytes(bytes(range(256)) * 8),
+        "mi_per_image.csv ",
+    ),
+    "truncated summary": (
+        lambda d: (d / "summary.json").write_text('{"case": "b", "seed'),
+        "summary.json is damaged",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplog, damage):
+    """A damaged table used to be used silently (winners taken over the other cases) or to end in a
+    traceback; now the job is left out, as an unfinished one is, with one line naming the file."""
+    from fake_sweep import write_job
+
+    for case, mi in (
+        ("a", [0.1, 0.9, 0.3, 0.2, 0.5]),
+        ("b", [0.9] * 5),
+        ("c", [0.5, 0.2, 0.8, 0.4, 0.1]),
+    ):
+        job = write_job(tmp_path, case, mi)
+    damaged = next(tmp_path.glob("case=b,*"))
+    fix, needle = DAMAGES[damage]
+    fix(damaged)
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        sweep, _ = compare(tmp_path)
+    assert [j.path for j in sweep.damaged] == [damaged] and job in [j.path for j in sweep.jobs]
+    (line,) = [r.message for r in caplog.records if "damaged" in r.message]
+    assert f"job {damaged.name} is damaged (left out): {damaged}" in line and needle in line, line
+    comp = pd.read_csv(tmp_path / "comparison.csv")
+    assert "mi_max_b" not in comp.columns and comp["winner"].tolist() == ["c", "a", "c", "c", "a"]
+    assert "Left out, damaged: case=b," in (tmp_path / "report.html").read_text()
+
+
+def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path, capsys, caplog):
+    """The command line in this process (cli.main): a damaged job is a warning, a damaged run one line
+    (exit 1), a run directory given to compare a usage error (exit 2, it used to exit 1)."""
+    from fake_sweep import write_job
+
+    from infomax_cli import cli
+
+    run = write_job(tmp_path / "sweep", "a", [0.1, 0.2])
+    other = write_job(tmp_path / "sweep", "c", [0.3, 0.1])
+    (run / "summary.json").write_text("{")
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        assert cli.main(["compare", str(tmp_path / "sweep")]) == 0
+    assert f"{run / 'summary.json'} is damaged" in caplog.text
+    capsys.readouterr()
+    assert cli.main(["report", str(run)]) == 1  # a damaged run: nothing to report
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'summary.json'} is damaged" in err, err
+    assert cli.main(["compare", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a run directory" in err, err
+
+
+def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplog):
+    """A sweep job whose config the data cannot serve (more images asked for than there are) stops
+    before its first write: its directory holds only failed.json, and the sweep still names it (and
+    counts it in its exit status)."""
+    from infomax_cli.analysis.compare import sweep_exit_code
+
+    make_job(tmp_path, "a", [0.1, 0.2])
+    stopped = tmp_path / "case=c,dataset.n_images=100000"
+    stopped.mkdir()
+    message = "dataset.n_images=100000 is larger than samples (20 images)"
+    (stopped / "failed.json").write_text(json.dumps({"exit_code": 2, "message": message}))
+    with caplog.at_level(logging.WARNING, logger="infomax"):
+        sweep, _ = compare(tmp_path)
+    assert [j.path for j in sweep.unfinished] == [stopped]
+    assert f"job {stopped.name} did not finish (left out): {message}" in caplog.text
+    assert sweep_exit_code([2]) == 2

@@ -79,13 +79,30 @@ def test_unknown_key_fails():
         ("+train.stepz=3", "train.stepz"),
         ("+measure.bins_=5", "measure.bins_"),
         ("+sead=1", "sead"),
+        # settings that cannot work: refused at start, not NaN tables or a silently other setting
+        ("train.lr=inf", "train.lr=inf is not allowed: use a finite number > 0"),
+        ("train.lr=nan", "train.lr=nan is not allowed"),
+        ("train.prior_lr=inf", "train.prior_lr"),
+        ("train.gamma=-inf", "train.gamma=-inf is not allowed: use a finite number"),
+        ("measure.examples=-1", "measure.examples=-1 is not allowed: use an integer >= 0"),
+        ("train.negatives=64", "train.negatives=64 is not allowed: use an integer >= 1 and below"),
+        ("train.negatives=0", "train.negatives=0"),
+        ("measure.bins=10000000", "measure.bins=10000000 is more bins than an image's pixels can"),
+        ("measure.bins=257", "use measure.bins=256 or fewer"),
+        ("encoder.widths=[8,0,16]", "encoder.widths"),
+        ("case.padding=-1", "case.padding"),
+        ("train.hidden=0", "train.hidden"),
     ],
 )
 def test_range_checks_name_the_key(override, key):
     """Also keys added with '+' that the schema does not declare: Hydra accepts them, check() does not."""
     cfg = compose_cfg(["dataset=samples", override])
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("+", r"\+")):
         config.check(cfg)
+
+
+def test_the_largest_useful_bin_count_is_allowed():
+    config.check(compose_cfg(["dataset=samples", "measure.bins=256", "train.negatives=63"]))
 
 
 def test_the_schema_declares_every_key_of_every_preset():

@@ -58,19 +58,42 @@ def wait_for_checkpoint(proc, out, timeout=300):
         time.sleep(0.02)
 
 
+SUMMARY_TIMES = ("train_seconds", "measure_seconds", "measure_init_seconds")
+
+
 def assert_same_results(out, ref):
+    """Every table the run writes equals the uninterrupted run's: loss.csv, mi_per_map.csv,
+    mi_per_image.csv, infoplane.csv (every row from step 0, none lost to the resume) and the numbers of
+    summary.json (timings aside)."""
     a, b = pd.read_csv(out / "loss.csv"), pd.read_csv(ref / "loss.csv")
     assert a["step"].tolist() == b["step"].tolist() == list(range(1, 25))
     np.testing.assert_allclose(
         a.drop(columns="step").to_numpy(), b.drop(columns="step").to_numpy(), atol=1e-5, rtol=0
     )
-    ma, mb = pd.read_csv(out / "mi_per_map.csv"), pd.read_csv(ref / "mi_per_map.csv")
-    np.testing.assert_allclose(
-        ma[["mi", "mi_null", "mi_init"]].to_numpy(),
-        mb[["mi", "mi_null", "mi_init"]].to_numpy(),
-        atol=1e-6,
-        rtol=0,
-    )
+    for name in ("mi_per_map.csv", "mi_per_image.csv"):
+        ma, mb = pd.read_csv(out / name), pd.read_csv(ref / name)
+        assert list(ma.columns) == list(mb.columns) and len(ma) == len(mb), name
+        assert (
+            (ma.select_dtypes(exclude="number") == mb.select_dtypes(exclude="number")).all().all()
+        )
+        np.testing.assert_allclose(
+            ma.select_dtypes("number").to_numpy(),
+            mb.select_dtypes("number").to_numpy(),
+            atol=1e-5,
+            rtol=0,
+            err_msg=name,
+        )
+    pa, pb = pd.read_csv(out / "infoplane.csv"), pd.read_csv(ref / "infoplane.csv")
+    assert pa[["step", "layer"]].values.tolist() == pb[["step", "layer"]].values.tolist()
+    assert sorted(pa["step"].unique()) == [0, 5, 10, 15, 20]  # every 5 steps from step 0
+    np.testing.assert_allclose(pa["mi"], pb["mi"], atol=1e-5, rtol=0)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (out, ref))
+    assert sa.keys() == sb.keys()
+    for key in sa.keys() - set(SUMMARY_TIMES):
+        if isinstance(sa[key], float):
+            assert sa[key] == pytest.approx(sb[key], abs=1e-5), key
+        else:
+            assert sa[key] == sb[key], key
 
 
 @pytest.mark.slow
@@ -99,6 +122,14 @@ def test_signal_saves_a_checkpoint_and_exits_resumable(tmp_path, uninterrupted, 
     assert "Traceback" not in stderr + stdout
     assert f"hydra.run.dir={out}" in stderr  # how to resume
     assert (out / "checkpoint.pt").exists() and not (out / "summary.json").exists()
+    if sig == signal.SIGINT:
+        # resumed with another config: refused, naming the keys, before it writes anything (it used to
+        # continue the seed-0 checkpoint at the new lr, and summary.json said seed 2)
+        files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        r = infomax("run", "case=c", *RESUMABLE, "seed=2", "train.lr=0.01", f"hydra.run.dir={out}")
+        assert r.returncode == 2, r.stderr
+        assert "holds a resumable run made with another config (seed 0 -> 2, train.lr" in r.stderr
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr
     assert_same_results(out, uninterrupted)

@@ -397,3 +397,68 @@ def test_the_mi_table_shows_the_statistics_own_intervals(tmp_path):
     run = make_run(tmp_path / "run", "c", examples=False)
     page = build_report(run).read_text()
     assert "± " not in page and "95% interval over image units (one training run)" in page
+
+
+def elements(page: str):
+    """(tag counts, attribute names, img sources, text) of an HTML page, as a browser would parse it."""
+    from collections import Counter
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.attrs, self.srcs, self.text = Counter(), set(), [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags[tag] += 1
+            self.attrs |= {name for name, _ in attrs}
+            self.srcs += [v for name, v in attrs if tag == "img" and name == "src"]
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    p = Parser()
+    p.feed(page)
+    return p.tags, p.attrs, p.srcs, "".join(p.text)
+
+
+MARKUP = {
+    "case": "<img src=x onerror=alert(1)>",
+    "label": "<script>alert(2)</script>",
+    "folder": "<svg onload=alert(3)>",
+    "picture": "<iframe srcdoc=x>",
+}
+
+
+def markup_sweep(path: Path, names: dict) -> Path:
+    """A two-case sweep in a folder named names['folder'], one case named names['case'], images
+    labelled names['label'], an example picture named after names['picture']."""
+    from fake_sweep import write_job
+
+    sweep = path / names["folder"]
+    labels = [names["label"], "horse", names["label"], "cat"]
+    for case in (names["case"], "c"):
+        job = write_job(sweep, case, [0.5, 0.6, 0.7, 0.8], labels=labels, groups=labels)
+        fig = figures.features_figure(np.eye(8), np.ones((2, 8, 8)), np.arange(2.0), "t", "c")
+        save_png(job / rundir.FEATURES / f"00000_{names['picture']}.png", fig)
+    return sweep
+
+
+def test_names_from_the_run_cannot_put_markup_in_the_report(tmp_path):
+    """Case names, labels and folder names are the user's (or an attacker's): every one reaches the page
+    as text. The page of a sweep (and of one of its runs) whose names hold markup has exactly the
+    elements of the same page with plain names, no event attribute, and only embedded PNGs."""
+    plain = {k: f"plain{i}" for i, k in enumerate(MARKUP)}
+    for kind in ("sweep", "run"):
+        pages = {}
+        for which, names in (("markup", MARKUP), ("plain", plain)):
+            sweep = markup_sweep(tmp_path / which / kind, names)
+            run = next(p for p in sweep.iterdir() if p.name.startswith(f"case={names['case']},"))
+            target = sweep if kind == "sweep" else run
+            pages[which] = elements(build_report(target).read_text())
+        (tags, attrs, srcs, text), (plain_tags, plain_attrs, _, _) = pages["markup"], pages["plain"]
+        assert tags == plain_tags, kind  # no element the run did not put there
+        assert attrs == plain_attrs and not any(a.startswith("on") for a in attrs), attrs
+        assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+        assert f"case {MARKUP['case']}" in text  # shown, as text
+        assert MARKUP["picture"] in text and (kind == "run" or MARKUP["folder"] in text)

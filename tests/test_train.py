@@ -9,7 +9,7 @@ import torch
 from conftest import TINY, compose_cfg
 
 from infomax_cli import config
-from infomax_cli.errors import Interrupted
+from infomax_cli.errors import Interrupted, RunError
 from infomax_cli.model.encoders import build_encoder
 from infomax_cli.model.objectives import DeepInfoMax
 from infomax_cli.train import seed_everything, train
@@ -123,3 +123,59 @@ def test_on_cuda_a_resumed_run_continues_the_prior_noise(tmp_path):
         assert a["prior_disc"] == pytest.approx(b["prior_disc"], rel=1e-5) and a[
             "loss"
         ] == pytest.approx(b["loss"], rel=1e-5)
+
+
+def test_a_checkpoint_loads_with_weights_only_and_resumes_every_rng(tmp_path):
+    """The checkpoint holds tensors and plain values only (torch.load(weights_only=True) reads it), and
+    the numpy and Python RNG states it carries come back exactly: stopped after step 2 and resumed, the
+    losses are the uninterrupted run's."""
+    import random
+
+    import numpy as np
+
+    whole = run(["case=c", "train.checkpoint_every=1"], steps=4)
+    ckpt = tmp_path / "checkpoint.pt"
+    calls = iter([None, "SIGTERM"])
+    with pytest.raises(Interrupted):
+        run(["case=c"], steps=4, checkpoint=ckpt, stop=lambda: next(calls))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 2 and len(state["history"]) == 2
+    after = (np.random.random(), random.random())
+    np.random.seed(123), random.seed(123)
+    from infomax_cli.train import _set_rng_states
+
+    gen = torch.Generator()
+    _set_rng_states(gen, gen, state["rng"])
+    assert (np.random.random(), random.random()) == after
+    resumed = run(["case=c"], steps=4, checkpoint=ckpt)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4] and resumed == whole
+
+
+@pytest.mark.parametrize(
+    "state,needle",
+    [
+        ({}, "holds no step, history, rng, encoder, dim, opt, opt_d"),
+        ([1, 2], "holds no step"),
+        (
+            {"step": 3, "history": [], "rng": {}, "encoder": {}, "dim": {}, "opt": {}, "opt_d": {}},
+            "disagree",
+        ),
+        (
+            {
+                "step": 0,
+                "history": [],
+                "rng": {},
+                "encoder": {"w": torch.zeros(1)},
+                "dim": {},
+                "opt": {},
+                "opt_d": {},
+            },
+            "does not fit",
+        ),
+    ],
+)
+def test_a_checkpoint_without_a_training_state_is_named_damaged(tmp_path, state, needle):
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save(state, ckpt)
+    with pytest.raises(RunError, match=f"{ckpt} .*{needle}.*delete it to start"):
+        run(["case=c"], steps=2, checkpoint=ckpt)

@@ -15,7 +15,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 
 from .. import rundir
-from ..errors import InfomaxError
+from ..errors import ConfigError, InfomaxError
 from ..render import figures, report
 from . import claims, stats
 from .sweep import Sweep, find_jobs, load, warn_left_out
@@ -97,8 +97,9 @@ def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
     or a sweep already loaded."""
     sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load(sweep_dir)
     if sweep.kind != "sweep":
-        raise InfomaxError(
-            f"{sweep_dir} is a run directory: compare takes a sweep directory (run -m)."
+        raise ConfigError(
+            f"{sweep_dir} is a run directory: compare takes a sweep directory (run -m); "
+            f"infomax report {sweep_dir} rebuilds a run's report."
         )
     warn_left_out(sweep)
     found = analyse(sweep)

@@ -4,6 +4,7 @@ frames the statistics and claims are computed from. Nothing here computes a stat
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's o
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .. import rundir
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError, first_line
 
 log = logging.getLogger("infomax")
 
@@ -27,14 +28,21 @@ NOT_NUMERIC = (
 )  # mi_per_image columns that are not statistics
 
 
+# the columns compare and report need (the contract's, less those older runs lack: group)
+PER_IMAGE_NEEDS = ("image_id", "label", "mi_mean", "mi_max")
+PER_MAP_NEEDS = ("image_id", "map", "mi")
+LOSS_NEEDS = ("step", "loss", "local", "global", "prior")
+
+
 @dataclass(eq=False)
 class Job:
     """One job directory. Its tables are read on first use, once (or handed in by the job that has
-    just written them: `Job.written`)."""
+    just written them: `Job.written`). `problem`: what is wrong with its files, when something is."""
 
     path: Path
     overrides: list[str]
     summary: dict | None
+    problem: str | None = None
 
     @classmethod
     def written(
@@ -66,7 +74,7 @@ class Job:
 
     @cached_property
     def per_image(self) -> pd.DataFrame:
-        t = pd.read_csv(self.path / rundir.MI_PER_IMAGE)
+        t = rundir.read_table(self.path / rundir.MI_PER_IMAGE)
         if "group" not in t.columns:  # written before `group` existed: the photograph, or the image
             photo = self.summary.get("dataset") == "samples" and "label" in t.columns
             t.insert(2, "group", t["label"] if photo else t["image_id"])
@@ -74,16 +82,50 @@ class Job:
 
     @cached_property
     def per_map(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / rundir.MI_PER_MAP)
+        return rundir.read_table(self.path / rundir.MI_PER_MAP)
 
     @cached_property
     def loss(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / rundir.LOSS_CSV)
+        return rundir.read_table(self.path / rundir.LOSS_CSV)
+
+    def damage(self) -> str | None:
+        """What is wrong with a finished job's tables against the contract, naming the file (None when
+        nothing is): unreadable, a column missing, a row count other than summary.json's, a NaN."""
+        n = self.summary.get("n_images")
+        n = n if isinstance(n, int) and not isinstance(n, bool) else None
+        try:
+            checks = [
+                (rundir.MI_PER_IMAGE, self.per_image, PER_IMAGE_NEEDS, n, ("label", "group")),
+                (rundir.MI_PER_MAP, self.per_map, PER_MAP_NEEDS, None, ("label",)),
+                (rundir.LOSS_CSV, self.loss, LOSS_NEEDS, None, ()),
+            ]
+        except rundir.Damaged as e:
+            return str(e)
+        for name, table, needs, rows, text in checks:
+            if missing := [c for c in needs if c not in table.columns]:
+                return f"{self.path / name} lacks the column(s) {', '.join(missing)}"
+            if problem := _table_problem(table, rows, text):
+                return f"{self.path / name} {problem}"
+        if n is not None and len(self.per_map) % n:
+            rows = len(self.per_map)
+            return (
+                f"{self.path / rundir.MI_PER_MAP} has {rows} rows, not n_images={n} times the maps"
+            )
+        if self.per_image["image_id"].duplicated().any():
+            return f"{self.path / rundir.MI_PER_IMAGE} lists an image twice"
+        return None
 
     @cached_property
     def examples(self) -> dict:
-        """name -> (image, maps, mi) of the example images (features/examples.npz)."""
-        return rundir.load_example_maps(self.path)
+        """name -> (image, maps, mi) of the example images (features/examples.npz); {} (with a warning)
+        when the file cannot be read."""
+        try:
+            return rundir.load_example_maps(self.path)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as e:
+            log.warning(
+                f"{self.path / rundir.FEATURES / rundir.EXAMPLES_NPZ} is damaged ({e}): its maps are not shown."
+            )
+            return {}
 
     @cached_property
     def pictures(self) -> dict[str, Path]:
@@ -99,7 +141,7 @@ class Job:
     @property
     def config_text(self) -> str | None:
         path = self.path / rundir.HYDRA_CONFIG
-        return path.read_text() if path.is_file() else None
+        return path.read_text(errors="replace") if path.is_file() else None
 
     def study_examples(self) -> list[int]:
         """The image ids of the study's example images (a cat and a horse)."""
@@ -123,6 +165,7 @@ class Sweep:
     jobs: list[Job]
     unfinished: list[Job] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # the overrides of jobs never started
+    damaged: list[Job] = field(default_factory=list)  # finished, but a file breaks the contract
 
     @property
     def cases(self) -> list[str]:
@@ -181,6 +224,20 @@ class Sweep:
         return pd.concat(rows, ignore_index=True), source
 
 
+def _table_problem(table: pd.DataFrame, rows: int | None, text: tuple[str, ...]) -> str | None:
+    """What is wrong with a job's table: no rows, another row count than expected, NaN in a number."""
+    if len(table) == 0:
+        return "has no rows"
+    if rows is not None and len(table) != rows:
+        return f"has {len(table)} rows but summary.json says n_images={rows} (truncated?)"
+    numbers = table.drop(columns=[c for c in text if c in table.columns])
+    bad = [c for c in numbers.columns if pd.to_numeric(numbers[c], errors="coerce").isna().any()]
+    if bad:
+        count = int(pd.to_numeric(numbers[bad[0]], errors="coerce").isna().sum())
+        return f"has {count} NaN or non-numeric value(s) in {bad[0]}"
+    return None
+
+
 def find_jobs(sweep_dir: Path) -> list[Job]:
     """Every job directory of a sweep, finished or not."""
     if not Path(sweep_dir).is_dir():
@@ -189,12 +246,25 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         )
     jobs = []
     for d in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and rundir.is_job_dir(p)):
-        ov_file = d / rundir.HYDRA_OVERRIDES
-        overrides = (
-            yaml.safe_load(ov_file.read_text()) or [] if ov_file.is_file() else d.name.split(",")
-        )
-        jobs.append(Job(d, [str(o) for o in overrides], rundir.read_summary(d)))
+        try:
+            job = Job(d, _overrides(d), rundir.read_summary(d))
+        except rundir.Damaged as e:  # summary.json: the job finished, but its record is unreadable
+            job = Job(d, _overrides(d), None, str(e))
+        jobs.append(job)
     return jobs
+
+
+def _overrides(job_dir: Path) -> list[str]:
+    """The job's overrides (.hydra/overrides.yaml; its directory name when that is missing or
+    unreadable)."""
+    path = job_dir / rundir.HYDRA_OVERRIDES
+    try:
+        overrides = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        overrides = None
+    if not isinstance(overrides, list):
+        return job_dir.name.split(",")
+    return [str(o) for o in overrides]
 
 
 def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
@@ -202,10 +272,14 @@ def missing_jobs(sweep_dir: Path, jobs: list[Job]) -> list[str]:
     path = Path(sweep_dir) / rundir.MULTIRUN
     if not path.is_file():
         return []
-    task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get(
-        "task", []
-    )
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    try:
+        task = (yaml.safe_load(path.read_text()).get("hydra", {}).get("overrides", {}) or {}).get(
+            "task", []
+        )
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    except Exception as e:  # noqa: BLE001 - damaged: YAML, encoding, shape or Hydra's grammar
+        log.warning(f"{path} is damaged ({first_line(e)[:80]}): jobs never started are not listed.")
+        return []
     present = {frozenset(j.overrides) for j in jobs}
     return [" ".join(o) for batch in batches for o in batch if frozenset(o) not in present]
 
@@ -218,9 +292,12 @@ def load(path: Path) -> Sweep:
             f"{path} is not a directory: give a run directory (infomax run) or a sweep directory "
             "(infomax run -m)."
         )
-    summary = rundir.read_summary(path)
+    summary = rundir.read_summary(path)  # damaged: one line naming it
     if summary is not None:
-        return Sweep(path, "run", [Job(path, [], summary)])
+        job = Job(path, [], summary)
+        if problem := job.damage():
+            raise RunError(f"{problem}: rerun the job with overwrite=true to write it again.")
+        return Sweep(path, "run", [job])
     if rundir.is_job_dir(path):
         raise ConfigError(
             f"{path} is a run directory whose job has not finished (no summary.json): rerun it, then report."
@@ -231,15 +308,25 @@ def load(path: Path) -> Sweep:
             f"{path} is not a run or sweep directory: it holds no finished job (no summary.json) and "
             "no job directories."
         )
+    for j in jobs:
+        if j.summary is not None and j.problem is None:
+            j.problem = j.damage()
     finished = sorted(
-        (j for j in jobs if j.summary is not None), key=lambda j: (j.case, j.seed, j.path.name)
+        (j for j in jobs if j.summary is not None and j.problem is None),
+        key=lambda j: (j.case, j.seed, j.path.name),
     )
+    damaged = [j for j in jobs if j.problem is not None]
+    if not finished and damaged:
+        raise RunError(
+            f"{path}: every finished job is damaged, e.g. {damaged[0].problem}: rerun the sweep "
+            "with overwrite=true."
+        )
     if not finished:
         raise ConfigError(
             f"{path} is a sweep directory with no finished job (no */summary.json): nothing to compare."
         )
-    unfinished = [j for j in jobs if j.summary is None]
-    return Sweep(path, "sweep", finished, unfinished, missing_jobs(path, jobs))
+    unfinished = [j for j in jobs if j.summary is None and j.problem is None]
+    return Sweep(path, "sweep", finished, unfinished, missing_jobs(path, jobs), damaged)
 
 
 def warn_left_out(sweep: Sweep) -> None:
@@ -252,6 +339,8 @@ def warn_left_out(sweep: Sweep) -> None:
             log.warning(
                 f"job {j.path.name} has not finished (no summary.json): left out; rerun the sweep to finish it."
             )
+    for j in sweep.damaged:
+        log.warning(f"job {j.path.name} is damaged (left out): {j.problem}")
     for m in sweep.missing:
         log.warning(
             f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep.path}."

@@ -13,6 +13,7 @@ import sys
 import pandas as pd
 from matplotlib.colors import to_hex
 from rich.console import Console
+from rich.markup import escape as plain  # names from files are text, never rich markup
 from rich.table import Table
 
 from .figures import Pictures, case_color
@@ -118,12 +119,14 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, sweep_dir) -> None:
     estimate, interval) and one line saying where each claim's sentence and notes are (claims.csv,
     report.html): a note printed under every claim says less than the one line that points at it."""
     console = Console()
-    title = f"which case has the highest max MI ({sweep_dir})"
+    title = f"which case has the highest max MI ({plain(str(sweep_dir))})"
     table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in winners.itertuples():
-        table.add_row(f"case {r.case}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
+        table.add_row(
+            f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r)
+        )
     console.print(table)
     print(claim_lines(claims, sweep_dir), flush=True)
 
@@ -168,15 +171,15 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
         style = "bold" if r.own_protocol else None
         bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
         cells = [
-            *([str(r["setting"])] if "setting" in table.columns else []),
+            *([plain(str(r["setting"]))] if "setting" in table.columns else []),
             r["align"],
             r["estimator"],
             bins,
         ]
         cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
         cells += [
-            r["best"],
-            r["ranking"],
+            plain(str(r["best"])),
+            plain(str(r["ranking"])),
             "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
         ]
         t.add_row(*cells, style=style)
@@ -247,6 +250,21 @@ def _stats_table(stats: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
+def _left_out(sweep) -> list[str]:
+    """The notes naming the jobs left out: not finished (or never started), and damaged."""
+    notes = []
+    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
+    left_out += [f"{m} (never started)" for m in sweep.missing]
+    if left_out:
+        notes.append(
+            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
+        )
+    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
+    if damaged:
+        notes.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
+    return notes
+
+
 def page(
     sweep,
     pictures: Pictures,
@@ -265,21 +283,21 @@ def page(
     out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
     if claims is not None:
         out.extend(_claims_section(claims, list(claim_lines)))
+    # every string from the run's files is escaped: case names, labels and folder names are the user's
     legend = " ".join(
-        f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>case {c}</span>'
+        f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>'
+        f"case {html.escape(c)}</span>"
         for c in cases
     )
-    out.append(
-        f"<p>Deep InfoMax encoders trained on {html.escape(str(s0.get('dataset')))} "
-        f"({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each image and each of "
-        f"its feature maps, in nats. {len(jobs)} finished job(s): {legend}</p>"
+    what = (
+        f"{s0.get('dataset')} ({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each "
+        "image and each of its feature maps, in nats."
     )
-    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
-    left_out += [f"{m} (never started)" for m in sweep.missing]
-    if left_out:
-        out.append(
-            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
-        )
+    out.append(
+        f"<p>Deep InfoMax encoders trained on {html.escape(what)} {len(jobs)} finished job(s): "
+        f"{legend}</p>"
+    )
+    out.extend(_left_out(sweep))
 
     # settings: what all jobs share once, then one row per job
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]

@@ -1,0 +1,153 @@
+"""How a job starts: config errors before anything is written, the config a run directory remembers,
+and sweep job directories named by every override that changes results (dataset.root included)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import CONF, TINY, infomax
+from hydra import compose, initialize_config_dir
+
+from infomax_cli import config, rundir
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file and folder under `folder` with its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def subdir(*overrides: str) -> str:
+    """The job directory name a sweep job with these overrides gets."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return cfg.hydra.sweep.subdir
+
+
+def test_dataset_root_names_its_job_directory():
+    """Two folder roots are two jobs: before, dataset.root was left out of the name and the second job
+    was taken for the first, finished. A root is shown as typed when short and plain, else its last part
+    and a hash (no '/': one folder, not a tree); names without a root are Hydra's, as before."""
+    base = ["dataset=folder", "case=a"]
+    assert subdir(*base) == "case=a,dataset=folder"
+    assert subdir(*base, "dataset.root=photos") == "case=a,dataset.root=photos,dataset=folder"
+    one = subdir(*base, "dataset.root=/data/cats/photos")
+    two = subdir(*base, "dataset.root=/data/dogs/photos")
+    assert one != two and "/" not in one + two
+    assert one.startswith("case=a,dataset.root=photos-") and one.endswith(",dataset=folder")
+    assert subdir(*base, "dataset.root=/data/dogs/photos") == two  # the same root, the same job
+    assert subdir(*base, "seed=1", "device=cpu", "resume=force") == "case=a,dataset=folder,seed=1"
+
+
+def test_differing_keys_are_those_that_change_results():
+    stored = {
+        "seed": 1,
+        "train": {"lr": 1e-4, "steps": 50},
+        "device": {"kind": "cpu", "threads": 1},
+    }
+    current = {"seed": 7, "train": {"lr": 0.5, "steps": 50.0}, "device": {"kind": "cuda"}}
+    diff = config.differing_keys(stored, current)
+    assert diff == {
+        "seed": (1, 7),
+        "train.lr": (1e-4, 0.5),
+    }  # where it runs is not what it computes
+    assert config.describe(diff) == "seed 1 -> 7, train.lr 0.0001 -> 0.5"
+    # a key written by another version, or only one side has, counts as its default
+    assert config.differing_keys({"measure": {}}, {"measure": {"bins": 20}}) == {}
+    assert config.differing_keys({}, {"measure": {"bins": 32}}) == {"measure.bins": (20, 32)}
+    assert config.differing_keys({}, {"dataset": {"options": {"size": 10}}}) != {}
+    assert config.differing_keys({"train": {"bf16": False}}, {"train": {"bf16": 0}}) != {}
+
+
+# seed 1, and a batch larger than the 12 images
+FINISHED = [*(o for o in TINY if not o.startswith("train.batch_size")), "train.batch_size=100"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    done = infomax("run", *FINISHED, "seed=1", f"hydra.run.dir={out}")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_data_is_recorded_as_used(finished):
+    """train.batch_size=100 with 12 images trained with 12 but summary.json said 100."""
+    import json
+
+    assert json.loads((finished / rundir.SUMMARY).read_text())["batch_size"] == 12
+    log = (finished / rundir.LOG).read_text()
+    assert "train.batch_size=100 is more than the 12 training images: each step uses all 12" in log
+
+
+@pytest.mark.slow
+def test_a_rerun_with_another_config_stops_and_changes_nothing(finished, tmp_path):
+    """A finished directory rerun with another config used to say "skipped" (exit 0) while Hydra
+    rewrote .hydra/ to the new config over tables made by the old one."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = snapshot(run)
+    done = infomax(
+        "run", *FINISHED, "seed=7", "train.lr=0.5", "device.threads=1", f"hydra.run.dir={run}"
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"{run} holds a finished run made with another config" in line
+    assert "seed 1 -> 7, train.lr 0.0001 -> 0.5)" in line and "resume=force" in line
+    assert snapshot(run) == before  # no file written, not even .hydra/ or the log
+    forced = infomax("run", *FINISHED, "seed=7", "resume=force", f"hydra.run.dir={run}")
+    assert forced.returncode == 0 and "skipped" in forced.stdout, forced.stderr
+    assert (run / rundir.SUMMARY).read_bytes() == before[rundir.SUMMARY][0]
+
+
+@pytest.mark.slow
+def test_a_sweep_config_error_writes_nothing(tmp_path):
+    """A range error used to leave a run directory holding failed.json and infomax.log; a sweep's, one
+    per job. Now a whole sweep stops before any folder is made (a single run: test_cli's bad inputs)."""
+    sweep = infomax(
+        "run", "-m", "case=a,c", *TINY, "measure.bins=1000,20", f"hydra.sweep.dir={tmp_path / 's'}"
+    )
+    assert sweep.returncode == 2, sweep.stderr
+    (line,) = sweep.stderr.strip().splitlines()
+    assert "job case=a" in line and "measure.bins=1000 is more bins" in line and "256" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+HOLD = """
+import sys, time
+from infomax_cli import rundir
+with rundir.lock(sys.argv[1]):
+    print("got", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_refused_by_the_lock_leaves_the_busy_directory_byte_identical(finished, tmp_path):
+    """Hydra used to write the second run's .hydra/config.yaml and overrides.yaml (seed 1 -> 7, lr ->
+    0.5) into the busy directory before the lock refused it."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / rundir.SUMMARY).unlink()  # a run in progress
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().startswith("got")
+        before = snapshot(run)
+        done = infomax("run", *FINISHED, "seed=7", "train.lr=0.5", f"hydra.run.dir={run}")
+        assert snapshot(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"{run} is in use by another infomax run (PID {holder.pid})" in line
