@@ -69,7 +69,7 @@ LOSS = {"a": 0.10, "b": 0.05, "c": 0.30, "d": 0.15}
 
 def test_one_seed_never_establishes_a_claim_but_shows_the_estimates(tmp_path):
     t = table(make(tmp_path, FOUR, loss=LOSS))
-    assert list(t.columns[:10]) == rundir.CLAIM_COLUMNS
+    assert list(t.columns[:11]) == [rundir.SETTING, *rundir.CLAIM_COLUMNS]
     assert t.claim.tolist() == [
         "loss_curves",
         "example_images",
@@ -236,6 +236,8 @@ def test_several_settings_get_a_leading_setting_column(tmp_path):
         make(tmp_path, FOUR, extra=("dataset=samples", f"train.steps={steps}"))
     t = table(tmp_path)
     assert t.columns[0] == "setting" and list(t.columns[1:11]) == rundir.CLAIM_COLUMNS
+    compare(tmp_path)  # the file keeps the column: the sweep has two settings
+    assert pd.read_csv(tmp_path / rundir.CLAIMS).columns[0] == "setting"
     assert sorted(t.setting.unique()) == [
         "dataset=samples,train.steps=10",
         "dataset=samples,train.steps=5",

@@ -265,7 +265,8 @@ def per_image(
 def test_stats_table_columns_counts_and_units():
     df = per_image({"a": 0.3, "c": 0.5}, n_images=60, seeds=(0, 1, 2), per_group=4)
     t = stats.stats_table(df)
-    assert list(t.columns) == rundir.STATS_COLUMNS
+    # the setting carried in memory (a frame without one: one setting, ""), first
+    assert list(t.columns) == [rundir.SETTING, *rundir.STATS_COLUMNS] and set(t.setting) == {""}
     assert len(t) == 2 * 4 and set(t.metric) == {
         "mi_mean",
         "mi_max",
@@ -289,7 +290,7 @@ def test_paired_differences_cancel_the_shared_image_effect():
     # every image moves both cases alike (sd 1.0); case c is 0.05 above a on each image (+ small noise)
     df = per_image({"a": 0.3, "c": 0.35}, n_images=200, sd=0.01, shared_sd=1.0)
     p = stats.pairwise_table(df)
-    assert list(p.columns) == rundir.PAIRWISE_COLUMNS
+    assert list(p.columns) == [rundir.SETTING, *rundir.PAIRWISE_COLUMNS]
     assert list(p.metric) == ["mi_mean", "mi_max"]
     row = p[p.metric == "mi_max"].iloc[0]
     assert (row.case_x, row.case_y) == ("a", "c")
@@ -315,7 +316,7 @@ def test_write_stats_from_job_files(tmp_path):
         for case, mu in (("a", 0.3), ("b", 0.2), ("c", 0.6)):
             write_job(tmp_path, case, mu + rng.normal(0, 0.05, 40), seed)
     loaded, found = compare(tmp_path)
-    s = found.stats
+    s = found.stats.drop(columns=rundir.SETTING)  # one setting: the file has no such column
     assert pd.read_csv(tmp_path / "stats.csv").shape == s.shape
     assert list(s.columns) == rundir.STATS_COLUMNS and len(s) == 3 * len(stats.METRICS)
     # 5 photographs

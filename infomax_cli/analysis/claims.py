@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import rundir
+from ..rundir import SETTING, several_settings
 from . import stats
 from .verdict import FAILS, HOLDS, Verdict, compare_cases
 
@@ -68,6 +69,7 @@ CLAIMS = (
     Claim("mean_max_mi", "Mean max-MI", "the mean over images of the max MI over the maps", "nats"),
     Claim("mean_mi", "Mean MI", "the mean over images of the mean MI over the maps", "nats"),
 )
+SHARE_CLAIMS = frozenset(c.id for c in CLAIMS if c.kind == "share")
 IMAGE_CLAIMS = {
     "mean_max_mi": "has the highest mean max-MI",
     "winner_share": "wins the most images",
@@ -358,7 +360,7 @@ def claims_table(
     study_case: str = stats.STUDY_CASE,
     level: float = stats.LEVEL,
 ) -> pd.DataFrame:
-    """One row per claim (and setting, when the sweep has several): rundir.CLAIM_COLUMNS, then `sentence`,
+    """One row per setting and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`,
     `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
     init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
@@ -366,16 +368,14 @@ def claims_table(
         case=per_image["case"].astype(str),
         group=pd.factorize(per_image["group"].astype(str))[0],
     )
-    settings = sorted(per_image["setting"].unique())
-    several = len(settings) > 1
     rows = []
-    for setting in settings:
-        part = per_image[per_image["setting"] == setting]
-        curves = losses[losses["setting"] == setting]
+    for setting in sorted(per_image[SETTING].unique()):
+        part = per_image[per_image[SETTING] == setting]
+        curves = losses[losses[SETTING] == setting]
         for row in _claims_of_setting(part, curves, loss_source, align, study_case, level):
-            rows.append({"setting": setting, **row} if several else row)
+            rows.append({SETTING: setting, **row})
     out = pd.DataFrame(rows)
-    first = (["setting"] if several else []) + rundir.CLAIM_COLUMNS + ["sentence", "notes"]
+    first = [SETTING, *rundir.CLAIM_COLUMNS, "sentence", "notes"]
     values = sorted(c for c in out.columns if c.startswith("value_"))
     rest = [c for c in out.columns if c not in first and c not in values]
     out = out[first + values + rest]
@@ -399,9 +399,9 @@ ESTABLISH = (
 
 def lines(claims: pd.DataFrame) -> list[str]:
     """The sentences (with their notes), then, with one seed, the line that says how to establish them."""
-    out = []
+    out, several = [], several_settings(claims)
     for _, r in claims.iterrows():
-        prefix = f"[{r['setting']}] " if "setting" in claims.columns else ""
+        prefix = f"[{r[SETTING]}] " if several else ""
         notes = r.get("notes")
         out.append(
             prefix

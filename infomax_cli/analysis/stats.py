@@ -49,6 +49,7 @@ import pandas as pd
 from scipy.special import ndtri, stdtrit  # not scipy.stats: a second less on every import
 
 from .. import rundir
+from ..rundir import SETTING
 
 LEVEL = 0.95
 # per case: MI, MI above the null (the maps against another image), the null itself, the untrained control
@@ -197,16 +198,10 @@ def effective_n(
 
 
 def _by_setting(frame: pd.DataFrame):
-    """(setting or None, rows) for each setting of the frame (None: the frame has no setting column)."""
-    if "setting" not in frame.columns:
-        yield None, frame
-        return
-    yield from frame.groupby("setting", sort=True)
-
-
-def _with_setting(rows: list[dict], columns: list[str], has_setting: bool) -> pd.DataFrame:
-    cols = (["setting"] if has_setting else []) + columns
-    return pd.DataFrame(rows, columns=cols)
+    """(setting, rows) for each setting of the frame (a frame without the column: one setting, "")."""
+    if SETTING not in frame.columns:
+        frame = frame.assign(**{SETTING: ""})
+    yield from frame.groupby(SETTING, sort=True)
 
 
 def _unit_column(frame: pd.DataFrame) -> pd.Series:
@@ -220,9 +215,8 @@ def _n_images(frame: pd.DataFrame) -> int:
 def stats_table(per_image: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """Per case and metric (mi_mean, mi_max, and the _init controls where every job has them): the mean
     over seeds and units with its interval (module docstring). `per_image`: columns case, seed, image_id,
-    [group,] the metrics; a `setting` column splits the rows (and comes first in the result)."""
+    [group,] the metrics; its `setting` column (none: one setting, "") splits the rows and comes first."""
     metrics = [m for m in METRICS if m in per_image.columns and per_image[m].notna().all()]
-    has_setting = "setting" in per_image.columns
     rows = []
     for setting, part in _by_setting(per_image):
         part = part.assign(case=part["case"].astype(str), unit=_unit_column(part))
@@ -231,7 +225,7 @@ def stats_table(per_image: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
                 ci = interval(g, metric, level)
                 rows.append(
                     {
-                        **({"setting": setting} if has_setting else {}),
+                        SETTING: setting,
                         "case": case,
                         "metric": metric,
                         "mean": ci.mean,
@@ -242,7 +236,7 @@ def stats_table(per_image: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
                         "n_units": ci.n_units,
                     }
                 )
-    out = _with_setting(rows, rundir.STATS_COLUMNS, has_setting)
+    out = pd.DataFrame(rows, columns=[SETTING, *rundir.STATS_COLUMNS])
     return out.astype({"n_seeds": int, "n_images": int, "n_units": int})
 
 
@@ -253,7 +247,6 @@ def pairwise_table(
     measured (paired by seed and image_id, averaged per unit) with its interval; `significant`: the
     interval excludes 0."""
     metrics = [m for m in metrics if m in per_image.columns]
-    has_setting = "setting" in per_image.columns
     rows = []
     for setting, part in _by_setting(per_image):
         part = part.assign(case=part["case"].astype(str), unit=_unit_column(part))
@@ -281,7 +274,7 @@ def pairwise_table(
                 ci = interval(d, "value", level)
                 rows.append(
                     {
-                        **({"setting": setting} if has_setting else {}),
+                        SETTING: setting,
                         "metric": metric,
                         "case_x": x,
                         "case_y": y,
@@ -294,7 +287,7 @@ def pairwise_table(
                         "n_units": ci.n_units,
                     }
                 )
-    out = _with_setting(rows, rundir.PAIRWISE_COLUMNS, has_setting)
+    out = pd.DataFrame(rows, columns=[SETTING, *rundir.PAIRWISE_COLUMNS])
     return out.astype({"n_seeds": int, "n_images": int, "significant": bool, "n_units": int})
 
 
@@ -341,7 +334,7 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     )
     if comp.empty or not cases:
         return out.assign(ci_low=np.nan, ci_high=np.nan, n_units=0)[rundir.WINNER_COLUMNS]
-    keys = [k for k in ("setting", "seed") if k in comp.columns]
+    keys = [k for k in (SETTING, "seed") if k in comp.columns]
     seed = (
         comp[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("0", index=comp.index)
     )
@@ -362,8 +355,7 @@ def winner_shares(comp: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------- the sweep's
 def metric_frame(per_image: pd.DataFrame) -> pd.DataFrame:
-    """The rows stats.csv is computed from (a Sweep's per_image): columns [setting,] case, seed,
-    image_id, group and the metrics every job has (`setting` only when there is more than one)."""
+    """The rows stats.csv is computed from (a Sweep's per_image): columns setting, case, seed,
+    image_id, group and the metrics every job has."""
     metrics = [m for m in METRICS if m in per_image.columns and per_image[m].notna().all()]
-    long = per_image[["setting", "case", "seed", "image_id", "group", *metrics]]
-    return long if long["setting"].nunique() > 1 else long.drop(columns="setting")
+    return per_image[[SETTING, "case", "seed", "image_id", "group", *metrics]]

@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .. import rundir
 from ..errors import ConfigError
+from ..rundir import SETTING
 
 log = logging.getLogger("infomax")
 
@@ -152,7 +153,7 @@ class Sweep:
             t = t[[c for c in keep if c in t.columns]].copy()
             t.insert(0, "seed", job.seed)
             t.insert(0, "case", job.case)
-            t.insert(0, "setting", job.setting)
+            t.insert(0, SETTING, job.setting)
             t.insert(6, "example", t["image_id"].isin(set(job.study_examples())))
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
@@ -170,7 +171,7 @@ class Sweep:
                 if has_mi
                 else -(loss["local"] + loss["global"])
             )
-            ids = {"setting": job.setting, "case": job.case, "seed": job.seed}
+            ids = {SETTING: job.setting, "case": job.case, "seed": job.seed}
             rows.append(pd.DataFrame({**ids, "step": loss["step"], "mi": mi}))
         source = (
             "local_mi + global_mi (nats)"

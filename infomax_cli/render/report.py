@@ -1,7 +1,7 @@
 """The renderers: a run's or sweep's report page (report.html) and the sweep's terminal summary.
 
-They render what they are handed (a loaded sweep.Sweep, the statistics' own tables, the pictures
-drawn once by figures.report_pictures) and compute no statistic of their own.
+They render what they are handed (a loaded sweep.Sweep, its analysis.findings.Findings, the pictures
+chosen and drawn once by analysis.compare.pictures) and compute no statistic of their own.
 """
 
 from __future__ import annotations
@@ -9,13 +9,18 @@ from __future__ import annotations
 import base64
 import html
 import sys
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.colors import to_hex
 from rich.console import Console
 from rich.table import Table
 
+from ..rundir import SETTING, several_settings
 from .figures import Pictures, case_color
+
+if TYPE_CHECKING:  # the record the statistics hand over; no import of the analysis at run time
+    from ..analysis.findings import Findings
 
 ESTIMATE_CAPTION = (
     "c − other: case c minus the strongest other case, in nats (winner_share: percentage points)"
@@ -93,9 +98,8 @@ td:first-child,th:first-child{text-align:left}
 
 
 # ------------------------------------------------------------------------------ words of the tables
-def interval_text(row) -> str:
-    """A claim's estimate with its interval: nats, or percentage points for the winner share."""
-    share = row["claim"] == "winner_share"
+def interval_text(row, share: bool) -> str:
+    """A claim's estimate with its interval: nats, or percentage points for a share."""
 
     def bare(x: float) -> str:
         return f"{100 * x:+.1f}" if share else f"{x:+.4f}"
@@ -112,7 +116,7 @@ def _share_interval(r) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ the terminal
-def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], sweep_dir) -> None:
+def print_found(found: Findings, sweep_dir) -> None:
     """The end of a sweep's terminal output: the winner table, then the claims table and its
     sentences (with one seed, last, the line saying the claims are not established and what does)."""
     console = Console()
@@ -120,21 +124,23 @@ def print_found(winners: pd.DataFrame, claims: pd.DataFrame, lines: list[str], s
     table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
-    for r in winners.itertuples():
+    for r in found.winners.itertuples():
         table.add_row(f"case {r.case}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
     console.print(table)
+    claims = found.claims
     title = "the study's claims: does case c keep the most MI? (claims.csv)"
     table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
-    several = "setting" in claims.columns
+    several = several_settings(claims)
     header = ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]
-    for col in (["setting"] if several else []) + header:
-        table.add_column(col, justify="left" if col in ("setting", "claim", "status") else "right")
+    for col in ([SETTING] if several else []) + header:
+        table.add_column(col, justify="left" if col in (SETTING, "claim", "status") else "right")
     for _, r in claims.iterrows():
         best = str(r["best_case"]) if pd.notna(r["best_case"]) else "—"
-        cells = [str(r["claim"]), best, interval_text(r), str(r["n_seeds"]), str(r["n_units"])]
-        table.add_row(*([str(r["setting"])] if several else []), *cells, str(r["status"]))
+        estimate = interval_text(r, r["claim"] in found.share_claims)
+        cells = [str(r["claim"]), best, estimate, str(r["n_seeds"]), str(r["n_units"])]
+        table.add_row(*([str(r[SETTING])] if several else []), *cells, str(r["status"]))
     console.print(table)
-    for line in lines:
+    for line in found.claim_lines:
         console.print(line, markup=False, highlight=False)
 
 
@@ -169,16 +175,17 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ the page
-def _claims_section(claims: pd.DataFrame, lines: list[str]) -> list[str]:
+def _claims_section(found: Findings) -> list[str]:
     """The sweep's claims: a table and one plain sentence per claim (then, with one seed, the line
     saying what establishes them)."""
-    several = "setting" in claims.columns
+    claims = found.claims
+    several = several_settings(claims)
     rows = [
         [
-            *([r["setting"]] if several else []),
+            *([r[SETTING]] if several else []),
             r["claim"],
             r["best_case"] if pd.notna(r["best_case"]) else "—",
-            interval_text(r),
+            interval_text(r, r["claim"] in found.share_claims),
             int(r["n_seeds"]),
             int(r["n_units"]),
             r["status"],
@@ -193,9 +200,9 @@ def _claims_section(claims: pd.DataFrame, lines: list[str]) -> list[str]:
         "are one unit. Estimates: case c minus the strongest other case (nats; winner share in "
         "percentage points); holds / fails need two or more seeds. Definitions: claims.csv and the "
         "README.</p>",
-        _table([*(["setting"] if several else []), *header, "status"], rows, "claims"),
+        _table([*([SETTING] if several else []), *header, "status"], rows, "claims"),
         "<ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in lines),
+        *(f"<li>{html.escape(line)}</li>" for line in found.claim_lines),
         "</ul>",
     ]
     return out
@@ -203,13 +210,15 @@ def _claims_section(claims: pd.DataFrame, lines: list[str]) -> list[str]:
 
 def _stats_table(stats: pd.DataFrame) -> str:
     """MI per case from the statistics' own intervals (stats.csv)."""
-    several = "setting" in stats.columns
+    if SETTING not in stats.columns:
+        stats = stats.assign(**{SETTING: ""})
+    several = several_settings(stats)
     rows = []
-    for key, g in stats.groupby(["setting", "case"] if several else ["case"], sort=True):
+    for (setting, case), g in stats.groupby([SETTING, "case"], sort=True):
         by = g.set_index("metric")
         cells = [
-            *([key[0]] if several else []),
-            f"case {key[-1]}",
+            *([setting] if several else []),
+            f"case {case}",
             int(by["n_seeds"].max()),
             int(by["n_units"].max()),
         ]
@@ -223,7 +232,7 @@ def _stats_table(stats: pd.DataFrame) -> str:
                 cells.append(f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
         rows.append(cells)
     header = [
-        *(["setting"] if several else []),
+        *([SETTING] if several else []),
         "case",
         "seeds",
         "image units",
@@ -232,45 +241,33 @@ def _stats_table(stats: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
-def page(
-    sweep,
-    pictures: Pictures,
-    stats: pd.DataFrame,
-    over: str,
-    winners: pd.DataFrame | None = None,
-    claims: pd.DataFrame | None = None,
-    claim_lines: list[str] = (),
-) -> str:
-    """The HTML report of `sweep` (a sweep.Sweep: a run or a sweep) from the statistics' tables
-    (`stats`: stats.csv's rows, its intervals over `over`; a sweep's winners.csv and claims.csv) and
-    the pictures drawn once."""
-    jobs, cases, s0 = sweep.jobs, sweep.cases, sweep.jobs[0].summary
-    name = sweep.path.resolve().name
-    heading = f"sweep {name}" if sweep.kind == "sweep" else f"run {name} (case {s0['case']})"
-    out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
-    if claims is not None:
-        out.extend(_claims_section(claims, list(claim_lines)))
+def _introduction(sweep) -> list[str]:
+    """What was trained and measured, the cases' colours, and the jobs left out."""
+    jobs, s0 = sweep.jobs, sweep.jobs[0].summary
     legend = " ".join(
         f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>case {c}</span>'
-        for c in cases
+        for c in sweep.cases
     )
-    out.append(
+    out = [
         f"<p>Deep InfoMax encoders trained on {html.escape(str(s0.get('dataset')))} "
         f"({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each image and each of "
         f"its feature maps, in nats. {len(jobs)} finished job(s): {legend}</p>"
-    )
+    ]
     left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
     left_out += [f"{m} (never started)" for m in sweep.missing]
     if left_out:
         out.append(
             f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
         )
+    return out
 
-    # settings: what all jobs share once, then one row per job
+
+def _settings_section(sweep) -> list[str]:
+    """The settings every job shares once, then one row per job, then the configuration."""
+    jobs, s0 = sweep.jobs, sweep.jobs[0].summary
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
     varying = [k for k in SETTINGS if k not in {r[0] for r in common}]
-    out.append("<h2>Settings and timings</h2>")
-    out.append(_table(["setting", "value"], common, "kv"))
+    out = ["<h2>Settings and timings</h2>", _table(["setting", "value"], common, "kv")]
     rows = [
         [
             f"case {j.case}",
@@ -296,45 +293,53 @@ def page(
             f"<details><summary>configuration ({html.escape(jobs[0].path.name)}/.hydra/config.yaml)"
             f"</summary><pre>{html.escape(text)}</pre></details>"
         )
+    return out
 
-    out.append("<h2>Training loss</h2>")
-    out.append(_img(pictures.loss, "training loss: total, local, global and prior terms per step"))
 
-    out.append("<h2>Mutual information per case</h2>")
+def _mi_section(pictures: Pictures, found: Findings) -> list[str]:
+    """The loss, then MI per case: the bars beside stats.csv's table, and the per-map distribution."""
     note = (
-        f"nats: mean with its 95% interval over {over} (stats.csv); above null: minus the same "
+        f"nats: mean with its 95% interval over {found.over} (stats.csv); above null: minus the same "
         "statistic of the maps against another image."
     )
-    out.append(
+    return [
+        "<h2>Training loss</h2>",
+        _img(pictures.loss, "training loss: total, local, global and prior terms per step"),
+        "<h2>Mutual information per case</h2>",
         f'<div class="row">{_img(pictures.mi_bars, "mean and max MI per case")}<div>'
-        f'{_stats_table(stats)}<p class="note">{html.escape(note)}</p></div></div>'
+        f'{_stats_table(found.stats)}<p class="note">{html.escape(note)}</p></div></div>',
+        _img(pictures.violin, "distribution of per-map MI per case"),
+    ]
+
+
+def _winners_section(pictures: Pictures, winners: pd.DataFrame) -> list[str]:
+    """How often each case wins: the picture beside winners.csv's table."""
+    rows = [
+        [f"case {r.case}", r.wins, f"{r.share:.1%}", *_share_interval(r)]
+        for r in winners.itertuples()
+    ]
+    units = int(winners["n_units"].max()) if len(winners) else 0
+    note = (
+        f"images on which the case has the highest max MI; 95% interval over seeds and {units} "
+        "independent image units (Wilson, effective sample size)."
     )
-    out.append(_img(pictures.violin, "distribution of per-map MI per case"))
+    return [
+        "<h2>Which case wins</h2>",
+        f'<div class="row">{_img(pictures.winners, "winner histogram")}'
+        f"<div>{_table(['case', 'wins', 'share', '95% interval'], rows)}"
+        f'<p class="note">{html.escape(note)}</p></div></div>',
+    ]
 
-    if winners is not None and pictures.winners is not None:
-        out.append("<h2>Which case wins</h2>")
-        rows = [
-            [f"case {r.case}", r.wins, f"{r.share:.1%}", *_share_interval(r)]
-            for r in winners.itertuples()
-        ]
-        units = int(winners["n_units"].max()) if len(winners) else 0
-        note = (
-            f"images on which the case has the highest max MI; 95% interval over seeds and {units} "
-            "independent image units (Wilson, effective sample size)."
-        )
-        out.append(
-            f'<div class="row">{_img(pictures.winners, "winner histogram")}'
-            f"<div>{_table(['case', 'wins', 'share', '95% interval'], rows)}"
-            f'<p class="note">{html.escape(note)}</p></div></div>'
-        )
 
-    out.append("<h2>Feature maps of the example images</h2>")
-    out.append(
+def _examples_section(sweep, pictures: Pictures) -> list[str]:
+    """Each example image's pictures, as chosen by the comparison."""
+    out = [
+        "<h2>Feature maps of the example images</h2>",
         '<p class="note">Each block: the image, then its 32 feature maps sorted by MI with the image '
         "(caption: map number: MI in nats), one colour scale per case."
         + (" Several jobs per case: the first job's maps are shown." if sweep.several else "")
-        + "</p>"
-    )
+        + "</p>",
+    ]
     for name, shown in pictures.examples.items():
         image_id, _, image_label = name.partition("_")
         out.append(
@@ -343,6 +348,24 @@ def page(
         out.extend(_img(data, alt) for alt, data in shown)
     if not pictures.examples:
         out.append('<p class="note">No example pictures in features/.</p>')
+    return out
+
+
+def page(sweep, pictures: Pictures, found: Findings) -> str:
+    """The HTML report of `sweep` (a sweep.Sweep: a run or a sweep) from what the statistics found
+    (stats.csv's intervals; a sweep's winners.csv and claims.csv) and the pictures drawn once."""
+    s0 = sweep.jobs[0].summary
+    name = sweep.path.resolve().name
+    heading = f"sweep {name}" if sweep.kind == "sweep" else f"run {name} (case {s0['case']})"
+    out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
+    if found.claims is not None:
+        out.extend(_claims_section(found))
+    out.extend(_introduction(sweep))
+    out.extend(_settings_section(sweep))
+    out.extend(_mi_section(pictures, found))
+    if found.winners is not None and pictures.winners is not None:
+        out.extend(_winners_section(pictures, found.winners))
+    out.extend(_examples_section(sweep, pictures))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}'
         f"</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n"
