@@ -56,7 +56,7 @@ def make(
 
 def table(path) -> pd.DataFrame:
     s = sweep.load(path)
-    return claims.claims_table(s.per_image, *s.loss_mi, s.align)
+    return claims.claims_table(s.per_image, *s.loss_mi, s.align, alt_aligns=s.alt_aligns)
 
 
 def row(t, claim) -> pd.Series:
@@ -198,6 +198,25 @@ def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
     assert "crop_best_case" not in t.columns[:12]  # extras come after the contract's columns
 
 
+def test_the_other_alignments_are_those_the_summaries_list_else_the_columns(tmp_path):
+    """summary.json's alt_aligns names the other alignments (here crop only, although the tables also
+    hold resize columns); runs written before it list none: the columns say."""
+    make(
+        tmp_path / "new",
+        FOUR,
+        seeds=range(2),
+        aligns={"resize": FOUR, "crop": FOUR},
+        alt_aligns=["crop"],
+    )
+    listed = table(tmp_path / "new")
+    assert "crop_status" in listed.columns and "resize_status" not in listed.columns
+    assert sweep.load(tmp_path / "new").alt_aligns == {"dataset=samples": ["crop"]}
+    make(tmp_path / "old", FOUR, seeds=range(2), aligns={"resize": FOUR, "crop": FOUR})
+    read_off = table(tmp_path / "old")
+    assert {"crop_status", "resize_status"} <= set(read_off.columns)
+    assert sweep.load(tmp_path / "old").alt_aligns == {"dataset=samples": None}
+
+
 def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_chelsea_and_horse(
     tmp_path,
 ):
@@ -276,10 +295,10 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
 
 
 def test_an_untrained_tie_is_called_a_tie_not_a_lead():
-    from infomax_cli.analysis.claims import Claim, init_note
+    from infomax_cli.analysis.claims import MEAN_MAX_MI as claim
+    from infomax_cli.analysis.claims import init_note
     from infomax_cli.analysis.verdict import Verdict
 
-    claim = Claim("mean_max_mi", "Mean max-MI", "the mean max-MI", "nats")
     trained = Verdict(
         {"a": 0.9, "c": 0.91}, "c", "a", 0.01, 0.0, 0.02, 5, 20, "holds", ("a",), (), ()
     )

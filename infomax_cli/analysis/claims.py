@@ -1,8 +1,11 @@
 """The study's claims, each tested with the statistic the study used and the seed as the replicate unit.
 
 `claims.csv` holds one row per claim (per setting, with a leading `setting` column when the sweep has
-several). The study ("Features that maximize mutual information, how do they look like?") claims that
-case c keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
+several). Each claim is a `Claim` of the registry `CLAIMS`: its column, the function that makes its
+cells (seed, unit, case, value) and its statistic's words; the table is one loop over the registry.
+
+The study ("Features that maximize mutual information, how do they look like?") claims that case c
+keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
 
 * `loss_curves` (the study's evidence: the loss curves over 50 iterations): the mean over training
   steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the
@@ -34,6 +37,7 @@ disagree (c has the highest mean max-MI while d wins the most images). `sentence
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -44,53 +48,47 @@ from . import stats
 from .verdict import FAILS, HOLDS, Verdict, compare_cases
 
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
-NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
+# mi_max_<suffix> columns that are not another alignment (runs whose summary does not list alt_aligns)
+NOT_ALIGNMENTS = ("init", "above_null")
+NATS, SHARE = "nats", "share"
 
 
 @dataclass(frozen=True)
-class Claim:
-    id: str
-    label: str  # how a sentence starts
-    what: str  # "<what> is highest for case k"
-    kind: str  # nats | share
+class Setting:
+    """What one setting's claims are computed from: its per-image rows, its loss curves, and the
+    words and choices read off them once."""
 
-
-CLAIMS = (
-    Claim("loss_curves", "(i) Loss curves", "the objective's MI estimate during training", "nats"),
-    Claim(
-        "example_images", "(ii) Example images", "the mean MI over the maps of {examples}", "nats"
-    ),
-    Claim(
-        "winner_share",
-        "(iii) Winner share",
-        "the share of images won (highest max-MI of the cases)",
-        "share",
-    ),
-    Claim("mean_max_mi", "Mean max-MI", "the mean over images of the max MI over the maps", "nats"),
-    Claim("mean_mi", "Mean MI", "the mean over images of the mean MI over the maps", "nats"),
-)
-SHARE_CLAIMS = frozenset(c.id for c in CLAIMS if c.kind == "share")
-IMAGE_CLAIMS = {
-    "mean_max_mi": "has the highest mean max-MI",
-    "winner_share": "wins the most images",
-    "mean_mi": "has the highest mean MI",
-}
+    per_image: pd.DataFrame
+    losses: pd.DataFrame  # setting, case, seed, step, mi
+    loss_source: str  # how `mi` was obtained, in words
+    align: str  # " (align=A)" when every job measured under one alignment A, else ""
+    aligns: tuple[str, ...]  # the other alignments every image was also measured under
+    examples: pd.DataFrame  # the per-image rows of the study's example images
+    example_words: str  # their labels: "chelsea and horse"
 
 
 # ------------------------------------------------------------------------------------ statistics
 
 
-def alignments(per_image: pd.DataFrame) -> list[str]:
-    """The other alignments the jobs were measured under (columns mi_max_<A> and mi_mean_<A>)."""
+def alignments(per_image: pd.DataFrame, listed: Sequence[str] | None = None) -> list[str]:
+    """The other alignments the jobs were measured under, as their summaries list them (`listed`:
+    summary.json's `alt_aligns`), or for runs written before summaries listed them, read off the
+    columns mi_max_<A> and mi_mean_<A>; only those every image has both columns of."""
     cols = list(per_image.columns)
-    found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
+    if listed is None:
+        found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
+        listed = [a for a in found if a not in NOT_ALIGNMENTS]
     return [
         a
-        for a in found
-        if a not in NOT_ALIGNMENTS
-        and f"mi_mean_{a}" in cols
+        for a in listed
+        if f"mi_mean_{a}" in cols
+        and f"mi_max_{a}" in cols
         and per_image[f"mi_max_{a}"].notna().all()
     ]
+
+
+def _has(frame: pd.DataFrame, column: str) -> bool:
+    return column in frame.columns and frame[column].notna().all()
 
 
 def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.DataFrame:
@@ -114,6 +112,143 @@ def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFram
     out = cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
     out.attrs["draws"] = len(wide)
     return out
+
+
+# Each claim's cells (seed, unit, case, value) of a column (its own, or its _init / _<A> control), or
+# None when the setting lacks what the claim reads.
+def _loss_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    """One value per training run: the mean over steps of the objective's MI estimate."""
+    if s.losses.empty:
+        return None
+    per_run = s.losses.groupby(["seed", "case"])["mi"].mean()
+    return per_run.rename("value").reset_index().assign(unit="run")
+
+
+def _example_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    """The study's example images, each its own (fixed) unit."""
+    ex = s.examples
+    if ex.empty or not _has(ex, column):
+        return None
+    return mean_cells(ex.assign(unit=ex["image_id"].astype(str)), column, "unit")
+
+
+def _winner_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    return winner_cells(s.per_image, column) if _has(s.per_image, column) else None
+
+
+def _mean_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    return mean_cells(s.per_image, column) if _has(s.per_image, column) else None
+
+
+def _best_per_example(s: Setting) -> list[str]:
+    """Which case has the highest mean MI on each example image, by name."""
+    ex, per = s.examples, []
+    for image_id, label in (
+        ex.drop_duplicates("image_id")
+        .sort_values("image_id")[["image_id", "label"]]
+        .itertuples(index=False)
+    ):
+        means = ex[ex["image_id"] == image_id].groupby("case")["mi_mean"].mean()
+        per.append(f"{label} (image {image_id}): case {means.idxmax()}")
+    return ["best per image: " + ", ".join(per)]
+
+
+def _no_notes(s: Setting) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the study: what it says, the statistic that tests it and where its cells come from."""
+
+    id: str
+    label: str  # how a sentence starts
+    what: str  # "<what> is highest for case k"
+    kind: str  # NATS | SHARE
+    column: (
+        str  # the per-image column it reads ("" : none); its controls read column_init, column_<A>
+    )
+    cells: Callable[[Setting, str], pd.DataFrame | None]
+    statistic: Callable[[Setting], str]  # claims.csv's `statistic`
+    missing: str  # why it cannot be tested when the setting lacks its cells
+    units_random: bool = True  # its units are sampled (image units) rather than fixed
+    image_units: bool = True  # False: one value per training run, no image unit (n_units 0)
+    controls: bool = True  # also tested on the untrained encoders and under the other alignments
+    notes: Callable[[Setting], list[str]] = _no_notes  # its own notes, before the controls'
+    rival: str = ""  # how the disagreement note words a case that is best by this claim
+
+
+LOSS_CURVES = Claim(
+    "loss_curves",
+    "(i) Loss curves",
+    "the objective's MI estimate during training",
+    NATS,
+    "",
+    _loss_cells,
+    lambda s: f"mean over training steps of the objective's MI estimate, {s.loss_source}",
+    "no loss.csv",
+    units_random=False,
+    image_units=False,
+    controls=False,
+)
+EXAMPLE_IMAGES = Claim(
+    "example_images",
+    "(ii) Example images",
+    "the mean MI over the maps of {examples}",
+    NATS,
+    "mi_mean",
+    _example_cells,
+    lambda s: (
+        f"mean MI over the maps of the study's example images ({s.example_words or 'none'})"
+        f"{s.align}, mean over them"
+    ),
+    "the jobs name no study example images (study_examples)",
+    units_random=False,
+    notes=_best_per_example,
+)
+WINNER_SHARE = Claim(
+    "winner_share",
+    "(iii) Winner share",
+    "the share of images won (highest max-MI of the cases)",
+    SHARE,
+    "mi_max",
+    _winner_cells,
+    lambda s: (
+        f"share of images on which the case has the highest max-MI{s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="wins the most images",
+)
+MEAN_MAX_MI = Claim(
+    "mean_max_mi",
+    "Mean max-MI",
+    "the mean over images of the max MI over the maps",
+    NATS,
+    "mi_max",
+    _mean_cells,
+    lambda s: (
+        f"mean over images of the max MI over the maps (nats){s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="has the highest mean max-MI",
+)
+MEAN_MI = Claim(
+    "mean_mi",
+    "Mean MI",
+    "the mean over images of the mean MI over the maps",
+    NATS,
+    "mi_mean",
+    _mean_cells,
+    lambda s: (
+        f"mean over images of the mean MI over the maps (nats){s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="has the highest mean MI",
+)
+CLAIMS = (LOSS_CURVES, EXAMPLE_IMAGES, WINNER_SHARE, MEAN_MAX_MI, MEAN_MI)
+SHARE_CLAIMS = frozenset(c.id for c in CLAIMS if c.kind == SHARE)
+# the statistics over all images, in the order the disagreement note names them
+IMAGE_CLAIMS = (MEAN_MAX_MI, WINNER_SHARE, MEAN_MI)
 
 
 # ------------------------------------------------------------------------------------------ words
@@ -209,13 +344,12 @@ def align_note(v: Verdict, by_align: dict[str, Verdict], study_case: str) -> str
 
 def disagreement(bests: dict[str, str | None]) -> str:
     """One sentence when the image statistics name different best cases, else ""."""
-    bests = {k: b for k, b in bests.items() if k in IMAGE_CLAIMS and b}
-    if len(set(bests.values())) < 2:
+    named = [(c, bests[c.id]) for c in IMAGE_CLAIMS if bests.get(c.id)]
+    if len({best for _, best in named}) < 2:
         return ""
     groups: dict[str, list[str]] = {}
-    for k in IMAGE_CLAIMS:  # mean max-MI first, then the winner share, then mean MI
-        if k in bests:
-            groups.setdefault(bests[k], []).append(IMAGE_CLAIMS[k])
+    for claim, best in named:  # mean max-MI first, then the winner share, then mean MI
+        groups.setdefault(best, []).append(claim.rival)
     return "the statistics disagree: " + " while ".join(
         f"case {c} {' and '.join(p)}" for c, p in groups.items()
     )
@@ -224,129 +358,100 @@ def disagreement(bests: dict[str, str | None]) -> str:
 # ------------------------------------------------------------------------------------------ table
 
 
-def _claims_of_setting(
+def setting_of(
     per_image: pd.DataFrame,
     losses: pd.DataFrame,
     loss_source: str,
     align: str | None,
-    study_case: str,
-    level: float,
-) -> list[dict]:
-    aligns = alignments(per_image)
-    align = f" (align={align})" if align else ""
+    listed_aligns: Sequence[str] | None = None,
+) -> Setting:
+    """What one setting's claims read, gathered once."""
     ex = per_image[per_image["example"]]
-    ex_names = ex.drop_duplicates("image_id").sort_values("image_id")
-    example_words = " and ".join(str(x) for x in ex_names["label"]) if len(ex_names) else ""
-    rows, verdicts = [], {}
+    names = ex.drop_duplicates("image_id").sort_values("image_id")["label"]
+    return Setting(
+        per_image,
+        losses,
+        loss_source,
+        f" (align={align})" if align else "",
+        tuple(alignments(per_image, listed_aligns)),
+        ex,
+        " and ".join(str(x) for x in names),
+    )
 
-    def has(col: str) -> bool:
-        return col in per_image.columns and per_image[col].notna().all()
 
-    def evaluate(claim_id: str, suffix: str) -> Verdict | None:
-        if claim_id == "example_images":
-            col = f"mi_mean{suffix}"
-            if ex.empty or col not in ex.columns or not ex[col].notna().all():
-                return None
-            return compare_cases(
-                mean_cells(ex.assign(unit=ex["image_id"].astype(str)), col, "unit"),
-                study_case,
-                level,
-                units_random=False,
-            )
-        col = {"winner_share": "mi_max", "mean_max_mi": "mi_max", "mean_mi": "mi_mean"}[
-            claim_id
-        ] + suffix
-        if not has(col):
-            return None
-        if claim_id == "winner_share":
-            cells = winner_cells(per_image, col)
-            return compare_cases(
-                cells, study_case, level, share_draws=cells.attrs.get("draws", len(cells))
-            )
-        return compare_cases(mean_cells(per_image, col), study_case, level)
+def evaluate(
+    claim: Claim,
+    s: Setting,
+    suffix: str = "",
+    study_case: str = stats.STUDY_CASE,
+    level=stats.LEVEL,
+) -> Verdict | None:
+    """The claim's test on the column with `suffix` ("" its own, "_init", "_<A>"); None when the
+    setting lacks it."""
+    cells = claim.cells(s, claim.column + suffix)
+    if cells is None:
+        return None
+    draws = cells.attrs.get("draws", len(cells)) if claim.kind == SHARE else None
+    v = compare_cases(cells, study_case, level, claim.units_random, share_draws=draws)
+    if not claim.image_units:
+        v.n_units = 0
+    return v
 
-    for claim in CLAIMS:
-        notes = []
-        init, by_align = None, {}
-        if claim.id == "loss_curves":
-            statistic = f"mean over training steps of the objective's MI estimate, {loss_source}"
-            cells = (
-                losses.groupby(["seed", "case"])["mi"]
-                .mean()
-                .rename("value")
-                .reset_index()
-                .assign(unit="run")
-            )
-            v = (
-                compare_cases(cells, study_case, level, units_random=False)
-                if len(cells)
-                else Verdict({}, reason="no loss.csv")
-            )
-            v.n_units = 0
-            units_random = False
-        else:
-            units_random = claim.id != "example_images"
-            examples = f"the study's example images ({example_words or 'none'}){align}"
-            per_unit = f"{align}, per image unit then mean"
-            statistic = {
-                "example_images": f"mean MI over the maps of {examples}, mean over them",
-                "winner_share": f"share of images on which the case has the highest max-MI{per_unit}",
-                "mean_max_mi": f"mean over images of the max MI over the maps (nats){per_unit}",
-                "mean_mi": f"mean over images of the mean MI over the maps (nats){per_unit}",
-            }[claim.id]
-            v = evaluate(claim.id, "")
-            if v is None:
-                why = (
-                    "the jobs name no study example images (study_examples)"
-                    if claim.id == "example_images"
-                    else "column missing"
-                )
-                v = Verdict({}, reason=why)
-            else:
-                init = evaluate(claim.id, "_init")
-                by_align = {a: w for a in aligns if (w := evaluate(claim.id, f"_{a}")) is not None}
-                if claim.id == "example_images":
-                    per = []
-                    for image_id, label in zip(ex_names["image_id"], ex_names["label"]):
-                        means = ex[ex["image_id"] == image_id].groupby("case")["mi_mean"].mean()
-                        per.append(f"{label} (image {image_id}): case {means.idxmax()}")
-                    notes.append("best per image: " + ", ".join(per))
-                if init is not None:
-                    notes.append(init_note(v, init, claim, study_case))
-                if by_align:
-                    notes.append(align_note(v, by_align, study_case))
-        verdicts[claim.id] = v
-        row = {
-            "claim": claim.id,
-            "statistic": statistic,
-            "study_case": study_case,
-            "best_case": v.best_case,
-            "estimate": v.estimate,
-            "ci_low": v.ci_low,
-            "ci_high": v.ci_high,
-            "n_seeds": v.n_seeds,
-            "n_units": v.n_units,
-            "status": v.status,
-            "sentence": sentence(claim, v, study_case, units_random, example_words),
-            "notes": notes,
-            **{f"value_{c}": x for c, x in v.values.items()},
-        }
+
+def _claim_row(claim: Claim, s: Setting, study_case: str, level: float) -> tuple[dict, Verdict]:
+    """claims.csv's row of one claim (its notes still a list) and its verdict."""
+    v, init, by_align, notes = evaluate(claim, s, "", study_case, level), None, {}, []
+    measured = v is not None
+    if not measured:
+        v = Verdict({}, reason=claim.missing)
+    else:
+        notes = claim.notes(s)
+    if measured and claim.controls:
+        init = evaluate(claim, s, "_init", study_case, level)
+        for a in s.aligns:
+            if (w := evaluate(claim, s, f"_{a}", study_case, level)) is not None:
+                by_align[a] = w
         if init is not None:
-            row.update(
-                init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status
-            )
-        for a, w in by_align.items():
-            row.update(
-                {
-                    f"{a}_best_case": w.best_case,
-                    f"{a}_estimate": w.estimate,
-                    f"{a}_status": w.status,
-                }
-            )
+            notes.append(init_note(v, init, claim, study_case))
+        if by_align:
+            notes.append(align_note(v, by_align, study_case))
+    row = {
+        "claim": claim.id,
+        "statistic": claim.statistic(s),
+        "study_case": study_case,
+        "best_case": v.best_case,
+        "estimate": v.estimate,
+        "ci_low": v.ci_low,
+        "ci_high": v.ci_high,
+        "n_seeds": v.n_seeds,
+        "n_units": v.n_units,
+        "status": v.status,
+        "sentence": sentence(claim, v, study_case, claim.units_random, s.example_words),
+        "notes": notes,
+        **{f"value_{c}": x for c, x in v.values.items()},
+    }
+    if init is not None:
+        row.update(
+            init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status
+        )
+    for a, w in by_align.items():
+        row.update(
+            {f"{a}_best_case": w.best_case, f"{a}_estimate": w.estimate, f"{a}_status": w.status}
+        )
+    return row, v
+
+
+def claims_of_setting(s: Setting, study_case: str, level: float) -> list[dict]:
+    """One row per claim of the registry, with the disagreement note on the image statistics' rows."""
+    rows, bests = [], {}
+    for claim in CLAIMS:
+        row, v = _claim_row(claim, s, study_case, level)
         rows.append(row)
-    split = disagreement({k: v.best_case for k, v in verdicts.items()})
+        bests[claim.id] = v.best_case
+    split = disagreement(bests)
+    image_claims = {c.id for c in IMAGE_CLAIMS}
     for row in rows:
-        if split and row["claim"] in IMAGE_CLAIMS:
+        if split and row["claim"] in image_claims:
             row["notes"].append(split)
         row["notes"] = "; ".join(n for n in row["notes"] if n)
     return rows
@@ -359,10 +464,12 @@ def claims_table(
     align: str | None = None,
     study_case: str = stats.STUDY_CASE,
     level: float = stats.LEVEL,
+    alt_aligns: Mapping[str, Sequence[str] | None] | None = None,
 ) -> pd.DataFrame:
     """One row per setting and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`,
     `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
-    init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
+    init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`).
+    `alt_aligns`: per setting, the other alignments the jobs' summaries list (Sweep.alt_aligns)."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
     per_image = per_image.assign(
         case=per_image["case"].astype(str),
@@ -372,8 +479,9 @@ def claims_table(
     for setting in sorted(per_image[SETTING].unique()):
         part = per_image[per_image[SETTING] == setting]
         curves = losses[losses[SETTING] == setting]
-        for row in _claims_of_setting(part, curves, loss_source, align, study_case, level):
-            rows.append({SETTING: setting, **row})
+        listed = (alt_aligns or {}).get(setting)
+        s = setting_of(part, curves, loss_source, align, listed)
+        rows += [{SETTING: setting, **row} for row in claims_of_setting(s, study_case, level)]
     out = pd.DataFrame(rows)
     first = [SETTING, *rundir.CLAIM_COLUMNS, "sentence", "notes"]
     values = sorted(c for c in out.columns if c.startswith("value_"))

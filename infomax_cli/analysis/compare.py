@@ -66,7 +66,9 @@ def analyse(sweep: Sweep) -> Findings:
         found.comparison = comparison(sweep)
         found.winners = stats.winner_shares(found.comparison)
         losses, source = sweep.loss_mi
-        found.claims = claims.claims_table(sweep.per_image, losses, source, sweep.align)
+        found.claims = claims.claims_table(
+            sweep.per_image, losses, source, sweep.align, alt_aligns=sweep.alt_aligns
+        )
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
     return found

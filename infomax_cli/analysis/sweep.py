@@ -142,6 +142,24 @@ class Sweep:
         aligns = {str(j.summary["align"]) for j in self.jobs if j.summary.get("align")}
         return aligns.pop() if len(aligns) == 1 else None
 
+    @property
+    def alt_aligns(self) -> dict[str, list[str] | None]:
+        """Per setting, the other alignments its jobs measured, as their summaries list them
+        (`alt_aligns`: those every job of the setting lists); None for a setting with a job whose
+        summary does not list them (written before it did: the claims read them off the columns)."""
+        out: dict[str, list[str] | None] = {}
+        for job in self.jobs:
+            listed = job.summary.get("alt_aligns")
+            if job.setting in out and out[job.setting] is None:
+                continue
+            if listed is None:
+                out[job.setting] = None
+                continue
+            names = [str(a) for a in listed]
+            before = out.get(job.setting, names)
+            out[job.setting] = [a for a in before if a in names]
+        return out
+
     @cached_property
     def per_image(self) -> pd.DataFrame:
         """Every finished job's mi_per_image rows: setting, case, seed, image_id, label, group,
