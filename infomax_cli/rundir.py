@@ -84,6 +84,8 @@ LOSS_CURVES = "loss_curves.png"
 STATS = "stats.csv"
 PAIRWISE = "pairwise.csv"
 CLAIMS = "claims.csv"
+CLAIMS_PAIRS = "claims_pairs.csv"
+CLAIMS_PNG = "claims.png"
 SENSITIVITY = "sensitivity.csv"
 SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 
@@ -115,7 +117,25 @@ CLAIM_COLUMNS = [
     "ci_high",
     "n_seeds",
     "n_units",
+    "margin",
+    "seeds_needed",
     "status",
+]
+# claims_pairs.csv: each claim's pre-specified pairs c - o; `level`: each interval's (simultaneous over
+# the claim's pairs: all cover together with 95%); `decision`: beats | loses | within margin | undecided
+CLAIM_PAIR_COLUMNS = [
+    "claim",
+    "study_case",
+    "other_case",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "level",
+    "n_seeds",
+    "n_units",
+    "margin",
+    "seeds_needed",
+    "decision",
 ]
 
 

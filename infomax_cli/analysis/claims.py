@@ -36,6 +36,7 @@ disagree (c has the highest mean max-MI while d wins the most images). `sentence
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,14 +44,26 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import rundir
+from ..config import MarginConfig
 from ..rundir import SETTING, several_settings
 from . import stats
-from .verdict import FAILS, HOLDS, Verdict, compare_cases
+from .verdict import (
+    BEATS,
+    EQUIVALENT,
+    FAILS,
+    HOLDS,
+    LOSES,
+    UNDECIDED,
+    WITHIN,
+    Verdict,
+    compare_cases,
+)
 
 STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
 # mi_max_<suffix> columns that are not another alignment (runs whose summary does not list alt_aligns)
 NOT_ALIGNMENTS = ("init", "above_null")
 NATS, SHARE = "nats", "share"
+DEFAULT_MARGINS = dataclasses.asdict(MarginConfig())  # claim id -> margin (compare.margin)
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,12 @@ class Setting:
     aligns: tuple[str, ...]  # the other alignments every image was also measured under
     examples: pd.DataFrame  # the per-image rows of the study's example images
     example_words: str  # their labels: "chelsea and horse"
+    margins: Mapping[str, float]  # claim id -> its margin (compare.margin)
+
+    @property
+    def tie(self) -> float:
+        """The MI margin of a win: cases within it of an image's top split the image."""
+        return self.margins[MEAN_MAX_MI.id]
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -97,21 +116,21 @@ def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.
     return g.rename("value").reset_index().rename(columns={unit: "unit"})
 
 
-def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFrame:
+def winner_cells(
+    per_image: pd.DataFrame, column: str = "mi_max", tie: float = stats.TIE_NATS
+) -> pd.DataFrame:
     """seed, unit, case, value: per (seed, unit) the fraction of its images on which the case has the
-    highest `column` among the cases (images every case measured; k cases tied within stats.TIE_NATS
-    get 1/k each). The number of (seed, image) draws is in `.attrs["draws"]`."""
+    highest `column` among the cases (images every case measured; k cases within `tie` of the top get
+    1/k each)."""
     wide = per_image.pivot_table(
         index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first"
     ).dropna()
     if wide.empty:
         return pd.DataFrame(columns=["seed", "unit", "case", "value"])
-    won = stats.winner_credit(wide)
+    won = stats.winner_credit(wide, tie)
     cells = won.groupby(level=["seed", "group"]).mean()
     cells.columns.name = "case"
-    out = cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
-    out.attrs["draws"] = len(wide)
-    return out
+    return cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
 
 
 # Each claim's cells (seed, unit, case, value) of a column (its own, or its _init / _<A> control), or
@@ -133,7 +152,7 @@ def _example_cells(s: Setting, column: str) -> pd.DataFrame | None:
 
 
 def _winner_cells(s: Setting, column: str) -> pd.DataFrame | None:
-    return winner_cells(s.per_image, column) if _has(s.per_image, column) else None
+    return winner_cells(s.per_image, column, s.tie) if _has(s.per_image, column) else None
 
 
 def _mean_cells(s: Setting, column: str) -> pd.DataFrame | None:
@@ -262,22 +281,71 @@ def _num(x: float, kind: str, sign: bool = True) -> str:
     return f"{x:+.4f} nats" if sign else f"{x:.4f} nats"
 
 
+def _unsigned(x: float, kind: str) -> str:
+    """A size (a margin): nats to 4 significant digits, or points for a share."""
+    return f"{100 * x:.3g} points" if kind == SHARE else f"{x:.4g} nats"
+
+
 def _bare(x: float, kind: str) -> str:
     return f"{100 * x:+.1f}" if kind == "share" else f"{x:+.4f}"
 
 
-def status_phrase(v: Verdict, study_case: str) -> str:
+def _cases(names, verb: str = "") -> str:
+    many = len(names) > 1
+    return f"case{'s' if many else ''} {', '.join(names)}" + (
+        f" {verb}{'' if many else 's'}" if verb else ""
+    )
+
+
+def _open_pairs(v: Verdict, study_case: str) -> str:
+    """Where a claim that is not established stands, pair by pair."""
+    by: dict[str, list[str]] = {}
+    for o, d in v.decisions.items():
+        by.setdefault(d, []).append(o)
+    parts = []
+    if by.get(BEATS):
+        parts.append(f"case {study_case} beats {', '.join(by[BEATS])}")
+    if by.get(WITHIN):
+        parts.append(f"is within the margin of {', '.join(by[WITHIN])}")
+    if by.get(UNDECIDED):
+        parts.append(f"cannot yet be told from {', '.join(by[UNDECIDED])}")
+    if by.get(LOSES):
+        parts.append(f"loses to {', '.join(by[LOSES])}")
+    return ", ".join(parts) if parts else f"case {study_case} cannot yet be told from the others"
+
+
+def detectable(v: Verdict, claim: Claim) -> str:
+    """What the sweep could detect: its margin, and the seeds (or image units) it would take to
+    narrow every pair's interval below it."""
+    margin = f"margin ±{_unsigned(v.margin, claim.kind)}"
+    if v.units_short:
+        return (
+            f"{margin}; more image units (photographs), not seeds, are missing: the units alone "
+            "leave an interval wider than the margin"
+        )
+    if math.isnan(v.seeds_needed):
+        return margin
+    return f"{margin}; about {int(v.seeds_needed)} seeds would narrow every interval below it"
+
+
+def status_phrase(v: Verdict, study_case: str, claim: Claim) -> str:
+    """The status in words, with what the sweep could detect."""
+    margin = f"±{_unsigned(v.margin, claim.kind)}"
     if v.reason:
         return f"cannot be tested: {v.reason}"
     if v.n_seeds < 2:
         return "not established (one training run per case)"
     if v.status == HOLDS:
-        return f"holds: case {study_case} beats every other case"
+        return f"holds: case {study_case} beats every other case by more than the margin ({margin})"
     if v.status == FAILS:
-        many = len(v.lost) > 1
-        beat = f"case{'s' if many else ''} {', '.join(v.lost)} beat{'' if many else 's'}"
-        return f"fails: {beat} case {study_case}"
-    return f"not established: case {study_case} is not distinguishable from {', '.join(v.tied)} (interval includes 0)"
+        return (
+            f"fails: {_cases(v.lost, 'beat')} case {study_case} by more than the margin ({margin})"
+        )
+    if v.status == EQUIVALENT:
+        return (
+            f"equivalent: no case differs from case {study_case} by more than the margin ({margin})"
+        )
+    return f"not established: {_open_pairs(v, study_case)} ({detectable(v, claim)})"
 
 
 def sentence(
@@ -288,8 +356,8 @@ def sentence(
         return f"{claim.label}: not available ({v.reason})."
     head = f"{claim.label}: {what} is highest for case {v.best_case}"
     if v.reason:
-        return f"{head}; {status_phrase(v, study_case)}."
-    diff = f"{study_case} − {v.other} = {_num(v.estimate, claim.kind)}"
+        return f"{head}; {status_phrase(v, study_case, claim)}."
+    diff = f"{study_case} − strongest other ({v.other}) = {_num(v.estimate, claim.kind)}"
     if math.isnan(v.ci_low):
         where = "no interval from one seed" if v.n_seeds < 2 else "no interval"
     else:
@@ -298,10 +366,9 @@ def sentence(
             if v.n_seeds > 1
             else f"over {v.n_units} image units of one training run"
         )
-        where = (
-            f"95% interval {_bare(v.ci_low, claim.kind)} to {_bare(v.ci_high, claim.kind)} {over}"
-        )
-    return f"{head} ({diff}; {where}); {status_phrase(v, study_case)}."
+        lo, hi = _bare(v.ci_low, claim.kind), _bare(v.ci_high, claim.kind)
+        where = f"95% interval {lo} to {hi} {over}, simultaneous over the {len(v.pairs)} pairs"
+    return f"{head} ({diff}; {where}); {status_phrase(v, study_case, claim)}."
 
 
 def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
@@ -364,8 +431,10 @@ def setting_of(
     loss_source: str,
     align: str | None,
     listed_aligns: Sequence[str] | None = None,
+    margins: Mapping[str, float] | None = None,
 ) -> Setting:
-    """What one setting's claims read, gathered once."""
+    """What one setting's claims read, gathered once. `margins`: claim id -> margin (default: the
+    schema's, config.MarginConfig)."""
     ex = per_image[per_image["example"]]
     names = ex.drop_duplicates("image_id").sort_values("image_id")["label"]
     return Setting(
@@ -376,6 +445,7 @@ def setting_of(
         tuple(alignments(per_image, listed_aligns)),
         ex,
         " and ".join(str(x) for x in names),
+        {**DEFAULT_MARGINS, **(margins or {})},
     )
 
 
@@ -391,8 +461,8 @@ def evaluate(
     cells = claim.cells(s, claim.column + suffix)
     if cells is None:
         return None
-    draws = cells.attrs.get("draws", len(cells)) if claim.kind == SHARE else None
-    v = compare_cases(cells, study_case, level, claim.units_random, share_draws=draws)
+    margin, share = s.margins[claim.id], claim.kind == SHARE
+    v = compare_cases(cells, study_case, level, claim.units_random, margin, share)
     if not claim.image_units:
         v.n_units = 0
     return v
@@ -403,7 +473,7 @@ def _claim_row(claim: Claim, s: Setting, study_case: str, level: float) -> tuple
     v, init, by_align, notes = evaluate(claim, s, "", study_case, level), None, {}, []
     measured = v is not None
     if not measured:
-        v = Verdict({}, reason=claim.missing)
+        v = Verdict({}, reason=claim.missing, margin=s.margins[claim.id])
     else:
         notes = claim.notes(s)
     if measured and claim.controls:
@@ -425,6 +495,8 @@ def _claim_row(claim: Claim, s: Setting, study_case: str, level: float) -> tuple
         "ci_high": v.ci_high,
         "n_seeds": v.n_seeds,
         "n_units": v.n_units,
+        "margin": v.margin,
+        "seeds_needed": v.seeds_needed,
         "status": v.status,
         "sentence": sentence(claim, v, study_case, claim.units_random, s.example_words),
         "notes": notes,
@@ -441,12 +513,36 @@ def _claim_row(claim: Claim, s: Setting, study_case: str, level: float) -> tuple
     return row, v
 
 
-def claims_of_setting(s: Setting, study_case: str, level: float) -> list[dict]:
-    """One row per claim of the registry, with the disagreement note on the image statistics' rows."""
-    rows, bests = [], {}
+def pair_rows(claim: Claim, v: Verdict, study_case: str) -> list[dict]:
+    """claims_pairs.csv's rows of one claim: each pre-specified pair c - o with its own interval
+    (simultaneous over the claim's pairs), decision and seeds_needed."""
+    return [
+        {
+            "claim": claim.id,
+            "study_case": study_case,
+            "other_case": o,
+            "estimate": p.mean,
+            "ci_low": p.ci_low,
+            "ci_high": p.ci_high,
+            "level": p.level,
+            "n_seeds": p.n_seeds,
+            "n_units": p.n_units,
+            "margin": v.margin,
+            "seeds_needed": v.pair_seeds.get(o, math.nan),
+            "decision": v.decisions.get(o, UNDECIDED),
+        }
+        for o, p in v.pairs.items()
+    ]
+
+
+def claims_of_setting(s: Setting, study_case: str, level: float) -> tuple[list[dict], list[dict]]:
+    """One row per claim of the registry, with the disagreement note on the image statistics' rows;
+    and the rows of their pairs."""
+    rows, pairs, bests = [], [], {}
     for claim in CLAIMS:
         row, v = _claim_row(claim, s, study_case, level)
         rows.append(row)
+        pairs += pair_rows(claim, v, study_case)
         bests[claim.id] = v.best_case
     split = disagreement(bests)
     image_claims = {c.id for c in IMAGE_CLAIMS}
@@ -454,40 +550,53 @@ def claims_of_setting(s: Setting, study_case: str, level: float) -> list[dict]:
         if split and row["claim"] in image_claims:
             row["notes"].append(split)
         row["notes"] = "; ".join(n for n in row["notes"] if n)
-    return rows
+    return rows, pairs
 
 
-def claims_table(
+def claim_tables(
     per_image: pd.DataFrame,
     losses: pd.DataFrame,
     loss_source: str = "local_mi + global_mi (nats)",
     align: str | None = None,
+    *,
+    alt_aligns: Mapping[str, Sequence[str] | None] | None = None,
+    margins: Mapping[str, float] | None = None,
     study_case: str = stats.STUDY_CASE,
     level: float = stats.LEVEL,
-    alt_aligns: Mapping[str, Sequence[str] | None] | None = None,
-) -> pd.DataFrame:
-    """One row per setting and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`,
-    `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
-    init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`).
-    `alt_aligns`: per setting, the other alignments the jobs' summaries list (Sweep.alt_aligns)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """claims.csv and claims_pairs.csv, with their `setting` column. claims.csv: one row per setting
+    and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`, `notes`, `value_<case>` (each case's
+    point estimate), the untrained control (`init_best_case, init_estimate, init_status`) and each other
+    alignment's (`<A>_best_case, <A>_estimate, <A>_status`). `alt_aligns`: per setting, the other
+    alignments the jobs' summaries list (Sweep.alt_aligns); `margins`: claim id -> margin."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
     per_image = per_image.assign(
         case=per_image["case"].astype(str),
         group=pd.factorize(per_image["group"].astype(str))[0],
     )
-    rows = []
+    rows, pairs = [], []
     for setting in sorted(per_image[SETTING].unique()):
         part = per_image[per_image[SETTING] == setting]
         curves = losses[losses[SETTING] == setting]
         listed = (alt_aligns or {}).get(setting)
-        s = setting_of(part, curves, loss_source, align, listed)
-        rows += [{SETTING: setting, **row} for row in claims_of_setting(s, study_case, level)]
+        s = setting_of(part, curves, loss_source, align, listed, margins)
+        claims, claim_pairs = claims_of_setting(s, study_case, level)
+        rows += [{SETTING: setting, **row} for row in claims]
+        pairs += [{SETTING: setting, **row} for row in claim_pairs]
     out = pd.DataFrame(rows)
     first = [SETTING, *rundir.CLAIM_COLUMNS, "sentence", "notes"]
     values = sorted(c for c in out.columns if c.startswith("value_"))
     rest = [c for c in out.columns if c not in first and c not in values]
-    out = out[first + values + rest]
-    return out.astype({"n_seeds": int, "n_units": int})
+    out = out[first + values + rest].astype({"n_seeds": int, "n_units": int})
+    out["seeds_needed"] = out["seeds_needed"].astype("Int64")
+    pairs = pd.DataFrame(pairs, columns=[SETTING, *rundir.CLAIM_PAIR_COLUMNS])
+    pairs["seeds_needed"] = pairs["seeds_needed"].astype("Int64")
+    return out, pairs.astype({"n_seeds": int, "n_units": int})
+
+
+def claims_table(per_image: pd.DataFrame, losses: pd.DataFrame, *args, **kw) -> pd.DataFrame:
+    """claims.csv alone (claim_tables' first table)."""
+    return claim_tables(per_image, losses, *args, **kw)[0]
 
 
 # --------------------------------------------------------------------------------------- output
@@ -499,14 +608,8 @@ def one_seed(claims: pd.DataFrame) -> bool:
     return bool(len(tested)) and bool((tested["n_seeds"] < 2).any())
 
 
-ESTABLISH = (
-    f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
-    f"{STUDY_COMMAND}) establishes them."
-)
-
-
 def lines(claims: pd.DataFrame) -> list[str]:
-    """The sentences (with their notes), then, with one seed, the line that says how to establish them."""
+    """The sentences, each with its notes."""
     out, several = [], several_settings(claims)
     for _, r in claims.iterrows():
         prefix = f"[{r[SETTING]}] " if several else ""
@@ -516,6 +619,4 @@ def lines(claims: pd.DataFrame) -> list[str]:
             + str(r["sentence"])
             + (f" Note: {notes}." if isinstance(notes, str) and notes else "")
         )
-    if one_seed(claims):
-        out.append(ESTABLISH)
     return out

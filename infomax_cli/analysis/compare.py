@@ -21,14 +21,15 @@ from ..rundir import SETTING
 from . import claims, stats
 from .findings import Findings
 from .sweep import Sweep, find_jobs, load, warn_left_out
+from .verdict import NOT_ESTABLISHED
 
 log = logging.getLogger("infomax")
 
 
-def comparison(sweep: Sweep) -> pd.DataFrame:
+def comparison(sweep: Sweep, tie: float = stats.TIE_NATS) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): image_id, label, group
     (its independent unit), mi_max_<case>, mi_mean_<case>, winner (the case with the highest mi_max;
-    cases tied within stats.TIE_NATS joined by '=', e.g. 'a=c')."""
+    cases within `tie`, the MI margin, of the top split the image, joined by '=', e.g. 'a=c')."""
     long = sweep.per_image
     # the setting always (dropped when written if it is one), the seed when there are several
     keys = [SETTING, *(["seed"] if long["seed"].nunique() > 1 else [])]
@@ -40,7 +41,7 @@ def comparison(sweep: Sweep) -> pd.DataFrame:
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
     max_cols = [f"mi_max_{c}" for c in cases]
     wide = wide.reset_index()[[*index, *max_cols, *(f"mi_mean_{c}" for c in cases)]]
-    wide["winner"] = stats.winner_names(wide[max_cols].set_axis(cases, axis=1))
+    wide["winner"] = stats.winner_names(wide[max_cols].set_axis(cases, axis=1), tie)
     return wide.sort_values([*keys, "image_id"]).reset_index(drop=True)
 
 
@@ -52,9 +53,56 @@ def shuffled_means(per_image: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {(str(s), str(c)): float(v) for (s, c), v in means.items()}
 
 
-def analyse(sweep: Sweep) -> Findings:
+def margins_of(sweep: Sweep, given: dict[str, float] | None = None) -> dict[str, float]:
+    """compare.margin: the schema's defaults, then the sweep's own configuration, then `given`
+    (`infomax compare --margin CLAIM=VALUE`)."""
+    return {**claims.DEFAULT_MARGINS, **sweep.margins, **(given or {})}
+
+
+STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then compare says how many)
+
+
+def seed_advice(sweep: Sweep, table: pd.DataFrame) -> list[str]:
+    """For the claims not settled: the command that adds the seeds they need into this sweep's
+    directory (it keeps every finished job and compares them all at its end), grouped by the number
+    of seeds; those that need more image units, not seeds, said so."""
+    seeds = sorted({j.seed for j in sweep.jobs})
+    open_ = table[table["best_case"].notna() & (table["status"] == NOT_ESTABLISHED)]
+    if open_.empty:
+        return []
+    if len(seeds) < 2:
+        new = list(range(seeds[-1] + 1, seeds[-1] + STUDY_SEEDS))
+        return [
+            f"With one seed no claim is established (one training run per case). Add seeds "
+            f"{new[0]}–{new[-1]} into this sweep (its finished jobs are kept); the comparison at its "
+            f"end says how many seeds each claim needs: {sweep.adding_seeds(new)}"
+        ]
+    need: dict[int, list[str]] = {}
+    short = []
+    for r in open_.itertuples():
+        if pd.isna(r.seeds_needed):
+            short.append(str(r.claim))
+            continue
+        # narrower than the margin already but straddling it: twice the seeds
+        n = int(r.seeds_needed) if r.seeds_needed > len(seeds) else 2 * len(seeds)
+        need.setdefault(n, []).append(str(r.claim))
+    out = []
+    for n, names in sorted(need.items()):
+        new = list(range(seeds[-1] + 1, seeds[-1] + 1 + n - len(seeds)))
+        what = ", ".join(dict.fromkeys(names))
+        out.append(f"{what}: {n} seeds; add {len(new)}: {sweep.adding_seeds(new)}")
+    if short:
+        out.append(
+            f"{', '.join(dict.fromkeys(short))}: more image units (photographs), not seeds, are "
+            "missing (or more than 1000 seeds)"
+        )
+    return out
+
+
+def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
     """The statistics of a loaded run or sweep: per-case intervals and paired differences; for a
-    sweep also the comparison, the winner shares and the study's claims."""
+    sweep also the comparison, the winner shares and the study's claims with their pairs, judged
+    against `margins` (margins_of: defaults, the sweep's configuration, then these)."""
     frame = stats.metric_frame(sweep.per_image)
     table = stats.stats_table(frame)
     seeds = int(table["n_seeds"].max()) if len(table) else 0
@@ -63,14 +111,22 @@ def analyse(sweep: Sweep) -> Findings:
         table, stats.pairwise_table(frame), over, shuffled=shuffled_means(sweep.per_image)
     )
     if sweep.kind == "sweep":
-        found.comparison = comparison(sweep)
-        found.winners = stats.winner_shares(found.comparison)
+        found.margins = margins_of(sweep, margins)
+        tie = found.margins[claims.MEAN_MAX_MI.id]  # the MI margin: cases within it split an image
+        found.comparison = comparison(sweep, tie)
+        found.winners = stats.winner_shares(found.comparison, tie=tie)
         losses, source = sweep.loss_mi
-        found.claims = claims.claims_table(
-            sweep.per_image, losses, source, sweep.align, alt_aligns=sweep.alt_aligns
+        found.claims, found.claim_pairs = claims.claim_tables(
+            sweep.per_image,
+            losses,
+            source,
+            sweep.align,
+            alt_aligns=sweep.alt_aligns,
+            margins=found.margins,
         )
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
+        found.advice = seed_advice(sweep, found.claims)
     return found
 
 
@@ -123,6 +179,9 @@ def pictures(sweep: Sweep, found: Findings) -> figures.Pictures:
     )
     if found.winners is not None and len(sweep.cases) > 1:
         drawn.winners = figures.png(figures.winners_figure(found.winners))
+    if found.claims is not None:
+        figure = figures.claims_figure(found.claims, found.claim_pairs, found.share_claims)
+        drawn.claims = figures.png(figure)
     drawn.examples = _example_pictures(sweep)
     return drawn
 
@@ -144,22 +203,27 @@ def build_report(path: Path) -> Path:
     return write_report(sweep, analyse(sweep))
 
 
-def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
-    """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv, winners.png,
-    loss_curves.png and report.html; return the sweep and what was found. `sweep_dir`: a directory,
-    or a sweep already loaded."""
+def compare(
+    sweep_dir: Path | Sweep, margins: dict[str, float] | None = None
+) -> tuple[Sweep, Findings]:
+    """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv,
+    claims_pairs.csv, claims.png, winners.png, loss_curves.png and report.html; return the sweep and
+    what was found. `sweep_dir`: a directory, or a sweep already loaded; `margins`: claim id -> margin
+    over the sweep's own compare.margin."""
     sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load(sweep_dir)
     if sweep.kind != "sweep":
         raise InfomaxError(
             f"{sweep_dir} is a run directory: compare takes a sweep directory (run -m)."
         )
     warn_left_out(sweep)
-    found = analyse(sweep)
+    found = analyse(sweep, margins)
     drawn, html = render(sweep, found)
     out = sweep.path
     rundir.write_table(out / rundir.STATS, found.stats)
     rundir.write_table(out / rundir.PAIRWISE, found.pairwise)
     rundir.write_table(out / rundir.CLAIMS, found.claims)
+    rundir.write_table(out / rundir.CLAIMS_PAIRS, found.claim_pairs)
+    rundir.write_bytes(out / rundir.CLAIMS_PNG, drawn.claims)
     rundir.write_table(out / rundir.COMPARISON, found.comparison)
     rundir.write_table(out / rundir.WINNERS_CSV, found.winners)
     if drawn.winners is not None:
@@ -208,7 +272,10 @@ class CompareCallback(Callback):
         try:
             if sweep is None:
                 raise error
-            sweep, found = compare(sweep)
+            # the margins this multirun was started with (compare.margin=...), over older jobs' own
+            margin = config.get("compare", {}).get("margin")
+            margins = {str(k): float(v) for k, v in margin.items()} if margin else None
+            sweep, found = compare(sweep, margins)
         except InfomaxError as e:
             log.error(str(e))
             return

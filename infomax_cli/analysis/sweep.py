@@ -4,6 +4,7 @@ frames the statistics and claims are computed from. Nothing here computes a stat
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -141,6 +142,44 @@ class Sweep:
     def align(self) -> str | None:
         aligns = {str(j.summary["align"]) for j in self.jobs if j.summary.get("align")}
         return aligns.pop() if len(aligns) == 1 else None
+
+    @cached_property
+    def margins(self) -> dict[str, float]:
+        """compare.margin as the jobs' configuration has it (the first job whose .hydra/config.yaml
+        holds it); {} for jobs written before it existed (the schema's defaults apply)."""
+        for job in self.jobs:
+            text = job.config_text
+            node = (yaml.safe_load(text) or {}).get("compare") if text else None
+            if isinstance(node, dict) and isinstance(node.get("margin"), dict):
+                return {str(k): float(v) for k, v in node["margin"].items()}
+        return {}
+
+    def adding_seeds(self, seeds: list[int]) -> str:
+        """The `infomax run -m` line that adds `seeds` to this sweep, in this directory: the sweep's own
+        overrides (multirun.yaml; without it, its jobs' cases and overrides) with seed=... replaced.
+        Finished jobs are kept; the comparison at its end covers every finished job."""
+        task, hydra_args = self._overrides()
+        keep = [o for o in task if o.split("=")[0].lstrip("+~") != "seed"]
+        extra = [
+            o
+            for o in hydra_args
+            if o.split("=")[0] not in ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
+        ]
+        args = [*keep, f"seed={','.join(map(str, seeds))}", *extra]
+        args.append(f"hydra.sweep.dir={self.path.resolve()}")
+        return "infomax run -m " + " ".join(shlex.quote(a) for a in args)
+
+    def _overrides(self) -> tuple[list[str], list[str]]:
+        """(task overrides, hydra overrides) the sweep was started with."""
+        path = self.path / rundir.MULTIRUN
+        if path.is_file():
+            over = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("overrides", {})
+            return [str(o) for o in over.get("task") or []], [
+                str(o) for o in over.get("hydra") or []
+            ]
+        first = self.jobs[0].overrides
+        others = [o for o in first if o.split("=")[0].lstrip("+~") not in ("case", "seed")]
+        return [f"case={','.join(self.cases)}", *others], []
 
     @property
     def alt_aligns(self) -> dict[str, list[str] | None]:

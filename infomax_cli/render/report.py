@@ -23,7 +23,10 @@ if TYPE_CHECKING:  # the record the statistics hand over; no import of the analy
     from ..analysis.findings import Findings
 
 ESTIMATE_CAPTION = (
-    "c − other: case c minus the strongest other case, in nats (winner_share: percentage points)"
+    "c − other: case c minus the strongest other case, in nats (winner_share: percentage points), "
+    "with its 95% interval (simultaneous over the claim's pairs, claims_pairs.csv); margin: the "
+    "smallest difference worth reporting; seeds needed: seeds at which every pair's interval would "
+    "be narrower than it"
 )
 STATS_NAMES = {
     "mi_mean": "mean MI",
@@ -111,6 +114,32 @@ def interval_text(row, share: bool) -> str:
     return f"{bare(float(row['estimate']))} [{bare(float(row['ci_low']))}, {bare(float(row['ci_high']))}]"
 
 
+def margin_text(row, share: bool) -> str:
+    """A claim's margin: ±nats, or ±points for a share."""
+    if pd.isna(row["margin"]):
+        return "—"
+    return f"±{100 * row['margin']:.1f}" if share else f"±{row['margin']:.4g}"
+
+
+def seeds_text(row) -> str:
+    return "—" if pd.isna(row["seeds_needed"]) else str(int(row["seeds_needed"]))
+
+
+def _claim_cells(row, share: bool) -> list[str]:
+    """claim, best, estimate [interval], seeds, units, margin, seeds needed, status: as shown."""
+    best = str(row["best_case"]) if pd.notna(row["best_case"]) else "—"
+    return [
+        str(row["claim"]),
+        best,
+        interval_text(row, share),
+        str(row["n_seeds"]),
+        str(row["n_units"]),
+        margin_text(row, share),
+        seeds_text(row),
+        str(row["status"]),
+    ]
+
+
 def _share_interval(r) -> list[str]:
     return [f"{r.ci_low:.1%} – {r.ci_high:.1%}"] if pd.notna(r.ci_low) else ["—"]
 
@@ -131,17 +160,19 @@ def print_found(found: Findings, sweep_dir) -> None:
     title = "the study's claims: does case c keep the most MI? (claims.csv)"
     table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
     several = several_settings(claims)
-    header = ["claim", "best", "c − other [95% CI]", "seeds", "units", "status"]
-    for col in ([SETTING] if several else []) + header:
+    header = ["claim", "best", "c − other [95% CI]", "seeds", "units", "margin", "seeds needed"]
+    for col in ([SETTING] if several else []) + header + ["status"]:
         table.add_column(col, justify="left" if col in (SETTING, "claim", "status") else "right")
     for _, r in claims.iterrows():
-        best = str(r["best_case"]) if pd.notna(r["best_case"]) else "—"
-        estimate = interval_text(r, r["claim"] in found.share_claims)
-        cells = [str(r["claim"]), best, estimate, str(r["n_seeds"]), str(r["n_units"])]
-        table.add_row(*([str(r[SETTING])] if several else []), *cells, str(r["status"]))
+        cells = _claim_cells(r, r["claim"] in found.share_claims)
+        table.add_row(*([str(r[SETTING])] if several else []), *cells)
     console.print(table)
     for line in found.claim_lines:
         console.print(line, markup=False, highlight=False)
+    if found.advice:
+        console.print("To settle the claims not established:", markup=False, highlight=False)
+    for line in found.advice:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_sensitivity(table: pd.DataFrame, title: str) -> None:
@@ -175,36 +206,40 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ the page
-def _claims_section(found: Findings) -> list[str]:
-    """The sweep's claims: a table and one plain sentence per claim (then, with one seed, the line
-    saying what establishes them)."""
+def _claims_section(found: Findings, picture: bytes | None) -> list[str]:
+    """The sweep's claims: the verdict as a picture, a table and one plain sentence per claim (then the
+    commands that add the seeds the open claims need)."""
     claims = found.claims
     several = several_settings(claims)
     rows = [
-        [
-            *([r[SETTING]] if several else []),
-            r["claim"],
-            r["best_case"] if pd.notna(r["best_case"]) else "—",
-            interval_text(r, r["claim"] in found.share_claims),
-            int(r["n_seeds"]),
-            int(r["n_units"]),
-            r["status"],
-        ]
+        [*([r[SETTING]] if several else []), *_claim_cells(r, r["claim"] in found.share_claims)]
         for _, r in claims.iterrows()
     ]
     header = ["claim", "best case", "c − strongest other [95% interval]", "seeds", "image units"]
+    header += ["margin", "seeds needed", "status"]
     out = [
         "<h2>Does the study hold?</h2>",
         '<p class="note">Each claim of the study (case c keeps the most MI), tested with its own '
         "statistic; the seed (one training run) is the replicate unit, images cut from one photograph "
-        "are one unit. Estimates: case c minus the strongest other case (nats; winner share in "
-        "percentage points); holds / fails need two or more seeds. Definitions: claims.csv and the "
-        "README.</p>",
-        _table([*([SETTING] if several else []), *header, "status"], rows, "claims"),
+        "are one unit. Each claim compares c with every other case (claims_pairs.csv), with 95% "
+        "intervals simultaneous over the pairs; it holds when c beats every other case by more than "
+        "the claim's margin, fails when another case beats c by more, is equivalent when every pair "
+        "lies within ±margin, and needs two or more seeds for any of these. Estimates: case c minus "
+        "the strongest other case (nats; winner share in percentage points). Definitions: claims.csv "
+        "and the README.</p>",
+    ]
+    if picture is not None:
+        out.append(_img(picture, "the claims: each pair's interval against the margin"))
+    out += [
+        _table([*([SETTING] if several else []), *header], rows, "claims"),
         "<ul>",
         *(f"<li>{html.escape(line)}</li>" for line in found.claim_lines),
         "</ul>",
     ]
+    if found.advice:
+        out.append("<p>To settle the claims not established:</p><ul>")
+        out += [f"<li><code>{html.escape(line)}</code></li>" for line in found.advice]
+        out.append("</ul>")
     return out
 
 
@@ -320,8 +355,9 @@ def _winners_section(pictures: Pictures, winners: pd.DataFrame) -> list[str]:
     ]
     units = int(winners["n_units"].max()) if len(winners) else 0
     note = (
-        f"images on which the case has the highest max MI; 95% interval over seeds and {units} "
-        "independent image units (Wilson, effective sample size)."
+        f"images on which the case has the highest max MI (cases within the MI margin of the top "
+        f"split an image); 95% interval over seeds and {units} independent image units "
+        "(Clopper-Pearson at the most clustered case's effective sample size)."
     )
     return [
         "<h2>Which case wins</h2>",
@@ -359,7 +395,7 @@ def page(sweep, pictures: Pictures, found: Findings) -> str:
     heading = f"sweep {name}" if sweep.kind == "sweep" else f"run {name} (case {s0['case']})"
     out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
     if found.claims is not None:
-        out.extend(_claims_section(found))
+        out.extend(_claims_section(found, pictures.claims))
     out.extend(_introduction(sweep))
     out.extend(_settings_section(sweep))
     out.extend(_mi_section(pictures, found))
