@@ -322,3 +322,76 @@ def test_an_untrained_tie_is_called_a_tie_not_a_lead():
     assert init_note(trained, init, claim, "c").startswith(
         "before training case c ties with case a"
     )
+
+
+def test_c_a_hundred_thousandth_below_the_others_in_every_seed_is_equivalent_not_a_loss(tmp_path):
+    """c 1e-5 nats below the others on every image, identically in 5 seeds (the issue's sweep, where every
+    claim read `fails` and c's winner share was -33 points): inside every margin, so every claim is
+    equivalent, and the cases split every image (no case beats another by more than the MI margin)."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.9, 80)
+    for seed in range(5):
+        for case in "abcd":
+            write_job(
+                tmp_path,
+                case,
+                base - (1e-5 if case == "c" else 0.0),
+                seed,
+                groups=units(20, 4),
+                loss_mi=0.1 - (1e-5 if case == "c" else 0.0),
+            )
+    _, found = compare(tmp_path)
+    t = found.claims.set_index("claim")
+    assert (t.status == "equivalent").all(), t[["status", "ci_low", "ci_high"]]
+    assert (t.ci_high - t.ci_low > 0).all() and (t.ci_low > -t.margin).all()  # floored, inside
+    assert t.sentence.str.contains("equivalent: no case differs from case c by more than").all()
+    assert (found.winners.share == 0.25).all() and (found.comparison.winner == "a=b=c=d").all()
+    pairs = pd.read_csv(tmp_path / rundir.CLAIMS_PAIRS)
+    assert list(pairs.columns) == rundir.CLAIM_PAIR_COLUMNS and len(pairs) == 5 * 3
+    assert (pairs.decision == "within margin").all() and np.allclose(pairs.level, 1 - 0.05 / 3)
+    assert found.advice == []  # every claim settled
+    assert (tmp_path / rundir.CLAIMS_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_detected(tmp_path):
+    """c ahead of d by about 0.03 nats (mean max-MI): more than the default margin 0.02; with a margin
+    of 0.1 the same data hold nothing (the difference no longer matters); `--margin` overrides the
+    sweep's own compare.margin, which overrides the defaults."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.4, 0.8, 80)  # every case alike on an image: pairing cancels it
+    for seed in range(5):
+        for case, mu in {"a": 0.5, "b": 0.4, "c": 0.63, "d": 0.6}.items():
+            values = base + mu + rng.normal(0, 0.002) + rng.normal(0, 0.002, 80)
+            write_job(tmp_path, case, values, seed, groups=units(20, 4), loss_mi=mu)
+    _, found = compare(tmp_path)
+    r = found.claims.set_index("claim").loc["mean_max_mi"]
+    assert r.margin == 0.02 and r.status == "holds", r.sentence
+    _, wide = compare(tmp_path, {"mean_max_mi": 0.1})
+    r = wide.claims.set_index("claim").loc["mean_max_mi"]
+    assert r.margin == 0.1 and r.status == "not established"
+    assert (
+        "margin ±0.1 nats; about" in r.sentence
+        and "seeds would narrow every interval" in r.sentence
+    )
+    assert r.seeds_needed <= 5  # narrower than this margin already: the difference lies near it
+    job = next(tmp_path.glob("case=c*"))
+    (job / ".hydra" / "config.yaml").write_text("compare:\n  margin:\n    mean_max_mi: 0.1\n")
+    _, own = compare(tmp_path)
+    assert own.claims.set_index("claim").loc["mean_max_mi", "margin"] == 0.1
+
+
+def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(tmp_path):
+    """Two seeds that cannot tell c from d: compare prints, per number of seeds needed, the `infomax run
+    -m` line with the sweep's own overrides (multirun.yaml), the new seeds and this directory."""
+    make(tmp_path, {"a": 0.5, "b": 0.4, "c": 0.61, "d": 0.6}, seeds=range(2), sd_seed=0.02)
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    hydra: [hydra.sweep.dir=elsewhere, hydra.mode=MULTIRUN]\n"
+        "    task: ['case=a,b,c,d', 'seed=0,1', dataset=samples]\n"
+    )
+    _, found = compare(tmp_path)
+    open_ = found.claims[found.claims.status == "not established"]
+    assert len(open_) and found.advice
+    needed = int(open_.seeds_needed.dropna().max())
+    new = ",".join(str(s) for s in range(2, needed))
+    expected = f"infomax run -m case=a,b,c,d dataset=samples seed={new} hydra.sweep.dir={tmp_path.resolve()}"
+    assert any(line.endswith(expected) for line in found.advice), found.advice

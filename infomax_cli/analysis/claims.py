@@ -526,7 +526,7 @@ def pair_rows(claim: Claim, v: Verdict, study_case: str) -> list[dict]:
             "ci_high": p.ci_high,
             "level": p.level,
             "n_seeds": p.n_seeds,
-            "n_units": p.n_units,
+            "n_units": p.n_units if claim.image_units else 0,
             "margin": v.margin,
             "seeds_needed": v.pair_seeds.get(o, math.nan),
             "decision": v.decisions.get(o, UNDECIDED),
