@@ -395,3 +395,26 @@ def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(
     new = ",".join(str(s) for s in range(2, needed))
     expected = f"infomax run -m case=a,b,c,d dataset=samples seed={new} hydra.sweep.dir={tmp_path.resolve()}"
     assert any(line.endswith(expected) for line in found.advice), found.advice
+
+
+def test_every_claim_has_a_margin_key_and_compare_takes_one_per_claim(tmp_path, capsys):
+    """compare.margin declares one margin per claim of the registry; `infomax compare --margin` takes
+    CLAIM=VALUE and stops with one line (exit 2) on an unknown claim or a value that is not > 0."""
+    from infomax_cli import cli
+
+    assert list(claims.DEFAULT_MARGINS) == [c.id for c in claims.CLAIMS]
+    for bad in ("nope=1", "mean_mi=0", "mean_mi=x", "mean_mi"):
+        assert cli.main(["compare", str(tmp_path), "--margin", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            len(err.splitlines()) == 1 and "give CLAIM=VALUE with CLAIM one of loss_curves" in err
+        )
+    assert cli.main(["compare", str(tmp_path), "--margins", "x"]) == 2
+    assert "(--margins is not an option)" in capsys.readouterr().err
+    make(tmp_path, FOUR)
+    assert (
+        cli.main(["compare", str(tmp_path), "--margin=mean_mi=0.5", "--margin", "loss_curves=1"])
+        == 0
+    )
+    margins = pd.read_csv(tmp_path / rundir.CLAIMS).set_index("claim").margin
+    assert (margins["mean_mi"], margins["loss_curves"], margins["mean_max_mi"]) == (0.5, 1.0, 0.02)
