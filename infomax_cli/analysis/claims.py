@@ -19,13 +19,17 @@ keeps the most MI, three ways; two more rows test the summaries this tool has al
 * `mean_max_mi` (this tool's old verdict): per unit, the mean of `mi_max`.
 * `mean_mi`: per unit, the mean of `mi_mean`.
 
-For a claim "case c has the highest X": `best_case` is the case with the highest point estimate (mean
-over seeds and units); `estimate` = X(c) - X(o), o the strongest other case, and `ci_low, ci_high` its
-95% interval from the paired differences per (seed, unit) (`stats.interval`: seed part with S-1 df,
-unit part with G-1 df; units fixed: the t-interval on per-seed means). Shares are fractions (0.1 = 10
-points). `status`: with one seed, `not established` (one training run per case) whatever the images say;
-otherwise `holds` when c beats every other case (each paired interval above 0: an intersection-union
-test, no correction needed), `fails` when some case beats c (its interval below 0), else `not established`.
+For a claim "case c has the highest X" (verdict.py says how it is decided): `best_case` is the case with
+the highest point estimate (mean over seeds and units); each pre-specified pair c - o gets an interval
+from the paired differences per (seed, unit) (`stats.table_interval`: seed part with S-1 df, unit part
+with G-1 df; units fixed: the t-interval on per-seed means), simultaneous over the pairs, with one
+seed's mean floored at a fifth of the claim's `margin` (compare.margin); `estimate, ci_low, ci_high`
+are the headline, c minus the truly strongest other case (min over the pairs). Shares are fractions
+(0.1 = 10 points). `status`: with one seed, `not established` (one training run per case) whatever the
+images say; otherwise `holds` (c beats every other case by more than the margin), `fails` (some case
+beats c by more), `equivalent` (every pair inside +-margin) or `not established`, and `seeds_needed`
+says how many seeds would narrow every pair's interval below the margin. claims_pairs.csv holds the
+pairs.
 
 Beside each claim: the same statistic on the untrained encoders (`init_*`: `mi_max_init` /
 `mi_mean_init`, winners by `mi_max_init`) and under each other alignment A the jobs measured
@@ -59,7 +63,6 @@ from .verdict import (
     compare_cases,
 )
 
-STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
 # mi_max_<suffix> columns that are not another alignment (runs whose summary does not list alt_aligns)
 NOT_ALIGNMENTS = ("init", "above_null")
 NATS, SHARE = "nats", "share"
@@ -367,7 +370,9 @@ def sentence(
             else f"over {v.n_units} image units of one training run"
         )
         lo, hi = _bare(v.ci_low, claim.kind), _bare(v.ci_high, claim.kind)
-        where = f"95% interval {lo} to {hi} {over}, simultaneous over the {len(v.pairs)} pairs"
+        n = len(v.pairs)
+        family = f", simultaneous over the {n} pairs" if n > 1 else ""
+        where = f"95% interval {lo} to {hi} {over}{family}"
     return f"{head} ({diff}; {where}); {status_phrase(v, study_case, claim)}."
 
 
