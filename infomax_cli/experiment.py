@@ -211,6 +211,7 @@ def tables(
             "mi_max_init": init.mi.max(1),
         }
     )
+    per_image = per_image[rundir.MI_PER_IMAGE_COLUMNS]  # the contract's order, declared once
     for a, v in trained.alt.items():
         per_image[f"mi_mean_{a}"], per_image[f"mi_max_{a}"] = v.mean(1), v.max(1)
     return per_map[rundir.MI_PER_MAP_COLUMNS], per_image

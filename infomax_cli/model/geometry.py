@@ -27,9 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..choices import Align
 from ..errors import ConfigError
-
-MODES = ("geometry", "resize", "crop")
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def align_images(
         return images[:, 0]
     if mode == "crop":
         return _centre_crop(images, min(h, map_hw[0]), min(w, map_hw[1]))[:, 0]
-    raise ValueError(f"unknown align mode {mode!r}: use one of {MODES}")
+    raise ValueError(f"unknown align mode {mode!r}: use one of {', '.join(Align)}")
 
 
 def align_maps(
@@ -159,7 +158,7 @@ def align_maps(
         return F.interpolate(maps, size=tuple(image_hw), mode="bilinear", align_corners=False)
     if mode == "crop":
         return _centre_crop(maps, min(image_hw[0], mh), min(image_hw[1], mw))
-    raise ValueError(f"unknown align mode {mode!r}: use one of {MODES}")
+    raise ValueError(f"unknown align mode {mode!r}: use one of {', '.join(Align)}")
 
 
 def _region(geom: Geometry | None, size: int) -> tuple[int, int]:
