@@ -235,6 +235,8 @@ def clopper_pearson(p, n, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(x > 0, betaincinv(np.maximum(x, 1e-12), n - x + 1, a), 0.0)
         high = np.where(x < n, betaincinv(x + 1, np.maximum(n - x, 1e-12), 1 - a), 1.0)
+    # below a billionth: 0 (an effective sample under one draw leaves the share undetermined)
+    low, high = np.where(low < 1e-9, 0.0, low), np.where(high > 1 - 1e-9, 1.0, high)
     return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
