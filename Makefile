@@ -56,11 +56,14 @@ validate: install
 
 # Protocol sensitivity (conf/sensitivity.yaml): re-measure a finished sweep's encoders under other
 # alignments, bins and estimators. SWEEP=outputs/sweeps/... picks one; without it a small sweep on the
-# embedded set is trained first.
+# embedded set (64 images) is trained first into outputs/sweeps/sensitivity-base, with RUN_ARGS as its
+# extra overrides (e.g. RUN_ARGS="train.steps=5"). ARGS go to `infomax sensitivity` (e.g.
+# ARGS="--estimators histogram gcmi").
 SWEEP ?=
+RUN_ARGS ?=
 sensitivity: install
 	@if [ -z "$(SWEEP)" ]; then \
-		$(BIN)/infomax run -m case=a,b,c,d dataset=samples dataset.n_images=64 hydra.sweep.dir=outputs/sweeps/sensitivity-base && \
+		$(BIN)/infomax run -m case=a,b,c,d dataset=samples dataset.n_images=64 hydra.sweep.dir=outputs/sweeps/sensitivity-base $(RUN_ARGS) && \
 		$(BIN)/infomax sensitivity outputs/sweeps/sensitivity-base $(ARGS); \
 	else $(BIN)/infomax sensitivity $(SWEEP) $(ARGS); fi
 

@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -117,7 +118,67 @@ def _check_output_dir(args: list[str]) -> None:
         ) from None
 
 
+# One element of an override's value: a quoted string or a run of characters up to a comma (a sweep).
+_ELEMENT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,]+")
+# Characters Hydra's grammar takes in an unquoted value (`~` and non-ASCII letters are not among them)
+_UNQUOTED = re.compile(r"[\w/\-+.%@:$*?|\\]+", re.ASCII)
+
+
+def expand_path_overrides(args: list[str]) -> list[str]:
+    """The overrides with `~` and environment variables expanded in the values of path keys
+    (`config.PATH_KEYS`), before Hydra reads them: its grammar rejects `~`, and it makes the run
+    directory itself. `dataset.root=~/photos` and `hydra.sweep.dir='$SCRATCH/sweep'` then work as
+    a shell user expects; a sweep's comma list is expanded element by element."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq or key.lstrip("+") not in config.PATH_KEYS or not {"~", "$"} & set(value):
+            out.append(arg)
+        elif "(" in value or "[" in value:  # a sweep function or a list: Hydra's own syntax
+            out.append(arg)
+        else:
+            elements = _ELEMENT.findall(value)
+            expanded = [_expand_element(e) for e in elements]
+            out.append(arg if expanded == elements else f"{key}={','.join(expanded)}")
+    return out
+
+
+def _expand_element(element: str) -> str:
+    quoted = len(element) >= 2 and element[0] == element[-1] and element[0] in "'\""
+    text = element[1:-1] if quoted else element.strip()
+    path = config.expand_path(text)
+    if path == text:
+        return element
+    if _UNQUOTED.fullmatch(path):
+        return path
+    return "'" + path.replace("'", "\\'") + "'"
+
+
+# Hydra's modes of `infomax run`: at most one per command
+MODES = {
+    "-m": "--multirun",
+    "--multirun": "--multirun",
+    "-c": "--cfg",
+    "--cfg": "--cfg",
+    "-i": "--info",
+    "--info": "--info",
+    "-r": "--run",
+    "--run": "--run",
+}
+
+
 def _run(args: list[str]) -> int:
+    args = expand_path_overrides(args)
+    if "--help" in args or "-h" in args:
+        return _help([a for a in args if not a.startswith("-")])
+    modes = sorted({MODES[a.partition("=")[0]] for a in args if a.partition("=")[0] in MODES})
+    if len(modes) > 1:  # Hydra raises a bare ValueError for this, which read as a failed sweep job
+        print(
+            f"infomax: {' and '.join(modes)} cannot be combined: run them one at a time "
+            "(infomax run --cfg job OVERRIDES shows the config one job of a sweep would use).",
+            file=sys.stderr,
+        )
+        return 2
     if not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c"
         for a in args
@@ -158,6 +219,18 @@ def _run(args: list[str]) -> int:
         if not user_wants_traceback:
             del os.environ["HYDRA_FULL_ERROR"]
     return CompareCallback.exit_code  # a sweep whose jobs did not all finish: not 0
+
+
+def _help(overrides: list[str]) -> int:
+    """`infomax run --help [OVERRIDES]`: the groups and keys with their types and values."""
+    from .help import print_help
+
+    try:
+        print_help(overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _is_config_error(e: BaseException) -> bool:

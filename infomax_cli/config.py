@@ -8,6 +8,8 @@ cannot express live in `check()`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,19 @@ def register() -> None:
     cs.store(group="device", name="schema_device", node=DeviceConfig)
     cs.store(group="train", name="schema_train", node=TrainConfig)
     cs.store(group="logger", name="schema_logger", node=LoggerConfig)
+
+
+# Keys whose values are paths: `~` and environment variables in them are expanded (`expand_path`).
+PATH_KEYS = ("dataset.root", "hydra.run.dir", "hydra.sweep.dir")
+# $NAME or ${NAME}; `${now:...}` and `${hydra.job.num}` (Hydra's interpolations) do not match
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def expand_path(value: str) -> str:
+    """A path as the shell would read it: a leading `~` (or `~user`) is the home folder, `$NAME` and
+    `${NAME}` the environment variable's value when it is set (else left as written)."""
+    expanded = _ENV_VAR.sub(lambda m: os.environ.get(m[1] or m[2], m[0]), str(value))
+    return os.path.expanduser(expanded)
 
 
 def typed(cfg: DictConfig | Config) -> Config:

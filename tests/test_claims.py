@@ -287,11 +287,38 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     statistic = t.set_index("claim")["statistic"]
     assert statistic["mean_mi"].startswith("mean over images of the mean MI")
     print_found(*found)
-    out = " ".join(capsys.readouterr().out.split())
-    assert "the study's claims" in out and "winner_share" in out and "holds at 95%" not in out
-    # last, the command that adds seeds 1-4 into this sweep's directory
-    assert "With one seed no claim is established" in out
-    assert out.endswith(f"seed=1,2,3,4 hydra.sweep.dir={tmp_path.resolve()}")
+    out = capsys.readouterr().out.rstrip("\n").splitlines()
+    # the end: one line per claim (name, status, estimate [interval] unit, margin, seeds needed), the
+    # command that adds seeds 1-4 into this sweep's directory, then where the notes are
+    assert out[-1] == (
+        f"each claim's sentence and notes: {tmp_path}/claims.csv and {tmp_path}/report.html"
+    )
+    assert out[-2].strip().startswith("With one seed no claim is established")
+    assert out[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={tmp_path.resolve()}")
+    assert out[-3] == "to settle the claims not established, add seeds into this sweep:"
+    assert out[-9].startswith("the study's claims (claims.csv): status, case c minus")
+    for line, r in zip(out[-8:-3], t.itertuples()):
+        unit = "points" if r.claim == "winner_share" else "nats"
+        scale = 100 if r.claim == "winner_share" else 1
+        fmt = "{:+.1f}" if r.claim == "winner_share" else "{:+.4f}"
+        numbers = [fmt.format(scale * x) for x in (r.estimate, r.ci_low, r.ci_high)]
+        interval = [] if np.isnan(r.ci_low) else [f"[{numbers[1]},", f"{numbers[2]}]"]
+        margin = f"±{scale * r.margin:.1f};" if r.claim == "winner_share" else f"±{r.margin:.4g};"
+        expected = [
+            r.claim,
+            "not",
+            "established",
+            numbers[0],
+            *interval,
+            unit,
+            margin,
+            "seeds",
+            "—",
+        ]
+        assert line.split() == expected, line
+    text = "\n".join(out)
+    assert "Note:" not in text  # notes live in claims.csv
+    assert all(len(line) < 100 for line in out[-8:-3])
     comp = pd.read_csv(tmp_path / "comparison.csv")
     assert list(comp.columns[:3]) == ["image_id", "label", "group"] and comp.group.nunique() == 20
     assert (pd.read_csv(tmp_path / "winners.csv").n_units == 20).all()

@@ -161,10 +161,23 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert wins["share"].sum() == pytest.approx(1.0)
     assert "highest max MI" in r.stdout  # the winner table at the end of the multirun
     out = " ".join(r.stdout.split())
-    # then the claims, never a one-seed verdict
+    # then one line per claim, never a one-seed verdict, and where the sentences and notes are
     assert "the study's claims" in out and "holds at 95%" not in out
-    assert "With one seed no claim is established" in out  # last, the seeds to add into this sweep
-    assert out.endswith(f"seed=1,2,3,4 hydra.sweep.dir={sweep.resolve()}")
+    lines = r.stdout.rstrip().splitlines()
+    assert (
+        lines[-1] == f"each claim's sentence and notes: {sweep}/claims.csv and {sweep}/report.html"
+    )
+    # before it, the command that adds seeds 1-4 into this sweep (one seed: nothing is established)
+    assert "With one seed no claim is established" in lines[-2]
+    assert lines[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={sweep.resolve()}")
+    assert [line.split()[0] for line in lines[-8:-3]] == [
+        "loss_curves",
+        "example_images",
+        "winner_share",
+        "mean_max_mi",
+        "mean_mi",
+    ]
+    assert all("not established" in line for line in lines[-8:-3])
     assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
     assert list(stats.columns) == rundir.STATS_COLUMNS
@@ -234,11 +247,91 @@ def test_stl10_missing_names_the_folder_and_suggests_samples(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("dataset.root=~/photos", "{home}/photos"),
+        ("dataset.root='~/photos'", "{home}/photos"),
+        ("hydra.run.dir=$RUNS/one", "/scratch/runs/one"),
+        ("hydra.sweep.dir=${RUNS}/sweep", "/scratch/runs/sweep"),
+        ("+dataset.root=~", "{home}"),
+        (
+            "dataset.root=$UNSET_IN_THIS_TEST/x",
+            "$UNSET_IN_THIS_TEST/x",
+        ),  # as written: no such variable
+        ("hydra.run.dir=outputs/${now:%H}", "outputs/${{now:%H}}"),  # Hydra's own interpolation
+        ("case.name=~x", "~x"),  # not a path key: Hydra's grammar decides
+    ],
+)
+def test_path_overrides_expand_tilde_and_variables_before_hydra_reads_them(
+    override, expected, monkeypatch
+):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from infomax_cli.cli import expand_path_overrides
+
+    home = "/home/new user/ünï"  # a space and letters Hydra's grammar takes only when quoted
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setenv("RUNS", "/scratch/runs")
+    monkeypatch.delenv("UNSET_IN_THIS_TEST", raising=False)
+    (rewritten,) = expand_path_overrides([override])
+    if override.startswith("case."):
+        assert rewritten == override
+        return
+    value = OverridesParser.create().parse_override(rewritten).value()
+    assert str(value) == expected.format(home=home)
+
+
+def test_a_sweep_over_two_roots_expands_each(monkeypatch):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from infomax_cli.cli import expand_path_overrides
+
+    monkeypatch.setenv("HOME", "/home/me")
+    (rewritten,) = expand_path_overrides(["dataset.root=~/cats,~/dogs"])
+    sweep = OverridesParser.create().parse_override(rewritten).value()
+    assert [str(v) for v in sweep.list] == ["/home/me/cats", "/home/me/dogs"]
+
+
 def test_help_and_cfg_job_still_work():
     r = infomax("run", "--cfg", "job", "case=b")
     assert r.returncode == 0 and "name: b" in r.stdout
     r = infomax("run", "--help")
-    assert r.returncode == 0 and "case: a, b, c, d" in r.stdout
+    assert r.returncode == 0 and "case            a, b, c*, d" in r.stdout
+
+
+def test_run_help_lists_the_users_groups_and_every_key_with_its_type_and_value(capsys):
+    """What every config error promises: `infomax run --help` lists every key with its type; the
+    values are those the overrides given compose to; Hydra's schema entries are not options."""
+    from infomax_cli import cli, config
+    from infomax_cli.help import schema_keys
+
+    assert cli.main(["run", "--help", "case=a", "train.steps=7", "dataset=folder"]) == 0
+    out = capsys.readouterr().out
+    assert "schema" not in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
+    assert rows["case"] == ["a*,", "b,", "c,", "d"]
+    assert rows["dataset"] == ["folder*,", "samples,", "stl10,", "torchvision"]
+    assert rows["train"] == ["learn,", "study*"]
+    keys = schema_keys(config.Config)
+    assert len(keys) > 40 and all(key in rows for key, _ in keys)
+    assert rows["train.steps"] == ["int", "7"]
+    assert rows["train.lr"] == ["float", "0.0001"]
+    assert rows["case.layers"] == ["list", "of", "str", "[conv,conv,conv,conv]"]
+    assert rows["case.padding"] == ["int", "0"]  # case a: valid convolutions
+    assert rows["dataset.kind"] == ["samples|stl10|folder|torchvision", "folder"]
+    assert rows["measure.align"] == ["geometry|resize|crop", "geometry"]
+    assert rows["measure.alt_aligns"] == ["list", "of", "geometry|resize|crop", "[resize,crop]"]
+    assert rows["device.threads"] == ["int", "or", "null", "null"]
+    assert rows["overwrite"] == ["bool", "false"]
+
+
+def test_run_help_with_a_bad_override_is_one_config_error(capsys):
+    from infomax_cli import cli
+
+    assert cli.main(["run", "--help", "train.steps=many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.steps" in err[0], err
 
 
 @pytest.mark.slow
@@ -283,3 +376,13 @@ def test_a_non_editable_install_finds_its_config(tmp_path):
         env=env,
     )
     assert r.returncode == 0 and "- deconv" in r.stdout and "name: d" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--cfg", "job", "-m", "case=a,b"], ["-m", "--info", "case=a"]])
+def test_two_modes_at_once_are_one_usage_error(args, capsys):
+    """`--cfg job` with `-m`: Hydra's bare ValueError used to read as a sweep job that stopped (exit 1)."""
+    from infomax_cli import cli
+
+    assert cli.main(["run", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be combined" in err[0] and "--multirun" in err[0], err

@@ -271,3 +271,16 @@ def test_folder_missing_or_empty_exits_2_in_one_line(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr
         lines = [line for line in r.stderr.splitlines() if line.startswith("infomax:")]
         assert len(lines) == 1 and str(root) in lines[0], r.stderr
+
+
+def test_a_root_with_tilde_or_a_variable_is_the_folder_the_shell_would_name(photos, monkeypatch):
+    """`dataset.root=~/photos` or `'$PHOTOS'` (quoted, or in a YAML preset) reads the same images as the
+    absolute path: `~` and environment variables are expanded as a shell would."""
+    monkeypatch.setenv("HOME", str(photos.parent))
+    monkeypatch.setenv("PHOTOS", str(photos))
+    by_path = load_dataset(folder_cfg(photos, size=32))
+    for root in ("~/photos", "$PHOTOS", "${PHOTOS}/", "~/photos/../photos"):
+        ds = load_dataset(folder_cfg(root, size=32))
+        assert ds.files == ORDER and ds.labels == by_path.labels, root
+        assert torch.equal(ds.batch([0, 5]), by_path.batch([0, 5])), root
+        assert ds.info["dataset_root"] == str(photos.resolve())

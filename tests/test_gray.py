@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from images_on_disk import LUMA, rgb_noise, save
 from PIL import Image
 
@@ -103,3 +104,22 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ dataset=folder
+
+
+@pytest.mark.parametrize("h,w,size", [(40, 60, 32), (61, 37, 24), (96, 96, 96), (300, 200, 96)])
+def test_pixel_operations_equal_torchvisions_to_the_bit(h, w, size):
+    """sources.pixels does without torchvision (slow to import) what torchvision does, bit for bit."""
+    import torchvision.transforms.functional as TF
+
+    from infomax_cli.sources import pixels
+
+    g = torch.Generator().manual_seed(h * w)
+    rgb = torch.rand(3, h, w, generator=g) * 255
+    assert torch.equal(pixels.luma(rgb), TF.rgb_to_grayscale(rgb)[0])
+    gray = pixels.luma(rgb)[None]
+    want = TF.resize(gray, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    got = pixels.resize(gray, *pixels.short_side_size(h, w, size))
+    assert torch.equal(got, want)
+    assert torch.equal(pixels.centre_crop(got, size), TF.center_crop(want, [size, size]))
+    square = TF.resize(rgb[:, :50, :50], [96, 96], antialias=True)
+    assert torch.equal(pixels.resize(rgb[:, :50, :50], 96, 96), square)

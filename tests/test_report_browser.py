@@ -79,3 +79,51 @@ def test_screenshot_of_the_sweep_report(sweep, tmp_path):  # noqa: F811
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (5000, 1400)
     assert pixels.std() > 10  # not a blank page
+
+
+# Measures, once the page has laid out, how far each table and the page reach past the window's width,
+# and writes it into the DOM: a table wider than the page must scroll inside its own box.
+WIDTHS = (
+    '<script>window.addEventListener("load", function () {'
+    "var page = document.documentElement.clientWidth, worst = 0, scrolling = 0;"
+    "Array.from(document.querySelectorAll('table')).forEach(function (t) {"
+    "worst = Math.max(worst, t.getBoundingClientRect().right - page);"
+    "if (t.scrollWidth > t.clientWidth + 1) { scrolling += 1; } });"
+    'var d = document.createElement("div"); d.id = "width-check";'
+    'd.textContent = "page " + page + " scroll " + document.documentElement.scrollWidth +'
+    ' " past " + Math.ceil(worst) + " scrolling " + scrolling;'
+    "document.body.appendChild(d);});</script>"
+)
+
+
+def test_the_sweep_report_fits_a_1280_pixel_window(sweep, tmp_path):  # noqa: F811
+    """Every table of the report ends inside a 1280-px window (a wide one scrolls inside its box),
+    nothing makes the page scroll sideways; the screenshot at 1280 px goes to test-artifacts/."""
+    page = (sweep / rundir.REPORT).read_text()
+    checked = tmp_path / "checked.html"
+    # directory names as long as a real sweep's (overrides of dataset, steps, seeds) widen the job table
+    wide = page.replace("case=a<", "case=a,dataset=samples,dataset.n_images=320,seed=0<")
+    checked.write_text(wide.replace("</body>", WIDTHS + "</body>"))
+    done = chromium(
+        tmp_path,
+        "--window-size=1280,2000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        checked.as_uri(),
+    )
+    found = re.search(
+        r'id="width-check">page (\d+) scroll (\d+) past (-?\d+) scrolling (\d+)<', done.stdout
+    )
+    assert found, (
+        f"no measurement in the DOM Chromium dumped (rc {done.returncode}): {done.stderr[-2000:]}"
+    )
+    page_width, scroll_width, past, scrolling = map(int, found.groups())
+    assert 1200 <= page_width <= 1280
+    assert scroll_width <= page_width and past <= 0, found[0]
+    assert scrolling >= 1, found[0]  # the job table is wider than the page: it scrolls in its box
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report-sweep-1280.png"
+    shot.unlink(missing_ok=True)
+    chromium(tmp_path, "--window-size=1280,3000", f"--screenshot={shot}", checked.as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (3000, 1280) and pixels.std() > 10

@@ -117,3 +117,39 @@ def test_the_learn_preset_measures_held_out_photographs(tmp_path):
     assert set(per_image.label) == set(HELD) and s["study_examples"] == [0, 1]
     loss = pd.read_csv(out / "loss.csv")
     assert len(loss) == 3 and {"local_mi", "global_mi"} <= set(loss.columns)
+
+
+@pytest.mark.parametrize("dataset", ["stl10", "CIFAR10", "MNIST"])
+def test_a_failed_download_is_the_same_error_for_every_dataset(dataset, tmp_path, monkeypatch):
+    """Offline with dataset.download=true: STL-10 and any torchvision class stop with the same kind of
+    error (a runtime failure, exit 1) and the same line: the folder, the reason, the way to run offline."""
+    import torchvision.datasets as tvd
+
+    from infomax_cli.errors import RunError
+    from infomax_cli.sources import stl10
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    class Offline(tvd.VisionDataset):  # a torchvision class's signature, without the network
+        def __init__(self, root, train=True, transform=None, download=False):
+            offline()
+
+    if dataset == "stl10":
+        monkeypatch.setattr(stl10, "STL10", offline)
+        args = ["dataset=stl10"]
+        where = tmp_path / "stl10_binary"
+    else:
+        monkeypatch.setattr(tvd, dataset, type(dataset, (Offline,), {}))
+        args = ["dataset=torchvision", f"dataset.name={dataset}"]
+        where = tmp_path
+    cfg = compose_cfg([*args, f"dataset.root={tmp_path}", "dataset.download=true"]).dataset
+    with pytest.raises(RunError) as e:
+        load_dataset(cfg)
+    assert e.value.exit_code == 1
+    assert str(e.value).startswith(
+        f"could not download {'STL-10' if dataset == 'stl10' else 'torchvision ' + dataset} to {where} ("
+    )
+    assert str(e.value).endswith(
+        "Name or service not known>): check the network, or put the files there yourself; dataset=samples runs offline."
+    )

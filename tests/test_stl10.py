@@ -135,7 +135,7 @@ def test_stl10_download_failure_is_a_run_error(tmp_path, monkeypatch):
     def offline(*a, **k):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(stl10, "STL10", offline)
+    monkeypatch.setattr(stl10, "torchvision_stl10", lambda: offline)
     with pytest.raises(RunError, match="stl10_binary.*network is unreachable.*dataset=samples"):
         load_dataset(_cfg(tmp_path, download=True))
 
@@ -148,7 +148,7 @@ def test_stl10_download_then_memmap_read(tmp_path, monkeypatch):
         calls.append((root, split, download))
         write_stl10_binary(root, "test", _rgb(3), [2, 2, 9])
 
-    monkeypatch.setattr(stl10, "STL10", fake_stl10)
+    monkeypatch.setattr(stl10, "torchvision_stl10", lambda: fake_stl10)
     ds = load_dataset(_cfg(tmp_path, split="test", download=True))
     assert calls == [(str(tmp_path), "train", True)] and isinstance(ds._x.planes, np.memmap)
     assert ds.labels == ["bird", "bird", "ship"] and ds.example_ids == [0, 2]

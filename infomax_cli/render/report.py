@@ -22,12 +22,6 @@ from .figures import Pictures, case_color
 if TYPE_CHECKING:  # the record the statistics hand over; no import of the analysis at run time
     from ..analysis.findings import Findings
 
-ESTIMATE_CAPTION = (
-    "c − other: case c minus the strongest other case, in nats (winner_share: percentage points), "
-    "with its 95% interval (simultaneous over the claim's pairs, claims_pairs.csv); margin: the "
-    "smallest difference worth reporting; seeds needed: seeds at which every pair's interval would "
-    "be narrower than it"
-)
 STATS_NAMES = {
     "mi_mean": "mean MI",
     "mi_max": "max MI",
@@ -93,6 +87,7 @@ JOB_COLUMNS = {
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1500px;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 img{max-width:100%;height:auto;display:block}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+table{display:block;max-width:100%;overflow-x:auto}.row>*{min-width:0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 .row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}.note{color:#555;font-size:.9em}
@@ -146,8 +141,10 @@ def _share_interval(r) -> list[str]:
 
 # ------------------------------------------------------------------------------------ the terminal
 def print_found(found: Findings, sweep_dir) -> None:
-    """The end of a sweep's terminal output: the winner table, then the claims table and its
-    sentences (with one seed, last, the line saying the claims are not established and what does)."""
+    """The end of a sweep's terminal output: the winner table, then one line per claim (status,
+    estimate, interval, margin, seeds needed), the commands that add the seeds the open claims need,
+    and one line saying where each claim's sentence and notes are (claims.csv, report.html): a note
+    printed under every claim says less than the one line that points at it."""
     console = Console()
     title = f"which case has the highest max MI ({sweep_dir})"
     table = Table(title=title, min_width=len(title) + 4)
@@ -156,23 +153,39 @@ def print_found(found: Findings, sweep_dir) -> None:
     for r in found.winners.itertuples():
         table.add_row(f"case {r.case}", str(r.wins), f"{r.share:.1%}", *_share_interval(r))
     console.print(table)
+    print(claim_lines(found, sweep_dir), flush=True)
+
+
+def claim_lines(found: Findings, sweep_dir) -> str:
+    """One line per claim (`status  estimate [95% interval] unit  ±margin; seeds needed`, case c minus
+    the strongest other case), the commands that add the seeds the open claims need, then the line
+    that points at claims.csv and report.html; plain text, never wrapped."""
     claims = found.claims
-    title = "the study's claims: does case c keep the most MI? (claims.csv)"
-    table = Table(title=title, min_width=len(title) + 4, caption=ESTIMATE_CAPTION)
     several = several_settings(claims)
-    header = ["claim", "best", "c − other [95% CI]", "seeds", "units", "margin", "seeds needed"]
-    for col in ([SETTING] if several else []) + header + ["status"]:
-        table.add_column(col, justify="left" if col in (SETTING, "claim", "status") else "right")
-    for _, r in claims.iterrows():
-        cells = _claim_cells(r, r["claim"] in found.share_claims)
-        table.add_row(*([str(r[SETTING])] if several else []), *cells)
-    console.print(table)
-    for line in found.claim_lines:
-        console.print(line, markup=False, highlight=False)
+    names = [
+        f"{r[SETTING]} {r['claim']}" if several else str(r["claim"]) for _, r in claims.iterrows()
+    ]
+    width = max(map(len, names), default=0)
+    status_width = max((len(str(s)) for s in claims["status"]), default=0)
+    out = [
+        "the study's claims (claims.csv): status, case c minus the strongest other case "
+        "[95% interval], ±margin; seeds needed"
+    ]
+    for name, (_, r) in zip(names, claims.iterrows()):
+        share = r["claim"] in found.share_claims
+        estimate = interval_text(r, share)
+        unit = (" points" if share else " nats") if estimate != "—" else ""
+        detect = f"  {margin_text(r, share)}; seeds {seeds_text(r)}"
+        out.append(
+            f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}{unit}{detect}"
+        )
     if found.advice:
-        console.print("To settle the claims not established:", markup=False, highlight=False)
-    for line in found.advice:
-        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        out.append("to settle the claims not established, add seeds into this sweep:")
+        out += [f"  {line}" for line in found.advice]
+    out.append(
+        f"each claim's sentence and notes: {sweep_dir}/claims.csv and {sweep_dir}/report.html"
+    )
+    return "\n".join(out)
 
 
 def print_sensitivity(table: pd.DataFrame, title: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..choices import DatasetKind, Split
-from ..config import DatasetConfig
+from ..config import DatasetConfig, expand_path
 from ..errors import ConfigError
 from .folder import load_folder
 from .gray import DECODE_ONCE_BYTES, IMAGE_SIZE, GrayImages
@@ -27,6 +27,11 @@ from .stl10 import load_stl10
 from .torchvision_sets import load_torchvision
 
 __all__ = ["DECODE_ONCE_BYTES", "IMAGE_SIZE", "GrayImages", "load_dataset", "load_datasets"]
+
+
+def _root(cfg: DatasetConfig) -> Path:
+    """`dataset.root` with `~` and environment variables expanded, as a shell would."""
+    return Path(expand_path(cfg.root))
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,11 @@ READERS: dict[DatasetKind, Reader] = {
         heldout_what="photographs of the embedded set",
     ),
     DatasetKind.stl10: Reader(
-        lambda cfg, split: load_stl10(Path(cfg.root), split, cfg.download, cfg.n_images),
+        lambda cfg, split: load_stl10(_root(cfg), split, cfg.download, cfg.n_images),
         has_splits=True,
     ),
     DatasetKind.folder: Reader(
-        lambda cfg, split: load_folder(Path(cfg.root), cfg.size, cfg.n_images, cfg.skip_unreadable),
+        lambda cfg, split: load_folder(_root(cfg), cfg.size, cfg.n_images, cfg.skip_unreadable),
         has_splits=False,
         heldout_what="labels (subfolders) of dataset.root",
     ),

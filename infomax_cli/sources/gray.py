@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError, first_line
+from .pixels import centre_crop, luma, resize, short_side_size
 
 IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
@@ -171,6 +172,17 @@ def check_n(n_images: int | None, total: int, what: str) -> int:
     return int(n_images)
 
 
+def download_failed(what: str, where: Path | str, error: BaseException) -> RunError:
+    """The one error every source raises when `dataset.download=true` could not fetch its files
+    (offline, disk full, bad checksum): a runtime failure (exit 1), as the contract has it, whatever the
+    dataset; the command was right, the machine could not carry it out."""
+    reason = first_line(error) or type(error).__name__
+    return RunError(
+        f"could not download {what} to {where} ({reason}): check the network, or put the files "
+        "there yourself; dataset=samples runs offline."
+    )
+
+
 def gray_square(image: Any, size: int) -> torch.Tensor:
     """A PIL image of any size and mode -> uint8 (size, size) gray, by the documented rule:
 
@@ -194,11 +206,9 @@ def gray_square(image: Any, size: int) -> torch.Tensor:
         gray = torch.from_numpy(np.clip(np.array(image, dtype=np.float32) * scale, 0, 255))
     else:
         rgb = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
-        gray = TF.rgb_to_grayscale(rgb.float())[0]
-    gray = TF.resize(
-        gray[None], [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
-    )
-    gray = TF.center_crop(gray, [size, size])[0]
+        gray = luma(rgb.float())
+    gray = resize(gray[None], *short_side_size(*gray.shape, size))
+    gray = centre_crop(gray, size)[0]
     return gray.round_().clamp_(0, 255).to(torch.uint8)
 
 

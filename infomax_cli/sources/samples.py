@@ -10,9 +10,9 @@ import zlib
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
 from .gray import IMAGE_SIZE, Catalog, GrayImages, check_n
+from .pixels import luma, resize
 
 # scikit-image photographs that load without a download; chelsea and horse first (the example images).
 SAMPLE_PHOTOS = (
@@ -61,7 +61,7 @@ def _samples(per_photo: int) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, 
         img = torch.from_numpy(a.astype(np.float32) / (1.0 if a.dtype == bool else 255.0))
         img = img.permute(2, 0, 1)[:3] if img.ndim == 3 else img[None]
         if img.shape[0] == 3:
-            img = TF.rgb_to_grayscale(img)
+            img = luma(img)[None]
         h, w = img.shape[-2:]
         short = min(h, w)
         rng = np.random.default_rng([_SAMPLES_SEED, zlib.crc32(name.encode())])
@@ -74,10 +74,7 @@ def _samples(per_photo: int) -> tuple[torch.Tensor, tuple[str, ...], tuple[int, 
                     break
             boxes.append(box)
         crops.append(
-            [
-                TF.resize(img[:, y : y + s, x : x + s], [IMAGE_SIZE, IMAGE_SIZE], antialias=True)[0]
-                for y, x, s in boxes
-            ]
+            [resize(img[:, y : y + s, x : x + s], IMAGE_SIZE, IMAGE_SIZE)[0] for y, x, s in boxes]
         )
     order = [(p, k) for k in range(per_photo) for p in range(len(SAMPLE_PHOTOS))]
     images = (

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
-from torchvision.datasets import STL10
 
 from ..errors import ConfigError, RunError
-from .gray import IMAGE_SIZE, Catalog, GrayImages, LazySource, check_n
+from .gray import IMAGE_SIZE, Catalog, GrayImages, LazySource, check_n, download_failed
+from .pixels import luma
 
 STL10_CLASSES = (
     "airplane",
@@ -32,7 +31,7 @@ _IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
 
 def gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8 luma (0.299 R + 0.587 G + 0.114 B, rounded)."""
-    gray = TF.rgb_to_grayscale(rgb.float())[..., 0, :, :]
+    gray = luma(rgb.float())
     return gray.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -107,15 +106,19 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
     return GrayImages("stl10", split, x, Catalog(labels, examples, study_examples=study))
 
 
+def torchvision_stl10() -> type:
+    """torchvision's STL10 class, imported when a download needs it (torchvision is slow to import)."""
+    from torchvision.datasets import STL10
+
+    return STL10
+
+
 def _download(root: Path, folder: Path) -> None:
     """Fetch the whole archive (all splits) with torchvision; split='train' keeps what it loads small."""
     try:
-        STL10(str(root), split="train", download=True)
+        torchvision_stl10()(str(root), split="train", download=True)
     except Exception as e:  # offline, disk full, bad checksum
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise RunError(
-            f"could not download STL-10 to {folder} ({msg}); use dataset=samples to run offline."
-        ) from e
+        raise download_failed("STL-10", folder, e) from e
 
 
 def write_stl10_binary(

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
 from ..choices import Split
-from ..config import DatasetConfig
+from ..config import DatasetConfig, expand_path
 from ..errors import ConfigError, RunError, first_line
-from .gray import Catalog, GrayImages, LazySource, check_n, examples_by_label, gray_square
+from .gray import (
+    Catalog,
+    GrayImages,
+    LazySource,
+    check_n,
+    download_failed,
+    examples_by_label,
+    gray_square,
+)
+from .pixels import luma
 
 _NOT_IMAGE_SETS = ("VisionDataset", "DatasetFolder")
 SUGGESTED_TORCHVISION = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "SVHN", "FakeData")
@@ -91,10 +98,7 @@ class _TorchvisionSource(LazySource):
                     "set dataset.download=true "
                     f"to download it there, or point dataset.root at it."
                 ) from e
-            raise RunError(
-                f"could not download or read torchvision {self.name} in {root} "
-                f"({first_line(e)}); use dataset=samples to run offline."
-            ) from e
+            raise download_failed(f"torchvision {self.name}", root, e) from e
 
     def image(self, i: int) -> torch.Tensor:
         from PIL import Image
@@ -137,7 +141,7 @@ def _array_image(x: torch.Tensor | np.ndarray) -> Any:
     if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
         return x  # not an image: the caller says so
     if t.is_floating_point():
-        gray = TF.rgb_to_grayscale(t[:3].float())[0] if t.shape[0] >= 3 else t[0].float()
+        gray = luma(t[:3].float()) if t.shape[0] >= 3 else t[0].float()
         return Image.fromarray(gray.numpy().astype(np.float32))
     t = t.to(torch.uint8)
     return (
@@ -190,7 +194,7 @@ def load_torchvision(cfg: DatasetConfig, split: Split) -> GrayImages:
     params = inspect.signature(cls.__init__).parameters
     kwargs: dict[str, Any] = {}
     if "root" in params:
-        kwargs["root"] = str(Path(cfg.root))
+        kwargs["root"] = expand_path(cfg.root)
     if "download" in params:
         kwargs["download"] = cfg.download
     if "train" in params:
