@@ -310,11 +310,11 @@ def _open_pairs(v: Verdict, study_case: str) -> str:
         parts.append(f"case {study_case} beats {', '.join(by[BEATS])}")
     if by.get(WITHIN):
         parts.append(f"is within the margin of {', '.join(by[WITHIN])}")
-    if by.get(UNDECIDED):
-        parts.append(f"cannot yet be told from {', '.join(by[UNDECIDED])}")
+    if by.get(UNDECIDED):  # its interval reaches across 0 or across the margin
+        parts.append(f"is not yet told from {', '.join(by[UNDECIDED])} by more than the margin")
     if by.get(LOSES):
         parts.append(f"loses to {', '.join(by[LOSES])}")
-    return ", ".join(parts) if parts else f"case {study_case} cannot yet be told from the others"
+    return ", ".join(parts) if parts else f"case {study_case} is not yet told from the others"
 
 
 def detectable(v: Verdict, claim: Claim) -> str:
@@ -326,8 +326,14 @@ def detectable(v: Verdict, claim: Claim) -> str:
             f"{margin}; more image units (photographs), not seeds, are missing: the units alone "
             "leave an interval wider than the margin"
         )
+    if v.decisions and UNDECIDED not in v.decisions.values():
+        return (
+            f"{margin}; every pair is decided: a mixed verdict, which more seeds would not change"
+        )
     if math.isnan(v.seeds_needed):
         return margin
+    if v.seeds_needed <= v.n_seeds:  # narrow enough already, but reaching across the margin
+        return f"{margin}; every interval is narrower than it already: a difference near the margin"
     return f"{margin}; about {int(v.seeds_needed)} seeds would narrow every interval below it"
 
 

@@ -21,7 +21,7 @@ from ..rundir import SETTING
 from . import claims, stats
 from .findings import Findings
 from .sweep import Sweep, find_jobs, load, warn_left_out
-from .verdict import NOT_ESTABLISHED
+from .verdict import NOT_ESTABLISHED, UNDECIDED
 
 log = logging.getLogger("infomax")
 
@@ -62,12 +62,17 @@ def margins_of(sweep: Sweep, given: dict[str, float] | None = None) -> dict[str,
 STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then compare says how many)
 
 
-def seed_advice(sweep: Sweep, table: pd.DataFrame) -> list[str]:
+def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
     """For the claims not settled: the command that adds the seeds they need into this sweep's
     directory (it keeps every finished job and compares them all at its end), grouped by the number
-    of seeds; those that need more image units, not seeds, said so."""
+    of seeds; those that need more image units, not seeds, said so. A claim whose pairs are all
+    decided (c beats some cases and ties others: mixed) needs no more seeds."""
     seeds = sorted({j.seed for j in sweep.jobs})
+    undecided = pairs[pairs["decision"] == UNDECIDED]
+    open_keys = set(zip(undecided[SETTING], undecided["claim"]))
     open_ = table[table["best_case"].notna() & (table["status"] == NOT_ESTABLISHED)]
+    if len(seeds) > 1:
+        open_ = open_[[k in open_keys for k in zip(open_[SETTING], open_["claim"])]]
     if open_.empty:
         return []
     if len(seeds) < 2:
@@ -126,7 +131,7 @@ def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
         )
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
-        found.advice = seed_advice(sweep, found.claims)
+        found.advice = seed_advice(sweep, found.claims, found.claim_pairs)
     return found
 
 
