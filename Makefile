@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/infomax run -m case=a,b,c,d dataset=samples $(ARGS)
 	@echo "make demo trains each case once (one seed), so its claims (claims.csv) are not established;" \
-		"make study (five seeds: infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples) establishes them."
+		"the line above adds seeds into the same sweep, and make study runs five; claims.csv then says per claim" \
+		"holds, fails, equivalent (within its margin) or the seeds it would need."
 
 # The study with the seed as replicate unit: the four cases x five seeds on the embedded set. Its
-# claims.csv says, claim by claim, whether case c keeps the most MI (holds / fails / not established).
+# claims.csv says, claim by claim, whether case c keeps the most MI (holds / fails / equivalent within the
+# claim's margin / not established, with the seeds it would take: five seeds settle little).
 study: install
 	$(BIN)/infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples $(ARGS)
 

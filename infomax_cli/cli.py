@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.logging import RichHandler
 
 from . import config, rundir
-from .errors import InfomaxError, Interrupted, Refused, first_line
+from .errors import ConfigError, InfomaxError, Interrupted, Refused, first_line
 
 config.register()
 
@@ -35,7 +35,9 @@ USAGE = """usage: infomax COMMAND [ARGS]
 commands:
   run [OVERRIDES]      train one encoder case, measure MI, write a run directory
                        (run -m case=a,b,c,d ...: a sweep, then its comparison; run --help: all options)
-  compare SWEEP_DIR    (re)build a sweep's comparison files from its job directories
+  compare SWEEP_DIR [--margin CLAIM=VALUE ...]
+                       (re)build a sweep's comparison files from its job directories (a claim's
+                       margin: the smallest difference worth reporting; default: the sweep's own)
   report DIR           (re)build the visual report of a run or sweep directory
   validate [--quick]   score the MI estimators against distributions with known MI
   sensitivity SWEEP_DIR  re-measure a sweep's trained encoders under other protocols (align, bins, estimator)
@@ -294,16 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "run":
             return _run(args)
         if cmd in ("compare", "report"):
-            if len(args) != 1 or args[0].startswith("-"):
-                print(f"infomax: usage: infomax {cmd} DIR (one directory)", file=sys.stderr)
-                return 2
+            folder, margins = _compare_args(cmd, args)
             _setup_console_logging()
             from .analysis import compare
 
             if cmd == "compare":
-                compare.print_found(*compare.compare(Path(args[0])))
+                compare.print_found(*compare.compare(folder, margins))
             else:
-                print(compare.build_report(Path(args[0])))
+                print(compare.build_report(folder))
             return 0
         if cmd == "sensitivity":
             from . import sensitivity
@@ -324,6 +324,49 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 2
+
+
+def _compare_args(cmd: str, args: list[str]) -> tuple[Path, dict[str, float]]:
+    """`compare DIR [--margin CLAIM=VALUE ...]` (report: DIR alone): the folder and the margins given;
+    a ConfigError (exit 2, one line) on anything else."""
+    usage = (
+        "infomax: usage: infomax compare SWEEP_DIR [--margin CLAIM=VALUE ...]"
+        if cmd == "compare"
+        else f"infomax: usage: infomax {cmd} DIR (one directory)"
+    )
+    folders, margins, rest = [], {}, list(args)
+    while rest:
+        a = rest.pop(0)
+        if cmd == "compare" and (a == "--margin" or a.startswith("--margin=")):
+            value = (
+                a.partition("=")[2] if a.startswith("--margin=") else (rest.pop(0) if rest else "")
+            )
+            margins.update(_margin(value))
+        elif a.startswith("-"):
+            raise ConfigError(f"{usage.removeprefix('infomax: ')} ({a} is not an option)")
+        else:
+            folders.append(a)
+    if len(folders) != 1:
+        raise ConfigError(usage.removeprefix("infomax: ") + " (one directory)")
+    return Path(folders[0]), margins
+
+
+def _margin(text: str) -> dict[str, float]:
+    """CLAIM=VALUE of --margin, checked: a claim of claims.csv and a number > 0."""
+    import dataclasses
+
+    claims = [f.name for f in dataclasses.fields(config.MarginConfig)]
+    name, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if name not in claims or not number > 0:
+        raise ConfigError(
+            f"--margin {text!r}: give CLAIM=VALUE with CLAIM one of {', '.join(claims)} and VALUE a "
+            "number > 0 in the claim's unit (nats; winner_share: a share, 0.05 = 5 points)."
+        )
+    return {name: number}
 
 
 def _setup_console_logging() -> None:

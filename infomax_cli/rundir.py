@@ -91,6 +91,8 @@ LOSS_CURVES = "loss_curves.png"
 STATS = "stats.csv"
 PAIRWISE = "pairwise.csv"
 CLAIMS = "claims.csv"
+CLAIMS_PAIRS = "claims_pairs.csv"
+CLAIMS_PNG = "claims.png"
 SENSITIVITY = "sensitivity.csv"
 SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 
@@ -108,6 +110,9 @@ PAIRWISE_COLUMNS = [
     "n_units",
 ]
 WINNER_COLUMNS = ["case", "wins", "share", "ci_low", "ci_high", "n_units"]
+# A sweep's tables carry, in memory, the setting of each row (its jobs' overrides other than case and
+# seed: "" for a run); the files have the column first, and only when the sweep has several settings.
+SETTING = "setting"
 # then sentence, notes, value_<case>, init_*, <align>_*
 CLAIM_COLUMNS = [
     "claim",
@@ -119,7 +124,25 @@ CLAIM_COLUMNS = [
     "ci_high",
     "n_seeds",
     "n_units",
+    "margin",
+    "seeds_needed",
     "status",
+]
+# claims_pairs.csv: each claim's pre-specified pairs c - o; `level`: each interval's (simultaneous over
+# the claim's pairs: all cover together with 95%); `decision`: beats | loses | within margin | undecided
+CLAIM_PAIR_COLUMNS = [
+    "claim",
+    "study_case",
+    "other_case",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "level",
+    "n_seeds",
+    "n_units",
+    "margin",
+    "seeds_needed",
+    "decision",
 ]
 
 
@@ -165,6 +188,18 @@ def write_error(path: Path, e: OSError) -> RunError:
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def several_settings(frame: pd.DataFrame) -> bool:
+    """Whether the rows of `frame` come from more than one setting (and the setting is worth showing)."""
+    return SETTING in frame.columns and frame[SETTING].nunique() > 1
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> Path:
+    """A sweep table as the contract has it: its `setting` column dropped when it holds one value."""
+    if SETTING in frame.columns and not several_settings(frame):
+        frame = frame.drop(columns=SETTING)
+    return write_csv(path, frame)
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -31,11 +31,13 @@ def write_job(
     old_format: bool = False,
     extra: tuple[str, ...] = ("dataset=samples",),
     finished: bool = True,
+    alt_aligns: list[str] | None = None,
 ) -> Path:
     """One job of case `case`: per-image `mi_max` (mi_mean = mi_max / 2 unless given); `aligns`: {A:
     mi_max under alignment A}; `groups`: each image's unit (default: PHOTOS in turn); `loss_mi`: the
     objective's MI estimate per step (default 0.1); `old_format`: the columns of runs written before
-    groups, alignments and the objectives' MI estimates."""
+    groups, alignments and the objectives' MI estimates; `alt_aligns`: summary.json's list of the other
+    alignments measured (None: not written, as by runs before it)."""
     overrides = [f"case={case}", *extra, f"seed={seed}"]
     d = Path(sweep) / ",".join(overrides)
     (d / ".hydra").mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,8 @@ def write_job(
     }
     if not old_format:
         summary.update(align="geometry", study_examples=list(study_examples))
+    if alt_aligns is not None:
+        summary["alt_aligns"] = list(alt_aligns)
     if finished:
         (d / "summary.json").write_text(json.dumps(summary))
     return d

@@ -225,3 +225,39 @@ def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplo
     assert [j.path for j in sweep.unfinished] == [stopped]
     assert f"job {stopped.name} did not finish (left out): {message}" in caplog.text
     assert sweep_exit_code([2]) == 2
+
+
+@pytest.mark.slow
+def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jobs(tmp_path):
+    """A two-seed sweep whose claims need a third seed (c and a the same network, as in the study):
+    compare prints the `infomax run -m` line that adds it into the same directory; running that line
+    trains only the new seed's jobs, leaves the finished ones as they were, and its comparison covers
+    every job (claims over 3 seeds). The two-seed sweep is written as finished jobs (no training)."""
+    import shlex
+
+    import numpy as np
+    from conftest import TINY, infomax
+    from fake_sweep import write_job
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.9, 12)
+    for seed in (0, 1):
+        for case in "ac":
+            write_job(tmp_path, case, base + rng.normal(0, 1e-4, 12), seed, extra=tuple(TINY))
+    task = ["case=a,c", *TINY, "seed=0,1"]
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": task}}})
+    )
+    before = {p: p.read_bytes() for p in tmp_path.glob("*/*.*") if p.is_file()}
+    _, found = compare(tmp_path)
+    assert (found.claims.seeds_needed == 3).all(), found.claims[["claim", "seeds_needed"]]
+    line = next(a for a in found.advice if "infomax run -m" in a)
+    args = shlex.split(line[line.index("infomax run -m") :])[1:]
+    assert "seed=2" in args and f"hydra.sweep.dir={tmp_path.resolve()}" in args
+    done = infomax(*args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(p.read_bytes() == data for p, data in before.items())  # the finished jobs, untouched
+    assert len(list(tmp_path.glob("*/summary.json"))) == 6
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert (claims.n_seeds == 3).all()
+    assert sorted(pd.read_csv(tmp_path / "comparison.csv").seed.unique()) == [0, 1, 2]

@@ -76,6 +76,8 @@ def test_unknown_key_fails():
         ("dataset.n_images=0", "dataset.n_images"),
         ("encoder.widths=[8,16]", "encoder.widths"),
         ("train.compile_mode=fast", "train.compile_mode"),
+        ("compare.margin.mean_mi=0", "compare.margin.mean_mi"),
+        ("compare.margin.winner_share=-0.05", "compare.margin.winner_share"),
         ("+train.stepz=3", "train.stepz"),
         ("+measure.bins_=5", "measure.bins_"),
         ("+sead=1", "sead"),

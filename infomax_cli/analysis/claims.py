@@ -1,8 +1,11 @@
 """The study's claims, each tested with the statistic the study used and the seed as the replicate unit.
 
 `claims.csv` holds one row per claim (per setting, with a leading `setting` column when the sweep has
-several). The study ("Features that maximize mutual information, how do they look like?") claims that
-case c keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
+several). Each claim is a `Claim` of the registry `CLAIMS`: its column, the function that makes its
+cells (seed, unit, case, value) and its statistic's words; the table is one loop over the registry.
+
+The study ("Features that maximize mutual information, how do they look like?") claims that case c
+keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
 
 * `loss_curves` (the study's evidence: the loss curves over 50 iterations): the mean over training
   steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the
@@ -16,13 +19,17 @@ case c keeps the most MI, three ways; two more rows test the summaries this tool
 * `mean_max_mi` (this tool's old verdict): per unit, the mean of `mi_max`.
 * `mean_mi`: per unit, the mean of `mi_mean`.
 
-For a claim "case c has the highest X": `best_case` is the case with the highest point estimate (mean
-over seeds and units); `estimate` = X(c) - X(o), o the strongest other case, and `ci_low, ci_high` its
-95% interval from the paired differences per (seed, unit) (`stats.interval`: seed part with S-1 df,
-unit part with G-1 df; units fixed: the t-interval on per-seed means). Shares are fractions (0.1 = 10
-points). `status`: with one seed, `not established` (one training run per case) whatever the images say;
-otherwise `holds` when c beats every other case (each paired interval above 0: an intersection-union
-test, no correction needed), `fails` when some case beats c (its interval below 0), else `not established`.
+For a claim "case c has the highest X" (verdict.py says how it is decided): `best_case` is the case with
+the highest point estimate (mean over seeds and units); each pre-specified pair c - o gets an interval
+from the paired differences per (seed, unit) (`stats.table_interval`: seed part with S-1 df, unit part
+with G-1 df; units fixed: the t-interval on per-seed means), simultaneous over the pairs, with one
+seed's mean floored at a fifth of the claim's `margin` (compare.margin); `estimate, ci_low, ci_high`
+are the headline, c minus the truly strongest other case (min over the pairs). Shares are fractions
+(0.1 = 10 points). `status`: with one seed, `not established` (one training run per case) whatever the
+images say; otherwise `holds` (c beats every other case by more than the margin), `fails` (some case
+beats c by more), `equivalent` (every pair inside +-margin) or `not established`, and `seeds_needed`
+says how many seeds would narrow every pair's interval below the margin. claims_pairs.csv holds the
+pairs.
 
 Beside each claim: the same statistic on the untrained encoders (`init_*`: `mi_max_init` /
 `mi_mean_init`, winners by `mi_max_init`) and under each other alignment A the jobs measured
@@ -33,62 +40,77 @@ disagree (c has the highest mean max-MI while d wins the most images). `sentence
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from .. import rundir
+from ..config import MarginConfig
+from ..rundir import SETTING, several_settings
 from . import stats
-from .verdict import FAILS, HOLDS, Verdict, compare_cases
+from .verdict import (
+    BEATS,
+    EQUIVALENT,
+    FAILS,
+    HOLDS,
+    LOSES,
+    UNDECIDED,
+    WITHIN,
+    Verdict,
+    compare_cases,
+)
 
-STUDY_COMMAND = "infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples"
-NOT_ALIGNMENTS = ("init", "above_null")  # mi_max_<suffix> columns that are not another alignment
+# mi_max_<suffix> columns that are not another alignment (runs whose summary does not list alt_aligns)
+NOT_ALIGNMENTS = ("init", "above_null")
+NATS, SHARE = "nats", "share"
+DEFAULT_MARGINS = dataclasses.asdict(MarginConfig())  # claim id -> margin (compare.margin)
 
 
 @dataclass(frozen=True)
-class Claim:
-    id: str
-    label: str  # how a sentence starts
-    what: str  # "<what> is highest for case k"
-    kind: str  # nats | share
+class Setting:
+    """What one setting's claims are computed from: its per-image rows, its loss curves, and the
+    words and choices read off them once."""
 
+    per_image: pd.DataFrame
+    losses: pd.DataFrame  # setting, case, seed, step, mi
+    loss_source: str  # how `mi` was obtained, in words
+    align: str  # " (align=A)" when every job measured under one alignment A, else ""
+    aligns: tuple[str, ...]  # the other alignments every image was also measured under
+    examples: pd.DataFrame  # the per-image rows of the study's example images
+    example_words: str  # their labels: "chelsea and horse"
+    margins: Mapping[str, float]  # claim id -> its margin (compare.margin)
 
-CLAIMS = (
-    Claim("loss_curves", "(i) Loss curves", "the objective's MI estimate during training", "nats"),
-    Claim(
-        "example_images", "(ii) Example images", "the mean MI over the maps of {examples}", "nats"
-    ),
-    Claim(
-        "winner_share",
-        "(iii) Winner share",
-        "the share of images won (highest max-MI of the cases)",
-        "share",
-    ),
-    Claim("mean_max_mi", "Mean max-MI", "the mean over images of the max MI over the maps", "nats"),
-    Claim("mean_mi", "Mean MI", "the mean over images of the mean MI over the maps", "nats"),
-)
-IMAGE_CLAIMS = {
-    "mean_max_mi": "has the highest mean max-MI",
-    "winner_share": "wins the most images",
-    "mean_mi": "has the highest mean MI",
-}
+    @property
+    def tie(self) -> float:
+        """The MI margin of a win: cases within it of an image's top split the image."""
+        return self.margins[MEAN_MAX_MI.id]
 
 
 # ------------------------------------------------------------------------------------ statistics
 
 
-def alignments(per_image: pd.DataFrame) -> list[str]:
-    """The other alignments the jobs were measured under (columns mi_max_<A> and mi_mean_<A>)."""
+def alignments(per_image: pd.DataFrame, listed: Sequence[str] | None = None) -> list[str]:
+    """The other alignments the jobs were measured under, as their summaries list them (`listed`:
+    summary.json's `alt_aligns`), or for runs written before summaries listed them, read off the
+    columns mi_max_<A> and mi_mean_<A>; only those every image has both columns of."""
     cols = list(per_image.columns)
-    found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
+    if listed is None:
+        found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]
+        listed = [a for a in found if a not in NOT_ALIGNMENTS]
     return [
         a
-        for a in found
-        if a not in NOT_ALIGNMENTS
-        and f"mi_mean_{a}" in cols
+        for a in listed
+        if f"mi_mean_{a}" in cols
+        and f"mi_max_{a}" in cols
         and per_image[f"mi_max_{a}"].notna().all()
     ]
+
+
+def _has(frame: pd.DataFrame, column: str) -> bool:
+    return column in frame.columns and frame[column].notna().all()
 
 
 def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.DataFrame:
@@ -97,21 +119,158 @@ def mean_cells(per_image: pd.DataFrame, column: str, unit: str = "group") -> pd.
     return g.rename("value").reset_index().rename(columns={unit: "unit"})
 
 
-def winner_cells(per_image: pd.DataFrame, column: str = "mi_max") -> pd.DataFrame:
+def winner_cells(
+    per_image: pd.DataFrame, column: str = "mi_max", tie: float = stats.TIE_NATS
+) -> pd.DataFrame:
     """seed, unit, case, value: per (seed, unit) the fraction of its images on which the case has the
-    highest `column` among the cases (images every case measured; k cases tied within stats.TIE_NATS
-    get 1/k each). The number of (seed, image) draws is in `.attrs["draws"]`."""
+    highest `column` among the cases (images every case measured; k cases within `tie` of the top get
+    1/k each)."""
     wide = per_image.pivot_table(
         index=["seed", "image_id", "group"], columns="case", values=column, aggfunc="first"
     ).dropna()
     if wide.empty:
         return pd.DataFrame(columns=["seed", "unit", "case", "value"])
-    won = stats.winner_credit(wide)
+    won = stats.winner_credit(wide, tie)
     cells = won.groupby(level=["seed", "group"]).mean()
     cells.columns.name = "case"
-    out = cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
-    out.attrs["draws"] = len(wide)
-    return out
+    return cells.stack().rename("value").reset_index().rename(columns={"group": "unit"})
+
+
+# Each claim's cells (seed, unit, case, value) of a column (its own, or its _init / _<A> control), or
+# None when the setting lacks what the claim reads.
+def _loss_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    """One value per training run: the mean over steps of the objective's MI estimate."""
+    if s.losses.empty:
+        return None
+    per_run = s.losses.groupby(["seed", "case"])["mi"].mean()
+    return per_run.rename("value").reset_index().assign(unit="run")
+
+
+def _example_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    """The study's example images, each its own (fixed) unit."""
+    ex = s.examples
+    if ex.empty or not _has(ex, column):
+        return None
+    return mean_cells(ex.assign(unit=ex["image_id"].astype(str)), column, "unit")
+
+
+def _winner_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    return winner_cells(s.per_image, column, s.tie) if _has(s.per_image, column) else None
+
+
+def _mean_cells(s: Setting, column: str) -> pd.DataFrame | None:
+    return mean_cells(s.per_image, column) if _has(s.per_image, column) else None
+
+
+def _best_per_example(s: Setting) -> list[str]:
+    """Which case has the highest mean MI on each example image, by name."""
+    ex, per = s.examples, []
+    for image_id, label in (
+        ex.drop_duplicates("image_id")
+        .sort_values("image_id")[["image_id", "label"]]
+        .itertuples(index=False)
+    ):
+        means = ex[ex["image_id"] == image_id].groupby("case")["mi_mean"].mean()
+        per.append(f"{label} (image {image_id}): case {means.idxmax()}")
+    return ["best per image: " + ", ".join(per)]
+
+
+def _no_notes(s: Setting) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the study: what it says, the statistic that tests it and where its cells come from."""
+
+    id: str
+    label: str  # how a sentence starts
+    what: str  # "<what> is highest for case k"
+    kind: str  # NATS | SHARE
+    column: (
+        str  # the per-image column it reads ("" : none); its controls read column_init, column_<A>
+    )
+    cells: Callable[[Setting, str], pd.DataFrame | None]
+    statistic: Callable[[Setting], str]  # claims.csv's `statistic`
+    missing: str  # why it cannot be tested when the setting lacks its cells
+    units_random: bool = True  # its units are sampled (image units) rather than fixed
+    image_units: bool = True  # False: one value per training run, no image unit (n_units 0)
+    controls: bool = True  # also tested on the untrained encoders and under the other alignments
+    notes: Callable[[Setting], list[str]] = _no_notes  # its own notes, before the controls'
+    rival: str = ""  # how the disagreement note words a case that is best by this claim
+
+
+LOSS_CURVES = Claim(
+    "loss_curves",
+    "(i) Loss curves",
+    "the objective's MI estimate during training",
+    NATS,
+    "",
+    _loss_cells,
+    lambda s: f"mean over training steps of the objective's MI estimate, {s.loss_source}",
+    "no loss.csv",
+    units_random=False,
+    image_units=False,
+    controls=False,
+)
+EXAMPLE_IMAGES = Claim(
+    "example_images",
+    "(ii) Example images",
+    "the mean MI over the maps of {examples}",
+    NATS,
+    "mi_mean",
+    _example_cells,
+    lambda s: (
+        f"mean MI over the maps of the study's example images ({s.example_words or 'none'})"
+        f"{s.align}, mean over them"
+    ),
+    "the jobs name no study example images (study_examples)",
+    units_random=False,
+    notes=_best_per_example,
+)
+WINNER_SHARE = Claim(
+    "winner_share",
+    "(iii) Winner share",
+    "the share of images won (highest max-MI of the cases)",
+    SHARE,
+    "mi_max",
+    _winner_cells,
+    lambda s: (
+        f"share of images on which the case has the highest max-MI{s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="wins the most images",
+)
+MEAN_MAX_MI = Claim(
+    "mean_max_mi",
+    "Mean max-MI",
+    "the mean over images of the max MI over the maps",
+    NATS,
+    "mi_max",
+    _mean_cells,
+    lambda s: (
+        f"mean over images of the max MI over the maps (nats){s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="has the highest mean max-MI",
+)
+MEAN_MI = Claim(
+    "mean_mi",
+    "Mean MI",
+    "the mean over images of the mean MI over the maps",
+    NATS,
+    "mi_mean",
+    _mean_cells,
+    lambda s: (
+        f"mean over images of the mean MI over the maps (nats){s.align}, per image unit then mean"
+    ),
+    "column missing",
+    rival="has the highest mean MI",
+)
+CLAIMS = (LOSS_CURVES, EXAMPLE_IMAGES, WINNER_SHARE, MEAN_MAX_MI, MEAN_MI)
+SHARE_CLAIMS = frozenset(c.id for c in CLAIMS if c.kind == SHARE)
+# the statistics over all images, in the order the disagreement note names them
+IMAGE_CLAIMS = (MEAN_MAX_MI, WINNER_SHARE, MEAN_MI)
 
 
 # ------------------------------------------------------------------------------------------ words
@@ -125,22 +284,77 @@ def _num(x: float, kind: str, sign: bool = True) -> str:
     return f"{x:+.4f} nats" if sign else f"{x:.4f} nats"
 
 
+def _unsigned(x: float, kind: str) -> str:
+    """A size (a margin): nats to 4 significant digits, or points for a share."""
+    return f"{100 * x:.3g} points" if kind == SHARE else f"{x:.4g} nats"
+
+
 def _bare(x: float, kind: str) -> str:
     return f"{100 * x:+.1f}" if kind == "share" else f"{x:+.4f}"
 
 
-def status_phrase(v: Verdict, study_case: str) -> str:
+def _cases(names, verb: str = "") -> str:
+    many = len(names) > 1
+    return f"case{'s' if many else ''} {', '.join(names)}" + (
+        f" {verb}{'' if many else 's'}" if verb else ""
+    )
+
+
+def _open_pairs(v: Verdict, study_case: str) -> str:
+    """Where a claim that is not established stands, pair by pair."""
+    by: dict[str, list[str]] = {}
+    for o, d in v.decisions.items():
+        by.setdefault(d, []).append(o)
+    parts = []
+    if by.get(BEATS):
+        parts.append(f"case {study_case} beats {', '.join(by[BEATS])}")
+    if by.get(WITHIN):
+        parts.append(f"is within the margin of {', '.join(by[WITHIN])}")
+    if by.get(UNDECIDED):  # its interval reaches across 0 or across the margin
+        parts.append(f"is not yet told from {', '.join(by[UNDECIDED])} by more than the margin")
+    if by.get(LOSES):
+        parts.append(f"loses to {', '.join(by[LOSES])}")
+    return ", ".join(parts) if parts else f"case {study_case} is not yet told from the others"
+
+
+def detectable(v: Verdict, claim: Claim) -> str:
+    """What the sweep could detect: its margin, and the seeds (or image units) it would take to
+    narrow every pair's interval below it."""
+    margin = f"margin ±{_unsigned(v.margin, claim.kind)}"
+    if v.units_short:
+        return (
+            f"{margin}; more image units (photographs), not seeds, are missing: the units alone "
+            "leave an interval wider than the margin"
+        )
+    if v.decisions and UNDECIDED not in v.decisions.values():
+        return (
+            f"{margin}; every pair is decided: a mixed verdict, which more seeds would not change"
+        )
+    if math.isnan(v.seeds_needed):
+        return margin
+    if v.seeds_needed <= v.n_seeds:  # narrow enough already, but reaching across the margin
+        return f"{margin}; every interval is narrower than it already: a difference near the margin"
+    return f"{margin}; about {int(v.seeds_needed)} seeds would narrow every interval below it"
+
+
+def status_phrase(v: Verdict, study_case: str, claim: Claim) -> str:
+    """The status in words, with what the sweep could detect."""
+    margin = f"±{_unsigned(v.margin, claim.kind)}"
     if v.reason:
         return f"cannot be tested: {v.reason}"
     if v.n_seeds < 2:
         return "not established (one training run per case)"
     if v.status == HOLDS:
-        return f"holds: case {study_case} beats every other case"
+        return f"holds: case {study_case} beats every other case by more than the margin ({margin})"
     if v.status == FAILS:
-        many = len(v.lost) > 1
-        beat = f"case{'s' if many else ''} {', '.join(v.lost)} beat{'' if many else 's'}"
-        return f"fails: {beat} case {study_case}"
-    return f"not established: case {study_case} is not distinguishable from {', '.join(v.tied)} (interval includes 0)"
+        return (
+            f"fails: {_cases(v.lost, 'beat')} case {study_case} by more than the margin ({margin})"
+        )
+    if v.status == EQUIVALENT:
+        return (
+            f"equivalent: no case differs from case {study_case} by more than the margin ({margin})"
+        )
+    return f"not established: {_open_pairs(v, study_case)} ({detectable(v, claim)})"
 
 
 def sentence(
@@ -151,8 +365,8 @@ def sentence(
         return f"{claim.label}: not available ({v.reason})."
     head = f"{claim.label}: {what} is highest for case {v.best_case}"
     if v.reason:
-        return f"{head}; {status_phrase(v, study_case)}."
-    diff = f"{study_case} − {v.other} = {_num(v.estimate, claim.kind)}"
+        return f"{head}; {status_phrase(v, study_case, claim)}."
+    diff = f"{study_case} − strongest other ({v.other}) = {_num(v.estimate, claim.kind)}"
     if math.isnan(v.ci_low):
         where = "no interval from one seed" if v.n_seeds < 2 else "no interval"
     else:
@@ -161,10 +375,11 @@ def sentence(
             if v.n_seeds > 1
             else f"over {v.n_units} image units of one training run"
         )
-        where = (
-            f"95% interval {_bare(v.ci_low, claim.kind)} to {_bare(v.ci_high, claim.kind)} {over}"
-        )
-    return f"{head} ({diff}; {where}); {status_phrase(v, study_case)}."
+        lo, hi = _bare(v.ci_low, claim.kind), _bare(v.ci_high, claim.kind)
+        n = len(v.pairs)
+        family = f", simultaneous over the {n} pairs" if n > 1 else ""
+        where = f"95% interval {lo} to {hi} {over}{family}"
+    return f"{head} ({diff}; {where}); {status_phrase(v, study_case, claim)}."
 
 
 def init_note(v: Verdict, init: Verdict, claim: Claim, study_case: str) -> str:
@@ -207,13 +422,12 @@ def align_note(v: Verdict, by_align: dict[str, Verdict], study_case: str) -> str
 
 def disagreement(bests: dict[str, str | None]) -> str:
     """One sentence when the image statistics name different best cases, else ""."""
-    bests = {k: b for k, b in bests.items() if k in IMAGE_CLAIMS and b}
-    if len(set(bests.values())) < 2:
+    named = [(c, bests[c.id]) for c in IMAGE_CLAIMS if bests.get(c.id)]
+    if len({best for _, best in named}) < 2:
         return ""
     groups: dict[str, list[str]] = {}
-    for k in IMAGE_CLAIMS:  # mean max-MI first, then the winner share, then mean MI
-        if k in bests:
-            groups.setdefault(bests[k], []).append(IMAGE_CLAIMS[k])
+    for claim, best in named:  # mean max-MI first, then the winner share, then mean MI
+        groups.setdefault(best, []).append(claim.rival)
     return "the statistics disagree: " + " while ".join(
         f"case {c} {' and '.join(p)}" for c, p in groups.items()
     )
@@ -222,164 +436,178 @@ def disagreement(bests: dict[str, str | None]) -> str:
 # ------------------------------------------------------------------------------------------ table
 
 
-def _claims_of_setting(
+def setting_of(
     per_image: pd.DataFrame,
     losses: pd.DataFrame,
     loss_source: str,
     align: str | None,
-    study_case: str,
-    level: float,
-) -> list[dict]:
-    aligns = alignments(per_image)
-    align = f" (align={align})" if align else ""
+    listed_aligns: Sequence[str] | None = None,
+    margins: Mapping[str, float] | None = None,
+) -> Setting:
+    """What one setting's claims read, gathered once. `margins`: claim id -> margin (default: the
+    schema's, config.MarginConfig)."""
     ex = per_image[per_image["example"]]
-    ex_names = ex.drop_duplicates("image_id").sort_values("image_id")
-    example_words = " and ".join(str(x) for x in ex_names["label"]) if len(ex_names) else ""
-    rows, verdicts = [], {}
+    names = ex.drop_duplicates("image_id").sort_values("image_id")["label"]
+    return Setting(
+        per_image,
+        losses,
+        loss_source,
+        f" (align={align})" if align else "",
+        tuple(alignments(per_image, listed_aligns)),
+        ex,
+        " and ".join(str(x) for x in names),
+        {**DEFAULT_MARGINS, **(margins or {})},
+    )
 
-    def has(col: str) -> bool:
-        return col in per_image.columns and per_image[col].notna().all()
 
-    def evaluate(claim_id: str, suffix: str) -> Verdict | None:
-        if claim_id == "example_images":
-            col = f"mi_mean{suffix}"
-            if ex.empty or col not in ex.columns or not ex[col].notna().all():
-                return None
-            return compare_cases(
-                mean_cells(ex.assign(unit=ex["image_id"].astype(str)), col, "unit"),
-                study_case,
-                level,
-                units_random=False,
-            )
-        col = {"winner_share": "mi_max", "mean_max_mi": "mi_max", "mean_mi": "mi_mean"}[
-            claim_id
-        ] + suffix
-        if not has(col):
-            return None
-        if claim_id == "winner_share":
-            cells = winner_cells(per_image, col)
-            return compare_cases(
-                cells, study_case, level, share_draws=cells.attrs.get("draws", len(cells))
-            )
-        return compare_cases(mean_cells(per_image, col), study_case, level)
+def evaluate(
+    claim: Claim,
+    s: Setting,
+    suffix: str = "",
+    study_case: str = stats.STUDY_CASE,
+    level=stats.LEVEL,
+) -> Verdict | None:
+    """The claim's test on the column with `suffix` ("" its own, "_init", "_<A>"); None when the
+    setting lacks it."""
+    cells = claim.cells(s, claim.column + suffix)
+    if cells is None:
+        return None
+    margin, share = s.margins[claim.id], claim.kind == SHARE
+    v = compare_cases(cells, study_case, level, claim.units_random, margin, share)
+    if not claim.image_units:
+        v.n_units = 0
+    return v
 
-    for claim in CLAIMS:
-        notes = []
-        init, by_align = None, {}
-        if claim.id == "loss_curves":
-            statistic = f"mean over training steps of the objective's MI estimate, {loss_source}"
-            cells = (
-                losses.groupby(["seed", "case"])["mi"]
-                .mean()
-                .rename("value")
-                .reset_index()
-                .assign(unit="run")
-            )
-            v = (
-                compare_cases(cells, study_case, level, units_random=False)
-                if len(cells)
-                else Verdict({}, reason="no loss.csv")
-            )
-            v.n_units = 0
-            units_random = False
-        else:
-            units_random = claim.id != "example_images"
-            examples = f"the study's example images ({example_words or 'none'}){align}"
-            per_unit = f"{align}, per image unit then mean"
-            statistic = {
-                "example_images": f"mean MI over the maps of {examples}, mean over them",
-                "winner_share": f"share of images on which the case has the highest max-MI{per_unit}",
-                "mean_max_mi": f"mean over images of the max MI over the maps (nats){per_unit}",
-                "mean_mi": f"mean over images of the mean MI over the maps (nats){per_unit}",
-            }[claim.id]
-            v = evaluate(claim.id, "")
-            if v is None:
-                why = (
-                    "the jobs name no study example images (study_examples)"
-                    if claim.id == "example_images"
-                    else "column missing"
-                )
-                v = Verdict({}, reason=why)
-            else:
-                init = evaluate(claim.id, "_init")
-                by_align = {a: w for a in aligns if (w := evaluate(claim.id, f"_{a}")) is not None}
-                if claim.id == "example_images":
-                    per = []
-                    for image_id, label in zip(ex_names["image_id"], ex_names["label"]):
-                        means = ex[ex["image_id"] == image_id].groupby("case")["mi_mean"].mean()
-                        per.append(f"{label} (image {image_id}): case {means.idxmax()}")
-                    notes.append("best per image: " + ", ".join(per))
-                if init is not None:
-                    notes.append(init_note(v, init, claim, study_case))
-                if by_align:
-                    notes.append(align_note(v, by_align, study_case))
-        verdicts[claim.id] = v
-        row = {
-            "claim": claim.id,
-            "statistic": statistic,
-            "study_case": study_case,
-            "best_case": v.best_case,
-            "estimate": v.estimate,
-            "ci_low": v.ci_low,
-            "ci_high": v.ci_high,
-            "n_seeds": v.n_seeds,
-            "n_units": v.n_units,
-            "status": v.status,
-            "sentence": sentence(claim, v, study_case, units_random, example_words),
-            "notes": notes,
-            **{f"value_{c}": x for c, x in v.values.items()},
-        }
+
+def _claim_row(claim: Claim, s: Setting, study_case: str, level: float) -> tuple[dict, Verdict]:
+    """claims.csv's row of one claim (its notes still a list) and its verdict."""
+    v, init, by_align, notes = evaluate(claim, s, "", study_case, level), None, {}, []
+    measured = v is not None
+    if not measured:
+        v = Verdict({}, reason=claim.missing, margin=s.margins[claim.id])
+    else:
+        notes = claim.notes(s)
+    if measured and claim.controls:
+        init = evaluate(claim, s, "_init", study_case, level)
+        for a in s.aligns:
+            if (w := evaluate(claim, s, f"_{a}", study_case, level)) is not None:
+                by_align[a] = w
         if init is not None:
-            row.update(
-                init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status
-            )
-        for a, w in by_align.items():
-            row.update(
-                {
-                    f"{a}_best_case": w.best_case,
-                    f"{a}_estimate": w.estimate,
-                    f"{a}_status": w.status,
-                }
-            )
+            notes.append(init_note(v, init, claim, study_case))
+        if by_align:
+            notes.append(align_note(v, by_align, study_case))
+    row = {
+        "claim": claim.id,
+        "statistic": claim.statistic(s),
+        "study_case": study_case,
+        "best_case": v.best_case,
+        "estimate": v.estimate,
+        "ci_low": v.ci_low,
+        "ci_high": v.ci_high,
+        "n_seeds": v.n_seeds,
+        "n_units": v.n_units,
+        "margin": v.margin,
+        "seeds_needed": v.seeds_needed,
+        "status": v.status,
+        "sentence": sentence(claim, v, study_case, claim.units_random, s.example_words),
+        "notes": notes,
+        **{f"value_{c}": x for c, x in v.values.items()},
+    }
+    if init is not None:
+        row.update(
+            init_best_case=init.best_case, init_estimate=init.estimate, init_status=init.status
+        )
+    for a, w in by_align.items():
+        row.update(
+            {f"{a}_best_case": w.best_case, f"{a}_estimate": w.estimate, f"{a}_status": w.status}
+        )
+    return row, v
+
+
+def pair_rows(claim: Claim, v: Verdict, study_case: str) -> list[dict]:
+    """claims_pairs.csv's rows of one claim: each pre-specified pair c - o with its own interval
+    (simultaneous over the claim's pairs), decision and seeds_needed."""
+    return [
+        {
+            "claim": claim.id,
+            "study_case": study_case,
+            "other_case": o,
+            "estimate": p.mean,
+            "ci_low": p.ci_low,
+            "ci_high": p.ci_high,
+            "level": p.level,
+            "n_seeds": p.n_seeds,
+            "n_units": p.n_units if claim.image_units else 0,
+            "margin": v.margin,
+            "seeds_needed": v.pair_seeds.get(o, math.nan),
+            "decision": v.decisions.get(o, UNDECIDED),
+        }
+        for o, p in v.pairs.items()
+    ]
+
+
+def claims_of_setting(s: Setting, study_case: str, level: float) -> tuple[list[dict], list[dict]]:
+    """One row per claim of the registry, with the disagreement note on the image statistics' rows;
+    and the rows of their pairs."""
+    rows, pairs, bests = [], [], {}
+    for claim in CLAIMS:
+        row, v = _claim_row(claim, s, study_case, level)
         rows.append(row)
-    split = disagreement({k: v.best_case for k, v in verdicts.items()})
+        pairs += pair_rows(claim, v, study_case)
+        bests[claim.id] = v.best_case
+    split = disagreement(bests)
+    image_claims = {c.id for c in IMAGE_CLAIMS}
     for row in rows:
-        if split and row["claim"] in IMAGE_CLAIMS:
+        if split and row["claim"] in image_claims:
             row["notes"].append(split)
         row["notes"] = "; ".join(n for n in row["notes"] if n)
-    return rows
+    return rows, pairs
 
 
-def claims_table(
+def claim_tables(
     per_image: pd.DataFrame,
     losses: pd.DataFrame,
     loss_source: str = "local_mi + global_mi (nats)",
     align: str | None = None,
+    *,
+    alt_aligns: Mapping[str, Sequence[str] | None] | None = None,
+    margins: Mapping[str, float] | None = None,
     study_case: str = stats.STUDY_CASE,
     level: float = stats.LEVEL,
-) -> pd.DataFrame:
-    """One row per claim (and setting, when the sweep has several): rundir.CLAIM_COLUMNS, then `sentence`,
-    `notes`, `value_<case>` (each case's point estimate), the untrained control (`init_best_case,
-    init_estimate, init_status`) and each other alignment's (`<A>_best_case, <A>_estimate, <A>_status`)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """claims.csv and claims_pairs.csv, with their `setting` column. claims.csv: one row per setting
+    and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`, `notes`, `value_<case>` (each case's
+    point estimate), the untrained control (`init_best_case, init_estimate, init_status`) and each other
+    alignment's (`<A>_best_case, <A>_estimate, <A>_status`). `alt_aligns`: per setting, the other
+    alignments the jobs' summaries list (Sweep.alt_aligns); `margins`: claim id -> margin."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
     per_image = per_image.assign(
         case=per_image["case"].astype(str),
         group=pd.factorize(per_image["group"].astype(str))[0],
     )
-    settings = sorted(per_image["setting"].unique())
-    several = len(settings) > 1
-    rows = []
-    for setting in settings:
-        part = per_image[per_image["setting"] == setting]
-        curves = losses[losses["setting"] == setting]
-        for row in _claims_of_setting(part, curves, loss_source, align, study_case, level):
-            rows.append({"setting": setting, **row} if several else row)
+    rows, pairs = [], []
+    for setting in sorted(per_image[SETTING].unique()):
+        part = per_image[per_image[SETTING] == setting]
+        curves = losses[losses[SETTING] == setting]
+        listed = (alt_aligns or {}).get(setting)
+        s = setting_of(part, curves, loss_source, align, listed, margins)
+        claims, claim_pairs = claims_of_setting(s, study_case, level)
+        rows += [{SETTING: setting, **row} for row in claims]
+        pairs += [{SETTING: setting, **row} for row in claim_pairs]
     out = pd.DataFrame(rows)
-    first = (["setting"] if several else []) + rundir.CLAIM_COLUMNS + ["sentence", "notes"]
+    first = [SETTING, *rundir.CLAIM_COLUMNS, "sentence", "notes"]
     values = sorted(c for c in out.columns if c.startswith("value_"))
     rest = [c for c in out.columns if c not in first and c not in values]
-    out = out[first + values + rest]
-    return out.astype({"n_seeds": int, "n_units": int})
+    out = out[first + values + rest].astype({"n_seeds": int, "n_units": int})
+    out["seeds_needed"] = out["seeds_needed"].astype("Int64")
+    pairs = pd.DataFrame(pairs, columns=[SETTING, *rundir.CLAIM_PAIR_COLUMNS])
+    pairs["seeds_needed"] = pairs["seeds_needed"].astype("Int64")
+    return out, pairs.astype({"n_seeds": int, "n_units": int})
+
+
+def claims_table(per_image: pd.DataFrame, losses: pd.DataFrame, *args, **kw) -> pd.DataFrame:
+    """claims.csv alone (claim_tables' first table)."""
+    return claim_tables(per_image, losses, *args, **kw)[0]
 
 
 # --------------------------------------------------------------------------------------- output
@@ -391,23 +619,15 @@ def one_seed(claims: pd.DataFrame) -> bool:
     return bool(len(tested)) and bool((tested["n_seeds"] < 2).any())
 
 
-ESTABLISH = (
-    f"With one seed the claims are not established (one training run per case): `make study` (five seeds: "
-    f"{STUDY_COMMAND}) establishes them."
-)
-
-
 def lines(claims: pd.DataFrame) -> list[str]:
-    """The sentences (with their notes), then, with one seed, the line that says how to establish them."""
-    out = []
+    """The sentences, each with its notes."""
+    out, several = [], several_settings(claims)
     for _, r in claims.iterrows():
-        prefix = f"[{r['setting']}] " if "setting" in claims.columns else ""
+        prefix = f"[{r[SETTING]}] " if several else ""
         notes = r.get("notes")
         out.append(
             prefix
             + str(r["sentence"])
             + (f" Note: {notes}." if isinstance(notes, str) and notes else "")
         )
-    if one_seed(claims):
-        out.append(ESTABLISH)
     return out

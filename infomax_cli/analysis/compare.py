@@ -1,14 +1,14 @@
 """A sweep's comparison: the loaded sweep -> its statistics -> its files, pictures and report.
 
 The one way data flows through the house: a job writes its run directory; `sweep.load` reads a run
-or sweep directory once; `analyse` computes every statistic (stats, winners, claims) once; the
-renderers (figures, report) draw and write what they are handed.
+or sweep directory once; `analyse` computes every statistic (stats, winners, claims) once, into
+`Findings`; `pictures` chooses what the report shows (and which of the jobs' own pictures it reuses);
+the renderers (figures, report) only draw what they are handed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,31 +17,22 @@ from hydra.experimental.callback import Callback
 from .. import rundir
 from ..errors import ConfigError, InfomaxError
 from ..render import figures, report
+from ..rundir import SETTING
 from . import claims, stats
+from .findings import Findings
 from .sweep import Sweep, find_jobs, load, warn_left_out
+from .verdict import NOT_ESTABLISHED, UNDECIDED
 
 log = logging.getLogger("infomax")
 
 
-@dataclass
-class Findings:
-    """Every statistic of a run or sweep, computed once (a run has no comparison, winners or claims)."""
-
-    stats: pd.DataFrame  # stats.csv
-    pairwise: pd.DataFrame  # pairwise.csv
-    over: str  # what the intervals are over, in words
-    comparison: pd.DataFrame | None = None  # comparison.csv
-    winners: pd.DataFrame | None = None  # winners.csv
-    claims: pd.DataFrame | None = None  # claims.csv
-    claim_lines: list[str] = field(default_factory=list)
-
-
-def comparison(sweep: Sweep) -> pd.DataFrame:
+def comparison(sweep: Sweep, tie: float = stats.TIE_NATS) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): image_id, label, group
     (its independent unit), mi_max_<case>, mi_mean_<case>, winner (the case with the highest mi_max;
-    cases tied within stats.TIE_NATS joined by '=', e.g. 'a=c')."""
+    cases within `tie`, the MI margin, of the top split the image, joined by '=', e.g. 'a=c')."""
     long = sweep.per_image
-    keys = [k for k in ("setting", "seed") if long[k].nunique() > 1]
+    # the setting always (dropped when written if it is one), the seed when there are several
+    keys = [SETTING, *(["seed"] if long["seed"].nunique() > 1 else [])]
     index = [*keys, "image_id", "label", "group"]
     wide = long.pivot_table(
         index=index, columns="case", values=["mi_max", "mi_mean"], aggfunc="first"
@@ -50,34 +41,160 @@ def comparison(sweep: Sweep) -> pd.DataFrame:
     wide.columns = [f"{metric}_{case}" for metric, case in wide.columns]
     max_cols = [f"mi_max_{c}" for c in cases]
     wide = wide.reset_index()[[*index, *max_cols, *(f"mi_mean_{c}" for c in cases)]]
-    wide["winner"] = stats.winner_names(wide[max_cols].set_axis(cases, axis=1))
+    wide["winner"] = stats.winner_names(wide[max_cols].set_axis(cases, axis=1), tie)
     return wide.sort_values([*keys, "image_id"]).reset_index(drop=True)
 
 
-def analyse(sweep: Sweep) -> Findings:
+def shuffled_means(per_image: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(setting, case) -> the mean over images of mi_shuffled_mean (the estimator's bias), if measured."""
+    if "mi_shuffled_mean" not in per_image.columns:
+        return {}
+    means = per_image.groupby([SETTING, "case"])["mi_shuffled_mean"].mean()
+    return {(str(s), str(c)): float(v) for (s, c), v in means.items()}
+
+
+def margins_of(sweep: Sweep, given: dict[str, float] | None = None) -> dict[str, float]:
+    """compare.margin: the schema's defaults, then the sweep's own configuration, then `given`
+    (`infomax compare --margin CLAIM=VALUE`)."""
+    return {**claims.DEFAULT_MARGINS, **sweep.margins, **(given or {})}
+
+
+STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then compare says how many)
+
+
+def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
+    """For the claims not settled: the command that adds the seeds they need into this sweep's
+    directory (it keeps every finished job and compares them all at its end), grouped by the number
+    of seeds; those that need more image units, not seeds, said so. A claim whose pairs are all
+    decided (c beats some cases and ties others: mixed) needs no more seeds."""
+    seeds = sorted({j.seed for j in sweep.jobs})
+    undecided = pairs[pairs["decision"] == UNDECIDED]
+    open_keys = set(zip(undecided[SETTING], undecided["claim"]))
+    open_ = table[table["best_case"].notna() & (table["status"] == NOT_ESTABLISHED)]
+    if len(seeds) > 1:
+        open_ = open_[[k in open_keys for k in zip(open_[SETTING], open_["claim"])]]
+    if open_.empty:
+        return []
+    if len(seeds) < 2:
+        new = list(range(seeds[-1] + 1, seeds[-1] + STUDY_SEEDS))
+        return [
+            f"With one seed no claim is established (one training run per case). Add seeds "
+            f"{new[0]}–{new[-1]} into this sweep (its finished jobs are kept); the comparison at its "
+            f"end says how many seeds each claim needs: {sweep.adding_seeds(new)}"
+        ]
+    need: dict[int, list[str]] = {}
+    short = []
+    for r in open_.itertuples():
+        if pd.isna(r.seeds_needed):
+            short.append(str(r.claim))
+            continue
+        # narrower than the margin already but straddling it: twice the seeds
+        n = int(r.seeds_needed) if r.seeds_needed > len(seeds) else 2 * len(seeds)
+        need.setdefault(n, []).append(str(r.claim))
+    out = []
+    for n, names in sorted(need.items()):
+        new = list(range(seeds[-1] + 1, seeds[-1] + 1 + n - len(seeds)))
+        what = ", ".join(dict.fromkeys(names))
+        out.append(f"{what}: {n} seeds; add {len(new)}: {sweep.adding_seeds(new)}")
+    if short:
+        out.append(
+            f"{', '.join(dict.fromkeys(short))}: more image units (photographs), not seeds, are "
+            "missing (or more than 1000 seeds)"
+        )
+    return out
+
+
+def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
     """The statistics of a loaded run or sweep: per-case intervals and paired differences; for a
-    sweep also the comparison, the winner shares and the study's claims."""
+    sweep also the comparison, the winner shares and the study's claims with their pairs, judged
+    against `margins` (margins_of: defaults, the sweep's configuration, then these)."""
     frame = stats.metric_frame(sweep.per_image)
     table = stats.stats_table(frame)
     seeds = int(table["n_seeds"].max()) if len(table) else 0
     over = "seeds and image units" if seeds > 1 else "image units (one training run)"
-    found = Findings(table, stats.pairwise_table(frame), over)
+    found = Findings(
+        table, stats.pairwise_table(frame), over, shuffled=shuffled_means(sweep.per_image)
+    )
     if sweep.kind == "sweep":
-        found.comparison = comparison(sweep)
-        found.winners = stats.winner_shares(found.comparison)
+        found.margins = margins_of(sweep, margins)
+        tie = found.margins[claims.MEAN_MAX_MI.id]  # the MI margin: cases within it split an image
+        found.comparison = comparison(sweep, tie)
+        found.winners = stats.winner_shares(found.comparison, tie=tie)
         losses, source = sweep.loss_mi
-        found.claims = claims.claims_table(sweep.per_image, losses, source, sweep.align)
+        found.claims, found.claim_pairs = claims.claim_tables(
+            sweep.per_image,
+            losses,
+            source,
+            sweep.align,
+            alt_aligns=sweep.alt_aligns,
+            margins=found.margins,
+        )
         found.claim_lines = claims.lines(found.claims)
+        found.share_claims = claims.SHARE_CLAIMS
+        found.advice = seed_advice(sweep, found.claims, found.claim_pairs)
     return found
+
+
+# ------------------------------------------------------------------------- which pictures, drawn once
+def _loss_picture(sweep: Sweep) -> bytes:
+    """A run's own loss.png (drawn again only when it is missing); a sweep's loss curves, every job's."""
+    job = sweep.jobs[0]
+    if sweep.kind == "run" and job.loss_png is not None:
+        return job.loss_png.read_bytes()
+    if sweep.kind == "run":
+        title = f"case {job.case}: training loss"
+        return figures.png(figures.loss_figure(job.loss, title, figures.case_color(job.case)))
+    return figures.png(figures.loss_curves_figure({sweep.label(j): j.loss for j in sweep.jobs}))
+
+
+def _example_pictures(sweep: Sweep) -> dict[str, list[tuple[str, bytes]]]:
+    """Per example image, (caption, PNG bytes) to show: each case's first job's own features/ picture,
+    one under another; where some case lacks it, one grid drawn from the jobs' saved maps; where
+    some case has neither, the pictures there are."""
+    first = {c: next(j for j in sweep.jobs if j.case == c) for c in sweep.cases}
+    names = sorted(
+        set().union(*(j.pictures for j in first.values()), *(j.examples for j in first.values()))
+    )
+    shown = {}
+    for name in names:
+        have = {c: first[c].pictures.get(name) for c in first}
+        if all(have.values()):
+            shown[name] = [
+                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items()
+            ]
+        elif all(name in j.examples for j in first.values()):
+            rows = [(c, *first[c].examples[name]) for c in first]
+            grid = figures.png(figures.example_grid_figure(rows))
+            shown[name] = [(f"feature maps of {name}, every case", grid)]
+        else:
+            shown[name] = [
+                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items() if p
+            ]
+    return shown
+
+
+def pictures(sweep: Sweep, found: Findings) -> figures.Pictures:
+    """What the report of `sweep` shows, each picture drawn once from the findings (the statistics'
+    own intervals); the jobs' own pictures (a run's loss.png, features/) reused as they are."""
+    per_map = {c: pd.concat([j.per_map for j in sweep.jobs if j.case == c]) for c in sweep.cases}
+    drawn = figures.Pictures(
+        _loss_picture(sweep),
+        figures.png(figures.mi_bars_figure(found.stats, found.shuffled, found.over)),
+        figures.png(figures.mi_violin_figure(per_map)),
+    )
+    if found.winners is not None and len(sweep.cases) > 1:
+        drawn.winners = figures.png(figures.winners_figure(found.winners))
+    if found.claims is not None:
+        figure = figures.claims_figure(found.claims, found.claim_pairs, found.share_claims)
+        drawn.claims = figures.png(figure)
+    drawn.examples = _example_pictures(sweep)
+    return drawn
 
 
 def render(sweep: Sweep, found: Findings) -> tuple[figures.Pictures, str]:
     """The pictures (each drawn once) and the report page of an analysed sweep."""
-    pictures = figures.report_pictures(sweep, found.stats, found.winners, found.over)
-    html = report.page(
-        sweep, pictures, found.stats, found.over, found.winners, found.claims, found.claim_lines
-    )
-    return pictures, html
+    drawn = pictures(sweep, found)
+    return drawn, report.page(sweep, drawn, found)
 
 
 def write_report(sweep: Sweep, found: Findings) -> Path:
@@ -91,10 +208,13 @@ def build_report(path: Path) -> Path:
     return write_report(sweep, analyse(sweep))
 
 
-def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
-    """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv, winners.png,
-    loss_curves.png and report.html; return the sweep and what was found. `sweep_dir`: a directory,
-    or a sweep already loaded."""
+def compare(
+    sweep_dir: Path | Sweep, margins: dict[str, float] | None = None
+) -> tuple[Sweep, Findings]:
+    """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv,
+    claims_pairs.csv, claims.png, winners.png, loss_curves.png and report.html; return the sweep and
+    what was found. `sweep_dir`: a directory, or a sweep already loaded; `margins`: claim id -> margin
+    over the sweep's own compare.margin."""
     sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load(sweep_dir)
     if sweep.kind != "sweep":
         raise ConfigError(
@@ -102,27 +222,29 @@ def compare(sweep_dir: Path | Sweep) -> tuple[Sweep, Findings]:
             f"infomax report {sweep_dir} rebuilds a run's report."
         )
     warn_left_out(sweep)
-    found = analyse(sweep)
-    pictures, html = render(sweep, found)
+    found = analyse(sweep, margins)
+    drawn, html = render(sweep, found)
     out = sweep.path
-    rundir.write_csv(out / rundir.STATS, found.stats)
-    rundir.write_csv(out / rundir.PAIRWISE, found.pairwise)
-    rundir.write_csv(out / rundir.CLAIMS, found.claims)
-    rundir.write_csv(out / rundir.COMPARISON, found.comparison)
-    rundir.write_csv(out / rundir.WINNERS_CSV, found.winners)
-    if pictures.winners is not None:
-        rundir.write_bytes(out / rundir.WINNERS_PNG, pictures.winners)
+    rundir.write_table(out / rundir.STATS, found.stats)
+    rundir.write_table(out / rundir.PAIRWISE, found.pairwise)
+    rundir.write_table(out / rundir.CLAIMS, found.claims)
+    rundir.write_table(out / rundir.CLAIMS_PAIRS, found.claim_pairs)
+    rundir.write_bytes(out / rundir.CLAIMS_PNG, drawn.claims)
+    rundir.write_table(out / rundir.COMPARISON, found.comparison)
+    rundir.write_table(out / rundir.WINNERS_CSV, found.winners)
+    if drawn.winners is not None:
+        rundir.write_bytes(out / rundir.WINNERS_PNG, drawn.winners)
     else:  # one case: nothing to compare it with, but the file the contract names is still drawn
         rundir.write_bytes(
             out / rundir.WINNERS_PNG, figures.png(figures.winners_figure(found.winners))
         )
-    rundir.write_bytes(out / rundir.LOSS_CURVES, pictures.loss)
+    rundir.write_bytes(out / rundir.LOSS_CURVES, drawn.loss)
     rundir.write_text(out / rundir.REPORT, html)
     return sweep, found
 
 
 def print_found(sweep: Sweep, found: Findings) -> None:
-    report.print_found(found.winners, found.claims, sweep.path)
+    report.print_found(found, sweep.path)
 
 
 def sweep_exit_code(codes: list[int]) -> int:
@@ -156,7 +278,10 @@ class CompareCallback(Callback):
         try:
             if sweep is None:
                 raise error
-            sweep, found = compare(sweep)
+            # the margins this multirun was started with (compare.margin=...), over older jobs' own
+            margin = config.get("compare", {}).get("margin")
+            margins = {str(k): float(v) for k, v in margin.items()} if margin else None
+            sweep, found = compare(sweep, margins)
         except InfomaxError as e:
             log.error(str(e))
             return

@@ -4,6 +4,7 @@ frames the statistics and claims are computed from. Nothing here computes a stat
 from __future__ import annotations
 
 import logging
+import shlex
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .. import rundir
 from ..errors import ConfigError, RunError, first_line
+from ..rundir import SETTING
 
 log = logging.getLogger("infomax")
 
@@ -185,6 +187,62 @@ class Sweep:
         return aligns.pop() if len(aligns) == 1 else None
 
     @cached_property
+    def margins(self) -> dict[str, float]:
+        """compare.margin as the jobs' configuration has it (the first job whose .hydra/config.yaml
+        holds it); {} for jobs written before it existed (the schema's defaults apply)."""
+        for job in self.jobs:
+            text = job.config_text
+            node = (yaml.safe_load(text) or {}).get("compare") if text else None
+            if isinstance(node, dict) and isinstance(node.get("margin"), dict):
+                return {str(k): float(v) for k, v in node["margin"].items()}
+        return {}
+
+    def adding_seeds(self, seeds: list[int]) -> str:
+        """The `infomax run -m` line that adds `seeds` to this sweep, in this directory: the sweep's own
+        overrides (multirun.yaml; without it, its jobs' cases and overrides) with seed=... replaced.
+        Finished jobs are kept; the comparison at its end covers every finished job."""
+        task, hydra_args = self._overrides()
+        keep = [o for o in task if o.split("=")[0].lstrip("+~") != "seed"]
+        extra = [
+            o
+            for o in hydra_args
+            if o.split("=")[0] not in ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
+        ]
+        args = [*keep, f"seed={','.join(map(str, seeds))}", *extra]
+        args.append(f"hydra.sweep.dir={self.path.resolve()}")
+        return "infomax run -m " + " ".join(shlex.quote(a) for a in args)
+
+    def _overrides(self) -> tuple[list[str], list[str]]:
+        """(task overrides, hydra overrides) the sweep was started with."""
+        path = self.path / rundir.MULTIRUN
+        if path.is_file():
+            over = (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("overrides", {})
+            return [str(o) for o in over.get("task") or []], [
+                str(o) for o in over.get("hydra") or []
+            ]
+        first = self.jobs[0].overrides
+        others = [o for o in first if o.split("=")[0].lstrip("+~") not in ("case", "seed")]
+        return [f"case={','.join(self.cases)}", *others], []
+
+    @property
+    def alt_aligns(self) -> dict[str, list[str] | None]:
+        """Per setting, the other alignments its jobs measured, as their summaries list them
+        (`alt_aligns`: those every job of the setting lists); None for a setting with a job whose
+        summary does not list them (written before it did: the claims read them off the columns)."""
+        out: dict[str, list[str] | None] = {}
+        for job in self.jobs:
+            listed = job.summary.get("alt_aligns")
+            if job.setting in out and out[job.setting] is None:
+                continue
+            if listed is None:
+                out[job.setting] = None
+                continue
+            names = [str(a) for a in listed]
+            before = out.get(job.setting, names)
+            out[job.setting] = [a for a in before if a in names]
+        return out
+
+    @cached_property
     def per_image(self) -> pd.DataFrame:
         """Every finished job's mi_per_image rows: setting, case, seed, image_id, label, group,
         example (a study example image) and the numeric columns (NaN where a job lacks one)."""
@@ -195,7 +253,7 @@ class Sweep:
             t = t[[c for c in keep if c in t.columns]].copy()
             t.insert(0, "seed", job.seed)
             t.insert(0, "case", job.case)
-            t.insert(0, "setting", job.setting)
+            t.insert(0, SETTING, job.setting)
             t.insert(6, "example", t["image_id"].isin(set(job.study_examples())))
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
@@ -213,7 +271,7 @@ class Sweep:
                 if has_mi
                 else -(loss["local"] + loss["global"])
             )
-            ids = {"setting": job.setting, "case": job.case, "seed": job.seed}
+            ids = {SETTING: job.setting, "case": job.case, "seed": job.seed}
             rows.append(pd.DataFrame({**ids, "step": loss["step"], "mi": mi}))
         source = (
             "local_mi + global_mi (nats)"

@@ -1,8 +1,8 @@
 """Every picture of a run or sweep (matplotlib, Agg backend), drawn once, as PNG bytes.
 
 The figure functions take tables and arrays and return a matplotlib figure; `png` renders one to
-bytes and closes it; `report_pictures` draws what a report shows from a loaded sweep and its findings
-(the statistics' own intervals), reusing the pictures a job already drew (loss.png, features/).
+bytes and closes it. Which pictures a report shows, and which of a job's own pictures it reuses, is
+chosen by `analysis.compare`; here they are only drawn.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import cbook, mlab  # noqa: E402
+
+from ..rundir import SETTING, several_settings  # noqa: E402
 
 # zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
 PNG_OPTIONS = {"compress_level": 3}
@@ -179,16 +181,16 @@ def _violin_stats(v: np.ndarray) -> dict:
     return cbook.violin_stats(v, density)[0]
 
 
-def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[str, float], over: str):
-    """Mean and max MI per case with the statistics' own 95% intervals (stats.csv's rows: case,
-    metric, mean, ci_low, ci_high, and a setting column when there are several); the untrained
-    control beside, the null (the maps against another image) and the shuffled-pixel bias (per case
-    label in `shuffled`) as lines. `over`: what the intervals are over, for the titles."""
-    keys = ["setting", "case"] if "setting" in stats.columns else ["case"]
-    groups = [
-        (k if isinstance(k, tuple) else (k,), g.set_index("metric")) for k, g in stats.groupby(keys)
-    ]
-    names = [f"case {k[-1]}" + (f"\n{k[0]}" if len(k) > 1 else "") for k, _ in groups]
+def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], over: str):
+    """Mean and max MI per case with the statistics' own 95% intervals (stats.csv's rows: setting,
+    case, metric, mean, ci_low, ci_high); the untrained control beside, the null (the maps against
+    another image) and the shuffled-pixel bias (per (setting, case) in `shuffled`) as lines. `over`:
+    what the intervals are over, for the titles. The setting is named only when there are several."""
+    if SETTING not in stats.columns:
+        stats = stats.assign(**{SETTING: ""})
+    several = several_settings(stats)
+    groups = [(k, g.set_index("metric")) for k, g in stats.groupby([SETTING, "case"])]
+    names = [f"case {c}" + (f"\n{s}" if several else "") for (s, c), _ in groups]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.4 * len(groups) + 2), 4.2), dpi=100)
 
     def value(by: pd.DataFrame, metric: str) -> tuple[float, float, float] | None:
@@ -235,9 +237,9 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[str, float], over: str):
                     lw=1.5,
                     label="null: another image" if first else None,
                 )
-            if metric == "mi_mean" and names[i] in shuffled:
+            if metric == "mi_mean" and key in shuffled:
                 ax.hlines(
-                    shuffled[names[i]],
+                    shuffled[key],
                     i - 0.45,
                     i + 0.45,
                     color="gray",
@@ -353,6 +355,68 @@ def example_grid_figure(
     return fig
 
 
+STATUS_COLORS = {
+    "holds": "tab:green",
+    "fails": "tab:red",
+    "equivalent": "tab:blue",
+    "not established": "tab:gray",
+}
+
+
+def claims_figure(claims: pd.DataFrame, pairs: pd.DataFrame, share_claims=frozenset()):
+    """The verdict at a glance (claims.png): one row per claim (and setting), each pre-specified pair
+    c - o as its estimate with its interval (simultaneous over the claim's pairs) on the claim's own
+    axis, the +-margin band shaded, 0 marked, and the status written beside. Shares in points."""
+    if SETTING not in claims.columns:
+        claims, pairs = claims.assign(**{SETTING: ""}), pairs.assign(**{SETTING: ""})
+    several = several_settings(claims)
+    rows = list(claims.itertuples(index=False))
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(9, 0.35 + 1.05 * len(rows)), dpi=100, squeeze=False
+    )
+    for ax, r in zip(axes[:, 0], rows):
+        scale = 100.0 if r.claim in share_claims else 1.0
+        unit = "points" if r.claim in share_claims else "nats"
+        mine = pairs[(pairs[SETTING] == getattr(r, SETTING)) & (pairs["claim"] == r.claim)]
+        margin = float(r.margin) * scale if pd.notna(r.margin) else np.nan
+        if np.isfinite(margin):
+            ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
+        ax.axvline(0, color="black", lw=0.8)
+        y = np.arange(len(mine))[::-1]
+        est = mine["estimate"].to_numpy(dtype=float) * scale
+        low = mine["ci_low"].to_numpy(dtype=float) * scale
+        high = mine["ci_high"].to_numpy(dtype=float) * scale
+        err = np.nan_to_num(np.clip([est - low, high - est], 0, None))
+        colors = [case_color(str(o)) for o in mine["other_case"]]
+        for yi, e, lo, hi, c in zip(y, est, err[0], err[1], colors):
+            ax.errorbar(e, yi, xerr=[[lo], [hi]], fmt="o", color=c, capsize=3, ms=4)
+        ax.set_yticks(y, [f"{r.study_case} − {o}" for o in mine["other_case"]], fontsize=8)
+        ax.set_ylim(-0.7, max(len(mine), 1) - 0.3)
+        span = np.nanmax(np.abs(np.concatenate([low, high, [margin * 1.5]])), initial=1e-3)
+        ax.set_xlim(-1.05 * span, 1.05 * span)
+        name = f"{r.claim}" + (f" [{getattr(r, SETTING)}]" if several else "")
+        ax.set_title(f"{name} ({unit})", fontsize=9, loc="left", pad=2)
+        ax.text(
+            1.01,
+            0.5,
+            str(r.status),
+            transform=ax.transAxes,
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+            color=STATUS_COLORS.get(str(r.status), "black"),
+        )
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(
+        "the study's claims: case c minus each other case (95% simultaneous intervals; "
+        "shaded: ±margin)",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    return fig
+
+
 def infoplane_figure(plane: pd.DataFrame, title: str):
     """Mean MI between the probe images and each layer's maps, against the training step."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
@@ -387,62 +451,12 @@ def png(fig) -> bytes:
 @dataclass
 class Pictures:
     """What a report shows, as PNG bytes: the loss, MI per case, the per-map distribution, the winner
-    shares (a sweep of several cases), and per example image its pictures as (caption, bytes)."""
+    shares (a sweep of several cases), per example image its pictures as (caption, bytes), and a
+    sweep's verdict."""
 
     loss: bytes
     mi_bars: bytes
     violin: bytes
     winners: bytes | None = None
     examples: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
-
-
-def loss_curves(sweep) -> bytes:
-    """Every job's loss terms on one figure (a sweep's loss_curves.png)."""
-    return png(loss_curves_figure({sweep.label(j): j.loss for j in sweep.jobs}))
-
-
-def report_pictures(
-    sweep, stats: pd.DataFrame, winners: pd.DataFrame | None, over: str
-) -> Pictures:
-    """Draw what the report of `sweep` (a sweep.Sweep) shows, each picture once: `stats` and `winners`
-    are the statistics' own tables (stats.csv, winners.csv). A run's loss.png and every job's
-    features/ pictures are the job's own bytes, not drawn again."""
-    job = sweep.jobs[0]
-    if sweep.kind == "run" and job.loss_png is not None:
-        loss = job.loss_png.read_bytes()
-    elif sweep.kind == "run":
-        loss = png(loss_figure(job.loss, f"case {job.case}: training loss", case_color(job.case)))
-    else:
-        loss = loss_curves(sweep)
-    shuffled = {}
-    for key, g in sweep.per_image.groupby(["setting", "case"] if "setting" in stats else ["case"]):
-        key = key if isinstance(key, tuple) else (key,)
-        if "mi_shuffled_mean" in g:
-            shuffled[f"case {key[-1]}" + (f"\n{key[0]}" if len(key) > 1 else "")] = float(
-                g["mi_shuffled_mean"].mean()
-            )
-    per_map = {c: pd.concat([j.per_map for j in sweep.jobs if j.case == c]) for c in sweep.cases}
-    pictures = Pictures(
-        loss, png(mi_bars_figure(stats, shuffled, over)), png(mi_violin_figure(per_map))
-    )
-    if winners is not None and len(sweep.cases) > 1:
-        pictures.winners = png(winners_figure(winners))
-    first = {
-        c: next(j for j in sweep.jobs if j.case == c) for c in sweep.cases
-    }  # whose maps are shown
-    names = sorted(
-        set().union(*(first[c].pictures for c in first), *(first[c].examples for c in first))
-    )
-    for name in names:
-        have = {c: first[c].pictures.get(name) for c in first}
-        if all(have.values()):  # each case's own picture, one under another
-            shown = [(f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items()]
-        elif all(name in first[c].examples for c in first):  # pictures missing: drawn from the maps
-            rows = [(c, *first[c].examples[name]) for c in first]
-            shown = [(f"feature maps of {name}, every case", png(example_grid_figure(rows)))]
-        else:  # some cases have neither: the pictures there are
-            shown = [
-                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items() if p
-            ]
-        pictures.examples[name] = shown
-    return pictures
+    claims: bytes | None = None  # a sweep's verdict (claims.png)

@@ -1,7 +1,7 @@
 """The renderers: a run's or sweep's report page (report.html) and the sweep's terminal summary.
 
-They render what they are handed (a loaded sweep.Sweep, the statistics' own tables, the pictures
-drawn once by figures.report_pictures) and compute no statistic of their own.
+They render what they are handed (a loaded sweep.Sweep, its analysis.findings.Findings, the pictures
+chosen and drawn once by analysis.compare.pictures) and compute no statistic of their own.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import sys
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.colors import to_hex
@@ -16,11 +17,12 @@ from rich.console import Console
 from rich.markup import escape as plain  # names from files are text, never rich markup
 from rich.table import Table
 
+from ..rundir import SETTING, several_settings
 from .figures import Pictures, case_color
 
-ESTIMATE_CAPTION = (
-    "c − other: case c minus the strongest other case, in nats (winner_share: percentage points)"
-)
+if TYPE_CHECKING:  # the record the statistics hand over; no import of the analysis at run time
+    from ..analysis.findings import Findings
+
 STATS_NAMES = {
     "mi_mean": "mean MI",
     "mi_max": "max MI",
@@ -95,9 +97,8 @@ td:first-child,th:first-child{text-align:left}
 
 
 # ------------------------------------------------------------------------------ words of the tables
-def interval_text(row) -> str:
-    """A claim's estimate with its interval: nats, or percentage points for the winner share."""
-    share = row["claim"] == "winner_share"
+def interval_text(row, share: bool) -> str:
+    """A claim's estimate with its interval: nats, or percentage points for a share."""
 
     def bare(x: float) -> str:
         return f"{100 * x:+.1f}" if share else f"{x:+.4f}"
@@ -109,47 +110,81 @@ def interval_text(row) -> str:
     return f"{bare(float(row['estimate']))} [{bare(float(row['ci_low']))}, {bare(float(row['ci_high']))}]"
 
 
+def margin_text(row, share: bool) -> str:
+    """A claim's margin: ±nats, or ±points for a share."""
+    if pd.isna(row["margin"]):
+        return "—"
+    return f"±{100 * row['margin']:.1f}" if share else f"±{row['margin']:.4g}"
+
+
+def seeds_text(row) -> str:
+    return "—" if pd.isna(row["seeds_needed"]) else str(int(row["seeds_needed"]))
+
+
+def _claim_cells(row, share: bool) -> list[str]:
+    """claim, best, estimate [interval], seeds, units, margin, seeds needed, status: as shown."""
+    best = str(row["best_case"]) if pd.notna(row["best_case"]) else "—"
+    return [
+        str(row["claim"]),
+        best,
+        interval_text(row, share),
+        str(row["n_seeds"]),
+        str(row["n_units"]),
+        margin_text(row, share),
+        seeds_text(row),
+        str(row["status"]),
+    ]
+
+
 def _share_interval(r) -> list[str]:
     return [f"{r.ci_low:.1%} – {r.ci_high:.1%}"] if pd.notna(r.ci_low) else ["—"]
 
 
 # ------------------------------------------------------------------------------------ the terminal
-def print_found(winners: pd.DataFrame, claims: pd.DataFrame, sweep_dir) -> None:
+def print_found(found: Findings, sweep_dir) -> None:
     """The end of a sweep's terminal output: the winner table, then one line per claim (status,
-    estimate, interval) and one line saying where each claim's sentence and notes are (claims.csv,
-    report.html): a note printed under every claim says less than the one line that points at it."""
+    estimate, interval, margin, seeds needed), the commands that add the seeds the open claims need,
+    and one line saying where each claim's sentence and notes are (claims.csv, report.html): a note
+    printed under every claim says less than the one line that points at it."""
     console = Console()
     title = f"which case has the highest max MI ({plain(str(sweep_dir))})"
     table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
-    for r in winners.itertuples():
+    for r in found.winners.itertuples():
         table.add_row(
             f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r)
         )
     console.print(table)
-    print(claim_lines(claims, sweep_dir), flush=True)
+    print(claim_lines(found, sweep_dir), flush=True)
 
 
-def claim_lines(claims: pd.DataFrame, sweep_dir) -> str:
-    """One line per claim (`status  estimate [95% interval] unit`, case c minus the strongest other
-    case), then the line that points at claims.csv and report.html; plain text, never wrapped."""
-    several = "setting" in claims.columns
+def claim_lines(found: Findings, sweep_dir) -> str:
+    """One line per claim (`status  estimate [95% interval] unit  ±margin; seeds needed`, case c minus
+    the strongest other case), the commands that add the seeds the open claims need, then the line
+    that points at claims.csv and report.html; plain text, never wrapped."""
+    claims = found.claims
+    several = several_settings(claims)
     names = [
-        f"{r['setting']} {r['claim']}" if several else str(r["claim"]) for _, r in claims.iterrows()
+        f"{r[SETTING]} {r['claim']}" if several else str(r["claim"]) for _, r in claims.iterrows()
     ]
     width = max(map(len, names), default=0)
     status_width = max((len(str(s)) for s in claims["status"]), default=0)
     out = [
-        "the study's claims (claims.csv): status, case c minus the strongest other case [95% interval]"
+        "the study's claims (claims.csv): status, case c minus the strongest other case "
+        "[95% interval], ±margin; seeds needed"
     ]
     for name, (_, r) in zip(names, claims.iterrows()):
-        unit = "points" if r["claim"] == "winner_share" else "nats"
-        estimate = interval_text(r)
+        share = r["claim"] in found.share_claims
+        estimate = interval_text(r, share)
+        unit = (" points" if share else " nats") if estimate != "—" else ""
+        detect = f"  {margin_text(r, share)}; seeds {seeds_text(r)}"
         out.append(
-            f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}"
-            + (f" {unit}" if estimate != "—" else "")
+            f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}{unit}{detect}"
         )
+    if found.advice:
+        out.append("to settle the claims not established, add seeds into this sweep:")
+        out += [f"  {line}" for line in found.advice]
     out.append(
         f"each claim's sentence and notes: {sweep_dir}/claims.csv and {sweep_dir}/report.html"
     )
@@ -187,47 +222,54 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ the page
-def _claims_section(claims: pd.DataFrame, lines: list[str]) -> list[str]:
-    """The sweep's claims: a table and one plain sentence per claim (then, with one seed, the line
-    saying what establishes them)."""
-    several = "setting" in claims.columns
+def _claims_section(found: Findings, picture: bytes | None) -> list[str]:
+    """The sweep's claims: the verdict as a picture, a table and one plain sentence per claim (then the
+    commands that add the seeds the open claims need)."""
+    claims = found.claims
+    several = several_settings(claims)
     rows = [
-        [
-            *([r["setting"]] if several else []),
-            r["claim"],
-            r["best_case"] if pd.notna(r["best_case"]) else "—",
-            interval_text(r),
-            int(r["n_seeds"]),
-            int(r["n_units"]),
-            r["status"],
-        ]
+        [*([r[SETTING]] if several else []), *_claim_cells(r, r["claim"] in found.share_claims)]
         for _, r in claims.iterrows()
     ]
     header = ["claim", "best case", "c − strongest other [95% interval]", "seeds", "image units"]
+    header += ["margin", "seeds needed", "status"]
     out = [
         "<h2>Does the study hold?</h2>",
         '<p class="note">Each claim of the study (case c keeps the most MI), tested with its own '
         "statistic; the seed (one training run) is the replicate unit, images cut from one photograph "
-        "are one unit. Estimates: case c minus the strongest other case (nats; winner share in "
-        "percentage points); holds / fails need two or more seeds. Definitions: claims.csv and the "
-        "README.</p>",
-        _table([*(["setting"] if several else []), *header, "status"], rows, "claims"),
+        "are one unit. Each claim compares c with every other case (claims_pairs.csv), with 95% "
+        "intervals simultaneous over the pairs; it holds when c beats every other case by more than "
+        "the claim's margin, fails when another case beats c by more, is equivalent when every pair "
+        "lies within ±margin, and needs two or more seeds for any of these. Estimates: case c minus "
+        "the strongest other case (nats; winner share in percentage points). Definitions: claims.csv "
+        "and the README.</p>",
+    ]
+    if picture is not None:
+        out.append(_img(picture, "the claims: each pair's interval against the margin"))
+    out += [
+        _table([*([SETTING] if several else []), *header], rows, "claims"),
         "<ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in lines),
+        *(f"<li>{html.escape(line)}</li>" for line in found.claim_lines),
         "</ul>",
     ]
+    if found.advice:
+        out.append("<p>To settle the claims not established:</p><ul>")
+        out += [f"<li><code>{html.escape(line)}</code></li>" for line in found.advice]
+        out.append("</ul>")
     return out
 
 
 def _stats_table(stats: pd.DataFrame) -> str:
     """MI per case from the statistics' own intervals (stats.csv)."""
-    several = "setting" in stats.columns
+    if SETTING not in stats.columns:
+        stats = stats.assign(**{SETTING: ""})
+    several = several_settings(stats)
     rows = []
-    for key, g in stats.groupby(["setting", "case"] if several else ["case"], sort=True):
+    for (setting, case), g in stats.groupby([SETTING, "case"], sort=True):
         by = g.set_index("metric")
         cells = [
-            *([key[0]] if several else []),
-            f"case {key[-1]}",
+            *([setting] if several else []),
+            f"case {case}",
             int(by["n_seeds"].max()),
             int(by["n_units"].max()),
         ]
@@ -241,7 +283,7 @@ def _stats_table(stats: pd.DataFrame) -> str:
                 cells.append(f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
         rows.append(cells)
     header = [
-        *(["setting"] if several else []),
+        *([SETTING] if several else []),
         "case",
         "seeds",
         "image units",
@@ -250,60 +292,38 @@ def _stats_table(stats: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
-def _left_out(sweep) -> list[str]:
-    """The notes naming the jobs left out: not finished (or never started), and damaged."""
-    notes = []
-    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
-    left_out += [f"{m} (never started)" for m in sweep.missing]
-    if left_out:
-        notes.append(
-            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
-        )
-    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
-    if damaged:
-        notes.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
-    return notes
-
-
-def page(
-    sweep,
-    pictures: Pictures,
-    stats: pd.DataFrame,
-    over: str,
-    winners: pd.DataFrame | None = None,
-    claims: pd.DataFrame | None = None,
-    claim_lines: list[str] = (),
-) -> str:
-    """The HTML report of `sweep` (a sweep.Sweep: a run or a sweep) from the statistics' tables
-    (`stats`: stats.csv's rows, its intervals over `over`; a sweep's winners.csv and claims.csv) and
-    the pictures drawn once."""
-    jobs, cases, s0 = sweep.jobs, sweep.cases, sweep.jobs[0].summary
-    name = sweep.path.resolve().name
-    heading = f"sweep {name}" if sweep.kind == "sweep" else f"run {name} (case {s0['case']})"
-    out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
-    if claims is not None:
-        out.extend(_claims_section(claims, list(claim_lines)))
+def _introduction(sweep) -> list[str]:
+    """What was trained and measured, the cases' colours, and the jobs left out."""
+    jobs, s0 = sweep.jobs, sweep.jobs[0].summary
     # every string from the run's files is escaped: case names, labels and folder names are the user's
     legend = " ".join(
         f'<span><span class="swatch" style="background:{to_hex(case_color(c))}"></span>'
         f"case {html.escape(c)}</span>"
-        for c in cases
+        for c in sweep.cases
     )
     what = (
         f"{s0.get('dataset')} ({s0.get('n_images')} images, {s0.get('steps')} steps); MI between each "
-        "image and each of its feature maps, in nats."
+        f"image and each of its feature maps, in nats. {len(jobs)} finished job(s):"
     )
-    out.append(
-        f"<p>Deep InfoMax encoders trained on {html.escape(what)} {len(jobs)} finished job(s): "
-        f"{legend}</p>"
-    )
-    out.extend(_left_out(sweep))
+    out = [f"<p>Deep InfoMax encoders trained on {html.escape(what)} {legend}</p>"]
+    left_out = [f"{j.path.name} (no summary.json)" for j in sweep.unfinished]
+    left_out += [f"{m} (never started)" for m in sweep.missing]
+    if left_out:
+        out.append(
+            f'<p class="note">Left out, not finished: {html.escape("; ".join(left_out))}.</p>'
+        )
+    damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
+    if damaged:
+        out.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
+    return out
 
-    # settings: what all jobs share once, then one row per job
+
+def _settings_section(sweep) -> list[str]:
+    """The settings every job shares once, then one row per job, then the configuration."""
+    jobs, s0 = sweep.jobs, sweep.jobs[0].summary
     common = [[k, s0.get(k)] for k in SETTINGS if all(j.summary.get(k) == s0.get(k) for j in jobs)]
     varying = [k for k in SETTINGS if k not in {r[0] for r in common}]
-    out.append("<h2>Settings and timings</h2>")
-    out.append(_table(["setting", "value"], common, "kv"))
+    out = ["<h2>Settings and timings</h2>", _table(["setting", "value"], common, "kv")]
     rows = [
         [
             f"case {j.case}",
@@ -329,45 +349,54 @@ def page(
             f"<details><summary>configuration ({html.escape(jobs[0].path.name)}/.hydra/config.yaml)"
             f"</summary><pre>{html.escape(text)}</pre></details>"
         )
+    return out
 
-    out.append("<h2>Training loss</h2>")
-    out.append(_img(pictures.loss, "training loss: total, local, global and prior terms per step"))
 
-    out.append("<h2>Mutual information per case</h2>")
+def _mi_section(pictures: Pictures, found: Findings) -> list[str]:
+    """The loss, then MI per case: the bars beside stats.csv's table, and the per-map distribution."""
     note = (
-        f"nats: mean with its 95% interval over {over} (stats.csv); above null: minus the same "
+        f"nats: mean with its 95% interval over {found.over} (stats.csv); above null: minus the same "
         "statistic of the maps against another image."
     )
-    out.append(
+    return [
+        "<h2>Training loss</h2>",
+        _img(pictures.loss, "training loss: total, local, global and prior terms per step"),
+        "<h2>Mutual information per case</h2>",
         f'<div class="row">{_img(pictures.mi_bars, "mean and max MI per case")}<div>'
-        f'{_stats_table(stats)}<p class="note">{html.escape(note)}</p></div></div>'
+        f'{_stats_table(found.stats)}<p class="note">{html.escape(note)}</p></div></div>',
+        _img(pictures.violin, "distribution of per-map MI per case"),
+    ]
+
+
+def _winners_section(pictures: Pictures, winners: pd.DataFrame) -> list[str]:
+    """How often each case wins: the picture beside winners.csv's table."""
+    rows = [
+        [f"case {r.case}", r.wins, f"{r.share:.1%}", *_share_interval(r)]
+        for r in winners.itertuples()
+    ]
+    units = int(winners["n_units"].max()) if len(winners) else 0
+    note = (
+        f"images on which the case has the highest max MI (cases within the MI margin of the top "
+        f"split an image); 95% interval over seeds and {units} independent image units "
+        "(Clopper-Pearson at the most clustered case's effective sample size)."
     )
-    out.append(_img(pictures.violin, "distribution of per-map MI per case"))
+    return [
+        "<h2>Which case wins</h2>",
+        f'<div class="row">{_img(pictures.winners, "winner histogram")}'
+        f"<div>{_table(['case', 'wins', 'share', '95% interval'], rows)}"
+        f'<p class="note">{html.escape(note)}</p></div></div>',
+    ]
 
-    if winners is not None and pictures.winners is not None:
-        out.append("<h2>Which case wins</h2>")
-        rows = [
-            [f"case {r.case}", r.wins, f"{r.share:.1%}", *_share_interval(r)]
-            for r in winners.itertuples()
-        ]
-        units = int(winners["n_units"].max()) if len(winners) else 0
-        note = (
-            f"images on which the case has the highest max MI; 95% interval over seeds and {units} "
-            "independent image units (Wilson, effective sample size)."
-        )
-        out.append(
-            f'<div class="row">{_img(pictures.winners, "winner histogram")}'
-            f"<div>{_table(['case', 'wins', 'share', '95% interval'], rows)}"
-            f'<p class="note">{html.escape(note)}</p></div></div>'
-        )
 
-    out.append("<h2>Feature maps of the example images</h2>")
-    out.append(
+def _examples_section(sweep, pictures: Pictures) -> list[str]:
+    """Each example image's pictures, as chosen by the comparison."""
+    out = [
+        "<h2>Feature maps of the example images</h2>",
         '<p class="note">Each block: the image, then its 32 feature maps sorted by MI with the image '
         "(caption: map number: MI in nats), one colour scale per case."
         + (" Several jobs per case: the first job's maps are shown." if sweep.several else "")
-        + "</p>"
-    )
+        + "</p>",
+    ]
     for name, shown in pictures.examples.items():
         image_id, _, image_label = name.partition("_")
         out.append(
@@ -376,6 +405,24 @@ def page(
         out.extend(_img(data, alt) for alt, data in shown)
     if not pictures.examples:
         out.append('<p class="note">No example pictures in features/.</p>')
+    return out
+
+
+def page(sweep, pictures: Pictures, found: Findings) -> str:
+    """The HTML report of `sweep` (a sweep.Sweep: a run or a sweep) from what the statistics found
+    (stats.csv's intervals; a sweep's winners.csv and claims.csv) and the pictures drawn once."""
+    s0 = sweep.jobs[0].summary
+    name = sweep.path.resolve().name
+    heading = f"sweep {name}" if sweep.kind == "sweep" else f"run {name} (case {s0['case']})"
+    out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
+    if found.claims is not None:
+        out.extend(_claims_section(found, pictures.claims))
+    out.extend(_introduction(sweep))
+    out.extend(_settings_section(sweep))
+    out.extend(_mi_section(pictures, found))
+    if found.winners is not None and pictures.winners is not None:
+        out.extend(_winners_section(pictures, found.winners))
+    out.extend(_examples_section(sweep, pictures))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}'
         f"</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n"
