@@ -25,7 +25,7 @@ from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .config import Align, Config
 from .errors import ConfigError, RunError
-from .measure import Measurement, layer_mi, measure
+from .measure import Hooks, MeasuredImages, Measurement, Plan, layer_mi, measure
 from .model.encoders import Encoder, build_encoder
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
@@ -97,21 +97,12 @@ def measure_encoder(
     t0 = time.perf_counter()
     m = parts.measured
     what = "measure" if trained else "measure (untrained)"
+    examples = m.example_ids[: cfg.measure.examples] if trained else ()
+    plan = Plan.for_job(cfg.measure, cfg.seed, trained, examples)
+    images = MeasuredImages(parts.measured_images, m.image_ids, m.groups)
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
-        result = measure(
-            parts.encoder,
-            parts.measured_images,
-            m.image_ids,
-            cfg.measure,
-            cfg.seed,
-            parts.geom,
-            m.groups,
-            example_ids=m.example_ids[: cfg.measure.examples] if trained else (),
-            null=trained,
-            alt_aligns=cfg.measure.alt_aligns if trained else (),
-            on_batch=lambda k: rt.bar.advance(task, k),
-            stop=rt.stop,
-        )
+        hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
+        result = measure(parts.encoder, parts.geom, images, plan, hooks)
     return result, time.perf_counter() - t0
 
 
@@ -177,9 +168,9 @@ def tables(
     data: GrayImages, trained: Measurement, init: Measurement
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """mi_per_map and mi_per_image (the contract's columns, rundir's lists, then per other alignment
-    measured `mi_mean_<align>`, `mi_max_<align>`). Per image: the mean and max over its maps of the
-    MI, of the null (its maps against another image) and of the shuffled null, MI above the null
-    (mean - null mean, max - null max) and the untrained control."""
+    measured, the protocols after the job's own, `mi_mean_<align>`, `mi_max_<align>`). Per image: the
+    mean and max over its maps of the MI, of the null (its maps against another image) and of the
+    shuffled null, MI above the null (mean - null mean, max - null max) and the untrained control."""
     n, c = trained.mi.shape
     ids, labels = np.asarray(data.image_ids), np.asarray(data.labels, dtype=object)
     per_map = pd.DataFrame(
@@ -211,8 +202,9 @@ def tables(
             "mi_max_init": init.mi.max(1),
         }
     )
-    for a, v in trained.alt.items():
-        per_image[f"mi_mean_{a}"], per_image[f"mi_max_{a}"] = v.mean(1), v.max(1)
+    for p in trained.protocols[1:]:
+        v = trained.by_protocol[p]
+        per_image[f"mi_mean_{p.align}"], per_image[f"mi_max_{p.align}"] = v.mean(1), v.max(1)
     return per_map[rundir.MI_PER_MAP_COLUMNS], per_image
 
 
@@ -250,8 +242,10 @@ def summarise(
     per_image: pd.DataFrame,
     loss: pd.DataFrame,
     seconds: dict[str, float],
+    alt_aligns: list[str],
 ) -> dict:
-    """summary.json's content: the settings, the means over images, the timings and provenance."""
+    """summary.json's content: the settings (with the other alignments measured, `alt_aligns`), the
+    means over images, the timings and provenance."""
     data, measured, geom = parts.data, parts.measured, parts.geom
     means = [c for c in per_image.columns if c.startswith("mi_")]  # in the table's order
     last = loss.iloc[-1]
@@ -264,6 +258,7 @@ def summarise(
         "holdout": bool(cfg.train.holdout),
         "bins": cfg.measure.bins,
         "align": str(cfg.measure.align),
+        "alt_aligns": alt_aligns,
         "estimator": str(cfg.measure.estimator),
         "objective": str(cfg.objective),
         "seed": cfg.seed,
@@ -325,7 +320,8 @@ def _recipe(cfg: Config, run_dir: Path, rt: runtime.Runtime, tracker) -> dict:
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
     examples = draw_pictures(cfg, run_dir, parts.measured, loss, trained)
     seconds = {"train": train_seconds, "measure": measure_seconds, "measure_init": init_seconds}
-    summary = summarise(cfg, parts, rt, per_image, loss, seconds)
+    alt_aligns = [p.align for p in trained.protocols[1:]]  # the job's other alignments
+    summary = summarise(cfg, parts, rt, per_image, loss, seconds, alt_aligns)
     tracker.finish(summary, examples)
     job = Job.written(run_dir, summary, per_image, per_map, loss)  # the tables in hand, not re-read
     run = Sweep(run_dir, "run", [job])

@@ -85,6 +85,8 @@ def check_run_dir(d, case, n_images=12):
     assert summary["align"] == "geometry" and {"mi_max_resize", "mi_max_crop"} <= set(
         per_image.columns
     )
+    # the other alignments measured, named in the summary (no parsing of column suffixes)
+    assert summary["alt_aligns"] == ["resize", "crop"]
     assert summary["study_examples"] == [0, 1]  # the cat and the horse
     # the per-image table is the per-map table summarised
     g = per_map.groupby("image_id")["mi"]

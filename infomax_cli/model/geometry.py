@@ -12,7 +12,7 @@ covers with whole receptive fields, [R, S - R) in each axis with R = sum of (k -
 encoders that compute the same function (case a and case c built from one seed: padding has no
 parameters) give the same MI.
 
-Alignment modes (`measure.align`; the critics and the information plane use the same one):
+Alignments (`measure.align`; the critics and the information plane use the same one):
 - `geometry` (default): the common region above, from the layers' geometry;
 - `resize`: the maps resized (bilinear) to the image (what the blog most likely did; the critics then see
   the image resized to the latent instead, as in the study);
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-MODES = ("geometry", "resize", "crop")
+ALIGNS = ("geometry", "resize", "crop")  # measure.align's choices (config.Align)
 
 
 @dataclass(frozen=True)
@@ -110,76 +110,77 @@ def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
     return x[..., top : top + th, left : left + tw]
 
 
-def align(
+def align_pair(
     images: torch.Tensor,
     maps: torch.Tensor,
-    mode: str,
+    align: str,
     geom: Geometry | None = None,
     layer: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 1, H, W) and one layer's maps (B, C, h, w) brought onto the same pixels ->
     ((B, S', S'), (B, C, S', S')). `geom` (the encoder's Geometry) is needed by `geometry`; `layer` picks the
     offset of the layer the maps come from (the last by default)."""
-    return align_images(images, maps.shape[-2:], mode, geom), align_maps(
-        maps, images.shape[-2:], mode, geom, layer
+    return align_images(images, maps.shape[-2:], align, geom), align_maps(
+        maps, images.shape[-2:], align, geom, layer
     )
 
 
 def align_images(
-    images: torch.Tensor, map_hw: Sequence[int], mode: str, geom: Geometry | None = None
+    images: torch.Tensor, map_hw: Sequence[int], align: str, geom: Geometry | None = None
 ) -> torch.Tensor:
-    """The image pixels `align` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
+    """The image pixels `align_pair` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
     h, w = images.shape[-2:]
-    if mode == "geometry":
+    if align == "geometry":
         lo, hi = _region(geom, h)
         return images[:, 0, lo:hi, lo:hi]
-    if mode == "resize" or tuple(map_hw) == (h, w):
+    if align == "resize" or tuple(map_hw) == (h, w):
         return images[:, 0]
-    if mode == "crop":
+    if align == "crop":
         return _centre_crop(images, min(h, map_hw[0]), min(w, map_hw[1]))[:, 0]
-    raise ValueError(f"unknown align mode {mode!r}: use one of {MODES}")
+    raise ValueError(f"unknown align {align!r}: use one of {ALIGNS}")
 
 
 def align_maps(
     maps: torch.Tensor,
     image_hw: Sequence[int],
-    mode: str,
+    align: str,
     geom: Geometry | None = None,
     layer: int = -1,
 ) -> torch.Tensor:
-    """The maps' pixels `align` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
+    """The maps' pixels `align_pair` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
     mh, mw = maps.shape[-2:]
-    if mode == "geometry":
+    if align == "geometry":
         _region(geom, image_hw[0])
         lo, hi = geom.map_window(layer)
         return maps[:, :, lo:hi, lo:hi]
     if tuple(image_hw) == (mh, mw):
         return maps
-    if mode == "resize":
+    if align == "resize":
         return F.interpolate(maps, size=tuple(image_hw), mode="bilinear", align_corners=False)
-    if mode == "crop":
+    if align == "crop":
         return _centre_crop(maps, min(image_hw[0], mh), min(image_hw[1], mw))
-    raise ValueError(f"unknown align mode {mode!r}: use one of {MODES}")
+    raise ValueError(f"unknown align {align!r}: use one of {ALIGNS}")
 
 
 def _region(geom: Geometry | None, size: int) -> tuple[int, int]:
     if geom is None:
-        raise ValueError("align mode 'geometry' needs the encoder's Geometry")
+        raise ValueError("align 'geometry' needs the encoder's Geometry")
     if geom.size != size:
         raise ValueError(f"the geometry is for {geom.size}-pixel images, got {size}")
     return geom.region
 
 
 def critic_view(
-    image: torch.Tensor, latent: torch.Tensor, mode: str, geom: Geometry | None = None
+    image: torch.Tensor, latent: torch.Tensor, align: str, geom: Geometry | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What the objective networks see: (image (B, 1, s, s), latent (B, C, s, s)) on the same pixels.
-    `resize` keeps the study's choice (the image resized to the latent); the others crop both like `align`."""
-    if mode == "resize":
+    `resize` keeps the study's choice (the image resized to the latent); the others crop both like
+    `align_pair`."""
+    if align == "resize":
         if image.shape[-2:] != latent.shape[-2:]:
             image = F.interpolate(
                 image, size=latent.shape[-2:], mode="bilinear", align_corners=False
             )
         return image, latent
-    img, maps = align(image, latent, mode, geom)
+    img, maps = align_pair(image, latent, align, geom)
     return img[:, None], maps
