@@ -153,6 +153,9 @@ class MeasureConfig:
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
     # also measured, for the claims
     alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
+    # each image's null (mi_null): its maps against this many other images (other photographs), the
+    # mean reported and the spread kept (mi_null_sd)
+    null_partners: int = 4
     estimator: Estimator = Estimator.histogram
     binning: Binning = Binning.width
     miller_madow: bool = False
@@ -232,6 +235,7 @@ def check(cfg: DictConfig | Config) -> None:
         ("train.checkpoint_every", cfg.train.checkpoint_every >= 1, "an integer >= 1"),
         ("measure.bins", cfg.measure.bins >= 2, "an integer >= 2"),
         ("measure.batch_size", cfg.measure.batch_size >= 1, "an integer >= 1"),
+        ("measure.null_partners", cfg.measure.null_partners >= 1, "an integer >= 1"),
         (
             "measure.infoplane_every",
             cfg.measure.infoplane_every >= 0,

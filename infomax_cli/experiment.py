@@ -169,8 +169,9 @@ def tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """mi_per_map and mi_per_image (the contract's columns, rundir's lists, then per other alignment
     measured, the protocols after the job's own, `mi_mean_<align>`, `mi_max_<align>`). Per image: the
-    mean and max over its maps of the MI, of the null (its maps against another image) and of the
-    shuffled null, MI above the null (mean - null mean, max - null max) and the untrained control."""
+    mean and max over its maps of the MI, of the null (its maps against other images, the mean over
+    the null partners) and of the shuffled null, MI above the null (mean - null mean, max - null
+    max) and the untrained control."""
     n, c = trained.mi.shape
     ids, labels = np.asarray(data.image_ids), np.asarray(data.labels, dtype=object)
     per_map = pd.DataFrame(
@@ -180,6 +181,7 @@ def tables(
             "map": np.tile(np.arange(c), n),
             "mi": trained.mi.ravel(),
             "mi_null": trained.mi_null.ravel(),
+            "mi_null_sd": trained.mi_null_sd.ravel(),
             "mi_shuffled": trained.mi_shuffled.ravel(),
             "mi_init": init.mi.ravel(),
         }

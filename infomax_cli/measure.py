@@ -84,7 +84,7 @@ class Plan:
             return cls(cfg, int(seed), (own,))
         others = (Protocol.of(cfg, a) for a in cfg.alt_aligns)
         protocols = tuple(dict.fromkeys([own, *others]))
-        return cls(cfg, int(seed), protocols, 1, tuple(examples))
+        return cls(cfg, int(seed), protocols, int(cfg.null_partners), tuple(examples))
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class Measurement:
 
     protocols: tuple[Protocol, ...]
     by_protocol: dict[Protocol, np.ndarray]
-    # the maps against other images' pixels: mean over the partners, and their spread
+    # the maps against other images' pixels: the mean over the null partners, and their spread (the
+    # standard deviation over partners, ddof 1; NaN with one partner)
     mi_null: np.ndarray | None = None
     mi_null_sd: np.ndarray | None = None
     mi_shuffled: np.ndarray | None = None  # the maps against the image's pixels shuffled
@@ -142,25 +143,47 @@ def estimator_options(cfg: MeasureConfig) -> dict:
     }
 
 
-def null_partners(groups: Sequence, ids: Sequence[int], seed: int) -> np.ndarray:
-    """For each image (position i, global id ids[i]) the position of its null partner: an image of
-    another group, drawn uniformly from (seed, ids[i]) alone; -1 where every image is of one group."""
+def null_partners(groups: Sequence, ids: Sequence[int], seed: int, k: int = 1) -> np.ndarray:
+    """For each image (position i, global id ids[i]) the positions of its k null partners, (N, k):
+    images of other groups, partner j drawn from (seed, ids[i], j) alone, so that neither the batch
+    size nor the other images move it. The partners come from k different groups while there are
+    enough, else from images not drawn yet; -1 where every image is of one group. Partner 0 is the
+    one partner drawn before `measure.null_partners` existed."""
     codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1].reshape(-1)
     n = codes.size
-    out = np.full(n, -1, dtype=np.int64)
+    out = np.full((n, k), -1, dtype=np.int64)
     if n < 2 or (codes == codes[0]).all():
         return out
     for i in range(n):
-        rng = np.random.default_rng([int(seed) % 2**63, int(ids[i]), NULL_STREAM])
-        for _ in range(64):  # rejection: a draw of the image's own group is drawn again
-            j = int(rng.integers(n))
-            if codes[j] != codes[i]:
-                out[i] = j
-                break
-        else:  # one group holds nearly every image: draw among the others directly
-            others = np.flatnonzero(codes != codes[i])
-            out[i] = int(others[rng.integers(others.size)])
+        for j in range(k):
+            key = [int(seed) % 2**63, int(ids[i]), NULL_STREAM, *([j] if j else [])]
+            allowed = _partner_choices(codes, i, out[i, :j])
+            out[i, j] = _draw(np.random.default_rng(key), allowed)
     return out
+
+
+def _partner_choices(codes: np.ndarray, i: int, drawn: np.ndarray) -> np.ndarray:
+    """Which images may be image i's next partner (a boolean mask): another group than its own and
+    than those drawn already while such groups remain, else another image than those drawn while
+    any remain, else any image of another group."""
+    other = codes != codes[i]
+    fresh_group = other & ~np.isin(codes, codes[drawn])
+    if fresh_group.any():
+        return fresh_group
+    fresh_image = other.copy()
+    fresh_image[drawn] = False
+    return fresh_image if fresh_image.any() else other
+
+
+def _draw(rng: np.random.Generator, allowed: np.ndarray) -> int:
+    """A uniform draw among the allowed positions: by rejection (one draw when most are allowed),
+    else directly among them (one group holds nearly every image)."""
+    for _ in range(64):
+        j = int(rng.integers(allowed.size))
+        if allowed[j]:
+            return j
+    choices = np.flatnonzero(allowed)
+    return int(choices[rng.integers(choices.size)])
 
 
 @torch.inference_mode()
@@ -179,7 +202,7 @@ def measure(
     partners = None
     if plan.null_partners:
         groups = images.groups if images.groups is not None else images.ids
-        partners = null_partners(groups, images.ids, plan.seed)
+        partners = null_partners(groups, images.ids, plan.seed, plan.null_partners)
     out = _Collected(plan.protocols)
     for lo in range(0, n, plan.cfg.batch_size):
         idx = torch.arange(lo, min(lo + plan.cfg.batch_size, n))
@@ -187,11 +210,9 @@ def measure(
         batch = _Batch(images.ids[lo : lo + len(idx)], x, encoder(x))
         img, aligned = _protocols(batch, geom, plan, out)
         if partners is not None:
-            # the nulls, under the first protocol: other images' pixels, then shuffled pixels
             who = partners[lo : lo + len(idx)]
-            out.add("mi_null", _partner_mi(images, who, batch, aligned, geom, plan))
-            shuffled = mi.shuffle_pixels(img[:, None], seed=plan.seed, ids=batch.ids)[:, 0]
-            out.add("mi_shuffled", _estimate(shuffled, aligned, plan.protocols[0], plan, batch.ids))
+            for key, values in _nulls(images, who, batch, (img, aligned), geom, plan).items():
+                out.add(key, values)
         for pos in set(plan.examples).intersection(idx.tolist()):
             out.examples[pos] = (
                 img[pos - lo].float().cpu().numpy(),
@@ -250,6 +271,28 @@ def _estimate(
     return mi.estimate_mi(pixels, maps, seed=plan.seed, ids=ids, **p.options(plan.cfg)).numpy()
 
 
+def _nulls(
+    images: MeasuredImages,
+    partners: np.ndarray,
+    batch: _Batch,
+    view: tuple[torch.Tensor, torch.Tensor],
+    geom: Geometry | None,
+    plan: Plan,
+) -> dict[str, np.ndarray]:
+    """The batch's nulls under the first protocol, from its (image, maps) `view`: `mi_null`, the mean
+    over each image's partners (B, K) of its maps against the partner's pixels, with their standard
+    deviation `mi_null_sd` (NaN with one partner), and `mi_shuffled`, against its own pixels shuffled."""
+    img, aligned = view
+    null = np.stack([_partner_mi(images, p, batch, aligned, geom, plan) for p in partners.T])
+    sd = null.std(0, ddof=1) if len(null) > 1 else np.full_like(null[0], np.nan)
+    shuffled = mi.shuffle_pixels(img[:, None], seed=plan.seed, ids=batch.ids)[:, 0]
+    return {
+        "mi_null": null.mean(0),
+        "mi_null_sd": sd,
+        "mi_shuffled": _estimate(shuffled, aligned, plan.protocols[0], plan, batch.ids),
+    }
+
+
 def _partner_mi(
     images: MeasuredImages,
     partners: np.ndarray,
@@ -291,7 +334,7 @@ class _Collected:
             protocols,
             {p: self.joined(p) for p in protocols},
             self.joined("mi_null") if nulls else None,
-            None,
+            self.joined("mi_null_sd") if nulls else None,
             self.joined("mi_shuffled") if nulls else None,
             self.examples,
             dict(self.seconds),

@@ -44,12 +44,17 @@ def test_measure_matches_histogram_mi_and_the_null_is_the_floor():
     assert (m.mi[:, 0] > 2.0).all()  # the image itself: its binned entropy, ~ln 20 at most
     # shuffled: only the estimator's bias, ~ (B-1)^2 / 2N = 0.02
     assert (m.mi_shuffled[:, :2] < 0.05).all()
-    # the null: each image's maps against its partner image's pixels, exactly
-    partners = null_partners(np.arange(7), np.arange(7), seed=0)
-    np.testing.assert_allclose(
-        m.mi_null, histogram_mi(x[partners, 0], Identity()(x)).numpy(), atol=1e-6
-    )
+    # the null: each image's maps against each of its 4 partner images' pixels, exactly; the mean
+    # reported, the spread (standard deviation over partners) kept
+    partners = null_partners(np.arange(7), np.arange(7), seed=0, k=4)
+    each = np.stack([histogram_mi(x[p, 0], Identity()(x)).numpy() for p in partners.T])
+    np.testing.assert_allclose(m.mi_null, each.mean(0), atol=1e-6)
+    np.testing.assert_allclose(m.mi_null_sd, each.std(0, ddof=1), atol=1e-6)
+    assert (m.mi_null_sd[:, :2] > 0).all()  # another partner, another null
     assert sorted(m.examples) == [0, 5] and m.examples[5][1].shape == (3, 96, 96)
+    one = measure(Identity(), None, images_of(x), replace(plan, null_partners=1))
+    np.testing.assert_allclose(one.mi_null, each[0], atol=1e-6)  # partner 0: the single draw
+    assert np.isnan(one.mi_null_sd).all()  # one partner: no spread to tell
 
 
 def test_layer_mi_gives_one_value_per_layer():
@@ -61,14 +66,37 @@ def test_layer_mi_gives_one_value_per_layer():
 def test_null_partners_come_from_another_group_and_depend_on_seed_and_id_only():
     groups = np.repeat(np.array(["p0", "p1", "p2", "p3"]), 5)
     ids = np.arange(100, 120)
-    partners = null_partners(groups, ids, seed=4)
+    partners = null_partners(groups, ids, seed=4)[:, 0]
     assert (partners >= 0).all() and (groups[partners] != groups).all()
-    assert (partners == null_partners(groups, ids, seed=4)).all()
-    assert (partners != null_partners(groups, ids, seed=5)).any()
-    assert (null_partners(np.zeros(6), np.arange(6), seed=0) == -1).all()  # one group: no partner
+    assert (partners == null_partners(groups, ids, seed=4)[:, 0]).all()
+    assert (partners != null_partners(groups, ids, seed=5)[:, 0]).any()
+    # one group: no partner
+    assert (null_partners(np.zeros(6), np.arange(6), seed=0, k=3) == -1).all()
     lopsided = np.array(["big"] * 199 + ["small"])  # nearly one group: still another group's image
-    p = null_partners(lopsided, np.arange(200), seed=0)
+    p = null_partners(lopsided, np.arange(200), seed=0)[:, 0]
     assert (p[:199] == 199).all() and p[199] < 199
+
+
+def test_several_null_partners_are_other_photographs_drawn_per_image():
+    """k partners per image from k different other groups (photographs), partner j drawn from
+    (seed, image id, j) (not from the batch): the first is the single partner's draw."""
+    groups = np.repeat(np.array([f"p{g}" for g in range(6)]), 4)
+    ids = np.arange(50, 74)
+    partners = null_partners(groups, ids, seed=1, k=4)
+    assert partners.shape == (24, 4)
+    for i, row in enumerate(partners):
+        drawn = groups[row]
+        assert groups[i] not in drawn and len(set(drawn)) == 4  # 4 other photographs
+    np.testing.assert_array_equal(partners[:, 0], null_partners(groups, ids, seed=1)[:, 0])
+    # the first 12 images alone (photographs p0..p2): two other photographs each
+    few = null_partners(groups[:12], ids[:12], seed=1, k=2)
+    assert (few[:, 0] == null_partners(groups[:12], ids[:12], seed=1)[:, 0]).all()
+    assert all(len({groups[i], *groups[row]}) == 3 for i, row in enumerate(few))
+    # more partners than other photographs: other images once each, then any other image
+    two_groups = null_partners(np.repeat(["x", "y"], 3), np.arange(6), seed=0, k=5)
+    for i, row in enumerate(two_groups):
+        other = {j for j in range(6) if (j < 3) != (i < 3)}
+        assert set(row[:3]) == other and set(row[3:]) <= other
 
 
 def _samples_batch(n: int = 24):
