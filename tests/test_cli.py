@@ -57,15 +57,18 @@ def check_run_dir(d, case, n_images=12):
         2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5
     )
     per_map = pd.read_csv(d / "mi_per_map.csv")
-    assert list(per_map.columns[:7]) == [
+    assert list(per_map.columns) == [
         "image_id",
         "label",
         "map",
         "mi",
         "mi_null",
+        "mi_null_sd",
         "mi_shuffled",
         "mi_init",
     ]
+    # the null: the mean over 4 partners (other photographs), their spread kept
+    assert (per_map["mi_null_sd"] > 0).all() and per_map["mi_null"].notna().all()
     assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
     assert (per_map["mi"] >= -1e-9).all()
     per_image = pd.read_csv(d / "mi_per_image.csv")
