@@ -23,12 +23,13 @@ from omegaconf import DictConfig
 from . import config, rundir, runtime
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
-from .config import Align, Config
+from .config import Align, Config, uses_geometry
 from .errors import ConfigError, RunError
 from .measure import Hooks, MeasuredImages, Measurement, Plan, layer_mi, measure
-from .model.encoders import Encoder, build_encoder
+from .model.encoders import build_encoder
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
+from .model.probe import Recorder, probe_geometry
 from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
@@ -46,9 +47,10 @@ class Parts:
     measured: GrayImages  # measured (the same set, or the held-out images)
     images: DeviceImages
     measured_images: DeviceImages
-    encoder: Encoder
+    encoder: torch.nn.Module
     critics: DeepInfoMax
     geom: Geometry
+    recorder: Recorder  # which layers the information plane records
 
 
 # ----------------------------------------------------------------------------------------- phases
@@ -72,9 +74,14 @@ def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
         files = files.drop_duplicates("image_id").sort_values("image_id")
         rundir.write_csv(run_dir / rundir.IMAGES_CSV, files[rundir.IMAGES_COLUMNS])
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    geom = encoder.geometry(data.size)
+    # where each recorded layer's pixels sit in the image, measured on the untrained encoder (its own
+    # random generator: the weights and every random draw after are those without it)
+    recorder = Recorder.of(encoder, cfg.case.record_layers)
+    geom = probe_geometry(encoder, data.size, recorder)
+    if uses_geometry(cfg.measure) and geom.problem is not None:
+        raise ConfigError(f"case {cfg.case.name}: {geom.problem}")
     critics = DeepInfoMax(
-        cfg.encoder.maps,
+        geom.channels[-1],
         cfg.train.hidden,
         cfg.objective,
         cfg.train.negatives,
@@ -86,7 +93,7 @@ def prepare(cfg: Config, run_dir: Path, device: torch.device) -> Parts:
         critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, critics, geom)
+    return Parts(data, measured, images, measured_images, encoder, critics, geom, recorder)
 
 
 def measure_encoder(
@@ -111,12 +118,7 @@ class InfoPlane:
     maps, appended to infoplane.csv (rewritten atomically; rows past a resumed checkpoint dropped)."""
 
     def __init__(self, run_dir: Path, cfg: Config, parts: Parts):
-        self.path, self.cfg, self.encoder, self.geom = (
-            run_dir / rundir.INFOPLANE,
-            cfg,
-            parts.encoder,
-            parts.geom,
-        )
+        self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
         self.rows = pd.read_csv(self.path).to_dict("records") if self.path.is_file() else []
 
@@ -125,7 +127,8 @@ class InfoPlane:
         if not every or step % every:
             return
         self.rows = [r for r in self.rows if r["step"] < step]
-        mi = layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed, self.geom)
+        p = self.parts
+        mi = layer_mi(p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom)
         self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
 
@@ -270,6 +273,8 @@ def summarise(
         "layer_sizes": [data.size, *geom.map_sizes],
         "map_offset": geom.offsets[-1],
         "region": list(geom.region),
+        # each recorded layer's map size, stride, receptive-field offset and radius, as measured
+        "geometry": geom.layers(),
         **{k: float(per_image[k].mean()) for k in means},
         "study_examples": [int(measured.image_ids[p]) for p in measured.study_examples],
         "final_loss": float(last["loss"]),
@@ -338,10 +343,11 @@ def _log_start(cfg: Config, parts: Parts, rt: runtime.Runtime) -> None:
     geom, data, measured = parts.geom, parts.data, parts.measured
     sizes = " -> ".join(map(str, [data.size, *geom.map_sizes]))
     held = f" (measured on {len(measured)} held out)" if measured is not data else ""
-    lo, hi = geom.region
     where = ""
     if cfg.measure.align == Align.geometry:
-        where = f" (image pixels {lo}..{hi - 1}, map offset {geom.offsets[-1]:+d})"
+        w = geom.image_window()
+        grid = f" every {w.step}" if w.step > 1 else ""
+        where = f" (image pixels {w.start}..{w.stop - 1}{grid}, map offset {geom.offsets[-1]:+d})"
     log.info(
         f"case {cfg.case.name}: {sizes}, {len(data)} {data.name} images{held}, maps aligned by "
         f"{cfg.measure.align}{where}, device {rt.device}"

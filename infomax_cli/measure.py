@@ -28,6 +28,7 @@ from . import mi
 from .config import Estimator, MeasureConfig
 from .errors import Interrupted
 from .model.geometry import Geometry, align_images, align_pair
+from .model.probe import Recorder, layer_maps
 
 # "null": the null partners' random stream, apart from the other draws of a seed
 NULL_STREAM = 0x6E756C6C
@@ -344,18 +345,20 @@ class _Collected:
 @torch.inference_mode()
 def layer_mi(
     encoder: torch.nn.Module,
+    recorder: Recorder,
     probe: torch.Tensor,
     cfg: MeasureConfig,
     seed: int,
     geom: Geometry | None = None,
 ) -> list[float]:
-    """Mean MI between the probe images and each encoder layer's maps (one value per layer), each layer
-    aligned as the measurement aligns the last (`geometry`: every layer on the same image pixels)."""
+    """Mean MI between the probe images and each recorded layer's maps (one value per layer), each
+    layer aligned as the measurement aligns the last (`geometry`: every layer on the same image
+    pixels, on its own grid)."""
     was_training = encoder.training
     encoder.eval()
     opts = estimator_options(cfg)
     out = []
-    for layer, maps in enumerate(encoder(probe, all_layers=True)):
+    for layer, maps in enumerate(layer_maps(encoder, recorder, probe)):
         img, aligned = align_pair(probe, maps.float(), cfg.align, geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)

@@ -44,6 +44,7 @@ from .config import Align, DeviceKind, Estimator
 from .errors import ConfigError, RunError
 from .measure import Hooks, MeasuredImages, Plan, Protocol, measure
 from .model.encoders import build_encoder
+from .model.probe import Recorder, probe_geometry
 from .runtime import pick_device, progress
 from .sources import load_datasets
 from .train import DeviceImages
@@ -144,14 +145,16 @@ def remeasure(
         raise RunError(
             f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
         )
+    data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     encoder = build_encoder(cfg.case, cfg.encoder)
+    # the geometry is the architecture's: probed on the module as built, before its weights load
+    geom = probe_geometry(encoder, data.size, Recorder.of(encoder, cfg.case.record_layers))
     encoder.load_state_dict(rundir.load_torch(weights))
     encoder.to(device).eval()
-    data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))
     images = MeasuredImages(DeviceImages(data, device), data.image_ids[:n], data.groups[:n])
     plan = Plan(cfg.measure, int(cfg.seed), tuple(protocols))
-    m = measure(encoder, encoder.geometry(data.size), images, plan, hooks)
+    m = measure(encoder, geom, images, plan, hooks)
     rows = []
     for p in protocols:
         values = m.by_protocol[p]

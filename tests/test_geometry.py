@@ -13,6 +13,7 @@ from infomax_cli.errors import ConfigError
 from infomax_cli.measure import MeasuredImages, Plan, Protocol, layer_mi, measure
 from infomax_cli.model.encoders import Encoder, build_encoder, fan_in
 from infomax_cli.model.geometry import align_pair, critic_view, geometry
+from infomax_cli.model.probe import Recorder
 from infomax_cli.sources import load_dataset
 
 CASES = "abcd"
@@ -181,7 +182,7 @@ def test_the_information_plane_scores_every_layer_on_the_common_pixels():
     enc = encoder("b")
     cfg = compose_cfg([]).measure
     x = torch.rand(3, 1, 96, 96)
-    values = layer_mi(enc, x, cfg, 0, enc.geometry(96))
+    values = layer_mi(enc, Recorder.of(enc), x, cfg, 0, enc.geometry(96))
     assert len(values) == 4 and all(v >= 0 for v in values)
 
 

@@ -17,6 +17,7 @@ from infomax_cli.measure import (
 )
 from infomax_cli.mi import histogram_mi
 from infomax_cli.model.encoders import Encoder
+from infomax_cli.model.probe import Recorder
 
 MCFG = MeasureConfig(align="resize", batch_size=3)
 
@@ -59,7 +60,7 @@ def test_measure_matches_histogram_mi_and_the_null_is_the_floor():
 
 def test_layer_mi_gives_one_value_per_layer():
     enc = Encoder(["conv"] * 4, [4, 4, 4], maps=8, padding=0)
-    values = layer_mi(enc, torch.rand(3, 1, 96, 96), MCFG, seed=0)
+    values = layer_mi(enc, Recorder.of(enc), torch.rand(3, 1, 96, 96), MCFG, seed=0)
     assert len(values) == 4 and all(v >= 0 for v in values)
 
 
