@@ -52,7 +52,7 @@ from infomax_cli.model.encoders import build_encoder  # noqa: E402
 from infomax_cli.model.geometry import align_pair  # noqa: E402
 from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.sources import load_dataset  # noqa: E402
-from infomax_cli.sources.gray import GrayImages  # noqa: E402
+from infomax_cli.sources.gray import Catalog, GrayImages  # noqa: E402
 from infomax_cli.train import DeviceImages, seed_everything, train  # noqa: E402
 
 SWITCHES = (
@@ -84,9 +84,8 @@ def images_set(kind: str, n: int, seed: int) -> GrayImages:
     x = (x - x.amin((1, 2), keepdim=True)) / (
         x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True)
     )
-    return GrayImages(
-        "synthetic", "train", (x * 255).round().to(torch.uint8), ["synthetic"] * n, []
-    )
+    pixels = (x * 255).round().to(torch.uint8)
+    return GrayImages("synthetic", "train", pixels, Catalog(["synthetic"] * n, []))
 
 
 def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -102,7 +101,7 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
         align,
         geom,
     ).to(device)
-    if getattr(cfg.train, "channels_last", False):
+    if cfg.train.channels_last:
         encoder, critics = (
             encoder.to(memory_format=torch.channels_last),
             critics.to(memory_format=torch.channels_last),

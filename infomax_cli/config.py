@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .choices import (
+    Align,
+    Binning,
+    CompileMode,
+    DatasetKind,
+    DeviceKind,
+    Estimator,
+    LoggerKind,
+    Objective,
+    Split,
+)
 from .errors import ConfigError
 from .model.geometry import geometry, layer_geometry
 from .model.probe import Recorder, instantiate_module, probe_geometry
@@ -24,47 +34,6 @@ from .model.probe import Recorder, instantiate_module, probe_geometry
 # installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
 _HERE = Path(__file__).resolve().parent
 CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HERE.parent / "conf"
-
-
-class Align(StrEnum):
-    # every case on the same image pixels, each map at its receptive fields' offset
-    geometry = "geometry"
-    resize = "resize"  # feature map resized (bilinear) to the image's size
-    crop = "crop"  # the larger of image and map centre-cropped to the smaller
-
-
-class Estimator(StrEnum):
-    histogram = "histogram"
-    ksg = "ksg"
-    gcmi = "gcmi"
-
-
-class Binning(StrEnum):
-    width = "width"  # equal-width bins from each array's min to max (numpy.histogram2d)
-    quantile = "quantile"  # equal-frequency bins: invariant to monotone transforms
-
-
-class Objective(StrEnum):
-    jsd = "jsd"
-    infonce = "infonce"
-    dv = "dv"
-
-
-class Split(StrEnum):
-    train = "train"
-    test = "test"
-    unlabeled = "unlabeled"
-
-
-class DeviceKind(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class LoggerKind(StrEnum):
-    none = "none"  # the run directory's files and the terminal only
-    tensorboard = "tensorboard"  # also TensorBoard event files in each run directory
 
 
 @dataclass
@@ -89,14 +58,12 @@ class EncoderConfig:
     kernel: int = 3
 
 
-DATASET_KINDS = ("samples", "stl10", "folder", "torchvision")
-
-
 @dataclass
 class DatasetConfig:
-    name: str = MISSING  # samples | stl10 | folder; for dataset=torchvision the class name (CIFAR10, MNIST, ...)
-    # samples | stl10 | folder | torchvision, set by each preset; null: `name`
-    kind: str | None = None
+    # which reader: set by each preset (conf/dataset/*.yaml)
+    kind: DatasetKind = MISSING
+    # the preset's name (summary.json's `dataset`); for dataset=torchvision the class name (CIFAR10, ...)
+    name: str = MISSING
     # where stl10_binary/ lives (or is downloaded to); folder: the folder of images
     root: str = "data"
     split: Split = Split.train
@@ -125,9 +92,6 @@ class DeviceConfig:
     # worker's OMP_NUM_THREADS says). The thread count orders float sums: fix it for the same numbers
     # whatever the launcher.
     threads: int | None = None
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -255,7 +219,11 @@ def check(cfg: DictConfig | Config) -> None:
             "an integer > measure.ksg_k",
         ),
         ("encoder.maps", cfg.encoder.maps >= 1, "an integer >= 1"),
-        ("train.compile_mode", cfg.train.compile_mode in COMPILE_MODES, " or ".join(COMPILE_MODES)),
+        (
+            "train.compile_mode",
+            cfg.train.compile_mode in tuple(CompileMode),
+            " or ".join(CompileMode),
+        ),
         ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
     ]
     if cfg.device.threads is not None:
@@ -373,23 +341,24 @@ def min_image_size(layers: list[str], padding: int, kernel: int) -> int | None:
 def check_dataset(cfg: DictConfig | Config) -> None:
     """The dataset keys, and that the case fits the image size (one line naming the smallest size)."""
     d = cfg.dataset
-    kind = d.kind or d.name
-    if kind not in DATASET_KINDS:
+    if isinstance(d, DictConfig) and OmegaConf.is_missing(d, "kind"):
         raise ConfigError(
-            f"dataset.kind={kind} is unknown: use one of {', '.join(DATASET_KINDS)} (dataset=...)."
+            "dataset.kind is not set: choose a dataset preset (dataset=samples, stl10, folder or "
+            "torchvision), or set dataset.kind in your own conf/dataset/*.yaml."
         )
+    kind = d.kind
     if isinstance(d, DictConfig):
-        if kind == "torchvision" and OmegaConf.is_missing(d, "name"):
+        if kind == DatasetKind.torchvision and OmegaConf.is_missing(d, "name"):
             raise ConfigError(
                 "dataset=torchvision needs the dataset's class name: add dataset.name=CIFAR10 (or MNIST, FashionMNIST, "
                 "SVHN, ... any class of torchvision.datasets)."
             )
-    if kind in ("samples", "stl10") and d.size != 96:
+    if kind in (DatasetKind.samples, DatasetKind.stl10) and d.size != 96:
         raise ConfigError(
             f"dataset.size={d.size} applies to dataset=folder and dataset=torchvision; {kind} images are 96x96: "
             "leave dataset.size at 96."
         )
-    if kind == "folder" and d.split != "train":
+    if kind == DatasetKind.folder and d.split != Split.train:
         raise ConfigError(
             f"dataset.split={d.split}: a folder has no splits: point dataset.root at that split's folder instead."
         )

@@ -207,6 +207,7 @@ def tables(
             "mi_max_init": init.mi.max(1),
         }
     )
+    per_image = per_image[rundir.MI_PER_IMAGE_COLUMNS]  # the contract's order, declared once
     for p in trained.protocols[1:]:
         v = trained.by_protocol[p]
         per_image[f"mi_mean_{p.align}"], per_image[f"mi_max_{p.align}"] = v.mean(1), v.max(1)

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .choices import DeviceKind
 from .config import DeviceConfig
 from .errors import ConfigError
 
@@ -25,10 +26,10 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")  # SIGUSR2: the slurm preset's t
 PROVENANCE_PACKAGES = ("infomax", "torch", "torchvision", "numpy", "hydra-core")
 
 
-def pick_device(kind: str) -> torch.device:
-    if kind == "cpu":
+def pick_device(kind: DeviceKind) -> torch.device:
+    if kind == DeviceKind.cpu:
         return torch.device("cpu")
-    if kind == "cuda" and not torch.cuda.is_available():
+    if kind == DeviceKind.cuda and not torch.cuda.is_available():
         raise ConfigError(
             "device=cuda but no CUDA device is visible: use device=cpu or device=auto."
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .choices import LoggerKind
 from .config import LoggerConfig
 from .errors import ConfigError
 
@@ -42,9 +43,9 @@ def make_tracker(cfg: LoggerConfig, run_dir: Path) -> NullTracker:
     """The tracker `cfg.kind` names (the `logger` config group); ConfigError (exit 2) when its
     package is not installed."""
     kind = cfg.kind
-    if kind == "none":
+    if kind == LoggerKind.none:
         return NullTracker()
-    if kind == "tensorboard":
+    if kind == LoggerKind.tensorboard:
         require_tensorboard()
         return TensorBoardTracker(Path(run_dir))
     raise ConfigError(f"logger={kind} is unknown: use logger=none or logger=tensorboard.")

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TINY, infomax
 
+from infomax_cli import rundir
+
 RUN_FILES = [
     "loss.csv",
     "loss.png",
@@ -47,7 +49,7 @@ def check_run_dir(d, case, n_images=12):
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["case"] == case and summary["n_images"] == n_images and summary["bins"] == 20
     loss = pd.read_csv(d / "loss.csv")
-    assert list(loss.columns[:5]) == ["step", "loss", "local", "global", "prior"]
+    assert list(loss.columns) == rundir.LOSS_COLUMNS
     assert loss["step"].tolist() == [1, 2]
     # each MI term's own estimate: 2 ln 2 - loss for the default JSD bound
     assert loss["local_mi"].to_numpy() == pytest.approx(
@@ -57,29 +59,14 @@ def check_run_dir(d, case, n_images=12):
         2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5
     )
     per_map = pd.read_csv(d / "mi_per_map.csv")
-    assert list(per_map.columns) == [
-        "image_id",
-        "label",
-        "map",
-        "mi",
-        "mi_null",
-        "mi_null_sd",
-        "mi_shuffled",
-        "mi_init",
-    ]
+    assert list(per_map.columns) == rundir.MI_PER_MAP_COLUMNS
+    assert list(per_map.columns[4:6]) == ["mi_null", "mi_null_sd"]  # the contract's order
     # the null: the mean over 4 partners (other photographs), their spread kept
     assert (per_map["mi_null_sd"] > 0).all() and per_map["mi_null"].notna().all()
     assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
     assert (per_map["mi"] >= -1e-9).all()
     per_image = pd.read_csv(d / "mi_per_image.csv")
-    assert list(per_image.columns[:6]) == [
-        "image_id",
-        "label",
-        "group",
-        "mi_mean",
-        "mi_max",
-        "best_map",
-    ]
+    assert list(per_image.columns[:13]) == rundir.MI_PER_IMAGE_COLUMNS
     assert per_image["image_id"].tolist() == list(range(n_images))
     assert (per_image["group"] == per_image["label"]).all()  # samples: the photograph is the unit
     assert per_image["mi_max_above_null"].to_numpy() == pytest.approx(
@@ -97,7 +84,7 @@ def check_run_dir(d, case, n_images=12):
     assert per_image["mi_mean"].to_numpy() == pytest.approx(g.mean().to_numpy(), abs=1e-5)
     assert summary["mi_mean"] == pytest.approx(per_image["mi_mean"].mean(), abs=1e-5)
     plane = pd.read_csv(d / "infoplane.csv")
-    assert list(plane.columns) == ["step", "layer", "mi"] and sorted(plane["layer"].unique()) == [
+    assert list(plane.columns) == rundir.INFOPLANE_COLUMNS and sorted(plane["layer"].unique()) == [
         1,
         2,
         3,
@@ -183,15 +170,7 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     )
     assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
-    assert list(stats.columns[:7]) == [
-        "case",
-        "metric",
-        "mean",
-        "ci_low",
-        "ci_high",
-        "n_seeds",
-        "n_images",
-    ]
+    assert list(stats.columns) == rundir.STATS_COLUMNS
     assert (
         set(stats["case"]) == set("abcd")
         and (stats["n_seeds"] == 1).all()

@@ -162,7 +162,6 @@ def test_a_deeper_case_needs_a_larger_size():
         ),
         (["dataset=folder", "dataset.root=x", "dataset.split=test"], "a folder has no splits"),
         (["dataset=folder", "dataset.root=x", "dataset.size=0"], r"dataset\.size=0 is not allowed"),
-        (["dataset=samples", "dataset.kind=mnist"], r"dataset\.kind=mnist is unknown"),
     ],
 )
 def test_dataset_config_errors_name_the_key(overrides, match):
@@ -185,3 +184,11 @@ def test_new_presets_compose_with_declared_keys_only():
     )
     cfg = compose_cfg(["dataset=samples"])
     assert (cfg.dataset.kind, cfg.dataset.name, cfg.dataset.size) == ("samples", "samples", 96)
+
+
+def test_an_unknown_dataset_kind_fails_when_composed_naming_the_kinds():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(["dataset=samples", "dataset.kind=mnist"])
+    assert "mnist" in str(e.value.__cause__) and "samples, stl10, folder, torchvision" in str(
+        e.value.__cause__
+    )

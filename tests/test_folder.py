@@ -15,7 +15,7 @@ from images_on_disk import rgb_noise, save
 from PIL import Image
 
 from infomax_cli import train
-from infomax_cli.config import DatasetConfig
+from infomax_cli.config import DatasetConfig, DatasetKind
 from infomax_cli.errors import ConfigError, RunError
 from infomax_cli.sources import folder, load_dataset
 from infomax_cli.sources.folder import list_images
@@ -23,7 +23,7 @@ from infomax_cli.sources.gray import GrayImages, gray_square
 
 
 def folder_cfg(root, **kw) -> DatasetConfig:
-    return DatasetConfig(name="folder", kind="folder", root=str(root), **kw)
+    return DatasetConfig(name="folder", kind=DatasetKind.folder, root=str(root), **kw)
 
 
 @pytest.fixture

@@ -148,12 +148,12 @@ def test_values_exactly_on_bin_edges_and_large_offsets_bin_as_numpy(backend):
 def test_numba_and_torch_paths_agree(monkeypatch):
     img, maps = structured(seed=3)
     args = torch.from_numpy(img), torch.from_numpy(maps)
-    a = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [
+    a = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.Binning] + [
         M.estimate_mi(*args, estimator="gcmi")
     ]
     ksg = M.estimate_mi(*args, estimator="ksg", ksg_samples=200)
     monkeypatch.setattr(M, "HAVE_NUMBA", False)
-    b = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.BINNINGS] + [
+    b = [M.estimate_mi(*args, binning=b, miller_madow=True) for b in M.Binning] + [
         M.estimate_mi(*args, estimator="gcmi")
     ]
     for x, y in zip(a, b):
@@ -166,12 +166,12 @@ def test_numba_and_torch_paths_agree(monkeypatch):
 def test_chunking_does_not_change_results(monkeypatch, backend):
     img, maps = structured(seed=4)
     args = torch.from_numpy(img), torch.from_numpy(maps)
-    whole = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
+    whole = [M.estimate_mi(*args, estimator=e) for e in M.Estimator] + [
         M.estimate_mi(*args, binning="quantile")
     ]
     monkeypatch.setattr(mi_common, "CHUNK", 1)
     monkeypatch.setattr(mi_histogram, "_IMAGE_CHUNK", 1)
-    parts = [M.estimate_mi(*args, estimator=e) for e in M.ESTIMATORS] + [
+    parts = [M.estimate_mi(*args, estimator=e) for e in M.Estimator] + [
         M.estimate_mi(*args, binning="quantile")
     ]
     for a, b in zip(whole, parts):

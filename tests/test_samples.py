@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
-from infomax_cli.config import DatasetConfig
+from infomax_cli.config import DatasetConfig, DatasetKind
 from infomax_cli.errors import ConfigError
 from infomax_cli.sources import load_dataset
 from infomax_cli.sources.gray import IMAGE_SIZE
 
 
 def test_samples_shape_determinism_and_examples():
-    ds = load_dataset(DatasetConfig(name="samples", per_photo=4))
+    ds = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", per_photo=4))
     n_photos = len(set(ds.labels))
     assert (
         n_photos >= 18 and len(ds) == n_photos * 4 and ds.split == "train" and ds.name == "samples"
@@ -30,18 +28,15 @@ def test_samples_shape_determinism_and_examples():
     from infomax_cli.sources import samples as data
 
     data._samples.cache_clear()
-    cfg = SimpleNamespace(
-        name="samples", root="", split="train", download=False, n_images=None, per_photo=4
-    )
-    again = load_dataset(cfg)
+    again = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", per_photo=4))
     torch.testing.assert_close(again.all_uint8(), ds.all_uint8(), rtol=0, atol=0)
     assert again.labels == ds.labels and again.example_ids == ds.example_ids
 
 
 def test_samples_n_images_keeps_examples_and_default_count():
-    small = load_dataset(DatasetConfig(name="samples", n_images=5))
+    small = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", n_images=5))
     assert len(small) == 5 and [small.labels[i] for i in small.example_ids] == ["chelsea", "horse"]
-    full = load_dataset(DatasetConfig(name="samples"))
+    full = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples"))
     assert len(full) == 16 * len(set(full.labels))
     with pytest.raises(ConfigError, match=r"dataset\.n_images=100000"):
-        load_dataset(DatasetConfig(name="samples", n_images=100000))
+        load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", n_images=100000))

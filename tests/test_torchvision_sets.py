@@ -12,7 +12,7 @@ import torch
 from conftest import infomax
 
 from infomax_cli import config
-from infomax_cli.config import DatasetConfig
+from infomax_cli.config import DatasetConfig, DatasetKind
 from infomax_cli.errors import ConfigError
 from infomax_cli.sources import load_dataset
 from infomax_cli.sources.gray import gray_square
@@ -22,7 +22,9 @@ from infomax_cli.sources.gray import gray_square
 
 def fake_cfg(n=10, image_size=(3, 40, 30), size=32, **kw) -> DatasetConfig:
     options = {"size": n, "image_size": list(image_size), "num_classes": 3}
-    return DatasetConfig(name="FakeData", kind="torchvision", size=size, options=options, **kw)
+    return DatasetConfig(
+        name="FakeData", kind=DatasetKind.torchvision, size=size, options=options, **kw
+    )
 
 
 def test_torchvision_fakedata_through_the_rule():
@@ -49,14 +51,16 @@ def test_torchvision_fakedata_through_the_rule():
     torch.testing.assert_close(clone.all_uint8(), ds.all_uint8(), rtol=0, atol=0)
     assert len(load_dataset(fake_cfg(n_images=4))) == 4
     assert (
-        load_dataset(DatasetConfig(name="fakedata", kind="torchvision", options={"size": 3})).name
+        load_dataset(
+            DatasetConfig(name="fakedata", kind=DatasetKind.torchvision, options={"size": 3})
+        ).name
         == "FakeData"
     )
 
 
 def test_torchvision_unknown_name_suggests_valid_ones():
     with pytest.raises(ConfigError) as e:
-        load_dataset(DatasetConfig(name="CIFAR-10", kind="torchvision"))
+        load_dataset(DatasetConfig(name="CIFAR-10", kind=DatasetKind.torchvision))
     msg = str(e.value)
     assert (
         "dataset.name=CIFAR-10" in msg
@@ -65,9 +69,9 @@ def test_torchvision_unknown_name_suggests_valid_ones():
         and "\n" not in msg
     )
     with pytest.raises(ConfigError, match="not a torchvision dataset: .*CIFAR10, CIFAR100, MNIST"):
-        load_dataset(DatasetConfig(name="Zebra", kind="torchvision"))
+        load_dataset(DatasetConfig(name="Zebra", kind=DatasetKind.torchvision))
     with pytest.raises(ConfigError):
-        load_dataset(DatasetConfig(name="VisionDataset", kind="torchvision"))
+        load_dataset(DatasetConfig(name="VisionDataset", kind=DatasetKind.torchvision))
 
 
 @pytest.fixture
@@ -115,7 +119,11 @@ def standins(monkeypatch):
 def test_torchvision_split_and_download_map_to_the_class_arguments(standins, tmp_path):
     ds = load_dataset(
         DatasetConfig(
-            name="Flagged", kind="torchvision", root=str(tmp_path), split=config.Split.test, size=16
+            name="Flagged",
+            kind=DatasetKind.torchvision,
+            root=str(tmp_path),
+            split=config.Split.test,
+            size=16,
         )
     )
     assert standins[-1] == {"root": str(tmp_path), "train": False, "download": False}
@@ -130,12 +138,14 @@ def test_torchvision_split_and_download_map_to_the_class_arguments(standins, tmp
         match="dataset.split=unlabeled is not a split of torchvision Flagged: use train or test",
     ):
         load_dataset(
-            DatasetConfig(name="Flagged", kind="torchvision", split=config.Split.unlabeled)
+            DatasetConfig(
+                name="Flagged", kind=DatasetKind.torchvision, split=config.Split.unlabeled
+            )
         )
     ds = load_dataset(
         DatasetConfig(
             name="Splitted",
-            kind="torchvision",
+            kind=DatasetKind.torchvision,
             root="r",
             split=config.Split.test,
             download=True,
@@ -149,13 +159,17 @@ def test_torchvision_split_and_download_map_to_the_class_arguments(standins, tmp
     with pytest.raises(
         ConfigError, match=r"torchvision Splitted\(.*bogus.*\) failed: .*dataset\.options"
     ):
-        load_dataset(DatasetConfig(name="Splitted", kind="torchvision", options={"bogus": 1}))
+        load_dataset(
+            DatasetConfig(name="Splitted", kind=DatasetKind.torchvision, options={"bogus": 1})
+        )
 
 
 def test_torchvision_missing_data_says_download(standins, tmp_path):
     with pytest.raises(ConfigError) as e:
         load_dataset(
-            DatasetConfig(name="Flagged", kind="torchvision", root=str(tmp_path / "missing"))
+            DatasetConfig(
+                name="Flagged", kind=DatasetKind.torchvision, root=str(tmp_path / "missing")
+            )
         )
     assert "dataset.download=true" in str(e.value) and str(tmp_path / "missing") in str(e.value)
 

@@ -30,23 +30,21 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..choices import Binning, Estimator
 from . import gcmi, histogram, ksg, shuffle
 from .common import HAVE_NUMBA
 from .common import numba as numba  # re-exported: the benchmarks report its version and threads
 from .gcmi import GCMI_R2_MAX
 
 __all__ = [
-    "BINNINGS",
-    "ESTIMATORS",
+    "Binning",
+    "Estimator",
     "GCMI_R2_MAX",
     "HAVE_NUMBA",
     "estimate_mi",
     "histogram_mi",
     "shuffle_pixels",
 ]
-
-ESTIMATORS = ("histogram", "ksg", "gcmi")
-BINNINGS = ("width", "quantile")
 
 
 def estimate_mi(
@@ -74,25 +72,25 @@ def estimate_mi(
     """
     n, c, p = _check(images, maps)
     kernels = _kernels(maps.device)
-    if estimator == "histogram":
+    if estimator == Estimator.histogram:
         bins = _check_bins(bins)
-        if binning == "width":
+        if binning == Binning.width:
             mi, mm, ok, const = kernels.width(images, maps, bins)
-        elif binning == "quantile":
+        elif binning == Binning.quantile:
             mi, mm, ok, const = kernels.quantile(images, maps, bins)
         else:
-            raise ValueError(f"unknown binning {binning!r}; use one of {BINNINGS}")
+            raise ValueError(f"unknown binning {binning!r}; use one of {', '.join(Binning)}")
         out = mi + mm if miller_madow else mi
-    elif estimator == "ksg":
+    elif estimator == Estimator.ksg:
         ids = _ids(ids, n)
         k, s = _check_ksg(ksg_k, ksg_samples, p)
         if n * c == 0:  # no pairs: no samples to draw or standardise
             return torch.zeros(n, c)
         out, ok, const = kernels.ksg(images, maps, k, s, seed, ids)
-    elif estimator == "gcmi":
+    elif estimator == Estimator.gcmi:
         out, ok, const = kernels.gcmi(images, maps)
     else:
-        raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}")
+        raise ValueError(f"unknown estimator {estimator!r}; use one of {', '.join(Estimator)}")
     return _masked(out, ok, const).to(device="cpu", dtype=torch.float32)
 
 

@@ -41,9 +41,8 @@ def width_numba(images: torch.Tensor, maps: torch.Tensor, bins: int):
     for s in range(0, n, _IMAGE_CHUNK):
         e = min(n, s + _IMAGE_CHUNK)
         with LOCK:
-            _histogram_kernel(
-                x[s:e], y[s:e], bins, ar, unit, xlogx, mi[s:e], mm[s:e], ok[s:e], const[s:e]
-            )
+            out = _histogram_kernel(x[s:e], y[s:e], bins, ar, unit, xlogx)
+        mi[s:e], mm[s:e], ok[s:e], const[s:e] = out
     return tuple(torch.from_numpy(a) for a in (mi, mm, ok, const))
 
 
@@ -126,11 +125,13 @@ def _xlogx_table(p: int) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def _histogram_kernel(img, maps, bins, ar, unit, xlogx, mi, mm, ok, const):
-    """Plug-in MI of img[n] (N, P) with each maps[n, c] (N, C, P) into mi (N, C), the Miller-Madow
-    term (m_x + m_y - m_xy - 1)/(2P) into mm, and whether the pair is finite and whether either array
-    is constant into ok and const (such pairs get no histogram). The image's bins are computed once."""
+def _histogram_kernel(img, maps, bins, ar, unit, xlogx):
+    """Plug-in MI of img[n] (N, P) with each maps[n, c] (N, C, P), (N, C); the Miller-Madow term
+    (m_x + m_y - m_xy - 1)/(2P); whether the pair is finite; whether either array is constant (such
+    pairs get no histogram). The image's bins are computed once."""
     n_img, n_map, p = maps.shape
+    mi, mm = np.empty((n_img, n_map)), np.empty((n_img, n_map))
+    ok, const = np.empty((n_img, n_map), np.bool_), np.empty((n_img, n_map), np.bool_)
     xi = np.empty((n_img, p), np.int32)
     okx = np.zeros(n_img, np.bool_)
     constx = np.zeros(n_img, np.bool_)
@@ -160,6 +161,7 @@ def _histogram_kernel(img, maps, bins, ar, unit, xlogx, mi, mm, ok, const):
                 sub[x[i] + yi[i]] += 1
             counts = sub[:nb] + sub[nb : 2 * nb] + sub[2 * nb : 3 * nb] + sub[3 * nb :]
             mi[n, c], mm[n, c] = _plugin_mi(counts, bins, p, xlogx)
+    return mi, mm, ok, const
 
 
 @njit(parallel=True, cache=True)

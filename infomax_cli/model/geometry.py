@@ -31,9 +31,8 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from ..choices import Align
 from ..errors import ConfigError
-
-ALIGNS = ("geometry", "resize", "crop")  # measure.align's choices (config.Align)
 
 
 @dataclass(frozen=True)
@@ -240,7 +239,7 @@ def align_images(
         return images[:, 0]
     if align == "crop":
         return _centre_crop(images, min(h, map_hw[0]), min(w, map_hw[1]))[:, 0]
-    raise ValueError(f"unknown align {align!r}: use one of {ALIGNS}")
+    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
 
 
 def align_maps(
@@ -262,7 +261,7 @@ def align_maps(
         return F.interpolate(maps, size=tuple(image_hw), mode="bilinear", align_corners=False)
     if align == "crop":
         return _centre_crop(maps, min(image_hw[0], mh), min(image_hw[1], mw))
-    raise ValueError(f"unknown align {align!r}: use one of {ALIGNS}")
+    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
 
 
 def _check(geom: Geometry | None, size: int) -> None:

@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, RunError, first_line
-from .gray import DECODE_ONCE_BYTES, GrayImages, check_n, examples_by_label, gray_square
+from .gray import (
+    DECODE_ONCE_BYTES,
+    Catalog,
+    GrayImages,
+    LazySource,
+    check_n,
+    examples_by_label,
+    gray_square,
+)
 
 log = logging.getLogger("infomax")
 
@@ -78,7 +86,7 @@ def folder_label(rel: str) -> str:
     return rel.split("/", 1)[0] if "/" in rel else ""
 
 
-class _FolderSource:
+class _FolderSource(LazySource):
     """Images of a folder decoded per batch (see `gray_square`); pickles as its file list."""
 
     def __init__(self, root: Path, paths: Sequence[str], size: int):
@@ -110,6 +118,26 @@ class _FolderSource:
 
 def load_folder(root: Path, size: int, n_images: int | None, skip_unreadable: bool) -> GrayImages:
     """Your own images under `root`, ImageFolder layout; image ids are positions in the sorted listing."""
+    files = _listed(root)
+    if skip_unreadable:
+        keep, source, skipped = _readable(root, files, size, n_images)
+    else:  # nothing decoded here: the first batch that meets a bad file stops the run
+        keep, skipped = list(range(check_n(n_images, len(files), f"dataset.root={root}"))), []
+        source = _FolderSource(root, files[: len(keep)], size)
+    info = {
+        "dataset_kind": "folder",
+        "dataset_root": str(root.resolve()),
+        "image_size": size,
+        "skipped_files": skipped,
+    }
+    labels = [folder_label(files[i]) for i in keep]
+    paths = [files[i] for i in keep]
+    catalog = Catalog(labels, examples_by_label(labels), image_ids=keep, files=paths)
+    return GrayImages("folder", "all", source, catalog, size, info)
+
+
+def _listed(root: Path) -> list[str]:
+    """The image files under `root` (ConfigError, one line, when it is missing, a file or empty)."""
     if not root.exists():
         raise ConfigError(
             f"dataset.root={root} does not exist: point dataset.root at your folder of images "
@@ -125,69 +153,50 @@ def load_folder(root: Path, size: int, n_images: int | None, skip_unreadable: bo
             f"dataset.root={root} holds no image file Pillow reads (PNG, JPEG, TIFF, BMP, ...; hidden files are left "
             "out): put images in it, directly or one subfolder per label."
         )
-    info: dict[str, Any] = {
-        "dataset_kind": "folder",
-        "dataset_root": str(root.resolve()),
-        "image_size": size,
-    }
+    return files
+
+
+def _readable(
+    root: Path, files: list[str], size: int, n_images: int | None
+) -> tuple[list[int], Any, list[str]]:
+    """dataset.skip_unreadable: every file decoded once, in order, until `n_images` readable ones; the
+    decoded pixels kept while they fit DECODE_ONCE_BYTES (else read again per batch). Returns (the
+    positions kept, the source, the files skipped)."""
     reader = _FolderSource(root, files, size)
-    skipped: list[str] = []
-    # nothing decoded here: the first batch that meets a bad file stops the run
-    if not skip_unreadable:
-        keep = list(range(check_n(n_images, len(files), f"dataset.root={root}")))
-        source: Any = _FolderSource(root, files[: len(keep)], size)
-    else:  # every file decoded once, in order, until n_images readable ones; kept when they fit the budget
-        want = len(files) if n_images is None else n_images
-        keep, decoded = [], []
-        for i, rel in enumerate(files):
-            if len(keep) == want:
-                break
-            try:
-                image = reader.decode(rel)
-            except UnreadableImage as e:
-                skipped.append(rel)
-                if len(skipped) <= 20:
-                    log.warning(f"skipped the unreadable image {e}")
-                continue
-            keep.append(i)
-            if decoded is not None:
-                decoded.append(image)
-                if len(decoded) * size * size > DECODE_ONCE_BYTES:
-                    decoded = None  # too many to hold: decoded again per batch
-        if len(skipped) > 20:
-            log.warning(
-                f"... and {len(skipped) - 20} more unreadable images skipped (summary.json lists them all)"
-            )
-        if not keep:
-            raise ConfigError(
-                f"dataset.root={root}: none of its {len(files)} image files could be decoded (e.g. {skipped[0]}): "
-                "check that they are images."
-            )
-        if n_images is not None and len(keep) < n_images:
-            raise ConfigError(
-                f"dataset.n_images={n_images} is larger than the {len(keep)} readable images of "
-                f"dataset.root={root}: use "
-                f"at most {len(keep)}, or null for all."
-            )
-        source = (
-            torch.stack(decoded)
-            if decoded is not None
-            else _FolderSource(root, [files[i] for i in keep], size)
+    want = len(files) if n_images is None else n_images
+    keep, decoded, skipped = [], [], []
+    for i, rel in enumerate(files):
+        if len(keep) == want:
+            break
+        try:
+            image = reader.decode(rel)
+        except UnreadableImage as e:
+            skipped.append(rel)
+            if len(skipped) <= 20:  # a folder of junk would flood the terminal
+                log.warning(f"skipped the unreadable image {e}")
+            continue
+        keep.append(i)
+        if decoded is not None:
+            decoded.append(image)
+            if len(decoded) * size * size > DECODE_ONCE_BYTES:
+                decoded = None  # too many to hold: decoded again per batch
+    if len(skipped) > 20:
+        log.warning(
+            f"... and {len(skipped) - 20} more unreadable images skipped (summary.json lists them all)"
         )
-    info["skipped_files"] = skipped
-    labels = [folder_label(files[i]) for i in keep]
-    data = GrayImages(
-        "folder",
-        "all",
-        source,
-        labels,
-        examples_by_label(labels),
-        size=size,
-        image_ids=keep,
-        info=info,
-    )
-    data.files = [files[i] for i in keep]
-    return data
+    if not keep:
+        raise ConfigError(
+            f"dataset.root={root}: none of its {len(files)} image files could be decoded (e.g. {skipped[0]}): "
+            "check that they are images."
+        )
+    if n_images is not None and len(keep) < n_images:
+        raise ConfigError(
+            f"dataset.n_images={n_images} is larger than the {len(keep)} readable images of "
+            f"dataset.root={root}: use at most {len(keep)}, or null for all."
+        )
+    kept = [files[i] for i in keep]
+    source = torch.stack(decoded) if decoded is not None else _FolderSource(root, kept, size)
+    return keep, source, skipped
 
 
 # torchvision.datasets classes that are not image datasets one can name here

@@ -1,5 +1,6 @@
-"""GrayImages: the set of grayscale images every image source gives (data.py, stl10.py,
-own.py), indexed by position, with labels, independent units and the example images.
+"""GrayImages: the set of grayscale images every image source gives (samples.py, stl10.py, folder.py,
+torchvision_sets.py), indexed by position, with labels, independent units and the example images; and
+the gray rule (`gray_square`) that folder and torchvision images go through.
 
 Pixels are ITU-R 601 luma rounded to uint8 once, so `batch` and `all_uint8` agree exactly. A source
 read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked.
@@ -8,6 +9,7 @@ read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on di
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,22 +25,41 @@ IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 DECODE_ONCE_BYTES = 1 << 28
 
 
-def gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8 luma (0.299 R + 0.587 G + 0.114 B, rounded)."""
-    gray = TF.rgb_to_grayscale(rgb.float())[..., 0, :, :]
-    return gray.round_().clamp_(0, 255).to(torch.uint8)
+class LazySource:
+    """Images read per batch: `gray(positions)` gives uint8 (B, size, size). `decodes`: reading means
+    decoding files (folder, torchvision: costly, so a set is decoded once only under DECODE_ONCE_BYTES);
+    a memory-mapped read (STL-10) does not."""
+
+    decodes = True
+
+    def gray(self, idx: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class Catalog:
+    """What a source knows of its images besides their pixels, position by position."""
+
+    labels: Sequence[str]
+    example_ids: Sequence[int]  # positions whose pictures are drawn
+    # the independent unit of each image (images cut from one source are one unit: the photograph for
+    # `samples`); None: every image is its own unit
+    groups: Sequence[str] | None = None
+    study_examples: Sequence[int] | None = (
+        None  # the study's cat and horse; None: the first two examples
+    )
+    image_ids: Sequence[int] | None = None  # each image's index in its split; None: 0..N-1
+    files: Sequence[str] | None = None  # folder: each image's path relative to dataset.root
 
 
 class GrayImages(Dataset):
     """N grayscale size x size images with labels; positions 0..N-1, `image_ids` their index in the split.
 
-    `source` is either a uint8 tensor (N, size, size) of gray images, an STL-10 `np.memmap`
-    (>= N, 3, 96, 96) of RGB planes stored column-major, converted per batch, or a lazy source (an object
-    with `gray(positions) -> uint8 (B, size, size)`, which decodes per batch: `lazy` is then true).
+    `source` is either a uint8 tensor (N, size, size) of gray images or a LazySource read per batch
+    (STL-10's memory-mapped planes, files decoded per batch: `lazy` when reading decodes).
 
-    `groups` names the independent unit each image belongs to (images cut from one source are one unit:
-    the photograph for `samples`); None: every image is its own unit (its image id).
-    `image_ids`: None for 0..N-1; `info`: extra keys for the run's summary.json (folder, torchvision).
+    `catalog` holds the labels, image ids, independent units and example images; `info`: extra keys for
+    the run's summary.json (folder, torchvision).
     """
 
     def __init__(
@@ -46,38 +67,29 @@ class GrayImages(Dataset):
         name: str,
         split: str,
         source: Any,
-        labels: Sequence[str],
-        example_ids: Sequence[int],
-        groups: Sequence[str] | None = None,
-        study_examples: Sequence[int] | None = None,
+        catalog: Catalog,
         size: int = IMAGE_SIZE,
-        image_ids: Sequence[int] | None = None,
         info: dict | None = None,
     ):
         self.name, self.split = name, split
         self._x = source
         self.size = int(size)
-        self.labels = list(labels)
-        self.image_ids = (
-            np.arange(len(self.labels), dtype=np.int64)
-            if image_ids is None
-            else np.asarray(image_ids, dtype=np.int64)
-        )
-        if len(self.image_ids) != len(self.labels):
-            raise ValueError(f"{len(self.image_ids)} image ids for {len(self.labels)} images")
+        self.labels = list(catalog.labels)
+        n = len(self.labels)
+        ids = catalog.image_ids
+        self.image_ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        for what, values in (("image ids", self.image_ids), ("groups", catalog.groups)):
+            if values is not None and len(values) != n:
+                raise ValueError(f"{len(values)} {what} for {n} images")
         self.info = dict(info or {})
-        # folder: each image's path relative to dataset.root, in position order
-        self.files: list[str] | None = None
-        self.example_ids = [int(i) for i in example_ids]  # positions whose pictures are drawn
-        # positions of the study's example images (its cat and horse); by default the first two examples
-        self.study_examples = [
-            int(i) for i in (self.example_ids[:2] if study_examples is None else study_examples)
-        ]
-        if groups is not None and len(groups) != len(self.labels):
-            raise ValueError(f"{len(groups)} groups for {len(self.labels)} images")
-        self.groups = (
-            [str(g) for g in groups] if groups is not None else [str(i) for i in self.image_ids]
-        )
+        self.files = None if catalog.files is None else list(catalog.files)
+        self.example_ids = [int(i) for i in catalog.example_ids]
+        # the study's cat and horse: by default the first two examples
+        study = catalog.study_examples
+        self.study_examples = [int(i) for i in (self.example_ids[:2] if study is None else study)]
+        # every image its own unit unless the source says which images belong together
+        groups = catalog.groups
+        self.groups = [str(g) for g in (self.image_ids if groups is None else groups)]
 
     def subset(self, positions: Sequence[int]) -> GrayImages:
         """The images at `positions`, keeping their image ids, labels and groups (in memory: copied; read
@@ -89,21 +101,15 @@ class GrayImages(Dataset):
             if isinstance(self._x, torch.Tensor)
             else _SubsetSource(self, pos)
         )
-        sub = GrayImages(
-            self.name,
-            self.split,
-            source,
+        catalog = Catalog(
             [self.labels[p] for p in pos],
             [where[p] for p in self.example_ids if p in where],
             groups=[self.groups[p] for p in pos],
             study_examples=[where[p] for p in self.study_examples if p in where],
-            size=self.size,
             image_ids=self.image_ids[pos],
-            info=self.info,
+            files=None if self.files is None else [self.files[p] for p in pos],
         )
-        if self.files is not None:
-            sub.files = [self.files[p] for p in pos]
-        return sub
+        return GrayImages(self.name, self.split, source, catalog, self.size, self.info)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -111,7 +117,7 @@ class GrayImages(Dataset):
     @property
     def lazy(self) -> bool:
         """Images decoded from files per batch (folder, torchvision): costly to read all at once."""
-        return hasattr(self._x, "gray")
+        return isinstance(self._x, LazySource) and self._x.decodes
 
     def _uint8(self, idx: Any) -> torch.Tensor:
         if isinstance(idx, torch.Tensor):
@@ -123,11 +129,7 @@ class GrayImages(Dataset):
             )
         if isinstance(self._x, torch.Tensor):
             return self._x[torch.from_numpy(idx)]
-        if self.lazy:
-            return self._x.gray(idx)
-        # planes are column-major
-        rgb = torch.from_numpy(np.ascontiguousarray(self._x[idx])).transpose(-1, -2)
-        return gray_uint8(rgb)
+        return self._x.gray(idx)
 
     def batch(self, idx: Any) -> torch.Tensor:
         """Images at positions `idx` as float32 (B, 1, size, size) in [0, 1]."""
@@ -147,25 +149,13 @@ class GrayImages(Dataset):
             torch.cat(chunks) if chunks else torch.empty(0, self.size, self.size, dtype=torch.uint8)
         )
 
-    def __getstate__(self) -> dict:
-        # a pickled memmap would carry the whole file; carry its path and reopen it instead
-        state = dict(self.__dict__)
-        if isinstance(self._x, np.memmap):
-            state["_x"] = (str(self._x.filename), self._x.shape)
-        return state
 
-    def __setstate__(self, state: dict) -> None:
-        if isinstance(state["_x"], tuple):
-            path, shape = state["_x"]
-            state["_x"] = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
-        self.__dict__.update(state)
-
-
-class _SubsetSource:
-    """Some positions of a set whose images are read per batch (the `gray` protocol of lazy sources)."""
+class _SubsetSource(LazySource):
+    """Some positions of a set whose images are read per batch."""
 
     def __init__(self, parent: GrayImages, positions: Sequence[int]):
         self.parent, self.positions = parent, np.asarray(positions, dtype=np.int64)
+        self.decodes = parent.lazy
 
     def gray(self, idx: np.ndarray) -> torch.Tensor:
         return self.parent._uint8(self.positions[np.asarray(idx, dtype=np.int64)])

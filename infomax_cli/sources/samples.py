@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from .gray import IMAGE_SIZE, GrayImages, check_n
+from .gray import IMAGE_SIZE, Catalog, GrayImages, check_n
 
 # scikit-image photographs that load without a download; chelsea and horse first (the example images).
 SAMPLE_PHOTOS = (
@@ -45,14 +45,8 @@ def load_samples(per_photo: int, n_images: int | None) -> GrayImages:
     images, labels, examples = _samples(per_photo)
     n = check_n(n_images, len(labels), "samples")
     # the crops of one photograph are one unit: they overlap and share its content
-    return GrayImages(
-        "samples",
-        "train",
-        images[:n],
-        labels[:n],
-        [i for i in examples if i < n],
-        groups=labels[:n],
-    )
+    catalog = Catalog(labels[:n], [i for i in examples if i < n], groups=labels[:n])
+    return GrayImages("samples", "train", images[:n], catalog)
 
 
 @functools.lru_cache(maxsize=4)

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+import torchvision.transforms.functional as TF
 from torchvision.datasets import STL10
 
 from ..errors import ConfigError, RunError
-from .gray import IMAGE_SIZE, GrayImages, check_n
+from .gray import IMAGE_SIZE, Catalog, GrayImages, LazySource, check_n
 
 STL10_CLASSES = (
     "airplane",
@@ -26,6 +28,38 @@ STL10_CLASSES = (
     "truck",
 )
 _IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
+
+
+def gray_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8 luma (0.299 R + 0.587 G + 0.114 B, rounded)."""
+    gray = TF.rgb_to_grayscale(rgb.float())[..., 0, :, :]
+    return gray.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class Planes(LazySource):
+    """An `{split}_X.bin` file: (N, 3, 96, 96) uint8 RGB planes stored column-major, memory-mapped (nothing
+    is read whole) and turned gray per batch. Pickles as its path (a pickled memmap carries the file)."""
+
+    decodes = False  # a memory-mapped read, not a decode
+
+    def __init__(self, path: Path, total: int):
+        self.path, self.total = str(path), int(total)
+        self.planes = self._open()
+
+    def _open(self) -> np.memmap:
+        shape = (self.total, 3, IMAGE_SIZE, IMAGE_SIZE)
+        return np.memmap(self.path, dtype=np.uint8, mode="r", shape=shape)
+
+    def gray(self, idx: np.ndarray) -> torch.Tensor:
+        rgb = torch.from_numpy(np.ascontiguousarray(self.planes[idx])).transpose(-1, -2)
+        return gray_uint8(rgb)
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "total": self.total}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.total = state["path"], state["total"]
+        self.planes = self._open()
 
 
 def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> GrayImages:
@@ -48,13 +82,13 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
         )
     total = size // _IMAGE_BYTES
     n = check_n(n_images, total, f"the STL-10 {split} split")
-    x = np.memmap(x_path, dtype=np.uint8, mode="r", shape=(total, 3, IMAGE_SIZE, IMAGE_SIZE))
+    x = Planes(x_path, total)
     names_path = folder / "class_names.txt"
     names = list(STL10_CLASSES)
     if names_path.is_file():
         names = [s.strip() for s in names_path.read_text().splitlines() if s.strip()]
     if split == "unlabeled":
-        return GrayImages("stl10", split, x, ["unlabeled"] * n, range(min(10, n)))
+        return GrayImages("stl10", split, x, Catalog(["unlabeled"] * n, range(min(10, n))))
     y = np.fromfile(y_path, dtype=np.uint8)
     if len(y) != total:
         raise RunError(
@@ -70,7 +104,7 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
     study = [
         labels.index(c) for c in ("cat", "horse") if c in labels
     ]  # the study's example images: a cat, a horse
-    return GrayImages("stl10", split, x, labels, examples, study_examples=study)
+    return GrayImages("stl10", split, x, Catalog(labels, examples, study_examples=study))
 
 
 def _download(root: Path, folder: Path) -> None:

@@ -12,8 +12,10 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
+from ..choices import Split
+from ..config import DatasetConfig
 from ..errors import ConfigError, RunError, first_line
-from .gray import GrayImages, check_n, examples_by_label, gray_square
+from .gray import Catalog, GrayImages, LazySource, check_n, examples_by_label, gray_square
 
 _NOT_IMAGE_SETS = ("VisionDataset", "DatasetFolder")
 SUGGESTED_TORCHVISION = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "SVHN", "FakeData")
@@ -55,7 +57,7 @@ def torchvision_class(name: str) -> type:
     return getattr(tvd, match)
 
 
-class _TorchvisionSource:
+class _TorchvisionSource(LazySource):
     """A torchvision dataset's images, converted per batch (see `gray_square`); pickles as its class name
     and arguments (the dataset is built again where it is unpickled)."""
 
@@ -179,41 +181,37 @@ def _torchvision_labels(ds: Any, n: int) -> list[str]:
     ]
 
 
-def load_torchvision(
-    name: str, root: Path, split: str, download: bool, size: int, n_images: int | None, options: Any
-) -> GrayImages:
-    """Any torchvision image dataset: `dataset.split` becomes its `train` flag or its `split`, `dataset.root`
-    its `root`, `dataset.download` its `download`; `dataset.options` are passed as they are (and win)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    cls = torchvision_class(name)
+def load_torchvision(cfg: DatasetConfig, split: Split) -> GrayImages:
+    """Any torchvision image dataset, `cfg.name` its class: the split becomes its `train` flag or its
+    `split`, `dataset.root` its `root`, `dataset.download` its `download`; `dataset.options` are passed as
+    they are (and win)."""
+    cls = torchvision_class(cfg.name)
     name = cls.__name__
     params = inspect.signature(cls.__init__).parameters
     kwargs: dict[str, Any] = {}
     if "root" in params:
-        kwargs["root"] = str(root)
+        kwargs["root"] = str(Path(cfg.root))
     if "download" in params:
-        kwargs["download"] = download
+        kwargs["download"] = cfg.download
     if "train" in params:
-        if split not in ("train", "test"):
+        if split not in (Split.train, Split.test):
             raise ConfigError(
                 f"dataset.split={split} is not a split of torchvision {name}: use train or test."
             )
-        kwargs["train"] = split == "train"
+        kwargs["train"] = split == Split.train
     elif "split" in params:
-        kwargs["split"] = split
-    elif split != "train":
+        kwargs["split"] = str(split)
+    elif split != Split.train:
         raise ConfigError(
             f"dataset.split={split}: torchvision {name} has no splits: leave dataset.split at train."
         )
-    if isinstance(options, DictConfig):
-        options = OmegaConf.to_container(options, resolve=True)
-    kwargs.update(dict(options or {}))
-    source = _TorchvisionSource(name, kwargs, size, download)
+    kwargs.update(cfg.options)
+    source = _TorchvisionSource(name, kwargs, cfg.size, cfg.download)
     ds = source.dataset
-    n = check_n(n_images, len(ds), f"torchvision {name} ({split})")
+    n = check_n(cfg.n_images, len(ds), f"torchvision {name} ({split})")
     labels = _torchvision_labels(ds, n)
-    info = {"dataset_kind": "torchvision", "image_size": size}
-    if options:
-        info["dataset_options"] = dict(options)
-    return GrayImages(name, split, source, labels, examples_by_label(labels), size=size, info=info)
+    info = {"dataset_kind": "torchvision", "image_size": cfg.size}
+    if cfg.options:
+        info["dataset_options"] = dict(cfg.options)
+    catalog = Catalog(labels, examples_by_label(labels))
+    return GrayImages(name, str(split), source, catalog, cfg.size, info)
