@@ -47,9 +47,9 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
-from infomax_cli.measure import measure  # noqa: E402
+from infomax_cli.measure import MeasuredImages, Plan, measure  # noqa: E402
 from infomax_cli.model.encoders import build_encoder  # noqa: E402
-from infomax_cli.model.geometry import align  # noqa: E402
+from infomax_cli.model.geometry import align_pair  # noqa: E402
 from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.sources import load_dataset  # noqa: E402
 from infomax_cli.sources.gray import Catalog, GrayImages  # noqa: E402
@@ -92,13 +92,13 @@ def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.
     """The encoder and the Deep InfoMax networks, as experiment.run_job builds them (same seed: same weights)."""
     seed_everything(seed)
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    align_mode, geom = cfg.measure.align, encoder.geometry(96)
+    align, geom = cfg.measure.align, encoder.geometry(96)
     critics = DeepInfoMax(
         cfg.encoder.maps,
         cfg.train.hidden,
         cfg.objective,
         cfg.train.negatives,
-        align_mode,
+        align,
         geom,
     ).to(device)
     if cfg.train.channels_last:
@@ -231,21 +231,15 @@ def bench_training(
 def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: int) -> float:
     """Images/s of measure() over the whole set (with both nulls and the other alignments, as the trained
     measurement of a run)."""
-    images = DeviceImages(data, device)
-    geom, alt = encoder.geometry(96), cfg.measure.alt_aligns
-    ids = data.image_ids
-    measure(
-        encoder,
-        images,
-        ids[: min(len(data), cfg.measure.batch_size)],
-        cfg.measure,
-        seed,
-        geom,
-        alt_aligns=alt,
-    )  # warm-up
+    geom, measure_cfg = encoder.geometry(96), config.typed(cfg).measure
+    plan = Plan.for_job(measure_cfg, seed, trained=True)
+    images = MeasuredImages(DeviceImages(data, device), data.image_ids, data.groups)
+    warm = min(len(data), measure_cfg.batch_size)
+    warm_up = MeasuredImages(images.batch, data.image_ids[:warm], data.groups[:warm])
+    measure(encoder, geom, warm_up, plan)
     sync(device)
     t = time.perf_counter()
-    measure(encoder, images, ids, cfg.measure, seed, geom, alt_aligns=alt)
+    measure(encoder, geom, images, plan)
     sync(device)
     return len(data) / (time.perf_counter() - t)
 
@@ -257,7 +251,7 @@ def bench_histogram(
     with torch.inference_mode():
         x = DeviceImages(data, device)(torch.arange(min(64, len(data))))
         # 96 x 96 maps: the contract's pairs of 96 x 96
-        img, maps = align(x, encoder.eval()(x), "resize")
+        img, maps = align_pair(x, encoder.eval()(x), "resize")
     fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
     fn()
     times = []

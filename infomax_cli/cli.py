@@ -1,4 +1,4 @@
-"""`infomax run | compare | report | validate`: the command line.
+"""`infomax run | compare | report | validate | sensitivity`: the command line.
 
 `infomax run [OVERRIDES]` forwards its arguments to a `@hydra.main` app, so `-m`, `--cfg job`, `--help`
 and every Hydra override work as usual. Exit status: 0 done, 2 usage/configuration error, 1 runtime
@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -306,9 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(compare.build_report(folder))
             return 0
         if cmd == "sensitivity":
-            from . import sensitivity
-
-            return sensitivity.main(args)
+            return _sensitivity(args)
         if cmd == "validate":
             from .mi import validate
 
@@ -367,6 +366,33 @@ def _margin(text: str) -> dict[str, float]:
             "number > 0 in the claim's unit (nats; winner_share: a share, 0.05 = 5 points)."
         )
     return {name: number}
+
+
+def _sensitivity(argv: list[str]) -> int:
+    """`infomax sensitivity SWEEP_DIR [--align ...] [--bins ...] [--estimators ...] [--n-images N]
+    [--device D] [--grid FILE] [--quiet]`: the sweep's encoders re-measured under the grid's protocols."""
+    from . import sensitivity
+    from .render import report
+
+    try:
+        args = sensitivity.parser().parse_args(argv)
+        grid = sensitivity.grid_of(args)
+        t0 = time.perf_counter()
+        table, per_job = sensitivity.run(Path(args.sweep_dir), grid, show_progress=not args.quiet)
+    except InfomaxError as e:
+        print(f"infomax sensitivity: {e}", file=sys.stderr)
+        return e.exit_code
+    if not args.quiet:
+        report.print_sensitivity(
+            table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})"
+        )
+    for line in sensitivity.summary_lines(table, per_job):
+        print(line)
+    print(
+        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    return 0
 
 
 def _setup_console_logging() -> None:

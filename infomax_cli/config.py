@@ -35,6 +35,7 @@ from .choices import (
 )
 from .errors import ConfigError
 from .model.geometry import geometry, layer_geometry
+from .model.probe import Recorder, instantiate_module, probe_geometry
 
 # The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
 # installed wheel carries the same files as the package's conf/ (pyproject maps one onto the other).
@@ -44,12 +45,17 @@ CONF_DIR = _HERE / "conf" if (_HERE / "conf" / "config.yaml").is_file() else _HE
 
 @dataclass
 class CaseConfig:
-    """One encoder case: the kind of each 3x3 layer (`conv` or `deconv`) and the convs' padding."""
+    """One encoder case: the study's stacks (the kind of each 3x3 layer, `conv` or `deconv`, and the
+    convs' padding), or any nn.Module: `encoder` holds Hydra's `_target_` and its arguments."""
 
     name: str = MISSING
-    layers: list[str] = MISSING
+    layers: list[str] = field(default_factory=list)
     padding: int = 0
     description: str = ""
+    # any nn.Module mapping (B, 1, S, S) images to maps (B, C, h, w): {_target_: mynet.Net, ARG: ...}
+    encoder: dict[str, Any] | None = None
+    # the layers recorded (information plane, geometry): submodule names; null: the top-level children
+    record_layers: list[str] | None = None
 
 
 @dataclass
@@ -124,6 +130,9 @@ class MeasureConfig:
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
     # also measured, for the claims
     alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
+    # each image's null (mi_null): its maps against this many other images (other photographs), the
+    # mean reported and the spread kept (mi_null_sd)
+    null_partners: int = 4
     estimator: Estimator = Estimator.histogram
     binning: Binning = Binning.width
     miller_madow: bool = False
@@ -238,6 +247,10 @@ def check(cfg: DictConfig | Config) -> None:
         if not ok:
             value = _get(cfg, key)
             raise ConfigError(f"{key}={value} is not allowed: use {allowed}.")
+    if encoder_spec(cfg.case) is not None:
+        check_dataset(cfg)
+        check_module(cfg)
+        return
     if len(cfg.case.layers) != len(cfg.encoder.widths) + 1:
         raise ConfigError(
             f"encoder.widths has {len(cfg.encoder.widths)} entries but case {cfg.case.name} has "
@@ -293,6 +306,7 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
         ("train.checkpoint_every", t.checkpoint_every >= 1, "an integer >= 1"),
         ("measure.bins", m.bins >= 2, "an integer >= 2"),
         ("measure.batch_size", m.batch_size >= 1, "an integer >= 1"),
+        ("measure.null_partners", m.null_partners >= 1, "an integer >= 1"),
         ("measure.examples", m.examples >= 0, "an integer >= 0 (0: no example pictures)"),
         (
             "measure.infoplane_every",
@@ -332,6 +346,59 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
             ("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)")
         )
     return rules
+
+
+def uses_geometry(cfg: MeasureConfig) -> bool:
+    """Whether the measurement aligns by receptive fields (its own alignment or another it measures)."""
+    return Align.geometry in (cfg.align, *cfg.alt_aligns)
+
+
+def encoder_spec(case: DictConfig | CaseConfig) -> dict | None:
+    """The case's `encoder` node as a plain dict (`_target_` and its arguments), or None for the
+    study's stacks of layers; ConfigError when `_target_` is left unset."""
+    node = case.encoder
+    if node is None:
+        return None
+    if isinstance(node, DictConfig):
+        if OmegaConf.is_missing(node, "_target_"):
+            raise ConfigError(
+                f"case={case.name} needs the module to build: case.encoder._target_=mynet.Net "
+                "(an nn.Module class on the path; +case.encoder.NAME=VALUE for its arguments)."
+            )
+        node = OmegaConf.to_container(node, resolve=True)
+    return dict(node)
+
+
+# The smallest maps a module of your own may give: MI over fewer pixels is mostly the estimator's bias
+# (the study's cases on their smallest images, 16 x 16, measure 8 x 8 pixels; a stride-2 module
+# would then measure 4 x 4).
+MIN_MAP = 16
+
+
+def check_module(cfg: DictConfig | Config) -> None:
+    """A case naming any nn.Module: it imports and builds, its forward gives maps (B, C, h, w) of at
+    least MIN_MAP pixels a side, and, when the measurement aligns by geometry, its layers sit on
+    grids over the image with some pixels under whole receptive fields (each ConfigError: one line)."""
+    module = instantiate_module(encoder_spec(cfg.case))
+    size = int(cfg.dataset.size)
+    geom = probe_geometry(module, size, Recorder.of(module, cfg.case.record_layers))
+    side = geom.map_sizes[-1]
+    if side < max(MIN_MAP, MIN_LATENT):
+        raise ConfigError(
+            f"case {cfg.case.name} gives {side}x{side} maps on {size}x{size} images: at least "
+            f"{MIN_MAP}x{MIN_MAP} are needed (MI over fewer pixels is mostly the estimator's bias); "
+            "use larger images (dataset.size) or a module that keeps more of the image's size."
+        )
+    if uses_geometry(cfg.measure):
+        if geom.problem is not None:
+            raise ConfigError(f"case {cfg.case.name}: {geom.problem}")
+        lo, hi = geom.map_window()
+        if hi - lo < MIN_REGION:
+            raise ConfigError(
+                f"case {cfg.case.name} scores only {hi - lo}x{hi - lo} map pixels under whole "
+                f"receptive fields on {size}x{size} images (at least {MIN_REGION} a side): use "
+                "larger images (dataset.size), or measure.align=resize."
+            )
 
 
 # The smallest latent the objective takes: the global critic's two 3x3 stride-2 convolutions
@@ -389,6 +456,8 @@ def check_dataset(cfg: DictConfig | Config) -> None:
         )
     if d.size < 1:
         raise ConfigError(f"dataset.size={d.size} is not allowed: use an integer >= 1.")
+    if encoder_spec(cfg.case) is not None:
+        return  # a module of your own: its maps are measured on it (check_module)
     layers, padding, kernel = list(cfg.case.layers), int(cfg.case.padding), int(cfg.encoder.kernel)
     sizes = map_sizes(layers, padding, kernel, d.size)
     if min(sizes) < 1 or sizes[-1] < MIN_LATENT or d.size - len(layers) * (kernel - 1) < MIN_REGION:

@@ -24,12 +24,13 @@ from . import config, jobstart, rundir, runtime
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .choices import Align, LoggerKind
-from .config import Config
+from .config import Config, uses_geometry
 from .errors import ConfigError, Refused, RunError
-from .measure import Measurement, layer_mi, measure
-from .model.encoders import Encoder, build_encoder
+from .measure import Hooks, MeasuredImages, Measurement, Plan, layer_mi, measure
+from .model.encoders import build_encoder
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
+from .model.probe import Recorder, probe_geometry
 from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
@@ -47,10 +48,11 @@ class Parts:
     measured: GrayImages  # measured (the same set, or the held-out images)
     images: DeviceImages
     measured_images: DeviceImages
-    encoder: Encoder
+    encoder: torch.nn.Module
     critics: DeepInfoMax
     geom: Geometry
     batch: int  # images per training step: train.batch_size, or every training image when fewer
+    recorder: Recorder  # which layers the information plane records
 
 
 # ----------------------------------------------------------------------------------------- phases
@@ -95,9 +97,14 @@ def prepare(
         files = files.drop_duplicates("image_id").sort_values("image_id")
         rundir.write_csv(run_dir / rundir.IMAGES_CSV, files[rundir.IMAGES_COLUMNS])
     encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    geom = encoder.geometry(data.size)
+    # where each recorded layer's pixels sit in the image, measured on the untrained encoder (its own
+    # random generator: the weights and every random draw after are those without it)
+    recorder = Recorder.of(encoder, cfg.case.record_layers)
+    geom = probe_geometry(encoder, data.size, recorder)
+    if uses_geometry(cfg.measure) and geom.problem is not None:
+        raise ConfigError(f"case {cfg.case.name}: {geom.problem}")
     critics = DeepInfoMax(
-        cfg.encoder.maps,
+        geom.channels[-1],
         cfg.train.hidden,
         cfg.objective,
         cfg.train.negatives,
@@ -109,7 +116,7 @@ def prepare(
         critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, critics, geom, batch)
+    return Parts(data, measured, images, measured_images, encoder, critics, geom, batch, recorder)
 
 
 def measure_encoder(
@@ -120,21 +127,12 @@ def measure_encoder(
     t0 = time.perf_counter()
     m = parts.measured
     what = "measure" if trained else "measure (untrained)"
+    examples = m.example_ids[: cfg.measure.examples] if trained else ()
+    plan = Plan.for_job(cfg.measure, cfg.seed, trained, examples)
+    images = MeasuredImages(parts.measured_images, m.image_ids, m.groups)
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
-        result = measure(
-            parts.encoder,
-            parts.measured_images,
-            m.image_ids,
-            cfg.measure,
-            cfg.seed,
-            parts.geom,
-            m.groups,
-            example_ids=m.example_ids[: cfg.measure.examples] if trained else (),
-            null=trained,
-            alt_aligns=cfg.measure.alt_aligns if trained else (),
-            on_batch=lambda k: rt.bar.advance(task, k),
-            stop=rt.stop,
-        )
+        hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
+        result = measure(parts.encoder, parts.geom, images, plan, hooks)
     return result, time.perf_counter() - t0
 
 
@@ -145,12 +143,7 @@ class InfoPlane:
     those past it again."""
 
     def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
-        self.path, self.cfg, self.encoder, self.geom = (
-            run_dir / rundir.INFOPLANE,
-            cfg,
-            parts.encoder,
-            parts.geom,
-        )
+        self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
         self.rows = []
         if resuming and self.path.is_file():
@@ -173,7 +166,8 @@ class InfoPlane:
         if not every or step % every:
             return
         self.rows = [r for r in self.rows if r["step"] < step]
-        mi = layer_mi(self.encoder, self.probe, self.cfg.measure, self.cfg.seed, self.geom)
+        p = self.parts
+        mi = layer_mi(p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom)
         self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
 
@@ -216,9 +210,10 @@ def tables(
     data: GrayImages, trained: Measurement, init: Measurement
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """mi_per_map and mi_per_image (the contract's columns, rundir's lists, then per other alignment
-    measured `mi_mean_<align>`, `mi_max_<align>`). Per image: the mean and max over its maps of the
-    MI, of the null (its maps against another image) and of the shuffled null, MI above the null
-    (mean - null mean, max - null max) and the untrained control."""
+    measured, the protocols after the job's own, `mi_mean_<align>`, `mi_max_<align>`). Per image: the
+    mean and max over its maps of the MI, of the null (its maps against other images, the mean over
+    the null partners) and of the shuffled null, MI above the null (mean - null mean, max - null
+    max) and the untrained control."""
     n, c = trained.mi.shape
     ids, labels = np.asarray(data.image_ids), np.asarray(data.labels, dtype=object)
     per_map = pd.DataFrame(
@@ -228,6 +223,7 @@ def tables(
             "map": np.tile(np.arange(c), n),
             "mi": trained.mi.ravel(),
             "mi_null": trained.mi_null.ravel(),
+            "mi_null_sd": trained.mi_null_sd.ravel(),
             "mi_shuffled": trained.mi_shuffled.ravel(),
             "mi_init": init.mi.ravel(),
         }
@@ -251,8 +247,9 @@ def tables(
         }
     )
     per_image = per_image[rundir.MI_PER_IMAGE_COLUMNS]  # the contract's order, declared once
-    for a, v in trained.alt.items():
-        per_image[f"mi_mean_{a}"], per_image[f"mi_max_{a}"] = v.mean(1), v.max(1)
+    for p in trained.protocols[1:]:
+        v = trained.by_protocol[p]
+        per_image[f"mi_mean_{p.align}"], per_image[f"mi_max_{p.align}"] = v.mean(1), v.max(1)
     return per_map[rundir.MI_PER_MAP_COLUMNS], per_image
 
 
@@ -290,8 +287,10 @@ def summarise(
     per_image: pd.DataFrame,
     loss: pd.DataFrame,
     seconds: dict[str, float],
+    alt_aligns: list[str],
 ) -> dict:
-    """summary.json's content: the settings, the means over images, the timings and provenance."""
+    """summary.json's content: the settings (with the other alignments measured, `alt_aligns`), the
+    means over images, the timings and provenance."""
     data, measured, geom = parts.data, parts.measured, parts.geom
     means = [c for c in per_image.columns if c.startswith("mi_")]  # in the table's order
     last = loss.iloc[-1]
@@ -304,6 +303,7 @@ def summarise(
         "holdout": bool(cfg.train.holdout),
         "bins": cfg.measure.bins,
         "align": str(cfg.measure.align),
+        "alt_aligns": alt_aligns,
         "estimator": str(cfg.measure.estimator),
         "objective": str(cfg.objective),
         "seed": cfg.seed,
@@ -313,6 +313,8 @@ def summarise(
         "layer_sizes": [data.size, *geom.map_sizes],
         "map_offset": geom.offsets[-1],
         "region": list(geom.region),
+        # each recorded layer's map size, stride, receptive-field offset and radius, as measured
+        "geometry": geom.layers(),
         **{k: float(per_image[k].mean()) for k in means},
         "study_examples": [int(measured.image_ids[p]) for p in measured.study_examples],
         "final_loss": float(last["loss"]),
@@ -382,7 +384,8 @@ def _recipe(
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
     examples = draw_pictures(cfg, run_dir, parts.measured, loss, trained)
     seconds = {"train": train_seconds, "measure": measure_seconds, "measure_init": init_seconds}
-    summary = summarise(cfg, parts, rt, per_image, loss, seconds)
+    alt_aligns = [p.align for p in trained.protocols[1:]]  # the job's other alignments
+    summary = summarise(cfg, parts, rt, per_image, loss, seconds, alt_aligns)
     tracker.finish(summary, examples)
     job = Job.written(run_dir, summary, per_image, per_map, loss)  # the tables in hand, not re-read
     run = Sweep(run_dir, "run", [job])
@@ -397,10 +400,11 @@ def _log_start(cfg: Config, parts: Parts, rt: runtime.Runtime) -> None:
     geom, data, measured = parts.geom, parts.data, parts.measured
     sizes = " -> ".join(map(str, [data.size, *geom.map_sizes]))
     held = f" (measured on {len(measured)} held out)" if measured is not data else ""
-    lo, hi = geom.region
     where = ""
     if cfg.measure.align == Align.geometry:
-        where = f" (image pixels {lo}..{hi - 1}, map offset {geom.offsets[-1]:+d})"
+        w = geom.image_window()
+        grid = f" every {w.step}" if w.step > 1 else ""
+        where = f" (image pixels {w.start}..{w.stop - 1}{grid}, map offset {geom.offsets[-1]:+d})"
     log.info(
         f"case {cfg.case.name}: {sizes}, {len(data)} {data.name} images{held}, maps aligned by "
         f"{cfg.measure.align}{where}, device {rt.device}"

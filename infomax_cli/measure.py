@@ -1,43 +1,135 @@
 """Encoder maps -> MI tables: every image through the encoder in batches, MI with each of its maps.
 
-Beside the MI of an image with its own maps, two nulls:
-- `mi_null`: the maps against *another* image (another photograph for the embedded set), chosen from
-  (seed, image id): what an unrelated image shares with the maps, the floor for images (natural images
-  share spatial structure, so this is well above the estimator's bias);
+One way to measure: `measure` takes a list of protocols (alignment, estimator, bins) and measures them
+all on one forward pass of each batch. A job's own protocol comes first (the tables' `mi`), its other
+alignments (`measure.alt_aligns`) follow; `infomax sensitivity` hands in its whole grid.
+
+Under the first protocol, two nulls beside the MI of an image with its own maps:
+- `mi_null`: the maps against *other* images (other photographs for the embedded set), the mean over
+  `measure.null_partners` partners drawn from (seed, image id, k), with their spread `mi_null_sd`: what
+  an unrelated image shares with the maps, the floor for images (natural images share spatial
+  structure, so this is well above the estimator's bias);
 - `mi_shuffled`: the image with its pixels shuffled against the maps: the estimator's bias for
   independent pixels, about (B - 1)^2 / 2N.
-Every random draw (null partner, shuffle, KSG pixels) is a function of (seed, global image id), so the
+Every random draw (null partners, shuffle, KSG pixels) is a function of (seed, global image id), so the
 tables do not depend on `measure.batch_size`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from . import mi
-from .config import MeasureConfig
+from .config import Estimator, MeasureConfig
 from .errors import Interrupted
-from .model.geometry import Geometry, align, align_images
+from .model.geometry import Geometry, align_images, align_pair
+from .model.probe import Recorder, layer_maps
 
-# "null": the null partner's random stream, apart from the other draws of a seed
+# "null": the null partners' random stream, apart from the other draws of a seed
 NULL_STREAM = 0x6E756C6C
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How MI is measured: which image pixels each map pixel meets (`align`), the estimator, and the
+    histogram's bins (None for the estimators without bins)."""
+
+    align: str
+    estimator: str = "histogram"
+    bins: int | None = 20
+
+    @classmethod
+    def of(cls, cfg: MeasureConfig, align: str | None = None) -> Protocol:
+        """The `measure` config's protocol (under another alignment when `align` is given)."""
+        est = str(cfg.estimator)
+        bins = int(cfg.bins) if est == Estimator.histogram else None
+        return cls(str(cfg.align if align is None else align), est, bins)
+
+    @property
+    def label(self) -> str:
+        return f"{self.align} {self.estimator}" + (
+            f" {self.bins} bins" if self.bins is not None else ""
+        )
+
+    def options(self, cfg: MeasureConfig) -> dict:
+        """`mi.estimate_mi`'s keyword arguments: this protocol's estimator and bins, the rest of the
+        estimator's settings (binning, Miller-Madow, KSG) from the `measure` config."""
+        bins = cfg.bins if self.bins is None else self.bins
+        return {**estimator_options(cfg), "estimator": self.estimator, "bins": bins}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one measurement measures: the protocols (the first is the tables' own; all on one forward
+    pass), the null partners per image under the first (0: no nulls) and the positions whose aligned
+    image and maps are kept for pictures. `cfg` gives the estimator's settings and the batch size;
+    `seed` every random draw."""
+
+    cfg: MeasureConfig
+    seed: int
+    protocols: tuple[Protocol, ...]
+    null_partners: int = 0
+    examples: tuple[int, ...] = ()
+
+    @classmethod
+    def for_job(cls, cfg: MeasureConfig, seed: int, trained: bool, examples=()) -> Plan:
+        """A job's measurement. Trained: its own protocol, then its other alignments
+        (`measure.alt_aligns`), the nulls and the example pictures; untrained: the control alone."""
+        own = Protocol.of(cfg)
+        if not trained:
+            return cls(cfg, int(seed), (own,))
+        others = (Protocol.of(cfg, a) for a in cfg.alt_aligns)
+        protocols = tuple(dict.fromkeys([own, *others]))
+        return cls(cfg, int(seed), protocols, int(cfg.null_partners), tuple(examples))
+
+
+@dataclass(frozen=True)
+class MeasuredImages:
+    """The images measured: `batch(idx)` gives positions idx as a (B, 1, S, S) float batch on the
+    device; `ids` are their global ids, `groups` their independent units (null partners come from
+    other groups; None: every image its own)."""
+
+    batch: Callable[[torch.Tensor], torch.Tensor]
+    ids: np.ndarray
+    groups: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Called after each batch: `on_batch(images done)`, and `stop()`, which names a signal to stop on."""
+
+    on_batch: Callable[[int], None] | None = None
+    stop: Callable[[], str | None] = lambda: None
 
 
 @dataclass
 class Measurement:
-    """MI of every image with each map, (N, C) arrays in nats, and the example images' pictures."""
+    """MI of every image with each map, (N, C) arrays in nats, per protocol (in the plan's order); the
+    nulls under the first protocol; the example images' pictures; seconds spent estimating."""
 
-    mi: np.ndarray
-    mi_null: np.ndarray | None = None  # the maps against another image's pixels
+    protocols: tuple[Protocol, ...]
+    by_protocol: dict[Protocol, np.ndarray]
+    # the maps against other images' pixels: the mean over the null partners, and their spread (the
+    # standard deviation over partners, ddof 1; NaN with one partner)
+    mi_null: np.ndarray | None = None
+    mi_null_sd: np.ndarray | None = None
     mi_shuffled: np.ndarray | None = None  # the maps against the image's pixels shuffled
-    # align mode -> MI under that alignment
-    alt: dict[str, np.ndarray] = field(default_factory=dict)
-    # position -> (image, maps)
+    # position -> (image, maps), aligned by the first protocol
     examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seconds: dict[Protocol, float] = field(default_factory=dict)
+
+    @property
+    def mi(self) -> np.ndarray:
+        """The MI under the first protocol: the tables' `mi`."""
+        return self.by_protocol[self.protocols[0]]
 
 
 def estimator_options(cfg: MeasureConfig) -> dict:
@@ -52,155 +144,222 @@ def estimator_options(cfg: MeasureConfig) -> dict:
     }
 
 
-def null_partners(groups: Sequence, ids: Sequence[int], seed: int) -> np.ndarray:
-    """For each image (position i, global id ids[i]) the position of its null partner: an image of
-    another group, drawn uniformly from (seed, ids[i]) alone; -1 where every image is of one group."""
+def null_partners(groups: Sequence, ids: Sequence[int], seed: int, k: int = 1) -> np.ndarray:
+    """For each image (position i, global id ids[i]) the positions of its k null partners, (N, k):
+    images of other groups, partner j drawn from (seed, ids[i], j) alone, so that neither the batch
+    size nor the other images move it. The partners come from k different groups while there are
+    enough, else from images not drawn yet; -1 where every image is of one group. Partner 0 is the
+    one partner drawn before `measure.null_partners` existed."""
     codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1].reshape(-1)
     n = codes.size
-    out = np.full(n, -1, dtype=np.int64)
+    out = np.full((n, k), -1, dtype=np.int64)
     if n < 2 or (codes == codes[0]).all():
         return out
     for i in range(n):
-        rng = np.random.default_rng([int(seed) % 2**63, int(ids[i]), NULL_STREAM])
-        for _ in range(64):  # rejection: a draw of the image's own group is drawn again
-            j = int(rng.integers(n))
-            if codes[j] != codes[i]:
-                out[i] = j
-                break
-        else:  # one group holds nearly every image: draw among the others directly
-            others = np.flatnonzero(codes != codes[i])
-            out[i] = int(others[rng.integers(others.size)])
+        for j in range(k):
+            key = [int(seed) % 2**63, int(ids[i]), NULL_STREAM, *([j] if j else [])]
+            allowed = _partner_choices(codes, i, out[i, :j])
+            out[i, j] = _draw(np.random.default_rng(key), allowed)
     return out
+
+
+def _partner_choices(codes: np.ndarray, i: int, drawn: np.ndarray) -> np.ndarray:
+    """Which images may be image i's next partner (a boolean mask): another group than its own and
+    than those drawn already while such groups remain, else another image than those drawn while
+    any remain, else any image of another group."""
+    other = codes != codes[i]
+    fresh_group = other & ~np.isin(codes, codes[drawn])
+    if fresh_group.any():
+        return fresh_group
+    fresh_image = other.copy()
+    fresh_image[drawn] = False
+    return fresh_image if fresh_image.any() else other
+
+
+def _draw(rng: np.random.Generator, allowed: np.ndarray) -> int:
+    """A uniform draw among the allowed positions: by rejection (one draw when most are allowed),
+    else directly among them (one group holds nearly every image)."""
+    for _ in range(64):
+        j = int(rng.integers(allowed.size))
+        if allowed[j]:
+            return j
+    choices = np.flatnonzero(allowed)
+    return int(choices[rng.integers(choices.size)])
 
 
 @torch.inference_mode()
 def measure(
     encoder: torch.nn.Module,
-    images: Callable[[torch.Tensor], torch.Tensor],
-    ids: Sequence[int],
-    cfg: MeasureConfig,
-    seed: int,
-    geom: Geometry | None = None,
-    groups: Sequence | None = None,
-    example_ids: Iterable[int] = (),
-    null: bool = True,
-    alt_aligns: Iterable[str] = (),
-    on_batch: Callable[[int], None] | None = None,
-    stop: Callable[[], str | None] = lambda: None,
+    geom: Geometry | None,
+    images: MeasuredImages,
+    plan: Plan,
+    hooks: Hooks | None = None,
 ) -> Measurement:
-    """MI between each image (positions 0..N-1, global ids `ids`) and each of the encoder's maps, aligned
-    by `cfg.align`. With `null`: `mi_null` against a partner image of another group (`groups`, default:
-    every image its own) and `mi_shuffled` against the image's pixels shuffled. `alt_aligns`: also the MI
-    under these other alignments. `images(idx)` gives the (B, 1, S, S) batch of positions idx on the device;
-    `example_ids` are positions whose aligned image and maps are kept."""
+    """MI between each image and each of the encoder's maps under every protocol of the plan, each
+    batch through the encoder once; `geom` (the encoder's Geometry) is needed by `align=geometry`."""
     encoder.eval()
-    opts = estimator_options(cfg)
-    mode = cfg.align
-    ids = np.asarray(ids, dtype=np.int64)
-    n = ids.size
-    alt_aligns = [a for a in dict.fromkeys(a for a in alt_aligns) if a != mode]
-    partners = null_partners(groups if groups is not None else ids, ids, seed) if null else None
-    wanted = set(int(i) for i in example_ids)
-    out: dict[str, list] = {
-        "mi": [],
-        "mi_null": [],
-        "mi_shuffled": [],
-        **{a: [] for a in alt_aligns},
-    }
-    examples = {}
-    for lo in range(0, n, cfg.batch_size):
-        idx = torch.arange(lo, min(lo + cfg.batch_size, n))
-        batch_ids = ids[lo : lo + len(idx)]
-        x = images(idx)
-        maps = encoder(x)
-        img, aligned = align(x, maps, mode, geom)
-
-        def estimate(
-            pixels: torch.Tensor, m: torch.Tensor, who: np.ndarray = batch_ids
-        ) -> np.ndarray:
-            return mi.estimate_mi(pixels, m, seed=seed, ids=who, **opts).numpy()
-
-        out["mi"].append(estimate(img, aligned))
-        if null:
-            out["mi_null"].append(
-                _partner_mi(
-                    images,
-                    partners[lo : lo + len(idx)],
-                    aligned,
-                    maps.shape[-2:],
-                    mode,
-                    geom,
-                    estimate,
-                    batch_ids,
-                )
-            )
-            out["mi_shuffled"].append(
-                estimate(mi.shuffle_pixels(img[:, None], seed=seed, ids=batch_ids)[:, 0], aligned)
-            )
-        for a in alt_aligns:
-            out[a].append(estimate(*align(x, maps, a, geom)))
-        for pos in wanted.intersection(idx.tolist()):
-            examples[pos] = (
+    hooks = hooks or Hooks()
+    n = len(images)
+    partners = None
+    if plan.null_partners:
+        groups = images.groups if images.groups is not None else images.ids
+        partners = null_partners(groups, images.ids, plan.seed, plan.null_partners)
+    out = _Collected(plan.protocols)
+    for lo in range(0, n, plan.cfg.batch_size):
+        idx = torch.arange(lo, min(lo + plan.cfg.batch_size, n))
+        x = images.batch(idx)
+        batch = _Batch(images.ids[lo : lo + len(idx)], x, encoder(x))
+        img, aligned = _protocols(batch, geom, plan, out)
+        if partners is not None:
+            who = partners[lo : lo + len(idx)]
+            for key, values in _nulls(images, who, batch, (img, aligned), geom, plan).items():
+                out.add(key, values)
+        for pos in set(plan.examples).intersection(idx.tolist()):
+            out.examples[pos] = (
                 img[pos - lo].float().cpu().numpy(),
                 aligned[pos - lo].float().cpu().numpy(),
             )
-        if on_batch is not None:
-            on_batch(len(idx))
-        signal_name = stop()
+        if hooks.on_batch is not None:
+            hooks.on_batch(len(idx))
+        signal_name = hooks.stop()
         if signal_name:
             raise Interrupted.by(
                 signal_name, f"{signal_name} during measurement: training is checkpointed."
             )
+    return out.measurement(plan.protocols, nulls=partners is not None)
 
-    def joined(key: str) -> np.ndarray:
-        return np.concatenate(out[key]) if out[key] else np.empty((0, 0))
 
-    return Measurement(
-        joined("mi"),
-        joined("mi_null") if null else None,
-        joined("mi_shuffled") if null else None,
-        {a: joined(a) for a in alt_aligns},
-        examples,
-    )
+@dataclass(frozen=True)
+class _Batch:
+    """One batch: the images' global ids, the images (B, 1, S, S) and their maps (B, C, h, w)."""
+
+    ids: np.ndarray
+    x: torch.Tensor
+    maps: torch.Tensor
+
+    def view(self, align: str) -> str:
+        """Which pixels `align` compares: resize and crop leave maps of the image's size as they are,
+        so both then measure the same arrays ("as is")."""
+        same_size = self.maps.shape[-2:] == self.x.shape[-2:]
+        return "as is" if align in ("resize", "crop") and same_size else align
+
+
+def _protocols(
+    batch: _Batch, geom: Geometry | None, plan: Plan, out: _Collected
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch under every protocol of the plan; returns the first protocol's (image, maps) pair.
+    Each alignment is made once, and one estimate serves the protocols that measure the same pixels
+    with the same estimator (its seconds counted once, for the first of them)."""
+    views: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    done: dict[tuple, np.ndarray] = {}
+    for p in plan.protocols:
+        view = batch.view(p.align)
+        if view not in views:
+            views[view] = align_pair(batch.x, batch.maps, p.align, geom)
+        key = (view, p.estimator, p.bins)
+        if key not in done:
+            t0 = time.perf_counter()
+            done[key] = _estimate(*views[view], p, plan, batch.ids)
+            out.seconds[p] += time.perf_counter() - t0
+        out.add(p, done[key])
+    return views[batch.view(plan.protocols[0].align)]
+
+
+def _estimate(
+    pixels: torch.Tensor, maps: torch.Tensor, p: Protocol, plan: Plan, ids: np.ndarray
+) -> np.ndarray:
+    """MI (B, C) of each image's pixels (B, S', S') with its aligned maps under protocol p."""
+    return mi.estimate_mi(pixels, maps, seed=plan.seed, ids=ids, **p.options(plan.cfg)).numpy()
+
+
+def _nulls(
+    images: MeasuredImages,
+    partners: np.ndarray,
+    batch: _Batch,
+    view: tuple[torch.Tensor, torch.Tensor],
+    geom: Geometry | None,
+    plan: Plan,
+) -> dict[str, np.ndarray]:
+    """The batch's nulls under the first protocol, from its (image, maps) `view`: `mi_null`, the mean
+    over each image's partners (B, K) of its maps against the partner's pixels, with their standard
+    deviation `mi_null_sd` (NaN with one partner), and `mi_shuffled`, against its own pixels shuffled."""
+    img, aligned = view
+    null = np.stack([_partner_mi(images, p, batch, aligned, geom, plan) for p in partners.T])
+    sd = null.std(0, ddof=1) if len(null) > 1 else np.full_like(null[0], np.nan)
+    shuffled = mi.shuffle_pixels(img[:, None], seed=plan.seed, ids=batch.ids)[:, 0]
+    return {
+        "mi_null": null.mean(0),
+        "mi_null_sd": sd,
+        "mi_shuffled": _estimate(shuffled, aligned, plan.protocols[0], plan, batch.ids),
+    }
 
 
 def _partner_mi(
-    images,
+    images: MeasuredImages,
     partners: np.ndarray,
+    batch: _Batch,
     aligned: torch.Tensor,
-    map_hw,
-    mode: str,
-    geom,
-    estimate,
-    batch_ids,
+    geom: Geometry | None,
+    plan: Plan,
 ) -> np.ndarray:
-    """MI of each image's maps with its partner image's pixels (NaN where it has no partner)."""
+    """MI of each image's aligned maps with its partner image's pixels, the partner aligned as the
+    first protocol aligns the image (NaN where it has no partner)."""
     res = np.full(aligned.shape[:2], np.nan)
     has = np.flatnonzero(partners >= 0)
     if has.size:
-        other = align_images(images(torch.from_numpy(partners[has])), map_hw, mode, geom)
-        res[has] = estimate(
-            other, aligned[torch.from_numpy(has).to(aligned.device)], batch_ids[has]
-        )
+        first = plan.protocols[0]
+        partner = images.batch(torch.from_numpy(partners[has]))
+        other = align_images(partner, batch.maps.shape[-2:], first.align, geom)
+        own = aligned[torch.from_numpy(has).to(aligned.device)]
+        res[has] = _estimate(other, own, first, plan, batch.ids[has])
     return res
+
+
+class _Collected:
+    """The per-batch results, joined at the end."""
+
+    def __init__(self, protocols: Sequence[Protocol]):
+        self.parts: dict = {p: [] for p in protocols}
+        self.seconds: dict[Protocol, float] = {p: 0.0 for p in protocols}
+        self.examples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, key, values: np.ndarray) -> None:
+        self.parts.setdefault(key, []).append(values)
+
+    def joined(self, key) -> np.ndarray:
+        parts = self.parts.get(key)
+        return np.concatenate(parts) if parts else np.empty((0, 0))
+
+    def measurement(self, protocols: tuple[Protocol, ...], nulls: bool) -> Measurement:
+        return Measurement(
+            protocols,
+            {p: self.joined(p) for p in protocols},
+            self.joined("mi_null") if nulls else None,
+            self.joined("mi_null_sd") if nulls else None,
+            self.joined("mi_shuffled") if nulls else None,
+            self.examples,
+            dict(self.seconds),
+        )
 
 
 @torch.inference_mode()
 def layer_mi(
     encoder: torch.nn.Module,
+    recorder: Recorder,
     probe: torch.Tensor,
     cfg: MeasureConfig,
     seed: int,
     geom: Geometry | None = None,
 ) -> list[float]:
-    """Mean MI between the probe images and each encoder layer's maps (one value per layer), each layer
-    aligned as the measurement aligns the last (`geometry`: every layer on the same image pixels)."""
+    """Mean MI between the probe images and each recorded layer's maps (one value per layer), each
+    layer aligned as the measurement aligns the last (`geometry`: every layer on the same image
+    pixels, on its own grid)."""
     was_training = encoder.training
     encoder.eval()
     opts = estimator_options(cfg)
     out = []
-    for layer, maps in enumerate(encoder(probe, all_layers=True)):
-        img, aligned = align(probe, maps.float(), cfg.align, geom, layer)
+    for layer, maps in enumerate(layer_maps(encoder, recorder, probe)):
+        img, aligned = align_pair(probe, maps.float(), cfg.align, geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)
     return out

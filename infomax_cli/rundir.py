@@ -63,7 +63,16 @@ VALIDATION_PNG = "validation.png"
 # the step, the total loss, its terms, the prior discriminator's own loss, and each MI term's own
 # estimate in nats (zero at chance)
 LOSS_COLUMNS = ["step", "loss", "local", "global", "prior", "prior_disc", "local_mi", "global_mi"]
-MI_PER_MAP_COLUMNS = ["image_id", "label", "map", "mi", "mi_null", "mi_shuffled", "mi_init"]
+MI_PER_MAP_COLUMNS = [
+    "image_id",
+    "label",
+    "map",
+    "mi",
+    "mi_null",
+    "mi_null_sd",
+    "mi_shuffled",
+    "mi_init",
+]
 # then mi_mean_<align>, mi_max_<align> for each other alignment measured
 MI_PER_IMAGE_COLUMNS = [
     "image_id",

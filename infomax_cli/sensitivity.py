@@ -3,8 +3,11 @@
 The trained encoders of a finished sweep (each job's `encoder.pt` and `.hydra/config.yaml`) are
 re-measured, without retraining, under every combination of alignment (`resize`, `crop`), estimator
 (`histogram`, `ksg`, `gcmi`) and histogram bins (the bins only matter to the histogram: ksg and gcmi run
-once per alignment). Each batch of images goes through the encoder once; its maps are aligned once per
-mode and fed to every estimator. The grid's defaults live in `conf/sensitivity.yaml`.
+once per alignment). The jobs are found by `analysis.sweep.load`, and measured by `measure.measure`
+with the grid as its list of protocols: each batch of images goes through the encoder once, its maps
+are aligned once per alignment and fed to every estimator. The grid's defaults live in
+`conf/sensitivity.yaml`; the command (`infomax sensitivity`) is `cli.py`'s, its flags this module's
+`parser`.
 
 Writes to the sweep directory:
 - `sensitivity.csv`: one row per protocol: `align, bins, estimator, mi_max_<case>..., mi_mean_<case>...,
@@ -26,29 +29,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
-from . import config, mi, rundir
-from .analysis.sweep import Job, find_jobs
+from . import config, rundir
+from .analysis.sweep import Job, load, warn_left_out
 from .config import Align, DeviceKind, Estimator
-from .errors import ConfigError, InfomaxError, RunError, first_line
-from .measure import estimator_options
+from .errors import ConfigError, RunError, first_line
+from .measure import Hooks, MeasuredImages, Plan, Protocol, measure
 from .model.encoders import build_encoder
-from .model.geometry import align
-from .render import report
+from .model.probe import Recorder, probe_geometry
 from .runtime import pick_device, progress
-from .sources import load_dataset, load_datasets
+from .sources import load_datasets
 from .train import DeviceImages
 
 log = logging.getLogger("infomax")
@@ -69,19 +68,6 @@ class SensitivityConfig:
     )
     n_images: int | None = None
     device: DeviceKind = DeviceKind.auto
-
-
-@dataclass(frozen=True)
-class Protocol:
-    align: str
-    estimator: str
-    bins: int | None  # None for the estimators without bins
-
-    @property
-    def label(self) -> str:
-        return f"{self.align} {self.estimator}" + (
-            f" {self.bins} bins" if self.bins is not None else ""
-        )
 
 
 def grid(aligns, bins, estimators) -> list[Protocol]:
@@ -118,7 +104,7 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
         or (Estimator.histogram in out.estimators and not out.bins)
     ):
         raise ConfigError(
-            "the grid is empty: give at least one align mode, one estimator and (for the histogram) one bin count"
+            "the grid is empty: give at least one align, one estimator and (for the histogram) one bin count"
         )
     return out
 
@@ -144,28 +130,30 @@ def job_config(job: Job) -> config.Config:
 
 
 def own_protocol(cfg: config.Config) -> Protocol:
-    est = cfg.measure.estimator
-    return Protocol(cfg.measure.align, est, int(cfg.measure.bins) if est == "histogram" else None)
+    """The protocol the job measured its tables with."""
+    return Protocol.of(cfg.measure)
 
 
-@torch.inference_mode()
 def remeasure(
     job: Job,
     cfg: config.Config,
     protocols: list[Protocol],
     device: torch.device,
     n_images: int | None = None,
-    on_batch=None,
+    hooks: Hooks | None = None,
 ) -> list[dict]:
-    """The job's trained encoder re-measured under each protocol: one row per protocol with the means
-    over images of the per-image mean and max MI (as summary.json has them), and the seconds it took."""
-
+    """The job's trained encoder re-measured under each protocol (`measure.measure`, no nulls): one row
+    per protocol with the means over images of the per-image mean and max MI (as summary.json has
+    them), and the seconds its estimator took."""
     weights = job.path / rundir.ENCODER
     if not weights.is_file():
         raise RunError(
             f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
         )
+    data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     encoder = build_encoder(cfg.case, cfg.encoder)
+    # the geometry is the architecture's: probed on the module as built, before its weights load
+    geom = probe_geometry(encoder, data.size, Recorder.of(encoder, cfg.case.record_layers))
     try:
         encoder.load_state_dict(rundir.load_torch(weights))  # weights_only: runs no code
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
@@ -174,56 +162,25 @@ def remeasure(
             "rerun the job with overwrite=true to train it again."
         ) from None
     encoder.to(device).eval()
-    data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     n = len(data) if n_images is None else min(int(n_images), len(data))
-    images = DeviceImages(data, device)
-    geom = encoder.geometry(int(images(torch.arange(1)).shape[-1]))
-    base = estimator_options(cfg.measure)
-    seed, batch = int(cfg.seed), int(cfg.measure.batch_size)
-    aligns = list(dict.fromkeys(p.align for p in protocols))
-    results = {p: [] for p in protocols}
-    seconds = {p: 0.0 for p in protocols}
-    for lo in range(0, n, batch):
-        idx = torch.arange(lo, min(lo + batch, n))
-        x = images(idx)
-        maps = encoder(x)
-        done: dict[tuple, np.ndarray] = {}
-        for mode in aligns:
-            img, aligned = align(x, maps, mode, geom)
-            # resize and crop leave maps of the image's size as they are: measured once for both
-            key = (
-                "as is" if mode in ("resize", "crop") and maps.shape[-2:] == x.shape[-2:] else mode
-            )
-            for p in (p for p in protocols if p.align == mode):
-                if (key, p.estimator, p.bins) not in done:
-                    t0 = time.perf_counter()
-                    opts = {
-                        **base,
-                        "estimator": p.estimator,
-                        "bins": p.bins if p.bins is not None else base["bins"],
-                    }
-                    done[key, p.estimator, p.bins] = mi.estimate_mi(
-                        img, aligned, seed=seed, ids=data.image_ids[lo : lo + len(idx)], **opts
-                    ).numpy()
-                    seconds[p] += time.perf_counter() - t0
-                results[p].append(done[key, p.estimator, p.bins])
-        if on_batch is not None:
-            on_batch(len(idx))
+    images = MeasuredImages(DeviceImages(data, device), data.image_ids[:n], data.groups[:n])
+    plan = Plan(cfg.measure, int(cfg.seed), tuple(protocols))
+    m = measure(encoder, geom, images, plan, hooks)
     rows = []
     for p in protocols:
-        m = np.concatenate(results[p])
+        values = m.by_protocol[p]
         rows.append(
             {
                 "job": job.path.name,
                 "case": str(cfg.case.name),
-                "seed": seed,
+                "seed": int(cfg.seed),
                 "align": p.align,
                 "bins": p.bins,
                 "estimator": p.estimator,
                 "n_images": n,
-                "mi_mean": float(pd.Series(m.mean(1)).mean()),
-                "mi_max": float(pd.Series(m.max(1)).mean()),
-                "seconds": round(seconds[p], 3),
+                "mi_mean": float(pd.Series(values.mean(1)).mean()),
+                "mi_max": float(pd.Series(values.max(1)).mean()),
+                "seconds": round(m.seconds[p], 3),
             }
         )
     return rows
@@ -273,66 +230,40 @@ def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
 def run(
     sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Re-measure every finished job of the sweep under the grid; write sensitivity.csv and
+    """Re-measure every finished job of the sweep (or run) under the grid; write sensitivity.csv and
     sensitivity_jobs.csv; return (table, per-job rows)."""
-    sweep_dir = Path(sweep_dir)
-    jobs = find_jobs(sweep_dir)
-    finished = [j for j in jobs if j.summary is not None]
-    for j in jobs:
-        if j.problem is not None:
-            log.warning(f"job {j.path.name} is damaged (left out): {j.problem}")
-        elif j.summary is None:
-            log.warning(f"job {j.path.name} has not finished (no summary.json): left out.")
-    if not finished:
-        raise ConfigError(
-            f"{sweep_dir} holds no finished job (no */summary.json): nothing to re-measure."
-        )
+    sweep = load(Path(sweep_dir))  # a ConfigError (one line) when nothing has finished
+    warn_left_out(sweep)
     device = pick_device(grid_cfg.device)
-    base = grid(
-        [a for a in grid_cfg.align],
-        grid_cfg.bins,
-        [e for e in grid_cfg.estimators],
-    )
-    cfgs = {j.path: job_config(j) for j in finished}
-    settings = {j.path: j.setting for j in finished}
-    multi = len(set(settings.values())) > 1
+    base = grid(list(grid_cfg.align), grid_cfg.bins, list(grid_cfg.estimators))
+    cfgs = {j.path: job_config(j) for j in sweep.jobs}
+    multi = len({j.setting for j in sweep.jobs}) > 1
     own = {}
-    for j in finished:
-        key = settings[j.path] if multi else None
-        own.setdefault(key, own_protocol(cfgs[j.path]))
+    for j in sweep.jobs:
+        own.setdefault(j.setting if multi else None, own_protocol(cfgs[j.path]))
     # the sweep's own protocol is the reference
     protocols = list(dict.fromkeys([*base, *own.values()]))
-    total = sum(_n_measured(cfgs[j.path], grid_cfg.n_images) for j in finished)
+    # how many images each job measured, from its summary: nothing is loaded to count them
+    counts = [int(j.summary["n_images"]) for j in sweep.jobs]
+    total = sum(
+        counts if grid_cfg.n_images is None else (min(grid_cfg.n_images, n) for n in counts)
+    )
     rows = []
     with progress(show_progress) as bar:
         task = bar.add_task("re-measure", total=total, info="")
-        for j in finished:
+        hooks = Hooks(on_batch=lambda k: bar.advance(task, k))
+        for j in sweep.jobs:
             cfg = cfgs[j.path]
             bar.update(task, info=f"case {cfg.case.name} seed {cfg.seed}")
-            for r in remeasure(
-                j,
-                cfg,
-                protocols,
-                device,
-                grid_cfg.n_images,
-                on_batch=lambda k: bar.advance(task, k),
-            ):
-                rows.append({**({"setting": settings[j.path]} if multi else {}), **r})
+            for r in remeasure(j, cfg, protocols, device, grid_cfg.n_images, hooks):
+                rows.append({**({"setting": j.setting} if multi else {}), **r})
     per_job = pd.DataFrame(rows, columns=(["setting"] if multi else []) + JOB_COLUMNS).astype(
         {"bins": "Int64"}
     )
     table = sensitivity_table(per_job, own)
-    rundir.write_csv(sweep_dir / rundir.SENSITIVITY_JOBS, per_job)
-    rundir.write_csv(sweep_dir / rundir.SENSITIVITY, table)
+    rundir.write_csv(sweep.path / rundir.SENSITIVITY_JOBS, per_job)
+    rundir.write_csv(sweep.path / rundir.SENSITIVITY, table)
     return table, per_job
-
-
-def _n_measured(cfg: config.Config, n_images: int | None) -> int:
-    """How many images a job's re-measurement covers (for the progress bar)."""
-    n = cfg.dataset.n_images
-    if n is None:
-        n = len(load_dataset(cfg.dataset))
-    return int(n) if n_images is None else min(int(n), int(n_images))
 
 
 def summary_lines(table: pd.DataFrame, per_job: pd.DataFrame) -> list[str]:
@@ -379,7 +310,7 @@ def parser() -> argparse.ArgumentParser:
         "--align",
         nargs="+",
         choices=[a.value for a in Align],
-        help="alignment modes (default: from conf/sensitivity.yaml)",
+        help="alignments (default: from conf/sensitivity.yaml)",
     )
     p.add_argument(
         "--bins",
@@ -411,37 +342,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str]) -> int:
-    """`infomax sensitivity SWEEP_DIR [--align ...] [--bins ...] [--estimators ...] [--n-images N] [--device D]`."""
-    try:
-        args = parser().parse_args(argv)
-        if args.grid != GRID_FILE and not args.grid.is_file():
-            raise ConfigError(f"--grid {args.grid}: no such file")
-        grid_cfg = load_grid(
-            args.grid,
-            align=args.align,
-            bins=args.bins,
-            estimators=args.estimators,
-            n_images=args.n_images,
-            device=args.device,
-        )
-        t0 = time.perf_counter()
-        table, per_job = run(Path(args.sweep_dir), grid_cfg, show_progress=not args.quiet)
-    except InfomaxError as e:
-        print(f"infomax sensitivity: {e}", file=sys.stderr)
-        return e.exit_code
-    if not args.quiet:
-        report.print_sensitivity(
-            table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})"
-        )
-    for line in summary_lines(table, per_job):
-        print(line)
-    print(
-        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in "
-        f"{time.perf_counter() - t0:.1f} s"
+def grid_of(args: argparse.Namespace) -> SensitivityConfig:
+    """The grid the parsed flags ask for: the grid file, with the flags given replacing its keys."""
+    if args.grid != GRID_FILE and not args.grid.is_file():
+        raise ConfigError(f"--grid {args.grid}: no such file")
+    return load_grid(
+        args.grid,
+        align=args.align,
+        bins=args.bins,
+        estimators=args.estimators,
+        n_images=args.n_images,
+        device=args.device,
     )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -60,7 +60,10 @@ def check_run_dir(d, case, n_images=12):
         2 * 0.6931471805599453 - loss["global"].to_numpy(), abs=1e-5
     )
     per_map = pd.read_csv(d / "mi_per_map.csv")
-    assert list(per_map.columns[:7]) == rundir.MI_PER_MAP_COLUMNS
+    assert list(per_map.columns) == rundir.MI_PER_MAP_COLUMNS
+    assert list(per_map.columns[4:6]) == ["mi_null", "mi_null_sd"]  # the contract's order
+    # the null: the mean over 4 partners (other photographs), their spread kept
+    assert (per_map["mi_null_sd"] > 0).all() and per_map["mi_null"].notna().all()
     assert len(per_map) == n_images * 32 and sorted(per_map["map"].unique()) == list(range(32))
     assert (per_map["mi"] >= -1e-9).all()
     per_image = pd.read_csv(d / "mi_per_image.csv")
@@ -73,6 +76,8 @@ def check_run_dir(d, case, n_images=12):
     assert summary["align"] == "geometry" and {"mi_max_resize", "mi_max_crop"} <= set(
         per_image.columns
     )
+    # the other alignments measured, named in the summary (no parsing of column suffixes)
+    assert summary["alt_aligns"] == ["resize", "crop"]
     assert summary["study_examples"] == [0, 1]  # the cat and the horse
     # the per-image table is the per-map table summarised
     g = per_map.groupby("image_id")["mi"]

@@ -8,10 +8,12 @@ import pytest
 import torch
 from conftest import compose_cfg
 
+from infomax_cli import config
 from infomax_cli.errors import ConfigError
-from infomax_cli.measure import layer_mi, measure
+from infomax_cli.measure import MeasuredImages, Plan, Protocol, layer_mi, measure
 from infomax_cli.model.encoders import Encoder, build_encoder, fan_in
-from infomax_cli.model.geometry import align, critic_view, geometry
+from infomax_cli.model.geometry import align_pair, critic_view, geometry
+from infomax_cli.model.probe import Recorder
 from infomax_cli.sources import load_dataset
 
 CASES = "abcd"
@@ -67,7 +69,7 @@ def test_an_impulse_peaks_where_the_geometry_says(case):
     # aligned, every layer's response is centred on the impulse's own image pixel
     lo = geom.region[0]
     for k, out in enumerate(layers):
-        img, aligned = align(spike.float(), out.float(), "geometry", geom, layer=k)
+        img, aligned = align_pair(spike.float(), out.float(), "geometry", geom, layer=k)
         assert img[0, 30 - lo, 30 - lo] == 1.0 and img.sum() == 1.0
         assert centre(aligned[0].sum(0)) == pytest.approx((30 - lo, 30 - lo), abs=1e-6)
 
@@ -79,14 +81,18 @@ def test_untrained_a_and_c_compute_the_same_function_and_get_the_same_mi():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
     data = load_dataset(compose_cfg(["dataset=samples", "dataset.n_images=24"]).dataset)
     x = data.batch(np.arange(24))
-    cfg = compose_cfg(["measure.batch_size=10"]).measure
-    ids, groups = data.image_ids, data.groups
-    ma = measure(a, lambda idx: x[idx], ids, cfg, 0, a.geometry(96), groups, alt_aligns=["resize"])
-    mc = measure(c, lambda idx: x[idx], ids, cfg, 0, c.geometry(96), groups, alt_aligns=["resize"])
+    cfg = config.typed(compose_cfg(["measure.batch_size=10", "measure.alt_aligns=[resize]"]))
+    plan = Plan.for_job(cfg.measure, 0, trained=True)
+    images = MeasuredImages(lambda idx: x[idx], data.image_ids, data.groups)
+    ma = measure(a, a.geometry(96), images, plan)
+    mc = measure(c, c.geometry(96), images, plan)
     np.testing.assert_allclose(ma.mi, mc.mi, atol=1e-6, rtol=0)
     np.testing.assert_allclose(ma.mi_null, mc.mi_null, atol=1e-6, rtol=0)
     # the old misalignment
-    assert np.abs(ma.alt["resize"].max(1).mean() - mc.alt["resize"].max(1).mean()) > 0.05
+    resize = Protocol.of(cfg.measure, "resize")
+    assert (
+        np.abs(ma.by_protocol[resize].max(1).mean() - mc.by_protocol[resize].max(1).mean()) > 0.05
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,7 +118,7 @@ def test_user_defined_stacks_get_their_geometry(layers, padding, sizes, offsets)
     assert g.map_sizes == sizes and g.offsets == offsets and g.radius == len(layers)
     enc = Encoder(layers, [4] * (len(layers) - 1), 5, padding)
     assert [o.shape[-1] for o in enc(torch.rand(1, 1, 96, 96), all_layers=True)] == list(sizes)
-    img, maps = align(torch.rand(2, 1, 96, 96), enc(torch.rand(2, 1, 96, 96)), "geometry", g)
+    img, maps = align_pair(torch.rand(2, 1, 96, 96), enc(torch.rand(2, 1, 96, 96)), "geometry", g)
     assert (
         img.shape == (2, 96 - 2 * len(layers), 96 - 2 * len(layers))
         and maps.shape[-2:] == img.shape[-2:]
@@ -176,7 +182,7 @@ def test_the_information_plane_scores_every_layer_on_the_common_pixels():
     enc = encoder("b")
     cfg = compose_cfg([]).measure
     x = torch.rand(3, 1, 96, 96)
-    values = layer_mi(enc, x, cfg, 0, enc.geometry(96))
+    values = layer_mi(enc, Recorder.of(enc), x, cfg, 0, enc.geometry(96))
     assert len(values) == 4 and all(v >= 0 for v in values)
 
 
@@ -195,7 +201,7 @@ def test_transposed_convolutions_start_at_the_scale_of_convolutions():
             for block in enc.blocks:
                 assert fan_in(block) == block.in_channels * 9
             with torch.no_grad():
-                values.append(align(x, enc(x), "geometry", enc.geometry(96))[1].std().item())
+                values.append(align_pair(x, enc(x), "geometry", enc.geometry(96))[1].std().item())
         stds[case] = float(np.mean(values))
     assert max(stds.values()) / min(stds.values()) < 1.5, stds
     weights = torch.cat(

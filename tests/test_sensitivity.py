@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import infomax
 
-from infomax_cli import rundir, sensitivity
+from infomax_cli import cli, rundir, sensitivity
 from infomax_cli.errors import ConfigError
 
 GRID = [
@@ -44,9 +44,14 @@ def sweep(tmp_path_factory):
     return d
 
 
+def remeasure(*args: str) -> int:
+    """`infomax sensitivity ARGS`, in this process."""
+    return cli.main(["sensitivity", *args])
+
+
 @pytest.fixture(scope="session")
 def remeasured(sweep):
-    assert sensitivity.main([str(sweep), *GRID]) == 0
+    assert remeasure(str(sweep), *GRID) == 0
     return pd.read_csv(sweep / rundir.SENSITIVITY), pd.read_csv(sweep / rundir.SENSITIVITY_JOBS)
 
 
@@ -117,13 +122,16 @@ def test_case_c_aligns_alike_under_both_modes(remeasured):
 
 
 @pytest.mark.slow
-def test_own_protocol_is_added_and_images_capped(sweep, tmp_path):
+def test_own_protocol_is_added_and_images_capped(sweep, tmp_path, monkeypatch):
     g = tmp_path / "grid.yaml"
     g.write_text("align: [crop]\nbins: [10]\nestimators: [gcmi]\n")
+    loaded = []  # each job's images are loaded once, to measure them: never to count them
+    real = sensitivity.load_datasets
+    monkeypatch.setattr(
+        sensitivity, "load_datasets", lambda *a, **k: loaded.append(1) or real(*a, **k)
+    )
     assert (
-        sensitivity.main(
-            [str(sweep), "--grid", str(g), "--n-images", "4", "--device", "cpu", "--quiet"]
-        )
+        remeasure(str(sweep), "--grid", str(g), "--n-images", "4", "--device", "cpu", "--quiet")
         == 0
     )
     table = pd.read_csv(sweep / rundir.SENSITIVITY)
@@ -133,6 +141,7 @@ def test_own_protocol_is_added_and_images_capped(sweep, tmp_path):
     ]
     assert table.own_protocol.tolist() == [False, True] and bool(table.same_ranking.iloc[1])
     assert (pd.read_csv(sweep / rundir.SENSITIVITY_JOBS).n_images == 4).all()
+    assert len(loaded) == 2
 
 
 def test_grid_and_its_file():
@@ -162,8 +171,8 @@ def test_grid_and_its_file():
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
-    assert sensitivity.main([str(tmp_path)]) == 2  # no finished job
+    assert remeasure(str(tmp_path)) == 2  # no finished job
     assert "no finished job" in capsys.readouterr().err
-    assert sensitivity.main([str(tmp_path), "--estimators", "nope"]) == 2
-    assert sensitivity.main([str(tmp_path / "missing")]) == 2
-    assert sensitivity.main([]) == 2
+    assert remeasure(str(tmp_path), "--estimators", "nope") == 2
+    assert remeasure(str(tmp_path / "missing")) == 2
+    assert remeasure() == 2

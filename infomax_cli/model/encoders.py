@@ -1,4 +1,5 @@
-"""The four encoder cases of the study, built from their config (`conf/case/*.yaml`).
+"""The four encoder cases of the study, built from their config (`conf/case/*.yaml`); a case that
+names any nn.Module (`case.encoder._target_`) is built by Hydra (`build_encoder`).
 
 Each case is four 3x3, stride-1 layers ending in 32 feature maps:
 | case | layers                       | spatial size            |
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..config import CaseConfig, EncoderConfig
 from .geometry import Geometry, geometry
+from .probe import instantiate_module
 
 
 class Encoder(nn.Module):
@@ -83,8 +85,11 @@ def he_init(block: nn.Conv2d | nn.ConvTranspose2d) -> None:
         block.bias.zero_()
 
 
-def build_encoder(case: CaseConfig, encoder: EncoderConfig) -> Encoder:
-    """An Encoder from the `case` and `encoder` config nodes."""
+def build_encoder(case: CaseConfig, encoder: EncoderConfig) -> nn.Module:
+    """The case's encoder: the module its `encoder` node names (`_target_`, built by Hydra), or the
+    study's Encoder from its layers and the `encoder` config node."""
+    if case.encoder is not None:
+        return instantiate_module(dict(case.encoder))
     return Encoder(
         list(case.layers), list(encoder.widths), encoder.maps, case.padding, encoder.kernel
     )

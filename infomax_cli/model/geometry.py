@@ -1,18 +1,22 @@
 """Measurement geometry: which image pixel each feature-map pixel is compared with.
 
-A stride-1 layer with kernel k and padding p moves the centre of a pixel's receptive field:
+Each recorded layer's map pixels sit on a grid over the image: map pixel i (in either axis) is centred
+on image pixel stride * i + offset, and sees the image pixels within `radius` of that centre (its
+receptive field). For any module the grid is measured on the module itself (`probe.py`: the gradient of
+map pixels with respect to the input); for the study's stacks of stride-1 layers with kernel k and
+padding p it is also known in closed form (`geometry` below), and the two agree:
 - `Conv2d`: output pixel i is centred on input pixel i + (k - 1)/2 - p;
 - `ConvTranspose2d`: output pixel i is centred on input pixel i - (k - 1)/2 + p.
-Composed over an encoder's layers this gives each layer's *offset*: map pixel i (in either axis) is centred
-on image pixel i + offset. The study's four cases end at offsets a +4, b -4, c 0, d 0.
+The study's four cases end at offsets a +4, b -4, c 0, d 0, stride 1, radius 4.
 
-Every case is scored on the same image pixels: the central region that a stack of that depth and kernel
-covers with whole receptive fields, [R, S - R) in each axis with R = sum of (k - 1)/2 over the layers
-(88 x 88 for four 3x3 layers on 96 x 96 images), each map cropped at its own offset. On those pixels two
-encoders that compute the same function (case a and case c built from one seed: padding has no
+Every layer is scored on the same image pixels: the central region that the encoder covers with whole
+receptive fields, [R, S - R) in each axis with R the largest radius of its layers (88 x 88 for four 3x3
+layers on 96 x 96 images), each map cropped at its own offset; a strided map's pixels are compared with
+the image taken on the map's grid (every stride-th pixel of the region, at its centres). On those pixels
+two encoders that compute the same function (case a and case c built from one seed: padding has no
 parameters) give the same MI.
 
-Alignment modes (`measure.align`; the critics and the information plane use the same one):
+Alignments (`measure.align`; the critics and the information plane use the same one):
 - `geometry` (default): the common region above, from the layers' geometry;
 - `resize`: the maps resized (bilinear) to the image (what the blog most likely did; the critics then see
   the image resized to the latent instead, as in the study);
@@ -22,7 +26,7 @@ Alignment modes (`measure.align`; the critics and the information plane use the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,25 +37,118 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class Geometry:
-    """The geometry of an encoder's layers on size x size images."""
+    """The geometry of an encoder's recorded layers on size x size images: per layer, its map side,
+    offset, stride and radius (map pixel i is centred on image pixel stride * i + offset and sees the
+    pixels within radius of it). `problem`: why the maps cannot be aligned by geometry (None: they can).
+    `channels` and `names` (each layer's maps and name) are measured with it, not compared."""
 
     size: int  # the image's side S
-    map_sizes: tuple[int, ...]  # each layer's map side
-    offsets: tuple[
-        int, ...
-    ]  # each layer's offset: map pixel i is centred on image pixel i + offset
-    radius: int  # R: receptive-field radius of the whole stack; the common region is [R, S - R)
+    map_sizes: tuple[int, ...]
+    offsets: tuple[int, ...]
+    radius: (
+        int  # R: the largest receptive-field radius of the layers; the common region is [R, S - R)
+    )
+    strides: tuple[int, ...] = ()  # () for stride 1 throughout
+    radii: tuple[int, ...] = ()  # each layer's receptive-field radius
+    problem: str | None = None
+    channels: tuple[int, ...] = field(default=(), compare=False)
+    names: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def region(self) -> tuple[int, int]:
-        """[lo, hi): the image pixels (per axis) covered with whole receptive fields by the whole stack."""
+        """[lo, hi): the image pixels (per axis) covered with whole receptive fields by every layer."""
         return self.radius, self.size - self.radius
+
+    def stride(self, layer: int = -1) -> int:
+        return self.strides[layer] if self.strides else 1
 
     def map_window(self, layer: int = -1) -> tuple[int, int]:
         """[lo, hi): the pixels of layer `layer`'s maps centred on the common region."""
         lo, hi = self.region
-        off = self.offsets[layer]
-        return lo - off, hi - off
+        step, off = self.stride(layer), self.offsets[layer]
+        # the first map pixel centred at or after lo, and one past the last centred before hi
+        return -((off - lo) // step), (hi - 1 - off) // step + 1
+
+    def image_window(self, layer: int = -1) -> slice:
+        """The image pixels (per axis) layer `layer`'s map window is centred on: the common region
+        on the layer's grid."""
+        first, end = self.map_window(layer)
+        step, off = self.stride(layer), self.offsets[layer]
+        return slice(step * first + off, step * (end - 1) + off + 1, step)
+
+    def layers(self) -> list[dict]:
+        """Each recorded layer's map size, stride, receptive-field offset and radius (summary.json)."""
+        names = self.names or tuple(str(i + 1) for i in range(len(self.map_sizes)))
+        return [
+            {
+                "layer": name,
+                "map_size": m,
+                "stride": self.stride(i),
+                "offset": o,
+                "radius": self.radii[i] if self.radii else None,
+            }
+            for i, (name, m, o) in enumerate(zip(names, self.map_sizes, self.offsets))
+        ]
+
+
+@dataclass(frozen=True)
+class LayerGrid:
+    """One recorded layer as measured: its map side and channels, and its grid over the image (or
+    the problem that keeps it from having one)."""
+
+    name: str
+    size: int
+    channels: int
+    stride: int = 1
+    offset: int = 0
+    radius: int = 0
+    problem: str | None = None
+
+    def with_problem(self, what: str) -> LayerGrid:
+        """This layer, marked as one that cannot be aligned by geometry, saying why and what to do."""
+        return replace(
+            self,
+            problem=f"{what}: its maps cannot be put beside the image pixels their receptive fields "
+            "are centred on; measure.align=resize measures it anyway.",
+        )
+
+
+def assemble(size: int, grids: Sequence[LayerGrid]) -> Geometry:
+    """The Geometry of an encoder from its layers' measured grids: the common region from the largest
+    radius, and `problem` set when a layer has no grid or its maps do not cover the region."""
+    geom = Geometry(
+        size,
+        tuple(g.size for g in grids),
+        tuple(g.offset for g in grids),
+        max((g.radius for g in grids), default=0),
+        tuple(g.stride for g in grids),
+        tuple(g.radius for g in grids),
+        next((g.problem for g in grids if g.problem), None),
+        tuple(g.channels for g in grids),
+        tuple(g.name for g in grids),
+    )
+    if geom.problem is None:
+        geom = replace(geom, problem=_coverage_problem(geom))
+    return geom
+
+
+def _coverage_problem(geom: Geometry) -> str | None:
+    """Why the layers' maps cannot be scored on a common region (None: they can)."""
+    size, radius = geom.size, geom.radius
+    if size - 2 * radius < 2:
+        return (
+            f"the receptive fields ({2 * radius + 1} pixels wide) leave no pixel of the {size}x{size} "
+            f"images under whole receptive fields; use images of at least {2 * radius + 2} pixels "
+            "(dataset.size), or measure.align=resize to measure it anyway."
+        )
+    for i, (name, m) in enumerate(zip(geom.names or geom.map_sizes, geom.map_sizes)):
+        lo, hi = geom.map_window(i)
+        if lo < 0 or hi > m or hi - lo < 2:
+            return (
+                f"layer {name}'s {m}x{m} maps do not cover the image's central {size - 2 * radius} "
+                f"pixels (they would need map pixels {lo}..{hi - 1}); use measure.align=resize or crop."
+            )
+    return None
 
 
 def layer_geometry(kind: str, kernel: int, padding: int, size: int) -> tuple[int, int]:
@@ -85,7 +182,8 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
         sizes.append(side)
         offsets.append(off)
     radius = len(layers) * (kernel - 1) // 2
-    geom = Geometry(size, tuple(sizes), tuple(offsets), radius)
+    radii = tuple((i + 1) * (kernel - 1) // 2 for i in range(len(layers)))
+    geom = Geometry(size, tuple(sizes), tuple(offsets), radius, (1,) * len(layers), radii)
     if size - 2 * radius < 2:
         raise ConfigError(
             f"dataset.size={size} is too small for {len(layers)} layers of kernel {kernel}: no "
@@ -109,76 +207,83 @@ def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
     return x[..., top : top + th, left : left + tw]
 
 
-def align(
+def align_pair(
     images: torch.Tensor,
     maps: torch.Tensor,
-    mode: str,
+    align: str,
     geom: Geometry | None = None,
     layer: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (B, 1, H, W) and one layer's maps (B, C, h, w) brought onto the same pixels ->
     ((B, S', S'), (B, C, S', S')). `geom` (the encoder's Geometry) is needed by `geometry`; `layer` picks the
-    offset of the layer the maps come from (the last by default)."""
-    return align_images(images, maps.shape[-2:], mode, geom), align_maps(
-        maps, images.shape[-2:], mode, geom, layer
+    grid of the layer the maps come from (the last by default)."""
+    return align_images(images, maps.shape[-2:], align, geom, layer), align_maps(
+        maps, images.shape[-2:], align, geom, layer
     )
 
 
 def align_images(
-    images: torch.Tensor, map_hw: Sequence[int], mode: str, geom: Geometry | None = None
+    images: torch.Tensor,
+    map_hw: Sequence[int],
+    align: str,
+    geom: Geometry | None = None,
+    layer: int = -1,
 ) -> torch.Tensor:
-    """The image pixels `align` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
+    """The image pixels `align_pair` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
     h, w = images.shape[-2:]
-    if mode == "geometry":
-        lo, hi = _region(geom, h)
-        return images[:, 0, lo:hi, lo:hi]
-    if mode == "resize" or tuple(map_hw) == (h, w):
+    if align == "geometry":
+        _check(geom, h)
+        window = geom.image_window(layer)
+        return images[:, 0, window, window]
+    if align == "resize" or tuple(map_hw) == (h, w):
         return images[:, 0]
-    if mode == "crop":
+    if align == "crop":
         return _centre_crop(images, min(h, map_hw[0]), min(w, map_hw[1]))[:, 0]
-    raise ValueError(f"unknown align mode {mode!r}: use one of {', '.join(Align)}")
+    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
 
 
 def align_maps(
     maps: torch.Tensor,
     image_hw: Sequence[int],
-    mode: str,
+    align: str,
     geom: Geometry | None = None,
     layer: int = -1,
 ) -> torch.Tensor:
-    """The maps' pixels `align` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
+    """The maps' pixels `align_pair` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
     mh, mw = maps.shape[-2:]
-    if mode == "geometry":
-        _region(geom, image_hw[0])
+    if align == "geometry":
+        _check(geom, image_hw[0])
         lo, hi = geom.map_window(layer)
         return maps[:, :, lo:hi, lo:hi]
     if tuple(image_hw) == (mh, mw):
         return maps
-    if mode == "resize":
+    if align == "resize":
         return F.interpolate(maps, size=tuple(image_hw), mode="bilinear", align_corners=False)
-    if mode == "crop":
+    if align == "crop":
         return _centre_crop(maps, min(image_hw[0], mh), min(image_hw[1], mw))
-    raise ValueError(f"unknown align mode {mode!r}: use one of {', '.join(Align)}")
+    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
 
 
-def _region(geom: Geometry | None, size: int) -> tuple[int, int]:
+def _check(geom: Geometry | None, size: int) -> None:
     if geom is None:
-        raise ValueError("align mode 'geometry' needs the encoder's Geometry")
+        raise ValueError("align 'geometry' needs the encoder's Geometry")
+    if geom.problem is not None:
+        raise ConfigError(geom.problem)
     if geom.size != size:
         raise ValueError(f"the geometry is for {geom.size}-pixel images, got {size}")
-    return geom.region
 
 
 def critic_view(
-    image: torch.Tensor, latent: torch.Tensor, mode: str, geom: Geometry | None = None
+    image: torch.Tensor, latent: torch.Tensor, align: str, geom: Geometry | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What the objective networks see: (image (B, 1, s, s), latent (B, C, s, s)) on the same pixels.
-    `resize` keeps the study's choice (the image resized to the latent); the others crop both like `align`."""
-    if mode == "resize":
+    `resize` keeps the study's choice (the image resized to the latent); the others crop both like
+    `align_pair`."""
+    if align == "resize":
         if image.shape[-2:] != latent.shape[-2:]:
             image = F.interpolate(
                 image, size=latent.shape[-2:], mode="bilinear", align_corners=False
             )
         return image, latent
-    img, maps = align(image, latent, mode, geom)
+    img, maps = align_pair(image, latent, align, geom)
     return img[:, None], maps

@@ -292,6 +292,21 @@ def _stats_table(stats: pd.DataFrame) -> str:
     return _table(header, rows)
 
 
+GEOMETRY = "receptive fields: stride / offset / radius per layer (measured)"
+
+
+def _geometry(layers: list[dict] | None) -> str:
+    """A job's measured geometry in one cell: each recorded layer's stride, offset and radius."""
+    try:
+        return " → ".join(f"{g['stride']} / {int(g['offset']):+d} / {g['radius']}" for g in layers)
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+    ):  # written before the geometry was measured, or damaged
+        return ""
+
+
 def _introduction(sweep) -> list[str]:
     """What was trained and measured, the cases' colours, and the jobs left out."""
     jobs, s0 = sweep.jobs, sweep.jobs[0].summary
@@ -329,13 +344,18 @@ def _settings_section(sweep) -> list[str]:
             f"case {j.case}",
             j.path.name.replace(",", ",\u200b"),
             "→".join(map(str, j.summary.get("layer_sizes") or [])),
+            _geometry(j.summary.get("geometry")),
             *[j.summary.get(k) for k in varying],
             *[j.summary.get(k) for k in JOB_COLUMNS],
         ]
         for j in jobs
     ]
     out.append(
-        _table(["case", "directory", "map sizes", *varying, *JOB_COLUMNS.values()], rows, "jobs")
+        _table(
+            ["case", "directory", "map sizes", GEOMETRY, *varying, *JOB_COLUMNS.values()],
+            rows,
+            "jobs",
+        )
     )
     out.append(
         '<p class="note">MI in nats: the mean over images of each image\'s mean / max MI over its '
