@@ -119,6 +119,108 @@ def _restore(path: Path, state, networks: tuple, gen: torch.Generator, noise: to
     return history, step
 
 
+class _Training:
+    """One training run's state: the networks, their optimisers, the generators, the loss history and
+    the step last checkpointed. `train` below is the loop over its `step`."""
+
+    def __init__(self, encoder, critics, images: DeviceImages, cfg: TrainConfig, seed: int):
+        self.encoder, self.critics, self.cfg = encoder, critics, cfg
+        device = images.device
+        critic_params = [
+            p for name, p in critics.named_parameters() if not name.startswith("prior.")
+        ]
+        fused = (
+            device.type == "cuda"
+        )  # one kernel per optimiser step on the GPU; CPU: torch's default
+        self.opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=cfg.lr, fused=fused)
+        self.opt_d = torch.optim.Adam(critics.prior.parameters(), lr=cfg.prior_lr, fused=fused)
+        self.gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
+        # The prior's uniform samples are drawn where the prior runs (no host-to-device copy each
+        # step); on the CPU from the batch generator, as before.
+        self.noise = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+        self.history: list[dict] = []
+        self.saved_at = 0
+        self.eager = self._forward
+        self.forward = self._forward
+        if cfg.compile:
+            self.forward = torch.compile(self._forward, mode=cfg.compile_mode)
+
+    def resume(self, checkpoint: Path, device: torch.device) -> int:
+        """Continue from `checkpoint`: networks, optimisers, generators and history; the step it saved."""
+        state = load_torch(checkpoint, map_location=device)  # damaged: one line naming it
+        networks = (self.encoder, self.critics, self.opt, self.opt_d)
+        self.history, self.saved_at = _restore(checkpoint, state, networks, self.gen, self.noise)
+        return self.saved_at
+
+    def save(self, checkpoint: Path | None, step: int) -> None:
+        self.saved_at = step
+        if checkpoint is not None:
+            state = {
+                "step": step,
+                "history": self.history,
+                "rng": _rng_states(self.gen, self.noise),
+                "encoder": self.encoder.state_dict(),
+                "dim": self.critics.state_dict(),  # the critics' key, as checkpoints always had it
+                "opt": self.opt.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+            }
+            save_torch(checkpoint, state)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        device_type = x.device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            z = self.encoder(x)
+            terms = self.critics.encoder_losses(x, z)
+        return z.float(), {k: v.float() for k, v in terms.items()}
+
+    def _gradients(self, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        z, terms = self.forward(x)
+        cfg = self.cfg
+        loss = cfg.beta * terms["local"] + cfg.alpha * terms["global"] + cfg.gamma * terms["prior"]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return z, terms, loss
+
+    def _compiled_gradients(self, x: torch.Tensor, step: int):
+        """The gradients through torch.compile, falling back to eager mode when compiling fails:
+        it compiles (and can fail) on a call, before any weight has moved."""
+        try:
+            return self._gradients(x)
+        except Exception as e:
+            if self.forward is self.eager:
+                raise
+            log.warning(
+                f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: "
+                f"{first_line(e)[:300]}); training goes on without it (same model, eager mode)."
+            )
+            self.forward = self.eager
+            return self._gradients(x)
+
+    def step(self, step: int, x: torch.Tensor) -> dict:
+        """One step of the encoder and critics, then of the prior's discriminator; the loss row."""
+        z, terms, loss = self._compiled_gradients(x, step)
+        self.opt.step()
+        d_loss = self.critics.discriminator_loss(z, generator=self.noise)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # one host sync a step
+        values = torch.stack(
+            [loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]
+        ).tolist()
+        row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
+        bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
+        if bad:
+            raise RunError(
+                f"training diverged at step {step}: the {bad[0]} term of the loss is "
+                f"{row[bad[0]]}; the last good checkpoint "
+                f"(step {self.saved_at}) is kept. Try a smaller train.lr."
+            )
+        row.update({f"{t}_mi": mi_estimate(row[t], self.critics.bound_name) for t in MI_TERMS})
+        self.history.append(row)
+        return row
+
+
 def train(
     encoder: torch.nn.Module,
     critics: torch.nn.Module,
@@ -137,99 +239,22 @@ def train(
     exists, training resumes from it; it is rewritten every `cfg.checkpoint_every` steps and at the end.
     `stop()` is polled after every step: a signal name stops training after a checkpoint.
     """
-    device, n_images = images.device, len(images)
-    critic_params = [p for name, p in critics.named_parameters() if not name.startswith("prior.")]
-    fused = device.type == "cuda"  # one kernel per optimiser step on the GPU; CPU: torch's default
-    opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=cfg.lr, fused=fused)
-    opt_d = torch.optim.Adam(critics.prior.parameters(), lr=cfg.prior_lr, fused=fused)
-    gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device
-    # The prior's uniform samples are drawn where the prior runs (no host-to-device copy each step); on the
-    # CPU from the batch generator, as before.
-    noise = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
-    history: list[dict] = []
+    run = _Training(encoder, critics, images, cfg, seed)
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = load_torch(checkpoint, map_location=device)  # damaged: one line naming it
-        history, start = _restore(checkpoint, state, (encoder, critics, opt, opt_d), gen, noise)
-
-    saved_at = start
-
-    def save(step: int) -> None:
-        nonlocal saved_at
-        saved_at = step
-        if checkpoint is not None:
-            save_torch(
-                checkpoint,
-                {
-                    "step": step,
-                    "history": history,
-                    "rng": _rng_states(gen, noise),
-                    "encoder": encoder.state_dict(),
-                    "dim": critics.state_dict(),
-                    "opt": opt.state_dict(),
-                    "opt_d": opt_d.state_dict(),
-                },
-            )
-
-    def forward(x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            z = encoder(x)
-            terms = critics.encoder_losses(x, z)
-        return z.float(), {k: v.float() for k, v in terms.items()}
-
-    def gradients(fwd, x: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        z, terms = fwd(x)
-        loss = cfg.beta * terms["local"] + cfg.alpha * terms["global"] + cfg.gamma * terms["prior"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        return z, terms, loss
-
-    eager = forward
-    if cfg.compile:
-        forward = torch.compile(forward, mode=cfg.compile_mode)
+        start = run.resume(checkpoint, images.device)
+    n_images = len(images)
     batch = min(cfg.batch_size, n_images)
     encoder.train()
     critics.train()
     for step in range(start + 1, cfg.steps + 1):
-        idx = torch.randperm(n_images, generator=gen)[:batch]
-        x = images(idx)
-        try:
-            z, terms, loss = gradients(forward, x)
-        # torch.compile compiles (and can fail) on a call; no weight has moved yet
-        except Exception as e:
-            if forward is eager:
-                raise
-            log.warning(
-                f"train.compile=true: torch.compile failed at step {step} ({type(e).__name__}: {first_line(e)[:300]}); "
-                "training goes on without it (same model, eager mode)."
-            )
-            forward = eager
-            z, terms, loss = gradients(forward, x)
-        opt.step()
-        d_loss = critics.discriminator_loss(z, generator=noise)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        # one sync a step
-        values = torch.stack(
-            [loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]
-        ).tolist()
-        row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
-        bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
-        if bad:
-            raise RunError(
-                f"training diverged at step {step}: the {bad[0]} term of the loss is "
-                f"{row[bad[0]]}; the last good checkpoint "
-                f"(step {saved_at}) is kept. Try a smaller train.lr."
-            )
-        row.update({f"{t}_mi": mi_estimate(row[t], critics.bound_name) for t in MI_TERMS})
-        history.append(row)
+        idx = torch.randperm(n_images, generator=run.gen)[:batch]
+        row = run.step(step, images(idx))
         if on_step is not None:
             on_step(step, row)
         signal_name = stop()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or signal_name:
-            save(step)
+            run.save(checkpoint, step)
         if signal_name:
             raise Interrupted.by(signal_name, f"{signal_name} at step {step}: checkpoint saved.")
-    return history
+    return run.history
