@@ -303,7 +303,10 @@ def test_help_and_cfg_job_still_work():
     r = infomax("run", "--cfg", "job", "case=b")
     assert r.returncode == 0 and "name: b" in r.stdout
     r = infomax("run", "--help")
-    assert r.returncode == 0 and "case            a, b, c*, d" in r.stdout
+    assert (
+        r.returncode == 0
+        and "case            a, b, c*, custom, d, dilated, residual, strided" in r.stdout
+    )
 
 
 def test_run_help_lists_the_users_groups_and_every_key_with_its_type_and_value(capsys):
@@ -316,7 +319,7 @@ def test_run_help_lists_the_users_groups_and_every_key_with_its_type_and_value(c
     out = capsys.readouterr().out
     assert "schema" not in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
-    assert rows["case"] == ["a*,", "b,", "c,", "d"]
+    assert rows["case"] == ["a*,", "b,", "c,", "custom,", "d,", "dilated,", "residual,", "strided"]
     assert rows["dataset"] == ["folder*,", "samples,", "stl10,", "torchvision"]
     assert rows["train"] == ["learn,", "study*"]
     keys = schema_keys(config.Config)

@@ -17,6 +17,9 @@ block tells this test how to run it (README readers never see it):
 - `skip [COMMAND-PREFIX]: REASON`: not run (a download, a GPU, SLURM, a server); each skipped
   command is its own skipped test item, with the reason.
 - `exit N [COMMAND-PREFIX]: WHAT`: the command must exit N, with no traceback.
+- `file: PATH` (before a block that is not a shell block, e.g. a module or a YAML file the README
+  shows): that block's text is written to PATH, relative to the directory where each later shell
+  block of the same section runs, as a reader would save it before pasting the commands.
 A directive with a COMMAND-PREFIX applies to the block's commands that start with it; without one,
 to every command of the block (`extra` lines add up). A command without an `exit` must exit 0.
 
@@ -68,6 +71,9 @@ class Block:
     section: str
     commands: list[Command]
     errors: list[str] = field(default_factory=list)  # directives that do not parse or match
+    files: dict[str, str] = field(
+        default_factory=dict
+    )  # the section's files, written before it runs
 
 
 def _tokens() -> list:
@@ -115,22 +121,30 @@ def _apply(block: Block, directive: str) -> None:
             c.exit = int(m["code"])
 
 
+FILE = re.compile(r"^file: (?P<path>[\w./-]+)$")
+
+
 def blocks() -> list[Block]:
-    """Every shell code block of the README, with its directives applied."""
-    out, section, pending, heading = [], "", [], False
+    """Every shell code block of the README, with its directives applied and the files its section
+    showed before it (`file:` directives)."""
+    out, section, pending, heading, files = [], "", [], False, {}
     for tok in _tokens():
         if tok.type == "heading_open":
-            heading = True
+            heading, files = True, {}
         elif heading and tok.type == "inline":
             section, heading = tok.content, False
         if tok.type == "html_block":
             pending = _directives(tok.content)
             continue
         if tok.type == "fence" and tok.info.split()[:1] and tok.info.split()[0] in SHELLS:
-            block = Block(tok.map[0] + 1, section, _commands(tok, tok.map[0]))
+            block = Block(tok.map[0] + 1, section, _commands(tok, tok.map[0]), files=dict(files))
             for d in pending:
                 _apply(block, d)
             out.append(block)
+        elif tok.type == "fence":
+            for d in pending:
+                if m := FILE.match(d):
+                    files[m["path"]] = tok.content
         pending = []
     return out
 
@@ -240,8 +254,10 @@ def _shims(base: Path) -> Path:
     bin_dir.mkdir()
     python = sys.executable
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{python}" "$@"\n')
+    # this checkout's package even where a command sets PYTHONPATH itself (PYTHONPATH=. for a module)
     (bin_dir / "infomax").write_text(
         "#!/bin/sh\n"
+        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{ROOT}"; export PYTHONPATH\n'
         f'if [ "$1" = run ]; then exec "{python}" -m infomax_cli.cli "$@" $README_TEST_EXTRA; fi\n'
         f'exec "{python}" -m infomax_cli.cli "$@"\n'
     )
@@ -299,6 +315,9 @@ def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
         # matplotlib's font cache from the real home, not rebuilt in every fresh one
         "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
     }
+    for name, text in block.files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
     for c in block.commands:
         if c.skip is not None:
             continue
@@ -364,7 +383,10 @@ def test_the_checker_finds_an_undocumented_file_and_a_missing_one(tmp_path):
 def test_every_python_file_the_readme_names_exists():
     """A module the README points a reader at (`model/geometry.py`, `benchmarks/bench_mi.py`) is there:
     relative to the checkout, to the package or to benchmarks/."""
-    named = set(re.findall(r"`([\w./-]+\.py)`", README.read_text()))
+    text = README.read_text()
+    # the files a reader writes (`file:` blocks, such as the module of "Your own encoder") aside
+    written = set(re.findall(r"^file: (\S+)$", text, flags=re.M))
+    named = set(re.findall(r"`([\w./-]+\.py)`", text)) - written
     assert len(named) > 20
     missing = [
         n
