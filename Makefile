@@ -28,10 +28,11 @@ demo: install
 study: install
 	$(BIN)/infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples $(ARGS)
 
-# Every test (CI's command). test-fast: the tests that run no end-to-end job and no `infomax` process
-# (no `slow` or `cli` mark), on two workers: under 2 minutes on 2 cores, for the edit-test loop.
+# Every test (CI's command), on two workers (pytest-xdist: most tests wait on an `infomax` process, so two
+# workers on 2 cores take about 60% of one's time). test-fast: the tests that run no end-to-end job and no
+# `infomax` process (no `slow` or `cli` mark): under 2 minutes on 2 cores, for the edit-test loop.
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not cli" -n 2 $(ARGS)
