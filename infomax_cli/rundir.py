@@ -73,6 +73,8 @@ MI_PER_MAP_COLUMNS = [
     "mi_shuffled",
     "mi_init",
 ]
+# numbers that may be left empty: the spread of one null partner (measure.null_partners=1) is undefined
+MAY_BE_EMPTY = ("mi_null_sd",)
 # then mi_mean_<align>, mi_max_<align> for each other alignment measured
 MI_PER_IMAGE_COLUMNS = [
     "image_id",

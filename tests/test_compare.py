@@ -162,6 +162,27 @@ DAMAGES = {
 }
 
 
+def test_one_null_partner_leaves_mi_null_sd_empty_and_that_is_no_damage(tmp_path):
+    """measure.null_partners=1: one partner has no spread, so mi_null_sd is left empty, as the contract
+    allows; compare takes the job (it once called every such job damaged). Text there is damage."""
+    from fake_sweep import write_job
+
+    jobs = [write_job(tmp_path, case, [0.1, 0.5, 0.3]) for case in ("a", "c")]
+    for job in jobs:
+        t = pd.read_csv(job / "mi_per_map.csv")
+        t["mi_null_sd"] = float("nan")
+        t.to_csv(job / "mi_per_map.csv", index=False)
+    sweep, _ = compare(tmp_path)
+    assert sorted(j.path for j in sweep.jobs) == sorted(jobs) and not sweep.damaged
+    t = pd.read_csv(jobs[0] / "mi_per_map.csv")
+    t["mi_null_sd"] = t["mi_null_sd"].astype(object)
+    t.loc[0, "mi_null_sd"] = "abc"
+    t.to_csv(jobs[0] / "mi_per_map.csv", index=False)
+    sweep, _ = compare(tmp_path)
+    assert [j.path for j in sweep.damaged] == [jobs[0]]
+    assert "1 NaN or non-numeric value(s) in mi_null_sd" in sweep.damaged[0].problem
+
+
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplog, damage):
     """A damaged table used to be used silently (winners taken over the other cases) or to end in a

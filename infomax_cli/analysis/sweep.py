@@ -289,10 +289,12 @@ def _table_problem(table: pd.DataFrame, rows: int | None, text: tuple[str, ...])
     if rows is not None and len(table) != rows:
         return f"has {len(table)} rows but summary.json says n_images={rows} (truncated?)"
     numbers = table.drop(columns=[c for c in text if c in table.columns])
-    bad = [c for c in numbers.columns if pd.to_numeric(numbers[c], errors="coerce").isna().any()]
-    if bad:
-        count = int(pd.to_numeric(numbers[bad[0]], errors="coerce").isna().sum())
-        return f"has {count} NaN or non-numeric value(s) in {bad[0]}"
+    for c in numbers.columns:
+        wrong = pd.to_numeric(numbers[c], errors="coerce").isna()
+        if c in rundir.MAY_BE_EMPTY:  # empty by the contract is no damage; text where a number goes is
+            wrong &= numbers[c].notna()
+        if wrong.any():
+            return f"has {int(wrong.sum())} NaN or non-numeric value(s) in {c}"
     return None
 
 
