@@ -291,7 +291,9 @@ def _table_problem(table: pd.DataFrame, rows: int | None, text: tuple[str, ...])
     numbers = table.drop(columns=[c for c in text if c in table.columns])
     for c in numbers.columns:
         wrong = pd.to_numeric(numbers[c], errors="coerce").isna()
-        if c in rundir.MAY_BE_EMPTY:  # empty by the contract is no damage; text where a number goes is
+        if (
+            c in rundir.MAY_BE_EMPTY
+        ):  # empty by the contract is no damage; text where a number goes is
             wrong &= numbers[c].notna()
         if wrong.any():
             return f"has {int(wrong.sum())} NaN or non-numeric value(s) in {c}"
