@@ -53,7 +53,7 @@ from infomax_cli.model.geometry import align_pair  # noqa: E402
 from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.sources import load_dataset  # noqa: E402
 from infomax_cli.sources.gray import Catalog, GrayImages  # noqa: E402
-from infomax_cli.train import DeviceImages, seed_everything, train  # noqa: E402
+from infomax_cli.train import DeviceImages, TrainHooks, seed_everything, train  # noqa: E402
 
 SWITCHES = (
     "bf16",
@@ -187,7 +187,7 @@ def bench_training(
         sync(device)
         stamps = [time.perf_counter()]
         on_step = lambda s, r: stamps.append(time.perf_counter())  # noqa: E731
-        history = train(encoder, critics, images, tcfg, seed, on_step=on_step)
+        history = train(encoder, critics, images, tcfg, seed, hooks=TrainHooks(on_step=on_step))
         return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
 
     def run_reference():

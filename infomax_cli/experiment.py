@@ -35,7 +35,7 @@ from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
 from .tracker import make_tracker, require_tensorboard
-from .train import DeviceImages, seed_everything, train
+from .train import DeviceImages, TrainHooks, seed_everything, train
 
 log = logging.getLogger("infomax")
 
@@ -196,8 +196,7 @@ def train_encoder(
             cfg.train,
             cfg.seed,
             checkpoint=run_dir / rundir.CHECKPOINT,
-            on_step=on_step,
-            stop=rt.stop,
+            hooks=TrainHooks(on_step, rt.stop),
         )
     loss = pd.DataFrame(history, columns=rundir.LOSS_COLUMNS)
     rundir.write_csv(run_dir / rundir.LOSS_CSV, loss)

@@ -10,6 +10,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,15 @@ class _Training:
         return row
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """What the caller hears and says while training runs: each step's loss row (progress, the
+    information plane, the tracker), and after each step whether to stop (a signal's name, or None)."""
+
+    on_step: Callable[[int, dict], None] = lambda step, row: None
+    stop: Callable[[], str | None] = lambda: None
+
+
 def train(
     encoder: torch.nn.Module,
     critics: torch.nn.Module,
@@ -229,15 +239,15 @@ def train(
     seed: int,
     *,
     checkpoint: Path | None = None,
-    on_step: Callable[[int, dict], None] | None = None,
-    stop: Callable[[], str | None] = lambda: None,
+    hooks: TrainHooks = TrainHooks(),
 ) -> list[dict]:
     """Train for `cfg.steps` steps and return the loss history (one dict per step).
 
     `images(idx)` gives the float (B, 1, S, S) batch of positions `idx` on `images.device`
     (DeviceImages, or any callable with `device` and a length). When `checkpoint`
     exists, training resumes from it; it is rewritten every `cfg.checkpoint_every` steps and at the end.
-    `stop()` is polled after every step: a signal name stops training after a checkpoint.
+    `hooks.on_step(step, row)` hears each step; `hooks.stop()` is polled after every step: a signal
+    name stops training after a checkpoint.
     """
     run = _Training(encoder, critics, images, cfg, seed)
     start = 0
@@ -250,9 +260,8 @@ def train(
     for step in range(start + 1, cfg.steps + 1):
         idx = torch.randperm(n_images, generator=run.gen)[:batch]
         row = run.step(step, images(idx))
-        if on_step is not None:
-            on_step(step, row)
-        signal_name = stop()
+        hooks.on_step(step, row)
+        signal_name = hooks.stop()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or signal_name:
             run.save(checkpoint, step)
         if signal_name:

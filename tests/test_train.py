@@ -12,7 +12,7 @@ from infomax_cli import config
 from infomax_cli.errors import Interrupted, RunError
 from infomax_cli.model.encoders import build_encoder
 from infomax_cli.model.objectives import DeepInfoMax
-from infomax_cli.train import seed_everything, train
+from infomax_cli.train import TrainHooks, seed_everything, train
 
 
 def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> list[dict]:
@@ -115,7 +115,7 @@ def test_on_cuda_a_resumed_run_continues_the_prior_noise(tmp_path):
             steps=4,
             device="cuda",
             checkpoint=ckpt,
-            stop=lambda: "SIGTERM",
+            hooks=TrainHooks(stop=lambda: "SIGTERM"),
         )
     resumed = run(["case=d", "train.checkpoint_every=1"], steps=4, device="cuda", checkpoint=ckpt)
     assert [r["step"] for r in resumed] == [1, 2, 3, 4]
@@ -137,7 +137,7 @@ def test_a_checkpoint_loads_with_weights_only_and_resumes_every_rng(tmp_path):
     ckpt = tmp_path / "checkpoint.pt"
     calls = iter([None, "SIGTERM"])
     with pytest.raises(Interrupted):
-        run(["case=c"], steps=4, checkpoint=ckpt, stop=lambda: next(calls))
+        run(["case=c"], steps=4, checkpoint=ckpt, hooks=TrainHooks(stop=lambda: next(calls)))
     state = torch.load(ckpt, weights_only=True)
     assert state["step"] == 2 and len(state["history"]) == 2
     after = (np.random.random(), random.random())

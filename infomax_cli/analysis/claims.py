@@ -572,14 +572,13 @@ def claim_tables(
     *,
     alt_aligns: Mapping[str, Sequence[str] | None] | None = None,
     margins: Mapping[str, float] | None = None,
-    study_case: str = stats.STUDY_CASE,
-    level: float = stats.LEVEL,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """claims.csv and claims_pairs.csv, with their `setting` column. claims.csv: one row per setting
     and claim: `setting`, rundir.CLAIM_COLUMNS, then `sentence`, `notes`, `value_<case>` (each case's
     point estimate), the untrained control (`init_best_case, init_estimate, init_status`) and each other
     alignment's (`<A>_best_case, <A>_estimate, <A>_status`). `alt_aligns`: per setting, the other
-    alignments the jobs' summaries list (Sweep.alt_aligns); `margins`: claim id -> margin."""
+    alignments the jobs' summaries list (Sweep.alt_aligns); `margins`: claim id -> margin. Case
+    stats.STUDY_CASE against the others, at stats.LEVEL."""
     # units as integer codes: the same grouping, without hashing strings in every groupby
     per_image = per_image.assign(
         case=per_image["case"].astype(str),
@@ -591,7 +590,7 @@ def claim_tables(
         curves = losses[losses[SETTING] == setting]
         listed = (alt_aligns or {}).get(setting)
         s = setting_of(part, curves, loss_source, align, listed, margins)
-        claims, claim_pairs = claims_of_setting(s, study_case, level)
+        claims, claim_pairs = claims_of_setting(s, stats.STUDY_CASE, stats.LEVEL)
         rows += [{SETTING: setting, **row} for row in claims]
         pairs += [{SETTING: setting, **row} for row in claim_pairs]
     out = pd.DataFrame(rows)
