@@ -190,6 +190,8 @@ def _run(args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    # a run that trains: its output directory's problems (a file where a folder goes, no write access)
+    # are one line before Hydra creates anything there; the modes that only print are left alone
     if not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--cfg") or a == "-c"
         for a in args
@@ -210,6 +212,7 @@ def _run(args: list[str]) -> int:
     try:
         _app()
     except SystemExit as e:
+        # Hydra exits 1 on its own usage errors, before any job started: that is a usage error (2)
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         return 2 if code == 1 and not _State.started else code
     except Exception as e:

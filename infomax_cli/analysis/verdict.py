@@ -96,6 +96,8 @@ def pair_arrays(diffs, margin: float, units_random: bool = True, level: float = 
     else:
         est, half = stats.mean_halfwidth(diffs, each, floor)
         seed_var, unit_part = np.maximum(diffs.var(-1, ddof=1), floor**2), 0.0
+    # the seeds at which every pair's interval would be narrower than the margin, from this sweep's
+    # own seed and unit variance parts; no seed count helps when the units alone are too few
     needed = stats.seeds_needed(seed_var, unit_part, margin, each)
     return est, est - half, est + half, needed
 
@@ -155,6 +157,7 @@ def compare_cases(
     value; `share`: the values are shares (intervals clipped to [-1, 1])."""
     if cells.empty:
         return Verdict({}, reason="no data")
+    # each case's own mean and interval: what the table and best_case report, not what decides
     wide = _wide(cells)
     ivs = {c: stats.table_interval(wide[c].unstack("unit"), level, units_random) for c in wide}
     values = {c: x.mean for c, x in sorted(ivs.items()) if not math.isnan(x.mean)}
@@ -168,12 +171,16 @@ def compare_cases(
     others = [c for c in values if c != study_case]
     if not others:
         return Verdict(values, best, reason="the sweep holds no other case to compare with")
+    # what decides: c minus each other case, paired within (seed, unit), each interval at the
+    # Bonferroni level 1 - alpha/(cases - 1) so that together they cover with the stated level
     pairs = _pair_intervals(wide, study_case, others, level, units_random, margin, share)
     est, low, high = (
         np.array([getattr(pairs[o], k) for o in others]) for k in ("mean", "ci_low", "ci_high")
     )
     n_seeds = min(p.n_seeds for p in pairs.values())
     decisions = dict(zip(others, pair_decisions(est, low, high, margin).tolist()))
+    # the seeds at which every pair's interval would be narrower than the margin, from this sweep's
+    # own seed and unit variance parts; no seed count helps when the units alone are too few
     needed = stats.seeds_needed(
         [p.seed_var for p in pairs.values()],
         [p.unit_part for p in pairs.values()],
@@ -182,6 +189,8 @@ def compare_cases(
     )
     units_short = any(p.unit_part >= margin**2 for p in pairs.values())
     pair_seeds = dict(zip(others, needed.tolist()))
+    # the headline: c minus the truly strongest other, its limits the smallest of the pairs' (no
+    # selection of "the strongest" from the same data, which biased it low)
     h_est, h_low, h_high = headline(est, low, high)
     return Verdict(
         values,

@@ -203,6 +203,8 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
         up = r["ci_high"] - m if pd.notna(r["ci_high"]) else 0.0
         return m, max(float(down), 0.0), max(float(up), 0.0)
 
+    # one panel per statistic; in each, one slot per (setting, case): the trained bar, the untrained
+    # control's paler bar beside it when every case has one, and the floors drawn across the slot
     for ax, metric in zip(axes, ("mi_mean", "mi_max")):
         has_init = all(f"{metric}_init" in by.index for _, by in groups)
         w = 0.38 if has_init else 0.6
@@ -226,6 +228,7 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
                         **style,
                         label=label if first else None,
                     )
+            # the floor for images (maps against other photographs), for both statistics
             null = value(by, "mi_null_mean" if metric == "mi_mean" else "mi_null_max")
             if null is not None:
                 ax.hlines(
@@ -237,6 +240,7 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
                     lw=1.5,
                     label="null: another image" if first else None,
                 )
+            # the estimator's bias (shuffled pixels) is per map, so only the mean panel shows it
             if metric == "mi_mean" and key in shuffled:
                 ax.hlines(
                     shuffled[key],
@@ -252,6 +256,7 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
         title = f"{what} MI over the maps of an image\n(95% interval over {over})"
         ax.set(title=title, ylabel=f"{what} MI (nats)")
         ax.grid(axis="y", alpha=0.3)
+    # one legend for both panels, below them (each label was given once, on the first slot)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     handles = axes[0].get_legend_handles_labels()
     fig.legend(*handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
