@@ -6,6 +6,7 @@ import logging
 import pandas as pd
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from infomax_cli.analysis.compare import compare
 from infomax_cli.errors import ConfigError
@@ -282,3 +283,17 @@ def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jo
     claims = pd.read_csv(tmp_path / "claims.csv")
     assert (claims.n_seeds == 3).all()
     assert sorted(pd.read_csv(tmp_path / "comparison.csv").seed.unique()) == [0, 1, 2]
+
+
+def test_the_seeds_to_add_are_one_short_override_hydra_sweeps():
+    """A command that adds 232 seeds is one line: Hydra's range(a,b) (stop excluded) for a run of
+    consecutive seeds, the plain list for a few."""
+    from infomax_cli.analysis.sweep import seed_override
+
+    assert seed_override([2]) == "seed=2"
+    assert seed_override([5, 6, 7]) == "seed=5,6,7"
+    assert seed_override(list(range(5, 237))) == "seed=range(5,237)"
+    assert seed_override([1, 2, 3, 4]) == "seed=1,2,3,4"
+    assert seed_override([1, 3, 5, 7, 9, 11, 13, 15, 17]) == "seed=1,3,5,7,9,11,13,15,17"
+    parsed = OverridesParser.create().parse_override("seed=range(5,237)")
+    assert list(parsed.sweep_iterator()) == list(range(5, 237))

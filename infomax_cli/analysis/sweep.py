@@ -208,7 +208,7 @@ class Sweep:
             for o in hydra_args
             if o.split("=")[0] not in ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
         ]
-        args = [*keep, f"seed={','.join(map(str, seeds))}", *extra]
+        args = [*keep, seed_override(seeds), *extra]
         args.append(f"hydra.sweep.dir={self.path.resolve()}")
         return "infomax run -m " + " ".join(shlex.quote(a) for a in args)
 
@@ -407,3 +407,11 @@ def warn_left_out(sweep: Sweep) -> None:
         log.warning(
             f"job {m} is missing (no directory): left out; rerun the sweep with hydra.sweep.dir={sweep.path}."
         )
+
+
+def seed_override(seeds: list[int]) -> str:
+    """`seed=...` for a multirun: Hydra's `range(a,b)` for a run of more than eight consecutive seeds
+    (a command that adds 230 seeds stays one line), else the list."""
+    if len(seeds) > 8 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seed=range({seeds[0]},{seeds[-1] + 1})"
+    return f"seed={','.join(map(str, seeds))}"

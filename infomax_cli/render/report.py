@@ -136,6 +136,11 @@ def _claim_cells(row, share: bool) -> list[str]:
     ]
 
 
+def _wins(wins: float) -> str:
+    """Images won: whole, or with one decimal where cases within the margin split images."""
+    return f"{wins:.0f}" if float(wins).is_integer() else f"{wins:.1f}"
+
+
 def _share_interval(r) -> list[str]:
     return [f"{r.ci_low:.1%} – {r.ci_high:.1%}"] if pd.notna(r.ci_low) else ["—"]
 
@@ -153,7 +158,7 @@ def print_found(found: Findings, sweep_dir) -> None:
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in found.winners.itertuples():
         table.add_row(
-            f"case {plain(str(r.case))}", str(r.wins), f"{r.share:.1%}", *_share_interval(r)
+            f"case {plain(str(r.case))}", _wins(r.wins), f"{r.share:.1%}", *_share_interval(r)
         )
     console.print(table)
     print(claim_lines(found, sweep_dir), flush=True)
@@ -391,7 +396,7 @@ def _mi_section(pictures: Pictures, found: Findings) -> list[str]:
 def _winners_section(pictures: Pictures, winners: pd.DataFrame) -> list[str]:
     """How often each case wins: the picture beside winners.csv's table."""
     rows = [
-        [f"case {r.case}", r.wins, f"{r.share:.1%}", *_share_interval(r)]
+        [f"case {r.case}", _wins(r.wins), f"{r.share:.1%}", *_share_interval(r)]
         for r in winners.itertuples()
     ]
     units = int(winners["n_units"].max()) if len(winners) else 0
