@@ -249,6 +249,7 @@ def check(cfg: DictConfig | Config) -> None:
             raise ConfigError(f"{key}={value} is not allowed: use {allowed}.")
     if encoder_spec(cfg.case) is not None:
         check_dataset(cfg)
+        check_bins(cfg)
         check_module(cfg)
         return
     if len(cfg.case.layers) != len(cfg.encoder.widths) + 1:
@@ -260,15 +261,20 @@ def check(cfg: DictConfig | Config) -> None:
     if bad:
         raise ConfigError(f"case.layers holds {bad}: each layer must be 'conv' or 'deconv'.")
     check_dataset(cfg)
+    check_bins(cfg)
+    # the case must cover the image's central pixels (ConfigError if not)
+    if cfg.measure.align == Align.geometry:
+        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+
+
+def check_bins(cfg: DictConfig | Config) -> None:
+    """measure.bins no more than an image of dataset.size can fill, whatever the encoder."""
     if cfg.measure.bins > (most := max_bins(cfg.dataset.size)):
         raise ConfigError(
             f"measure.bins={cfg.measure.bins} is more bins than an image's pixels can fill (an 8-bit "
             f"gray image has 256 levels and {cfg.dataset.size**2} pixels; every MI would be noise "
             f"or NaN): use measure.bins={most} or fewer (the study: 20)."
         )
-    # the case must cover the image's central pixels (ConfigError if not)
-    if cfg.measure.align == Align.geometry:
-        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
 
 
 def max_bins(size: int) -> int:

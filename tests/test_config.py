@@ -103,6 +103,14 @@ def test_range_checks_name_the_key(override, key):
         config.check(cfg)
 
 
+@pytest.mark.parametrize("case", ["c", "strided"])
+def test_too_many_bins_are_refused_for_every_kind_of_case(case):
+    """The study's stacks and a module named by _target_ (which skip the stacks' own checks) alike."""
+    cfg = compose_cfg(["dataset=samples", f"case={case}", "measure.bins=10000000"])
+    with pytest.raises(ConfigError, match="is more bins than an image's pixels can fill"):
+        config.check(cfg)
+
+
 def test_the_largest_useful_bin_count_is_allowed():
     config.check(compose_cfg(["dataset=samples", "measure.bins=256", "train.negatives=63"]))
 
