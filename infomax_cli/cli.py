@@ -27,7 +27,15 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.logging import RichHandler
 
 from . import config, rundir
-from .errors import ConfigError, InfomaxError, Interrupted, Refused, first_line
+from .errors import (
+    ConfigError,
+    InfomaxError,
+    Interrupted,
+    PrintableFilter,
+    Refused,
+    first_line,
+    printable,
+)
 
 config.register()
 
@@ -94,21 +102,28 @@ def _app(cfg: DictConfig) -> None:
         if record and code == 2:
             remove_made_folders(run_dir)  # the folders Hydra made for a run that could not start
         _fail(message, code)
-    print(f"infomax: job {hc.job.override_dirname or hc.job.num}: {message}", file=sys.stderr)
+    job = printable(hc.job.override_dirname or hc.job.num)
+    print(f"infomax: job {job}: {printable(message)}", file=sys.stderr)
     if code >= 128 and os.getpid() == _State.main_pid:
         raise SystemExit(code)  # Ctrl-C in a sweep run by the basic launcher: stop it
 
 
 def _log_traceback_to_file() -> None:
-    """Write the current traceback to the job's log file only (not the console)."""
+    """Write the current traceback to the job's log file only (not the console), opening the file when
+    no line has been logged yet (its handler opens it at the first line); best effort."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            handler.stream.write(traceback.format_exc())
-            handler.flush()
+            try:
+                if handler.stream is None:
+                    handler.stream = handler._open()
+                handler.stream.write(traceback.format_exc())
+                handler.flush()
+            except OSError:
+                pass
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"infomax: {message}", file=sys.stderr)
+    print(f"infomax: {printable(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -221,10 +236,14 @@ def _run(args: list[str]) -> int:
         if _is_config_error(e):
             print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
             return 2
+        if "--multirun" not in modes:  # a single run: what went wrong, as itself
+            why = printable(first_line(e))
+            print(f"infomax: internal error: {type(e).__name__}: {why}", file=sys.stderr)
+            return 1
         # raised by a launcher: one of its workers died without reporting (killed, out of memory)
         print(
             f"infomax: a sweep job stopped without reporting back ({type(e).__name__}: "
-            f"{first_line(e)}). Finished jobs are "
+            f"{printable(first_line(e))}). Finished jobs are "
             "kept: rerun the same command to redo the others; the launcher's logs say why it stopped.",
             file=sys.stderr,
         )
@@ -316,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return validate.main(args)
     except InfomaxError as e:
-        print(f"infomax: {e}", file=sys.stderr)
+        print(f"infomax: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("infomax: interrupted", file=sys.stderr)
@@ -381,29 +400,31 @@ def _sensitivity(argv: list[str]) -> int:
         args = sensitivity.parser().parse_args(argv)
         grid = sensitivity.grid_of(args)
         t0 = time.perf_counter()
-        table, per_job = sensitivity.run(Path(args.sweep_dir), grid, show_progress=not args.quiet)
+        sweep_dir, quiet = Path(args.sweep_dir), args.quiet
+        table, per_job = sensitivity.run(sweep_dir, grid, not quiet, tuple(args.encoder))
     except InfomaxError as e:
-        print(f"infomax sensitivity: {e}", file=sys.stderr)
+        print(f"infomax sensitivity: {printable(e)}", file=sys.stderr)
         return e.exit_code
     if not args.quiet:
+        where = printable(args.sweep_dir)
         report.print_sensitivity(
-            table, f"mean max MI (nats) of each case under each protocol ({args.sweep_dir})"
+            table, f"mean max MI (nats) of each case under each protocol ({where})"
         )
     for line in sensitivity.summary_lines(table, per_job):
-        print(line)
+        print(printable(line))
     print(
-        f"wrote {Path(args.sweep_dir) / rundir.SENSITIVITY} and {rundir.SENSITIVITY_JOBS} in "
+        f"wrote {printable(sweep_dir / rundir.SENSITIVITY)} and {rundir.SENSITIVITY_JOBS} in "
         f"{time.perf_counter() - t0:.1f} s"
     )
     return 0
 
 
 def _setup_console_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False)],
-    )
+    handler = RichHandler(show_path=False, show_time=False)
+    handler.addFilter(
+        PrintableFilter()
+    )  # names from files reach the terminal without control codes
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler])
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from .choices import (
     Split,
 )
 from .errors import ConfigError
+from .limits import check_memory, check_path_part
 from .model.geometry import geometry, layer_geometry
 from .model.probe import Recorder, instantiate_module, probe_geometry
 
@@ -85,6 +86,8 @@ class DatasetConfig:
     skip_unreadable: bool = False  # folder: skip files that cannot be decoded (else the run stops)
     # torchvision: more keyword arguments of the class
     options: dict[str, Any] = field(default_factory=dict)
+    # the most images a job reads: a larger dataset (dataset.n_images=null) stops at start, in one line
+    max_images: int = 1_000_000
 
 
 @dataclass
@@ -99,6 +102,9 @@ class DeviceConfig:
     # worker's OMP_NUM_THREADS says). The thread count orders float sums: fix it for the same numbers
     # whatever the launcher.
     threads: int | None = None
+    # the most memory (GB) a job's largest batches may take, estimated at start from the encoder's map
+    # sizes (a config past it stops in one line); null: the device's own memory (the GPU's, or RAM)
+    memory_gb: float | None = None
 
 
 @dataclass
@@ -189,6 +195,7 @@ class Config:
 
 def register() -> None:
     OmegaConf.register_new_resolver("infomax_job_dir", job_dir_name, replace=True)
+    OmegaConf.register_new_resolver("infomax_not_in_names", name_excluded_keys, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
     cs.store(group="case", name="schema_case", node=CaseConfig)
@@ -247,6 +254,7 @@ def check(cfg: DictConfig | Config) -> None:
         if not ok:
             value = _get(cfg, key)
             raise ConfigError(f"{key}={value} is not allowed: use {allowed}.")
+    check_path_part("case.name", cfg.case.name)
     if encoder_spec(cfg.case) is not None:
         check_dataset(cfg)
         check_bins(cfg)
@@ -265,6 +273,8 @@ def check(cfg: DictConfig | Config) -> None:
     # the case must cover the image's central pixels (ConfigError if not)
     if cfg.measure.align == Align.geometry:
         geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+    sizes = map_sizes(list(cfg.case.layers), cfg.case.padding, cfg.encoder.kernel, cfg.dataset.size)
+    check_memory(cfg, [1, *cfg.encoder.widths, cfg.encoder.maps], sizes)
 
 
 def check_bins(cfg: DictConfig | Config) -> None:
@@ -328,6 +338,8 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
         ("case.padding", cfg.case.padding >= 0, "an integer >= 0"),
         ("train.compile_mode", t.compile_mode in tuple(CompileMode), " or ".join(CompileMode)),
         ("dataset.per_photo", cfg.dataset.per_photo >= 1, "an integer >= 1"),
+        ("dataset.max_images", cfg.dataset.max_images >= 1, "an integer >= 1"),
+        ("seed", 0 <= cfg.seed < 2**63, "an integer from 0 to 2**63 - 1 (torch and numpy seeds)"),
     ]
     margins = cfg.compare.margin
     margins = (
@@ -347,6 +359,9 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
         rules.append(
             ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
         )
+    if cfg.device.memory_gb is not None:
+        ok = _finite(cfg.device.memory_gb) and cfg.device.memory_gb > 0
+        rules.append(("device.memory_gb", ok, "a finite number > 0, or null (the device's own)"))
     if cfg.dataset.n_images is not None:
         rules.append(
             ("dataset.n_images", cfg.dataset.n_images >= 1, "an integer >= 1 or null (all images)")
@@ -385,9 +400,11 @@ def check_module(cfg: DictConfig | Config) -> None:
     """A case naming any nn.Module: it imports and builds, its forward gives maps (B, C, h, w) of at
     least MIN_MAP pixels a side, and, when the measurement aligns by geometry, its layers sit on
     grids over the image with some pixels under whole receptive fields (each ConfigError: one line)."""
-    module = instantiate_module(encoder_spec(cfg.case))
     size = int(cfg.dataset.size)
+    check_memory(cfg, [1], [size])  # the images alone, before the module is probed on them
+    module = instantiate_module(encoder_spec(cfg.case))
     geom = probe_geometry(module, size, Recorder.of(module, cfg.case.record_layers))
+    check_memory(cfg, [1, *geom.channels], [size, *geom.map_sizes])
     side = geom.map_sizes[-1]
     if side < max(MIN_MAP, MIN_LATENT):
         raise ConfigError(
@@ -490,26 +507,52 @@ def _get(cfg: Any, dotted: str) -> Any:
 
 
 # --------------------------------------------------------------------------- the config a run remembers
-# Keys that change where, how fast, or whether a job runs, not what it computes: they may differ when a
-# directory is resumed or skipped (the thread count and device move only the last digits of a sum).
+# The one list of keys (each with the keys under it) that change where, how fast, whether or how a job
+# runs, or how a sweep is compared, not what a job computes: they may differ when a directory is resumed
+# or skipped (the thread count and device move only the last digits of a sum), and they do not name a
+# sweep job's directory (config.yaml's exclude_keys is this list, through `name_excluded_keys`).
 NOT_RESULTS = (
     "overwrite",
     "resume",
     "device",
     "logger",
     "dataset.download",
+    "dataset.max_images",
     "train.checkpoint_every",
     "train.compile",
     "train.compile_mode",
     "train.channels_last",
     "measure.batch_size",
     "case.description",
+    "compare",
 )
+# paths: not in a job's directory name (dataset.root is put back shortened, by root_tag)
+NOT_IN_NAMES = ("dataset.root", "hydra.run.dir", "hydra.sweep.dir")
 _NOTHING = object()
 
 
 def changes_results(key: str) -> bool:
     return not any(key == k or key.startswith(k + ".") for k in NOT_RESULTS)
+
+
+def name_excluded_keys() -> list[str]:
+    """The `infomax_not_in_names` resolver (hydra.job.config.override_dirname.exclude_keys): every key
+    of NOT_RESULTS and every key under one in the schema, and the paths (NOT_IN_NAMES)."""
+    keys = [*NOT_RESULTS, *NOT_IN_NAMES]
+    for dotted in schema_keys():
+        if not changes_results(dotted):
+            keys.append(dotted)
+    return list(dict.fromkeys(keys))
+
+
+def schema_keys(schema: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, the nodes and the leaves."""
+    hints, out = typing.get_type_hints(schema), []
+    for f in dataclasses.fields(schema):
+        out.append(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += schema_keys(hints[f.name], f"{prefix}{f.name}.")
+    return out
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -548,7 +591,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def differing_keys(stored: dict, current: dict) -> dict[str, tuple[Any, Any]]:
     """{key: (stored value, current value)} for every key that changes results on which two configs
-    (plain nested dicts) differ; a key one of them lacks (written by another version) has its default."""
+    (plain nested dicts) differ; a key one of them lacks (the schema has grown since) has its default."""
     a, b, defaults = flatten(stored), flatten(current), schema_defaults()
     out = {}
     for key in sorted(a.keys() | b.keys()):

@@ -11,6 +11,7 @@ directory's names, writes and rules are rundir.py's.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,14 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import config, jobstart, rundir, runtime
+from . import config, jobstart, rundir, runtime, store
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .choices import Align, LoggerKind
 from .config import Config, uses_geometry
-from .errors import ConfigError, Refused, RunError
-from .measure import Hooks, MeasuredImages, Measurement, Plan, layer_mi, measure
+from .errors import ConfigError, Damaged, Refused, RunError, printable
+from .limits import check_null_partners
+from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, layer_mi, measure
 from .model.encoders import build_encoder
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
@@ -71,6 +73,7 @@ def load_data(cfg: Config) -> tuple[GrayImages, GrayImages]:
             f"images, but there are {len(data)} training images: use train.negatives={batch - 1} or "
             "fewer, or more images."
         )
+    check_null_partners(cfg.measure.null_partners, measured.groups, measured.name)
     return data, measured
 
 
@@ -132,8 +135,20 @@ def measure_encoder(
     images = MeasuredImages(parts.measured_images, m.image_ids, m.groups)
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
         hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
-        result = measure(parts.encoder, parts.geom, images, plan, hooks)
+        try:
+            result = measure(parts.encoder, parts.geom, images, plan, hooks)
+        except NotFinite as e:
+            when = f"step {cfg.train.steps}, after training" if trained else "step 0, untrained"
+            raise not_finite(cfg, e, f"measured ({when})") from None
     return result, time.perf_counter() - t0
+
+
+def not_finite(cfg: Config, e: NotFinite, when: str) -> RunError:
+    """One line for maps that are not numbers: the layer, the map, the image and the step."""
+    return RunError(
+        f"case {cfg.case.name}: {e} ({when}): the encoder must give numbers; nothing was measured "
+        "from it. Check its forward (a division by zero, a log of 0), or try a smaller train.lr."
+    )
 
 
 class InfoPlane:
@@ -146,10 +161,12 @@ class InfoPlane:
         self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
         self.rows = []
-        if resuming and self.path.is_file():
+        if resuming and os.path.lexists(self.path):
             try:
-                table = rundir.read_table(self.path, rundir.INFOPLANE_COLUMNS)
-            except rundir.Damaged as e:
+                table = store.files.read_csv(run_dir, self.path)
+                if missing := [c for c in rundir.INFOPLANE_COLUMNS if c not in table.columns]:
+                    raise Damaged(f"{self.path} lacks the column(s) {', '.join(missing)}")
+            except Damaged as e:
                 raise RunError(
                     f"{e}: delete it to resume without the information plane's earlier rows."
                 ) from None
@@ -167,7 +184,13 @@ class InfoPlane:
             return
         self.rows = [r for r in self.rows if r["step"] < step]
         p = self.parts
-        mi = layer_mi(p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom)
+        try:
+            mi = layer_mi(
+                p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom
+            )
+        except NotFinite as e:
+            where = f"step {step}, the information plane's probe batch (measure.probe_images)"
+            raise not_finite(self.cfg, e, where) from None
         self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
 
@@ -264,7 +287,7 @@ def draw_pictures(
         figures.png(figures.loss_figure(loss, title, figures.case_color(case))),
     )
     if (run_dir / rundir.INFOPLANE).is_file():
-        plane = pd.read_csv(run_dir / rundir.INFOPLANE)
+        plane = store.files.read_csv(run_dir, run_dir / rundir.INFOPLANE)
         fig = figures.infoplane_figure(plane, f"case {case}: MI of each layer during training")
         rundir.write_bytes(run_dir / rundir.INFOPLANE_PNG, figures.png(fig))
     examples = {}
@@ -294,6 +317,7 @@ def summarise(
     means = [c for c in per_image.columns if c.startswith("mi_")]  # in the table's order
     last = loss.iloc[-1]
     return {
+        "format": store.FORMAT,
         "case": cfg.case.name,
         "dataset": data.name,
         "split": measured.split,
@@ -353,11 +377,13 @@ def run_job(
                 f"{run_dir}: resume=force: used although made with {config.describe(diff)}."
             )
         if rundir.is_finished(run_dir) and not cfg.overwrite:
-            summary = rundir.read_summary(run_dir)  # damaged: one line naming it
-            log.info(
-                f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true redoes it."
-            )
-            return summary
+            if (summary := finished(run_dir)) is not None:
+                log.info(
+                    f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true "
+                    "redoes it."
+                )
+                return summary
+            rundir.start_over(run_dir)
         with runtime.session(cfg.device, show_progress) as rt:  # device=cuda without one: exit 2
             data = load_data(cfg)  # what the data cannot serve: exit 2, nothing written
             if cfg.logger.kind == LoggerKind.tensorboard:
@@ -368,6 +394,26 @@ def run_job(
             rundir.write_job_files(run_dir, job_files or {})
             tracker = make_tracker(cfg.logger, run_dir)
             return _recipe(cfg, run_dir, rt, tracker, data)
+
+
+def finished(run_dir: Path) -> dict | None:
+    """The summary of the finished run in `run_dir` when it is intact (skipped); None when its files
+    are damaged (the run is done again, with a warning: its files cannot be used as they are); a
+    Refused when it is of a format this infomax does not read (nothing in it is touched)."""
+    try:
+        store.read_summary(run_dir)
+    except store.FormatRefused as e:
+        raise Refused(f"{e}; or give this run another directory.") from None
+    except Damaged:
+        pass  # the Job says what
+    job = store.Job.read(run_dir)
+    problem = job.problem or job.damage()
+    if problem is None:
+        return job.summary
+    log.warning(
+        f"{printable(run_dir)} holds a damaged run ({printable(problem)}): running it again."
+    )
+    return None
 
 
 def _recipe(

@@ -22,9 +22,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from . import config, rundir
+from . import config, rundir, store
 from .choices import ResumeMode
-from .errors import ConfigError, Refused
+from .errors import ConfigError, Damaged, Refused, printable
+from .limits import check_path_part
 
 
 class ConfigDiffers(Refused):
@@ -63,9 +64,20 @@ class CheckFirst(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         for overrides, job in _sweep_jobs(config):
             try:
+                check_named(overrides)
                 _check(task_config(job))
             except ConfigError as e:
-                _stop(f"job {' '.join(overrides)}: {e} (nothing was run)")
+                _stop(f"job {printable(' '.join(overrides))}: {e} (nothing was run)")
+
+
+def check_named(overrides: list[str]) -> None:
+    """The overrides that name a sweep job's directory (all but config.name_excluded_keys) hold no
+    `/`, `..` or control character: no job writes outside the sweep's directory."""
+    excluded = set(config.name_excluded_keys())
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") not in excluded:
+            check_path_part(key, value)
 
 
 def remove_made_folders(run_dir: Path) -> None:
@@ -133,8 +145,8 @@ def check_remembered(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any
         return {}
     force = cfg.resume == ResumeMode.force
     try:
-        stored = rundir.remembered_config(run_dir)
-    except rundir.Damaged as e:
+        stored = store.remembered_config(run_dir)
+    except Damaged as e:
         if force:
             return {}
         raise Refused(

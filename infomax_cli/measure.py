@@ -26,9 +26,9 @@ import torch
 
 from . import mi
 from .config import Estimator, MeasureConfig
-from .errors import Interrupted
+from .errors import Interrupted, RunError
 from .model.geometry import Geometry, align_images, align_pair
-from .model.probe import Recorder, layer_maps
+from .model.probe import Recorder
 
 # "null": the null partners' random stream, apart from the other draws of a seed
 NULL_STREAM = 0x6E756C6C
@@ -132,6 +132,26 @@ class Measurement:
         return self.by_protocol[self.protocols[0]]
 
 
+class NotFinite(RunError):
+    """An encoder gave maps that are not numbers (NaN or infinite): the layer, the map and the image
+    (its global id, or its position in the batch) say where; the caller adds when (the step)."""
+
+    def __init__(self, layer: str, channel: int, value: float, image: int):
+        self.layer, self.channel, self.value, self.image = layer, channel, value, image
+        super().__init__(f"map {channel} of layer {layer} is {value} on image {image}")
+
+
+def check_finite(maps: torch.Tensor, layer: str, ids: Sequence[int] | None = None) -> None:
+    """NotFinite naming the first map (B, C, ...) of `layer` that holds a NaN or an infinity."""
+    finite = torch.isfinite(maps)
+    if bool(finite.all()):
+        return
+    bad = (~finite).flatten(2).any(-1) if maps.ndim > 2 else ~finite
+    b, c = (int(i) for i in torch.nonzero(bad)[0])
+    value = float(maps[b, c][~finite[b, c]].flatten()[0])
+    raise NotFinite(layer, c, value, int(ids[b]) if ids is not None else b)
+
+
 def estimator_options(cfg: MeasureConfig) -> dict:
     """The keyword arguments of `mi.estimate_mi` taken from the `measure` config."""
     return {
@@ -209,6 +229,7 @@ def measure(
         idx = torch.arange(lo, min(lo + plan.cfg.batch_size, n))
         x = images.batch(idx)
         batch = _Batch(images.ids[lo : lo + len(idx)], x, encoder(x))
+        check_finite(batch.maps, "output", batch.ids)  # NaN maps would give NaN tables
         img, aligned = _protocols(batch, geom, plan, out)
         if partners is not None:
             who = partners[lo : lo + len(idx)]
@@ -353,12 +374,13 @@ def layer_mi(
 ) -> list[float]:
     """Mean MI between the probe images and each recorded layer's maps (one value per layer), each
     layer aligned as the measurement aligns the last (`geometry`: every layer on the same image
-    pixels, on its own grid)."""
+    pixels, on its own grid); NotFinite when a layer's maps are not numbers."""
     was_training = encoder.training
     encoder.eval()
     opts = estimator_options(cfg)
     out = []
-    for layer, maps in enumerate(layer_maps(encoder, recorder, probe)):
+    for layer, (name, maps) in enumerate(recorder(encoder, probe)):
+        check_finite(maps, name)
         img, aligned = align_pair(probe, maps.float(), cfg.align, geom, layer)
         out.append(float(mi.estimate_mi(img, aligned, seed=seed, **opts).mean()))
     encoder.train(was_training)

@@ -1,5 +1,5 @@
 """The run directory: every file name and column list of the contract, atomic writes, the finished and
-resume rules, and the lock that keeps one run per directory.
+resume rules, and the lock that keeps one run per directory. Reading a directory back is `store`'s.
 
 A job's directory holds its files (`loss.csv`, `mi_per_map.csv`, `mi_per_image.csv`, pictures,
 `summary.json`, ...); a sweep's directory holds one job directory per job and the comparison files.
@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import pickle
 import socket
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import Refused, RunError, first_line
+from .errors import Refused, RunError
 
 log = logging.getLogger("infomax")
 
@@ -57,6 +56,8 @@ HYDRA_CONFIG = ".hydra/config.yaml"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
 HYDRA_FILE = ".hydra/hydra.yaml"  # Hydra's own settings for the job
 MULTIRUN = "multirun.yaml"  # a sweep's own record of what it was asked to run
+# the sweep's comparison's own record: its format, the seeds every table uses, those left out and why
+SWEEP_JSON = "sweep.json"
 VALIDATION_CSV = "validation.csv"  # infomax validate's
 VALIDATION_PNG = "validation.png"
 
@@ -236,31 +237,6 @@ def save_torch(path: Path, obj: Any) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
-def load_torch(path: Path, map_location: Any = "cpu") -> Any:
-    """A checkpoint or encoder file, read with `weights_only=True`: tensors and plain values only, so
-    nothing in the file can run code. A file that does not load that way (damaged, truncated, not
-    torch's, or holding other objects) stops with one line that names it and the way out."""
-    import torch
-
-    path = Path(path)
-    if path.name == CHECKPOINT:
-        fix = "delete it to start this job's training again from step 0"
-    else:
-        fix = "rerun the job with overwrite=true to train it again"
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        why = (
-            "it holds objects other than tensors and plain values, which could run code: not loaded"
-        )
-        log.debug(f"{path}: {first_line(e)}")
-        raise RunError(f"{path} is damaged or unsafe ({why}): {fix}.") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise RunError(
-            f"{path} is damaged and cannot be read ({first_line(e)[:200]}): {fix}."
-        ) from None
-
-
 def check_can_create(folder: Path) -> None:
     """Raise OSError when `folder` could not be made (or written into) by this user, without making
     or writing anything: its nearest existing ancestor must be a directory one may write into."""
@@ -273,22 +249,6 @@ def check_can_create(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------- finished and resume rules
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The job's summary, or None when the job has not finished."""
-    path = Path(run_dir) / SUMMARY
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (ValueError, OSError) as e:  # truncated, not UTF-8, not JSON
-        raise Damaged(
-            f"{path} is damaged ({first_line(e)[:80]}); overwrite=true runs the job again"
-        ) from None
-    if not isinstance(summary, dict) or "case" not in summary:
-        raise Damaged(f"{path} is damaged (no case); overwrite=true runs the job again")
-    return summary
-
-
 def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / SUMMARY).is_file()
 
@@ -315,56 +275,6 @@ def write_failure(run_dir: Path, exit_code: int, message: str) -> None:
         write_json(Path(run_dir) / FAILED, {"exit_code": int(exit_code), "message": message})
     except RunError:
         pass
-
-
-def read_failure(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / FAILED
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------------------ reading what is there
-class Damaged(RunError):
-    """A file of a run directory that cannot be read as the contract says (the message names it)."""
-
-
-def read_table(path: Path, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
-    """A CSV table of a run directory with at least `columns`; Damaged (naming the file and what is
-    wrong) when it is missing, empty, not a CSV table or lacks one of them."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise Damaged(f"{path} is missing") from None
-    except pd.errors.EmptyDataError:
-        raise Damaged(f"{path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise Damaged(f"{path} is not a readable table ({first_line(e)[:80]})") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise Damaged(f"{path} lacks the column(s) {', '.join(missing)}")
-    return table
-
-
-def remembered_config(run_dir: Path) -> dict[str, Any] | None:
-    """The config that made the run in `run_dir` (.hydra/config.yaml) as a plain dict; None when the
-    directory has none; Damaged when it cannot be read."""
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
-
-    path = Path(run_dir) / HYDRA_CONFIG
-    if not path.is_file():
-        return None
-    try:
-        tree = OmegaConf.load(path)  # a YAML safe loader: nothing in it runs
-    except (YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError, ValueError) as e:
-        raise Damaged(f"{path} is damaged ({first_line(e)[:80]})") from None
-    if not isinstance(tree, DictConfig):
-        raise Damaged(f"{path} is damaged (not a config)")
-    return OmegaConf.to_container(tree, resolve=False)
 
 
 def write_job_files(run_dir: Path, files: dict[str, str]) -> None:
@@ -513,16 +423,3 @@ def save_example_maps(
             np.savez_compressed(f, **arrays)
 
     return atomic_write(Path(run_dir) / FEATURES / EXAMPLES_NPZ, write)
-
-
-def load_example_maps(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The example maps save_example_maps wrote (name -> (image, maps, mi), float32), {} when none."""
-    path = Path(run_dir) / FEATURES / EXAMPLES_NPZ
-    if not path.is_file():
-        return {}
-    with np.load(path) as z:
-        names = sorted({k.rsplit(".", 1)[0] for k in z.files})
-        return {
-            n: (z[f"{n}.image"].astype(np.float32), z[f"{n}.maps"].astype(np.float32), z[f"{n}.mi"])
-            for n in names
-        }

@@ -29,20 +29,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from yaml import YAMLError
 
-from . import config, rundir
+from . import config, rundir, store
 from .analysis.sweep import Job, load, warn_left_out
 from .config import Align, DeviceKind, Estimator
-from .errors import ConfigError, RunError, first_line
+from .errors import ConfigError, Damaged, RunError, first_line, printable
 from .measure import Hooks, MeasuredImages, Plan, Protocol, measure
 from .model.encoders import build_encoder
 from .model.probe import Recorder, probe_geometry
@@ -109,24 +110,64 @@ def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
     return out
 
 
-def job_config(job: Job) -> config.Config:
-    """The job's composed config (.hydra/config.yaml) on the schema, as run_job saw it."""
-    path = job.path / rundir.HYDRA_CONFIG
-    if not path.is_file():
+def package_cases() -> dict[str, dict]:
+    """The built-in cases as the package defines them (conf/case/*.yaml, `custom` aside): name -> node."""
+    out = {}
+    for path in sorted((config.CONF_DIR / "case").glob("*.yaml")):
+        node = yaml.safe_load(path.read_text())
+        node.pop("defaults", None)
+        if path.stem != "custom":
+            out[str(node["name"])] = node
+    return out
+
+
+def _case_node(job: Job, stored: dict, targets: tuple[str, ...]) -> dict:
+    """The job's case, to be built: a built-in case's code as the package has it (its data, such as a
+    stack's layers, as stored); a module of your own only when its `_target_` is one of `targets`
+    (given on the command line). Nothing the file names is imported otherwise."""
+    case = stored.get("case")
+    if not isinstance(case, dict):
         raise ConfigError(
-            f"job {job.path.name} has no .hydra/config.yaml: cannot rebuild its encoder; "
+            f"job {job.name}'s .hydra/config.yaml has no case: cannot rebuild its encoder."
+        )
+    encoder, builtin = case.get("encoder"), package_cases().get(str(case.get("name")))
+    if encoder is None and builtin is not None and builtin.get("encoder") is None:
+        return {**case, "encoder": None}  # the study's stack of layers: the package's Encoder
+    target = encoder.get("_target_") if isinstance(encoder, dict) else None
+    if builtin is not None and builtin.get("encoder") and target == builtin["encoder"]["_target_"]:
+        return case  # a built-in beyond the study: the package's own class
+    if target in targets:
+        return case
+    raise ConfigError(
+        f"job {job.name} was trained with a module named by its .hydra/config.yaml "
+        f"({printable(target)!r}): infomax builds no code a file names; if you trust it, name it "
+        f"on the command line: --encoder {printable(target)} (with its module on the path: "
+        "PYTHONPATH=...)."
+    )
+
+
+def job_config(job: Job, targets: tuple[str, ...] = ()) -> config.Config:
+    """The job's composed config (.hydra/config.yaml), read as data, on the schema, as run_job saw it;
+    its case rebuilt as `_case_node` says (`targets`: the modules the user named with --encoder), and
+    nothing downloaded (dataset.download off)."""
+    try:
+        stored = store.remembered_config(job.path, job.root)
+    except Damaged as e:
+        raise RunError(f"{e}: cannot rebuild its encoder.") from None
+    if stored is None:
+        raise ConfigError(
+            f"job {job.name} has no .hydra/config.yaml: cannot rebuild its encoder; "
             "re-measuring needs the job's config."
         )
+    stored = {**stored, "case": _case_node(job, stored, targets)}
     config.register()
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.load(path))
+        merged = OmegaConf.merge(OmegaConf.structured(config.Config), OmegaConf.create(stored))
+        merged.dataset.download = False
         return config.typed(merged)
     except OmegaConfBaseException as e:
+        path = printable(job.path / rundir.HYDRA_CONFIG)
         raise ConfigError(f"{path} does not match the schema: {str(e).splitlines()[0]}") from None
-    except (YAMLError, UnicodeDecodeError, ValueError) as e:  # a YAML safe loader: nothing runs
-        raise RunError(
-            f"{path} is damaged ({first_line(e)[:80]}): cannot rebuild its encoder."
-        ) from None
 
 
 def own_protocol(cfg: config.Config) -> Protocol:
@@ -146,19 +187,18 @@ def remeasure(
     per protocol with the means over images of the per-image mean and max MI (as summary.json has
     them), and the seconds its estimator took."""
     weights = job.path / rundir.ENCODER
-    if not weights.is_file():
-        raise RunError(
-            f"job {job.path.name} has no {rundir.ENCODER}: rerun the sweep to finish it."
-        )
+    if not os.path.lexists(weights):
+        raise RunError(f"job {job.name} has no {rundir.ENCODER}: rerun the sweep to finish it.")
     data = load_datasets(cfg.dataset, bool(cfg.train.holdout))[1]  # the images the job measured
     encoder = build_encoder(cfg.case, cfg.encoder)
     # the geometry is the architecture's: probed on the module as built, before its weights load
     geom = probe_geometry(encoder, data.size, Recorder.of(encoder, cfg.case.record_layers))
     try:
-        encoder.load_state_dict(rundir.load_torch(weights))  # weights_only: runs no code
+        # weights_only, a regular file inside the sweep: runs no code
+        encoder.load_state_dict(store.load_torch(weights, root=job.root))
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise RunError(
-            f"{weights} does not fit job {job.path.name}'s encoder ({first_line(e)[:200]}): "
+            f"{printable(weights)} does not fit job {job.name}'s encoder ({first_line(e)[:200]}): "
             "rerun the job with overwrite=true to train it again."
         ) from None
     encoder.to(device).eval()
@@ -171,7 +211,7 @@ def remeasure(
         values = m.by_protocol[p]
         rows.append(
             {
-                "job": job.path.name,
+                "job": job.path.name,  # a table's cell, not a terminal's
                 "case": str(cfg.case.name),
                 "seed": int(cfg.seed),
                 "align": p.align,
@@ -228,15 +268,19 @@ def sensitivity_table(per_job: pd.DataFrame, own: dict) -> pd.DataFrame:
 
 
 def run(
-    sweep_dir: Path, grid_cfg: SensitivityConfig, show_progress: bool = True
+    sweep_dir: Path,
+    grid_cfg: SensitivityConfig,
+    show_progress: bool = True,
+    targets: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Re-measure every finished job of the sweep (or run) under the grid; write sensitivity.csv and
-    sensitivity_jobs.csv; return (table, per-job rows)."""
+    """Re-measure every job the sweep's tables use (or the run's) under the grid; write sensitivity.csv
+    and sensitivity_jobs.csv; return (table, per-job rows). `targets`: the modules of your own the user
+    named (--encoder), the only ones built."""
     sweep = load(Path(sweep_dir))  # a ConfigError (one line) when nothing has finished
     warn_left_out(sweep)
     device = pick_device(grid_cfg.device)
     base = grid(list(grid_cfg.align), grid_cfg.bins, list(grid_cfg.estimators))
-    cfgs = {j.path: job_config(j) for j in sweep.jobs}
+    cfgs = {j.path: job_config(j, tuple(targets)) for j in sweep.jobs}
     multi = len({j.setting for j in sweep.jobs}) > 1
     own = {}
     for j in sweep.jobs:
@@ -337,6 +381,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--grid", type=Path, default=GRID_FILE, help=f"the grid file (default: {GRID_FILE})"
+    )
+    p.add_argument(
+        "--encoder",
+        nargs="+",
+        default=[],
+        metavar="TARGET",
+        help="a module of your own (case.encoder._target_, e.g. mynet.Net) that jobs were trained "
+        "with: infomax imports and builds only what you name here, never what a job's config names "
+        "(its module on the path: PYTHONPATH=...); the built-in cases need none",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     return p

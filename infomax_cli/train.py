@@ -19,8 +19,9 @@ import torch
 from .config import TrainConfig
 from .errors import Interrupted, RunError, first_line
 from .model.objectives import MI_TERMS, mi_estimate
-from .rundir import load_torch, save_torch
+from .rundir import save_torch
 from .sources.gray import DECODE_ONCE_BYTES, GrayImages
+from .store import load_torch
 
 TERMS = ("local", "global", "prior")
 log = logging.getLogger("infomax")
@@ -211,6 +212,12 @@ class _Training:
         ).tolist()
         row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
         bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
+        if bad and not bool(torch.isfinite(z).all()):  # the encoder's maps, not the critics
+            raise RunError(
+                f"training stopped at step {step}: {_first_not_finite(z)}, so the {bad[0]} term of "
+                f"the loss is {row[bad[0]]}; the last good checkpoint (step {self.saved_at}) is kept. "
+                "The encoder must give numbers: check its forward, or try a smaller train.lr."
+            )
         if bad:
             raise RunError(
                 f"training diverged at step {step}: the {bad[0]} term of the loss is "
@@ -220,6 +227,17 @@ class _Training:
         row.update({f"{t}_mi": mi_estimate(row[t], self.critics.bound_name) for t in MI_TERMS})
         self.history.append(row)
         return row
+
+
+def _first_not_finite(z: torch.Tensor) -> str:
+    """Where the encoder's output first holds a NaN or an infinity, in words."""
+    from .measure import NotFinite, check_finite
+
+    try:
+        check_finite(z.detach(), "output")
+    except NotFinite as e:
+        return f"{e} of the batch"
+    return "the encoder's output is not finite"
 
 
 @dataclass(frozen=True)

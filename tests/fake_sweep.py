@@ -1,7 +1,8 @@
 """Synthetic finished job directories in the run-directory format (no training): for the sweep-level
-tests of compare, stats, claims and the report. Everything the claims read: mi_per_image.csv (with
-`group`, the `_init` control and other alignments' columns), loss.csv (with `local_mi`, `global_mi`),
-mi_per_map.csv and summary.json (with `align` and `study_examples`)."""
+tests of compare, stats, claims and the report. Every file the contract names and the store checks:
+mi_per_image.csv (with `group`, the `_init` control and other alignments' columns), loss.csv (with
+`local_mi`, `global_mi`), mi_per_map.csv and summary.json (format 2: with `align`, `alt_aligns`,
+`study_examples` and `geometry`); or the same in format 1, or as runs before it (refused)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,17 @@ def write_job(
     extra: tuple[str, ...] = ("dataset=samples",),
     finished: bool = True,
     alt_aligns: list[str] | None = None,
+    format: int = 2,
+    overrides: list[str] | None = None,
 ) -> Path:
     """One job of case `case`: per-image `mi_max` (mi_mean = mi_max / 2 unless given); `aligns`: {A:
     mi_max under alignment A}; `groups`: each image's unit (default: PHOTOS in turn); `loss_mi`: the
-    objective's MI estimate per step (default 0.1); `old_format`: the columns of runs written before
-    groups, alignments and the objectives' MI estimates; `alt_aligns`: summary.json's list of the other
-    alignments measured (None: not written, as by runs before it)."""
-    overrides = [f"case={case}", *extra, f"seed={seed}"]
+    objective's MI estimate per step (default 0.1); `old_format`: the files of runs written before
+    2026-11-28 (no groups, nulls or MI estimates: refused); `alt_aligns`: summary.json's list of the
+    other alignments measured (default: those of `aligns`); `format` 1: summary.json without `format`,
+    `alt_aligns` (its mi_max_<A> keys say which) or `geometry`, mi_per_map.csv without mi_null_sd;
+    `overrides`: the job's (its directory's name, joined by commas), default case, `extra` and seed."""
+    overrides = [f"case={case}", *extra, f"seed={seed}"] if overrides is None else list(overrides)
     d = Path(sweep) / ",".join(overrides)
     (d / ".hydra").mkdir(parents=True, exist_ok=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -82,15 +87,21 @@ def write_job(
             ]
         ]
     t.to_csv(d / "mi_per_image.csv", index=False)
-    pd.DataFrame(
+    per_map = pd.DataFrame(
         {
             "image_id": np.repeat(np.arange(n), 2),
             "label": np.repeat(labels, 2),
             "map": np.tile([0, 1], n),
             "mi": np.repeat(mi_max, 2),
+            "mi_null": 0.02,
+            "mi_null_sd": 0.01,
+            "mi_shuffled": 0.02,
             "mi_init": np.repeat(mi_max_init, 2),
         }
-    ).to_csv(d / "mi_per_map.csv", index=False)
+    )
+    if format == 1 or old_format:
+        per_map = per_map.drop(columns="mi_null_sd")
+    per_map.to_csv(d / "mi_per_map.csv", index=False)
     steps = np.arange(1, 6)
     mi = (
         np.full(len(steps), 0.1)
@@ -109,19 +120,27 @@ def write_job(
         loss.update(local_mi=mi / 2, global_mi=mi / 2)
     pd.DataFrame(loss).to_csv(d / "loss.csv", index=False)
     summary = {
+        "format": format,
         "case": case,
         "seed": seed,
         "dataset": "samples",
         "n_images": n,
         "steps": 5,
         "bins": 20,
-        "mi_mean": float(mi_mean.mean()),
-        "mi_max": float(mi_max.mean()),
+        "align": "geometry",
+        "alt_aligns": list(aligns or {}) if alt_aligns is None else list(alt_aligns),
+        "region": [4, 92],
+        "geometry": [{"layer": "1", "map_size": 96, "stride": 1, "offset": 0, "radius": 1}],
+        **{k: float(t[k].mean()) for k in t.columns if k.startswith("mi_")},
+        "study_examples": list(study_examples),
+        "final_local_mi": float(mi[-1] / 2),
     }
-    if not old_format:
-        summary.update(align="geometry", study_examples=list(study_examples))
-    if alt_aligns is not None:
-        summary["alt_aligns"] = list(alt_aligns)
+    if format == 1 or old_format:
+        for key in ("format", "alt_aligns", "geometry"):
+            summary.pop(key)
+    if old_format:
+        for key in ("study_examples", "region", "final_local_mi", "mi_null_mean"):
+            summary.pop(key, None)
     if finished:
         (d / "summary.json").write_text(json.dumps(summary))
     return d

@@ -9,6 +9,7 @@ from fake_sweep import two_level, units, write_job
 from infomax_cli import rundir
 from infomax_cli.analysis import claims, sweep
 from infomax_cli.analysis.compare import compare, print_found
+from infomax_cli.errors import RunError
 
 T2 = 4.302652729749462  # Student t 0.975 quantile, 2 df (one pair: its interval is the 95% one)
 # the same at each of three pairs' simultaneous level 1 - 0.05/3 (two-sided)
@@ -209,9 +210,10 @@ def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
     assert "crop_best_case" not in t.columns[:12]  # extras come after the contract's columns
 
 
-def test_the_other_alignments_are_those_the_summaries_list_else_the_columns(tmp_path):
+def test_the_other_alignments_are_those_the_summaries_list(tmp_path):
     """summary.json's alt_aligns names the other alignments (here crop only, although the tables also
-    hold resize columns); runs written before it list none: the columns say."""
+    hold resize columns); format 1 lists none: its migration reads them off the summary's own
+    mi_max_<align> keys."""
     make(
         tmp_path / "new",
         FOUR,
@@ -222,35 +224,26 @@ def test_the_other_alignments_are_those_the_summaries_list_else_the_columns(tmp_
     listed = table(tmp_path / "new")
     assert "crop_status" in listed.columns and "resize_status" not in listed.columns
     assert sweep.load(tmp_path / "new").alt_aligns == {"dataset=samples": ["crop"]}
-    make(tmp_path / "old", FOUR, seeds=range(2), aligns={"resize": FOUR, "crop": FOUR})
+    old = tmp_path / "old"
+    make(old, FOUR, seeds=range(2), aligns={"resize": FOUR, "crop": FOUR}, format=1)
     read_off = table(tmp_path / "old")
     assert {"crop_status", "resize_status"} <= set(read_off.columns)
-    assert sweep.load(tmp_path / "old").alt_aligns == {"dataset=samples": None}
+    assert sweep.load(old).alt_aligns == {"dataset=samples": ["resize", "crop"]}
 
 
-def test_runs_written_before_groups_use_the_photographs_the_negated_loss_and_chelsea_and_horse(
-    tmp_path,
-):
+def test_runs_written_before_the_format_s_first_layout_are_refused_in_one_line(tmp_path, caplog):
+    """Runs from before 2026-11-28 (no image units, nulls or MI estimates) are not guessed at: each is
+    left out with one line naming the file and the way out, and with none left, compare stops in one
+    line."""
     labels = ["astronaut", "chelsea", "horse", "camera"] * 3
-    rng = np.random.default_rng(0)
     for case, mu in (("a", 0.5), ("c", 0.9)):
-        write_job(
-            tmp_path,
-            case,
-            mu + rng.normal(0, 0.01, 12),
-            labels=labels,
-            groups=labels,
-            loss_mi=mu,
-            old_format=True,
-        )
-    t = table(tmp_path)
-    assert (t.n_units.tolist()[2:]) == [4, 4, 4]  # the 4 photographs, not 12 images
-    assert "negated loss terms" in row(t, "loss_curves").statistic
-    # the case difference of the MI estimates
-    assert row(t, "loss_curves").estimate == pytest.approx(0.4)
-    ex = row(t, "example_images")
-    assert ex.n_units == 2 and "chelsea (image 1): case c, horse (image 2): case c" in ex.notes
-    assert "chelsea and horse" in ex.sentence
+        write_job(tmp_path, case, np.full(12, mu), labels=labels, groups=labels, old_format=True)
+    with pytest.raises(RunError, match="every finished job is damaged") as e:
+        sweep.load(tmp_path)
+    assert "written by infomax before 2026-11-28" in str(e.value) and "overwrite=true" in str(
+        e.value
+    )
+    assert "\n" not in str(e.value)
 
 
 def test_without_case_c_the_claims_cannot_be_tested(tmp_path):

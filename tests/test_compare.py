@@ -8,45 +8,27 @@ import pytest
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from fake_sweep import write_job
+
 from infomax_cli.analysis.compare import compare
 from infomax_cli.errors import ConfigError
 
 
 def make_job(sweep, case, mi_max, seed=0, finished=True, extra=("dataset=samples",)):
-    overrides = [f"case={case}", *extra] + ([f"seed={seed}"] if seed else [])
-    d = sweep / ",".join(sorted(overrides))
-    (d / ".hydra").mkdir(parents=True)
-    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    """A finished job (format 2) named by its sorted overrides, the seed only when not 0; each image
+    its own unit (group), all labelled chelsea."""
+    overrides = sorted([f"case={case}", *extra] + ([f"seed={seed}"] if seed else []))
     n = len(mi_max)
-    pd.DataFrame(
-        {
-            "image_id": range(n),
-            "label": ["chelsea"] * n,
-            "mi_mean": [m / 2 for m in mi_max],
-            "mi_max": mi_max,
-            "best_map": 0,
-        }
-    ).to_csv(d / "mi_per_image.csv", index=False)
-    pd.DataFrame(
-        {
-            "image_id": [i for i in range(n) for _ in range(2)],
-            "label": "chelsea",
-            "map": [0, 1] * n,
-            "mi": [m for m in mi_max for _ in range(2)],
-        }
-    ).to_csv(d / "mi_per_map.csv", index=False)
-    pd.DataFrame(
-        {
-            "step": [1, 2],
-            "loss": [2.0, 1.9],
-            "local": [1.3, 1.2],
-            "global": [1.3, 1.3],
-            "prior": [0.7, 0.7],
-        }
-    ).to_csv(d / "loss.csv", index=False)
-    if finished:
-        (d / "summary.json").write_text(json.dumps({"case": case, "seed": seed}))
-    return d
+    return write_job(
+        sweep,
+        case,
+        mi_max,
+        seed,
+        labels=["chelsea"] * n,
+        groups=[str(i) for i in range(n)],
+        overrides=overrides,
+        finished=finished,
+    )
 
 
 def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
@@ -71,7 +53,7 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
         "0",
         "1",
         "2",
-    ]  # a run without `group`, not the embedded set: each image its own unit
+    ]  # each image its own unit
     assert comp["winner"].tolist() == ["c", "a", "c"]
     wins = pd.read_csv(tmp_path / "winners.csv")
     assert wins[["case", "wins", "share"]].to_dict("list") == {

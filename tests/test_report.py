@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import infomax
 
-from infomax_cli import rundir
+from infomax_cli import rundir, store
 from infomax_cli.analysis.compare import build_report, compare
 from infomax_cli.errors import ConfigError
 from infomax_cli.render import figures
@@ -23,16 +23,16 @@ N_IMAGES, N_MAPS, SIZE = 8, 32, 24
 
 
 def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Path:
-    """A finished run directory in the contract's format, with random but consistent numbers."""
+    """A finished run directory in the contract's format (2), with random but consistent numbers."""
     rng = np.random.default_rng(ord(case) * 100 + seed)
     labels = [EXAMPLES.get(i, "astronaut") for i in range(N_IMAGES)]
     mi = rng.gamma(2.0, 0.1 + 0.05 * "abcd".find(case), size=(N_IMAGES, N_MAPS))
     mi_init = mi * rng.uniform(0.5, 1.0, size=mi.shape)
     steps = np.arange(1, 6)
     terms = {t: 1.4 - 0.02 * steps * rng.uniform(0.5, 1.5) for t in ("local", "global", "prior")}
-    rundir.write_csv(
-        path / rundir.LOSS_CSV, pd.DataFrame({"step": steps, "loss": sum(terms.values()), **terms})
-    )
+    mi_terms = {f"{t}_mi": 1.386 - terms[t] for t in ("local", "global")}
+    loss = pd.DataFrame({"step": steps, "loss": sum(terms.values()), **terms, "prior_disc": 1.38})
+    rundir.write_csv(path / rundir.LOSS_CSV, loss.assign(**mi_terms))
     rundir.write_csv(
         path / rundir.MI_PER_MAP,
         pd.DataFrame(
@@ -41,6 +41,9 @@ def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Pat
                 "label": np.repeat(labels, N_MAPS),
                 "map": np.tile(np.arange(N_MAPS), N_IMAGES),
                 "mi": mi.ravel(),
+                "mi_null": 0.01,
+                "mi_null_sd": 0.005,
+                "mi_shuffled": 0.02,
                 "mi_init": mi_init.ravel(),
             }
         ),
@@ -51,10 +54,15 @@ def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Pat
             {
                 "image_id": np.arange(N_IMAGES),
                 "label": labels,
+                "group": labels,
                 "mi_mean": mi.mean(1),
                 "mi_max": mi.max(1),
                 "best_map": mi.argmax(1),
                 "mi_null_mean": np.full(N_IMAGES, 0.01),
+                "mi_null_max": np.full(N_IMAGES, 0.01),
+                "mi_shuffled_mean": np.full(N_IMAGES, 0.02),
+                "mi_mean_above_null": mi.mean(1) - 0.01,
+                "mi_max_above_null": mi.max(1) - 0.01,
                 "mi_mean_init": mi_init.mean(1),
                 "mi_max_init": mi_init.max(1),
             }
@@ -79,12 +87,16 @@ def make_run(path: Path, case: str, seed: int = 0, examples: bool = True) -> Pat
     rundir.write_json(
         path / rundir.SUMMARY,
         {
+            "format": 2,
             "case": case,
             "dataset": "samples",
             "split": "train",
             "n_images": N_IMAGES,
             "bins": 20,
             "align": "resize",
+            "alt_aligns": [],
+            "study_examples": [0, 1],
+            "geometry": [],
             "estimator": "histogram",
             "objective": "jsd",
             "seed": seed,
@@ -205,8 +217,8 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
     for case, seed in [("a", 0), ("a", 1), ("c", 0), ("c", 1)]:
         run = make_run(path / f"case={case},seed={seed}", case, seed, examples=False)
         for name, keep in (
-            (rundir.MI_PER_MAP, ["image_id", "label", "map", "mi"]),
-            (rundir.MI_PER_IMAGE, ["image_id", "label", "mi_mean", "mi_max", "best_map"]),
+            (rundir.MI_PER_MAP, rundir.MI_PER_MAP_COLUMNS),
+            (rundir.MI_PER_IMAGE, ["image_id", "label", "group", "mi_mean", "mi_max", "best_map"]),
         ):
             rundir.write_csv(run / name, pd.read_csv(run / name)[keep])
         size = 20 if case == "a" else SIZE  # as with align=crop: case a's maps are smaller
@@ -255,12 +267,13 @@ def test_save_example_maps_round_trip(tmp_path):
     path = rundir.save_example_maps(tmp_path, {"00003_cat": (image, maps, mi)})
     assert path == tmp_path / "features" / "examples.npz"
     assert [p.name for p in path.parent.iterdir()] == ["examples.npz"]  # no temporary left behind
-    ((name, (i2, m2, mi2)),) = rundir.load_example_maps(tmp_path).items()
+    job = store.Job(tmp_path, [], None, root=tmp_path)
+    ((name, (i2, m2, mi2)),) = job.examples.items()
     assert name == "00003_cat" and m2.shape == maps.shape
     np.testing.assert_allclose(i2, image, atol=1e-3)
     np.testing.assert_allclose(m2, maps, atol=1e-2)
     np.testing.assert_array_equal(mi2, mi)
-    assert rundir.load_example_maps(tmp_path / "nothing") == {}
+    assert store.Job(tmp_path / "nothing", [], None, root=tmp_path).examples == {}
 
 
 def test_a_folder_that_is_not_a_run_or_sweep_is_a_config_error(tmp_path):
@@ -319,7 +332,7 @@ def test_a_runs_report_reuses_its_own_pictures(tmp_path):
         run / rundir.LOSS_PNG,
         figures.loss_figure(pd.read_csv(run / rundir.LOSS_CSV), "loss", "red"),
     )
-    name, (image, maps, mi) = next(iter(rundir.load_example_maps(run).items()))
+    name, (image, maps, mi) = next(iter(store.Job(run, [], None, root=run).examples.items()))
     save_png(
         run / rundir.FEATURES / f"{name}.png", figures.features_figure(image, maps, mi, "t", "c")
     )
@@ -334,7 +347,7 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
     path = make_sweep(tmp_path / "sweep")
     for case in CASES:
         run = path / f"case={case}"
-        for name, (image, maps, mi) in rundir.load_example_maps(run).items():
+        for name, (image, maps, mi) in store.Job(run, [], None, root=run).examples.items():
             save_png(
                 run / rundir.FEATURES / f"{name}.png",
                 figures.features_figure(image, maps, mi, f"case {case}", case),

@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import TINY, infomax
 
-from infomax_cli import rundir
+from infomax_cli import rundir, store
 from infomax_cli.errors import RunError
 
 
@@ -88,7 +88,7 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_the_way_out(tmp_p
     rundir.save_torch(path, {"step": 3})
     path.write_bytes(path.read_bytes()[:40])  # truncated, as by a full disk
     with pytest.raises(RunError, match=f"{path} is damaged and cannot be read .*delete it"):
-        rundir.load_torch(path)
+        store.load_torch(path)
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_a_crafted_torch_file_is_refused_and_its_payload_never_runs(tmp_path, na
     marker, path = tmp_path / "payload-ran", tmp_path / name
     torch.save({"encoder": Payload(marker)}, path)
     with pytest.raises(RunError, match=f"{path} is damaged or unsafe .*could run code"):
-        rundir.load_torch(path)
+        store.load_torch(path)
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the payload is real: loaded the unsafe way, it runs
     assert marker.read_text() == "ran"

@@ -9,6 +9,7 @@ from fake_sweep import write_job
 from infomax_cli import rundir
 from infomax_cli.analysis import stats, sweep
 from infomax_cli.analysis.compare import compare, comparison
+from infomax_cli.errors import RunError
 
 T2, T1, T3 = (
     4.302652729749462,
@@ -328,19 +329,15 @@ def test_write_stats_from_job_files(tmp_path):
     assert w.set_index("case").loc["c", "ci_low"] < 1.0  # a share of 1 gets a proper interval too
 
 
-def test_a_run_without_group_column_is_its_own_unit_except_the_embedded_sets_photographs(tmp_path):
-    t = pd.DataFrame({"image_id": [0, 1, 2], "label": ["cat", "cat", "dog"]})
-    t.to_csv(tmp_path / rundir.MI_PER_IMAGE, index=False)
-
-    def units(dataset: str) -> list[str]:
-        return (
-            sweep.Job(tmp_path, [], {"case": "a", "dataset": dataset}).per_image["group"].tolist()
-        )
-
-    assert units("stl10") == ["0", "1", "2"]
-    assert units("samples") == ["cat", "cat", "dog"]
-    t.assign(group=["x", "y", "y"]).to_csv(tmp_path / rundir.MI_PER_IMAGE, index=False)
-    assert units("stl10") == ["x", "y", "y"]
+def test_a_table_without_its_image_units_is_damaged_not_guessed(tmp_path):
+    """`group` is a contract column since the format's first layout: a table without it is not given
+    units by guesswork (the photograph, or the image) but named, in one line."""
+    run = write_job(tmp_path, "a", [0.1, 0.2, 0.3], overrides=["case=a"])
+    t = pd.read_csv(run / rundir.MI_PER_IMAGE)
+    t.drop(columns="group").to_csv(run / rundir.MI_PER_IMAGE, index=False)
+    with pytest.raises(RunError, match=r"mi_per_image.csv lacks the column\(s\) group") as e:
+        sweep.load(run)
+    assert "\n" not in str(e.value) and "overwrite=true" in str(e.value)
 
 
 def test_a_tie_splits_the_win_instead_of_going_to_the_first_column():

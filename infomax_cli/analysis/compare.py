@@ -14,13 +14,14 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from .. import rundir
-from ..errors import ConfigError, InfomaxError
+from .. import rundir, store
+from ..errors import ConfigError, InfomaxError, printable
 from ..render import figures, report
 from ..rundir import SETTING
 from . import claims, stats
+from .command import rerun_line
 from .findings import Findings
-from .sweep import Sweep, find_jobs, load, warn_left_out
+from .sweep import Sweep, load, warn_left_out
 from .verdict import NOT_ESTABLISHED, UNDECIDED
 
 log = logging.getLogger("infomax")
@@ -46,7 +47,8 @@ def comparison(sweep: Sweep, tie: float = stats.TIE_NATS) -> pd.DataFrame:
 
 
 def shuffled_means(per_image: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """(setting, case) -> the mean over images of mi_shuffled_mean (the estimator's bias), if measured."""
+    """(setting, case) -> the mean over images of mi_shuffled_mean (the estimator's bias), when the
+    tables have it (a column beyond the contract's)."""
     if "mi_shuffled_mean" not in per_image.columns:
         return {}
     means = per_image.groupby([SETTING, "case"])["mi_shuffled_mean"].mean()
@@ -62,12 +64,42 @@ def margins_of(sweep: Sweep, given: dict[str, float] | None = None) -> dict[str,
 STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then compare says how many)
 
 
+def seeds_to_run(sweep: Sweep, total: int) -> list[int]:
+    """The seeds a command runs so that `total` seeds are complete: first those left out (their jobs
+    that did not finish, or are damaged, are run again), then new ones after every seed the sweep has."""
+    redo = sorted({x.seed for x in sweep.left_out})
+    have = len(sweep.seeds) + len(redo)
+    last = max(sweep.all_seeds)
+    return redo + list(range(last + 1, last + 1 + max(total - have, 0)))
+
+
+def seeds_words(sweep: Sweep, finish: bool = True) -> list[str]:
+    """Which seeds every table uses, and each seed left out with why, in words (terminal and page); with
+    `finish`, then the command that finishes them (when no advice on seeds does already)."""
+    if sweep.kind != "sweep" or not sweep.left_out:
+        return []
+    used = ", ".join(map(str, sweep.seeds))
+    out = [
+        f"Every table and picture uses the seeds at which every case finished intact: {used}; "
+        "left out:"
+    ]
+    several = len({j.setting for j in sweep.jobs}) > 1
+    for x in sweep.left_out:
+        where = f" ({x.setting})" if several else ""
+        out.append(f"seed {x.seed}{where}: {'; '.join(x.why)}")
+    if finish:
+        redo = sorted({x.seed for x in sweep.left_out})
+        out.append(f"to finish them (then every table covers them): {rerun_line(sweep, redo)}")
+    return out
+
+
 def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
-    """For the claims not settled: the command that adds the seeds they need into this sweep's
-    directory (it keeps every finished job and compares them all at its end), grouped by the number
-    of seeds; those that need more image units, not seeds, said so. A claim whose pairs are all
-    decided (c beats some cases and ties others: mixed) needs no more seeds."""
-    seeds = sorted({j.seed for j in sweep.jobs})
+    """For the claims not settled: the command that first finishes the seeds left out (their jobs that
+    did not finish or are damaged) and adds the seeds they need into this sweep's directory (it keeps
+    every finished job and compares them all at its end), grouped by the number of seeds; those that
+    need more image units, not seeds, said so. A claim whose pairs are all decided (c beats some cases
+    and ties others: mixed) needs no more seeds."""
+    seeds = sweep.seeds
     undecided = pairs[pairs["decision"] == UNDECIDED]
     open_keys = set(zip(undecided[SETTING], undecided["claim"]))
     open_ = table[table["best_case"].notna() & (table["status"] == NOT_ESTABLISHED)]
@@ -76,11 +108,20 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
     if open_.empty:
         return []
     if len(seeds) < 2:
-        new = list(range(seeds[-1] + 1, seeds[-1] + STUDY_SEEDS))
+        run = seeds_to_run(sweep, STUDY_SEEDS)
+        new = [s for s in run if s > max(sweep.all_seeds)]
+        redo = run[: len(run) - len(new)]
+        what = f"seeds {new[0]}–{new[-1]}" if new else ""
+        if redo:
+            what = f"finish seed{'s' if len(redo) > 1 else ''} {', '.join(map(str, redo))}" + (
+                f" and add {what}" if new else ""
+            )
+        else:
+            what = f"add {what}"
         return [
-            f"With one seed no claim is established (one training run per case). Add seeds "
-            f"{new[0]}–{new[-1]} into this sweep (its finished jobs are kept); the comparison at its "
-            f"end says how many seeds each claim needs: {sweep.adding_seeds(new)}"
+            f"With one seed no claim is established (one training run per case). {what[0].upper()}"
+            f"{what[1:]} into this sweep (its finished jobs are kept); the comparison at its "
+            f"end says how many seeds each claim needs: {rerun_line(sweep, run)}"
         ]
     need: dict[int, list[str]] = {}
     short = []
@@ -93,15 +134,25 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
         need.setdefault(n, []).append(str(r.claim))
     out = []
     for n, names in sorted(need.items()):
-        new = list(range(seeds[-1] + 1, seeds[-1] + 1 + n - len(seeds)))
+        run = seeds_to_run(sweep, n)
         what = ", ".join(dict.fromkeys(names))
-        out.append(f"{what}: {n} seeds; add {len(new)}: {sweep.adding_seeds(new)}")
+        out.append(f"{what}: {n} seeds; {_run_words(sweep, run)}: {rerun_line(sweep, run)}")
     if short:
         out.append(
             f"{', '.join(dict.fromkeys(short))}: more image units (photographs), not seeds, are "
             "missing (or more than 1000 seeds)"
         )
     return out
+
+
+def _run_words(sweep: Sweep, run: list[int]) -> str:
+    """'add 3', or 'finish seed 0 and add 2': what a command running `run` does."""
+    new = len([s for s in run if s > max(sweep.all_seeds)])
+    redo = run[: len(run) - new]
+    if not redo:
+        return f"add {new}"
+    finish = f"finish seed{'s' if len(redo) > 1 else ''} {', '.join(map(str, redo))}"
+    return f"{finish} and add {new}" if new else finish
 
 
 def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
@@ -132,6 +183,7 @@ def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
         found.advice = seed_advice(sweep, found.claims, found.claim_pairs)
+        found.seeds = seeds_words(sweep, finish=not found.advice)
     return found
 
 
@@ -139,8 +191,8 @@ def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
 def _loss_picture(sweep: Sweep) -> bytes:
     """A run's own loss.png (drawn again only when it is missing); a sweep's loss curves, every job's."""
     job = sweep.jobs[0]
-    if sweep.kind == "run" and job.loss_png is not None:
-        return job.loss_png.read_bytes()
+    if sweep.kind == "run" and (own := job.loss_png) is not None:
+        return own
     if sweep.kind == "run":
         title = f"case {job.case}: training loss"
         return figures.png(figures.loss_figure(job.loss, title, figures.case_color(job.case)))
@@ -159,17 +211,13 @@ def _example_pictures(sweep: Sweep) -> dict[str, list[tuple[str, bytes]]]:
     for name in names:
         have = {c: first[c].pictures.get(name) for c in first}
         if all(have.values()):
-            shown[name] = [
-                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items()
-            ]
+            shown[name] = [(f"case {c}: feature maps of {name}", p) for c, p in have.items()]
         elif all(name in j.examples for j in first.values()):
             rows = [(c, *first[c].examples[name]) for c in first]
             grid = figures.png(figures.example_grid_figure(rows))
             shown[name] = [(f"feature maps of {name}, every case", grid)]
         else:
-            shown[name] = [
-                (f"case {c}: feature maps of {name}", p.read_bytes()) for c, p in have.items() if p
-            ]
+            shown[name] = [(f"case {c}: feature maps of {name}", p) for c, p in have.items() if p]
     return shown
 
 
@@ -239,8 +287,27 @@ def compare(
             out / rundir.WINNERS_PNG, figures.png(figures.winners_figure(found.winners))
         )
     rundir.write_bytes(out / rundir.LOSS_CURVES, drawn.loss)
+    rundir.write_json(out / rundir.SWEEP_JSON, sweep_record(sweep))
     rundir.write_text(out / rundir.REPORT, html)
     return sweep, found
+
+
+def sweep_record(sweep: Sweep) -> dict:
+    """sweep.json: the format, and per setting the seeds every table uses and those left out, why."""
+    settings = sorted({j.setting for j in sweep.jobs} | {x.setting for x in sweep.left_out})
+    return {
+        "format": store.FORMAT,
+        "settings": [
+            {
+                "setting": s,
+                "seeds": sorted({j.seed for j in sweep.jobs if j.setting == s}),
+                "left_out": [
+                    {"seed": x.seed, "why": x.why} for x in sweep.left_out if x.setting == s
+                ],
+            }
+            for s in settings
+        ],
+    }
 
 
 def print_found(sweep: Sweep, found: Findings) -> None:
@@ -268,22 +335,25 @@ class CompareCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             sweep = load(sweep_dir)  # the sweep's jobs, looked up once
-            unfinished, n_jobs = sweep.unfinished, len(sweep.jobs) + len(sweep.unfinished)
+            unfinished = sweep.unfinished
+            n_jobs = len(sweep.jobs) + len(unfinished) + len(sweep.damaged)
+            n_jobs += sum(len(x.set_aside) for x in sweep.left_out)
         except InfomaxError as e:  # nothing finished: no comparison, but the exit status
             sweep, error = None, e
-            unfinished = find_jobs(sweep_dir) if sweep_dir.is_dir() else []
+            unfinished = store.job_dirs(sweep_dir) if sweep_dir.is_dir() else []
             n_jobs = len(unfinished)
-        failures = [f for j in unfinished if (f := rundir.read_failure(j.path))]
+        failures = [f for j in unfinished if (f := store.read_failure(j.path))]
         CompareCallback.exit_code = sweep_exit_code([int(f["exit_code"]) for f in failures])
         try:
             if sweep is None:
                 raise error
-            # the margins this multirun was started with (compare.margin=...), over older jobs' own
+            # the margins this multirun was started with (compare.margin=...), over those its
+            # earlier jobs were run with
             margin = config.get("compare", {}).get("margin")
             margins = {str(k): float(v) for k, v in margin.items()} if margin else None
             sweep, found = compare(sweep, margins)
         except InfomaxError as e:
-            log.error(str(e))
+            log.error(printable(e))
             return
         print_found(sweep, found)
         if failures:

@@ -28,3 +28,5 @@ class Findings:
         default_factory=list
     )  # the claims in words, for the page and terminal
     share_claims: frozenset[str] = frozenset()  # claims whose unit is a share (shown in points)
+    # which seeds every table uses and which were left out, and why (complete seeds only), in words
+    seeds: list[str] = field(default_factory=list)

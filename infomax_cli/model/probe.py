@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from torch import nn
 
 from ..errors import ConfigError, first_line
@@ -36,39 +34,75 @@ PROBE_SEED = 0x70726F62  # "prob": the probe's own generator
 OUTPUT = "output"  # the name of the module's output when it is recorded after its children
 
 
-def instantiate_module(spec: dict) -> nn.Module:
-    """The nn.Module a case's `encoder` node names (`_target_` and its arguments), built by Hydra;
-    ConfigError (one line) when it does not import, cannot be built or is not a module."""
-    target = spec.get("_target_")
+# Hydra's keys that make `instantiate` build or call something: in a case's encoder only the top-level
+# `_target_` is read, and none of these anywhere in its arguments (they are data)
+SPECIAL_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+
+
+def _special(value, where: str) -> str | None:
+    """The first key of Hydra's special keys inside `value` (nested dicts and lists), as its path."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in SPECIAL_KEYS:
+                return f"{where}.{k}"
+            if found := _special(v, f"{where}.{k}"):
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if found := _special(v, f"{where}[{i}]"):
+                return found
+    return None
+
+
+def module_class(target) -> type[nn.Module]:
+    """The class `target` names (`mynet.Net`), imported, once it is known to be an nn.Module subclass:
+    nothing it names is called before. ConfigError (one line) when it does not import or is not one."""
+    from hydra._internal.utils import _locate
+
     if not target or not isinstance(target, str):
         raise ConfigError(
-            "case.encoder needs _target_: the import path of an nn.Module class or function "
+            "case.encoder needs _target_: the import path of an nn.Module class "
             "(case.encoder._target_=mynet.Net)."
         )
     try:
-        module = instantiate(spec, _convert_="all")
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, ImportError):
-            while cause.__cause__ is not None:  # the innermost says why: no module, no attribute
-                cause = cause.__cause__
-            raise ConfigError(
-                f"case.encoder._target_={target} does not import ({type(cause).__name__}: "
-                f"{first_line(cause)}): check the "
-                "name, and that its module is on the path (PYTHONPATH=. infomax run ... from the "
-                "folder that holds it)."
-            ) from None
-        why = first_line(cause) if cause is not None else first_line(e)
+        cls = _locate(target)
+    except ImportError as e:
+        cause = e
+        while cause.__cause__ is not None:  # the innermost says why: no module, no attribute
+            cause = cause.__cause__
         raise ConfigError(
-            f"case.encoder: building {target} failed ({type(cause).__name__}: {why}); check its "
-            "arguments (+case.encoder.NAME=VALUE adds one)."
+            f"case.encoder._target_={target} does not import ({type(cause).__name__}: "
+            f"{first_line(cause)}): check the name, and that its module is on the path "
+            "(PYTHONPATH=. infomax run ... from the folder that holds it)."
         ) from None
-    if not isinstance(module, nn.Module):
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ConfigError(
-            f"case.encoder._target_={target} gives a {type(module).__name__}, not a torch "
-            "nn.Module: name a module class (or a function that returns one)."
+            f"case.encoder._target_={target} is a {type(cls).__name__}, not a torch nn.Module "
+            "class: name a class that subclasses torch.nn.Module (nothing else is called)."
         )
-    return module
+    return cls
+
+
+def instantiate_module(spec: dict) -> nn.Module:
+    """The nn.Module a case's `encoder` node names: its `_target_` an nn.Module subclass (checked before
+    anything is called), built with the other keys as keyword arguments, plain data: a nested
+    `_target_` (or another of Hydra's special keys) is refused, never built. ConfigError (one line)
+    when it does not import, is not a module class or cannot be built."""
+    args = {k: v for k, v in spec.items() if k != "_target_"}
+    if found := _special(args, "case.encoder"):
+        raise ConfigError(
+            f"{found} is not allowed: case.encoder's arguments are data (numbers, strings, lists); "
+            "infomax builds only the module its _target_ names, nothing nested in them."
+        )
+    cls = module_class(spec.get("_target_"))
+    target = spec["_target_"]
+    try:
+        return cls(**args)
+    except Exception as e:  # the user's constructor: any failure is theirs to fix
+        raise ConfigError(
+            f"case.encoder: building {target} failed ({type(e).__name__}: {first_line(e)}); "
+            "check its arguments (+case.encoder.NAME=VALUE adds one)."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -123,11 +157,6 @@ def _keeper(found: dict, name: str):
         found[name] = output
 
     return hook
-
-
-def layer_maps(module: nn.Module, recorder: Recorder, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each recorded layer's maps for the batch x (the information plane)."""
-    return [out for _, out in recorder(module, x)]
 
 
 def probe_geometry(module: nn.Module, size: int, recorder: Recorder) -> Geometry:

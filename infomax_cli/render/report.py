@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape as plain  # names from files are text, never rich markup
 from rich.table import Table
 
+from ..errors import printable
 from ..rundir import SETTING, several_settings
 from .figures import Pictures, case_color
 
@@ -57,23 +58,9 @@ def _fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
-SETTINGS = [
-    "dataset",
-    "split",
-    "n_images",
-    "n_train_images",
-    "holdout",
-    "steps",
-    "batch_size",
-    "lr",
-    "bins",
-    "align",
-    "estimator",
-    "objective",
-    "seed",
-    "device",
-    "versions",
-    "git_commit",
+SETTINGS = [  # summary.json's settings, shown once when every job shares them
+    *("dataset", "split", "n_images", "n_train_images", "holdout", "steps", "batch_size", "lr"),
+    *("bins", "align", "estimator", "objective", "seed", "device", "versions", "git_commit"),
 ]
 JOB_COLUMNS = {
     **STATS_NAMES,
@@ -152,16 +139,18 @@ def print_found(found: Findings, sweep_dir) -> None:
     and one line saying where each claim's sentence and notes are (claims.csv, report.html): a note
     printed under every claim says less than the one line that points at it."""
     console = Console()
-    title = f"which case has the highest max MI ({plain(str(sweep_dir))})"
+    title = f"which case has the highest max MI ({plain(printable(sweep_dir))})"
     table = Table(title=title, min_width=len(title) + 4)
     for col in ("case", "wins", "share", "95% interval"):
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in found.winners.itertuples():
         table.add_row(
-            f"case {plain(str(r.case))}", _wins(r.wins), f"{r.share:.1%}", *_share_interval(r)
+            f"case {plain(printable(r.case))}", _wins(r.wins), f"{r.share:.1%}", *_share_interval(r)
         )
     console.print(table)
-    print(claim_lines(found, sweep_dir), flush=True)
+    for line in found.seeds:
+        print(printable(line))
+    print(printable(claim_lines(found, sweep_dir)), flush=True)
 
 
 def claim_lines(found: Findings, sweep_dir) -> str:
@@ -204,22 +193,22 @@ def print_sensitivity(table: pd.DataFrame, title: str) -> None:
     for c in cols:
         t.add_column(c)
     for c in cases:
-        t.add_column(f"max MI {c}", justify="right")
+        t.add_column(f"max MI {plain(printable(c))}", justify="right")
     for c in ("best", "ranking", "same"):
         t.add_column(c, justify="left")
     for _, r in table.iterrows():
         style = "bold" if r.own_protocol else None
         bins = "" if pd.isna(r["bins"]) else str(int(r["bins"]))
         cells = [
-            *([plain(str(r["setting"]))] if "setting" in table.columns else []),
+            *([plain(printable(r["setting"]))] if "setting" in table.columns else []),
             r["align"],
             r["estimator"],
             bins,
         ]
         cells += [f"{r[f'mi_max_{c}']:.4f}" for c in cases]
         cells += [
-            plain(str(r["best"])),
-            plain(str(r["ranking"])),
+            plain(printable(r["best"])),
+            plain(printable(r["ranking"])),
             "own" if r.own_protocol else ("yes" if r.same_ranking else "[red]no[/red]"),
         ]
         t.add_row(*cells, style=style)
@@ -300,20 +289,16 @@ def _stats_table(stats: pd.DataFrame) -> str:
 GEOMETRY = "receptive fields: stride / offset / radius per layer (measured)"
 
 
-def _geometry(layers: list[dict] | None) -> str:
-    """A job's measured geometry in one cell: each recorded layer's stride, offset and radius."""
-    try:
-        return " → ".join(f"{g['stride']} / {int(g['offset']):+d} / {g['radius']}" for g in layers)
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-    ):  # written before the geometry was measured, or damaged
-        return ""
+def _geometry(layers: list[dict]) -> str:
+    """A job's measured geometry in one cell: each recorded layer's stride, offset and radius (— when
+    the job's format did not measure it)."""
+    cells = [f"{g['stride']} / {int(g['offset']):+d} / {g['radius']}" for g in layers]
+    return " → ".join(cells) or "—"
 
 
-def _introduction(sweep) -> list[str]:
-    """What was trained and measured, the cases' colours, and the jobs left out."""
+def _introduction(sweep, seeds: list[str]) -> list[str]:
+    """What was trained and measured, the cases' colours, the jobs left out and the seeds every table
+    uses (`seeds`: Findings.seeds)."""
     jobs, s0 = sweep.jobs, sweep.jobs[0].summary
     # every string from the run's files is escaped: case names, labels and folder names are the user's
     legend = " ".join(
@@ -335,6 +320,9 @@ def _introduction(sweep) -> list[str]:
     damaged = [f"{j.path.name}: {j.problem}" for j in sweep.damaged]
     if damaged:
         out.append(f'<p class="note">Left out, damaged: {html.escape("; ".join(damaged))}.</p>')
+    if seeds:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in seeds[1:])
+        out.append(f'<p class="note">{html.escape(seeds[0])}</p><ul class="note">{items}</ul>')
     return out
 
 
@@ -349,7 +337,7 @@ def _settings_section(sweep) -> list[str]:
             f"case {j.case}",
             j.path.name.replace(",", ",\u200b"),
             "→".join(map(str, j.summary.get("layer_sizes") or [])),
-            _geometry(j.summary.get("geometry")),
+            _geometry(j.summary["geometry"]),
             *[j.summary.get(k) for k in varying],
             *[j.summary.get(k) for k in JOB_COLUMNS],
         ]
@@ -442,7 +430,7 @@ def page(sweep, pictures: Pictures, found: Findings) -> str:
     out = [f"<h1>infomax report: {html.escape(heading)}</h1>"]
     if found.claims is not None:
         out.extend(_claims_section(found, pictures.claims))
-    out.extend(_introduction(sweep))
+    out.extend(_introduction(sweep, found.seeds))
     out.extend(_settings_section(sweep))
     out.extend(_mi_section(pictures, found))
     if found.winners is not None and pictures.winners is not None:

@@ -55,7 +55,9 @@ READERS: dict[DatasetKind, Reader] = {
         has_splits=True,
     ),
     DatasetKind.folder: Reader(
-        lambda cfg, split: load_folder(_root(cfg), cfg.size, cfg.n_images, cfg.skip_unreadable),
+        lambda cfg, split: load_folder(
+            _root(cfg), cfg.size, cfg.n_images, cfg.skip_unreadable, cfg.max_images
+        ),
         has_splits=False,
         heldout_what="labels (subfolders) of dataset.root",
     ),

@@ -116,13 +116,19 @@ class _FolderSource(LazySource):
         return out
 
 
-def load_folder(root: Path, size: int, n_images: int | None, skip_unreadable: bool) -> GrayImages:
-    """Your own images under `root`, ImageFolder layout; image ids are positions in the sorted listing."""
+def load_folder(
+    root: Path, size: int, n_images: int | None, skip_unreadable: bool, most: int | None = None
+) -> GrayImages:
+    """Your own images under `root`, ImageFolder layout; image ids are positions in the sorted listing;
+    at most `most` (dataset.max_images) of them."""
     files = _listed(root)
     if skip_unreadable:
+        # n_images readable files (null: all), no more than dataset.max_images
+        check_n(None, min(n_images or len(files), len(files)), f"dataset.root={root}", most)
         keep, source, skipped = _readable(root, files, size, n_images)
     else:  # nothing decoded here: the first batch that meets a bad file stops the run
-        keep, skipped = list(range(check_n(n_images, len(files), f"dataset.root={root}"))), []
+        n = check_n(n_images, len(files), f"dataset.root={root}", most)
+        keep, skipped = list(range(n)), []
         source = _FolderSource(root, files[: len(keep)], size)
     info = {
         "dataset_kind": "folder",

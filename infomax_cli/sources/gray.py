@@ -162,14 +162,20 @@ class _SubsetSource(LazySource):
         return self.parent._uint8(self.positions[np.asarray(idx, dtype=np.int64)])
 
 
-def check_n(n_images: int | None, total: int, what: str) -> int:
-    if n_images is None:
-        return total
-    if n_images > total:
+def check_n(n_images: int | None, total: int, what: str, most: int | None = None) -> int:
+    """How many images a job reads of the `total` a source has: `n_images` (null: all), at most
+    `most` (dataset.max_images); ConfigError (one line) past either, before any image is read."""
+    if n_images is not None and n_images > total:
         raise ConfigError(
             f"dataset.n_images={n_images} is larger than {what} ({total} images): use at most {total}, or null for all."
         )
-    return int(n_images)
+    n = total if n_images is None else int(n_images)
+    if most is not None and n > most:
+        raise ConfigError(
+            f"{what} has {total} images, more than dataset.max_images={most} a job reads: use "
+            f"dataset.n_images=N for its first N, or raise dataset.max_images."
+        )
+    return n
 
 
 def download_failed(what: str, where: Path | str, error: BaseException) -> RunError:

@@ -212,7 +212,7 @@ def load_torchvision(cfg: DatasetConfig, split: Split) -> GrayImages:
     kwargs.update(cfg.options)
     source = _TorchvisionSource(name, kwargs, cfg.size, cfg.download)
     ds = source.dataset
-    n = check_n(cfg.n_images, len(ds), f"torchvision {name} ({split})")
+    n = check_n(cfg.n_images, len(ds), f"torchvision {name} ({split})", cfg.max_images)
     labels = _torchvision_labels(ds, n)
     info = {"dataset_kind": "torchvision", "image_size": cfg.size}
     if cfg.options:
