@@ -6,9 +6,8 @@ import logging
 import pandas as pd
 import pytest
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from fake_sweep import write_job
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from infomax_cli.analysis.compare import compare
 from infomax_cli.errors import ConfigError

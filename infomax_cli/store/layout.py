@@ -139,8 +139,8 @@ COLUMNS = {
 def table(name: str, frame: pd.DataFrame, data: dict, written: int, path: Path) -> pd.DataFrame:
     """One of a job's tables (mi_per_image.csv, mi_per_map.csv, loss.csv) checked against the contract
     and its summary `data` (the contract's columns, one row per image or step, numbers where numbers
-    go in every column: no NaN, no text; `mi_null_sd` may be empty) and brought to FORMAT from the format it was `written` in;
-    Damaged (naming the file and what is wrong) otherwise."""
+    go in every column: no NaN, no text; `mi_null_sd` may be empty) and brought to FORMAT from the
+    format it was `written` in; Damaged (naming the file and what is wrong) otherwise."""
     frame = _table_from_1(name, frame) if written == 1 else frame
     if missing := [c for c in COLUMNS[name] if c not in frame.columns]:
         raise Damaged(f"{path} lacks the column(s) {', '.join(missing)}")
