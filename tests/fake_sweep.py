@@ -35,6 +35,7 @@ def write_job(
     alt_aligns: list[str] | None = None,
     format: int = 2,
     overrides: list[str] | None = None,
+    directory: str | None = None,
 ) -> Path:
     """One job of case `case`: per-image `mi_max` (mi_mean = mi_max / 2 unless given); `aligns`: {A:
     mi_max under alignment A}; `groups`: each image's unit (default: PHOTOS in turn); `loss_mi`: the
@@ -42,9 +43,10 @@ def write_job(
     2026-11-28 (no groups, nulls or MI estimates: refused); `alt_aligns`: summary.json's list of the
     other alignments measured (default: those of `aligns`); `format` 1: summary.json without `format`,
     `alt_aligns` (its mi_max_<A> keys say which) or `geometry`, mi_per_map.csv without mi_null_sd;
-    `overrides`: the job's (its directory's name, joined by commas), default case, `extra` and seed."""
+    `overrides`: the job's (its directory's name, joined by commas, unless `directory` names it),
+    default case, `extra` and seed."""
     overrides = [f"case={case}", *extra, f"seed={seed}"] if overrides is None else list(overrides)
-    d = Path(sweep) / ",".join(overrides)
+    d = Path(sweep) / (directory or ",".join(overrides))
     (d / ".hydra").mkdir(parents=True, exist_ok=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     mi_max = np.asarray(mi_max, dtype=float)

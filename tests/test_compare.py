@@ -278,3 +278,51 @@ def test_the_seeds_to_add_are_one_short_override_hydra_sweeps():
     assert seed_override([1, 3, 5, 7, 9, 11, 13, 15, 17]) == "seed=1,3,5,7,9,11,13,15,17"
     parsed = OverridesParser.create().parse_override("seed=range(5,237)")
     assert list(parsed.sweep_iterator()) == list(range(5, 237))
+
+
+@pytest.mark.slow
+def test_the_printed_command_first_finishes_the_seed_a_damaged_job_left_out(tmp_path, capsys):
+    """Seeds 0-2 of case=a,c (as jobs named the way Hydra names them); seed 0's c job cut short: every
+    table uses seeds 1 and 2, and the command compare prints runs seed 0 again: the damaged job is
+    trained again (with a warning), the intact ones are skipped untouched, and the comparison at its
+    end covers all three seeds."""
+    import shlex
+
+    import numpy as np
+    from conftest import TINY, infomax
+
+    from infomax_cli import cli, config
+
+    excluded = set(config.name_excluded_keys())
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.9, 12)
+    for seed in range(3):
+        for case in "ac":
+            task = [f"case={case}", *TINY, f"seed={seed}"]
+            name = ",".join(sorted(o for o in task if o.split("=")[0] not in excluded))
+            values = base + rng.normal(0, 0.05, 12)
+            write_job(tmp_path, case, values, seed, overrides=task, directory=name)
+    multirun_task = ["case=a,c", *TINY, "seed=0,1,2"]
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"hydra": [], "task": multirun_task}}})
+    )
+    damaged = next(tmp_path.glob("case=c,*seed=0*"))
+    table = damaged / "mi_per_image.csv"
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-4]))
+    intact = {
+        p: p.read_bytes()
+        for p in tmp_path.glob("*/*.*")
+        if p.is_file() and damaged not in p.parents
+    }
+    assert cli.main(["compare", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (pd.read_csv(tmp_path / "claims.csv").n_seeds == 2).all()
+    line = next(x for x in out.splitlines() if "infomax run -m" in x and "seed=0" in x)
+    args = shlex.split(line[line.index("infomax run -m") :])[1:]
+    done = infomax(*args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "holds a damaged run" in done.stdout + done.stderr
+    assert all(p.read_bytes() == data for p, data in intact.items())  # the intact jobs, untouched
+    assert len(pd.read_csv(damaged / "mi_per_image.csv")) == 12
+    assert (pd.read_csv(tmp_path / "claims.csv").n_seeds == 3).all()
+    assert sorted(pd.read_csv(tmp_path / "comparison.csv").seed.unique()) == [0, 1, 2]

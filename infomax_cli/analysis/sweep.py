@@ -67,7 +67,7 @@ class Sweep:
         return len(self.jobs) > len(self.cases)
 
     def label(self, job: Job) -> str:
-        return job.case + (f" {job.path.name}" if self.several else "")
+        return job.case + (f" {job.name}" if self.several else "")
 
     @property
     def align(self) -> str | None:
@@ -183,6 +183,7 @@ def complete_seeds(
     every case with an intact job in the setting has an intact job at that seed."""
     reasons = _reasons(broken, missing)
     used, left_out = [], []
+    intact = _one_per_seed(intact)
     for setting in sorted({j.setting for j in intact}):
         jobs = [j for j in intact if j.setting == setting]
         cases = sorted({j.case for j in jobs})
@@ -200,6 +201,22 @@ def complete_seeds(
             ]
             left_out.append(LeftOut(setting, seed, why, here))
     return used, left_out
+
+
+def _one_per_seed(intact: list[Job]) -> list[Job]:
+    """One job per (setting, case, seed): a second directory of the same job (its name made by another
+    version's list of keys left out of names) is left out, with a warning, not counted twice."""
+    kept: dict[tuple, Job] = {}
+    for j in sorted(intact, key=lambda j: j.path.name):
+        key = (j.setting, j.case, j.seed)
+        if key in kept:
+            log.warning(
+                f"job {j.name} is the same job as {kept[key].name} (case {j.case}, seed {j.seed}, "
+                "the same overrides): left out, so that no seed counts twice."
+            )
+            continue
+        kept[key] = j
+    return list(kept.values())
 
 
 def missing_jobs(record: store.SweepRecord, sweep_dir: Path, jobs: list[Job]) -> list[str]:

@@ -71,7 +71,8 @@ class Job:
 
     @property
     def case(self) -> str:
-        return str(self.summary["case"])
+        """The case's name, as a terminal, a page or a picture may show it (`printable`)."""
+        return printable(self.summary["case"])
 
     @property
     def seed(self) -> int:
@@ -151,7 +152,7 @@ class Job:
         out = {}
         for p in sorted(folder.glob("*.png")):
             if (data := self._png(p)) is not None:
-                out[p.stem] = data
+                out[printable(p.stem)] = data
         return out
 
     @property
@@ -289,6 +290,8 @@ def sweep_record(sweep_dir: Path) -> SweepRecord:
             isinstance(x, list) and all(isinstance(o, str) for o in x) for x in (task, hydra)
         ):
             raise TypeError("its overrides are not lists of strings")
-    except (Damaged, KeyError, TypeError, AttributeError) as e:
+    except Damaged as e:
+        return SweepRecord(problem=str(e))
+    except (KeyError, TypeError, AttributeError) as e:
         return SweepRecord(problem=f"{path} is damaged ({first_line(e)[:100]})")
     return SweepRecord(list(task), list(hydra))

@@ -79,18 +79,18 @@ def opened(root: Path, path: Path, kind: str) -> Iterator[IO[bytes]]:
         raise Damaged(f"{path} is missing") from None
     except OSError as e:
         raise Damaged(f"{path} cannot be opened ({(e.strerror or str(e)).lower()})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO or device)"
+        raise Damaged(f"{path} is {what}: not read")
+    if st.st_size > LIMITS[kind]:
+        os.close(fd)
+        raise Damaged(
+            f"{path} holds {_size(st.st_size)}, more than the {_size(LIMITS[kind])} infomax reads "
+            f"from a {kind} file: not read"
+        )
     with open(fd, "rb", closefd=True) as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            what = (
-                "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO or device)"
-            )
-            raise Damaged(f"{path} is {what}: not read")
-        if st.st_size > LIMITS[kind]:
-            raise Damaged(
-                f"{path} holds {_size(st.st_size)}, more than the {_size(LIMITS[kind])} infomax reads "
-                f"from a {kind} file: not read"
-            )
         yield f
 
 
