@@ -44,15 +44,19 @@ def check_memory(cfg: Any, channels: list[int], sizes: list[int]) -> None:
         ),
     ]
     need, what = max(parts)
-    if need <= CHECKED_BYTES:
-        return
+    if need <= CHECKED_BYTES and cfg.device.memory_gb is None:
+        return  # no need to ask the device
     limit, named = memory_limit(cfg.device)
     if need > limit:
         raise ConfigError(
             f"{what} of {channels[-1]} maps of {sizes[-1]}x{sizes[-1]} on {sizes[0]}x{sizes[0]} images "
-            f"needs about {need / GB:,.0f} GB, more than {named} ({limit / GB:,.0f} GB): use fewer maps "
+            f"needs about {_gb(need)} GB, more than {named} ({_gb(limit)} GB): use fewer maps "
             "(encoder.maps), smaller images (dataset.size) or smaller batches, or set device.memory_gb."
         )
+
+
+def _gb(n: float) -> str:
+    return f"{n / GB:,.0f}" if n >= 10 * GB else f"{n / GB:.2g}"
 
 
 def memory_limit(cfg: Any) -> tuple[float, str]:

@@ -212,11 +212,11 @@ class _Training:
         ).tolist()
         row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
         bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
-        if bad and not bool(torch.isfinite(z).all()):  # the encoder's maps, not the critics
+        if bad and not bool(torch.isfinite(z).all()):  # the encoder's maps, not only the critics
             raise RunError(
-                f"training stopped at step {step}: {_first_not_finite(z)}, so the {bad[0]} term of "
-                f"the loss is {row[bad[0]]}; the last good checkpoint (step {self.saved_at}) is kept. "
-                "The encoder must give numbers: check its forward, or try a smaller train.lr."
+                f"training diverged at step {step}: the {bad[0]} term of the loss is "
+                f"{row[bad[0]]}, and {_first_not_finite(z)}; the last good checkpoint (step "
+                f"{self.saved_at}) is kept. Try a smaller train.lr, or check the encoder's forward."
             )
         if bad:
             raise RunError(

@@ -339,7 +339,9 @@ def test_11_memory_heavy_sizes_are_estimated_and_refused_naming_the_limit():
     the estimate and the limit."""
     with pytest.raises(ConfigError, match=r"needs about [\d,]+ GB, more than .*encoder.maps"):
         config.check(compose_cfg([*TINY, "encoder.maps=100000"]))
-    with pytest.raises(ConfigError, match=r"more than device.memory_gb=0.5 \(0 GB\)"):
+    with pytest.raises(
+        ConfigError, match=r"about 2.4 GB, more than device.memory_gb=0.5 \(0.5 GB\)"
+    ):
         config.check(compose_cfg([*TINY, "encoder.maps=4096", "device.memory_gb=0.5"]))
     config.check(compose_cfg([*TINY, "encoder.maps=64"]))  # an ordinary size passes
 

@@ -359,5 +359,5 @@ class CompareCallback(Callback):
         if failures:
             log.error(
                 f"{len(failures)} of {n_jobs} jobs did not finish (see above): the comparison covers "
-                "the finished ones. Rerun the same command to redo the others."
+                "the seeds at which every case finished. Rerun the same command to redo the others."
             )
