@@ -214,7 +214,7 @@ def _run(args: list[str]) -> int:
         try:
             _check_output_dir(args)
         except InfomaxError as e:
-            print(f"infomax: {e}", file=sys.stderr)
+            print(f"infomax: {printable(e)}", file=sys.stderr)
             return 2
     from .analysis.compare import CompareCallback
 
@@ -234,7 +234,16 @@ def _run(args: list[str]) -> int:
         if user_wants_traceback:
             raise
         if _is_config_error(e):
-            print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
+            print(f"infomax: {printable(_config_error_line(e))}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError) and _State.main_pid == os.getpid() and not _State.started:
+            # Hydra could not make the run's directory (or its log) before the job started
+            where = printable(e.filename or "the output directory")
+            print(
+                f"infomax: cannot write {where}: {(e.strerror or str(e)).lower()}; choose another "
+                "directory with hydra.run.dir=... (hydra.sweep.dir=... with -m).",
+                file=sys.stderr,
+            )
             return 2
         if "--multirun" not in modes:  # a single run: what went wrong, as itself
             why = printable(first_line(e))
@@ -261,7 +270,7 @@ def _help(overrides: list[str]) -> int:
     try:
         print_help(overrides)
     except (HydraException, OmegaConfBaseException) as e:
-        print(f"infomax: {_config_error_line(e)}", file=sys.stderr)
+        print(f"infomax: {printable(_config_error_line(e))}", file=sys.stderr)
         return 2
     return 0
 
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             if cmd == "compare":
                 compare.print_found(*compare.compare(folder, margins))
             else:
-                print(compare.build_report(folder))
+                print(printable(compare.build_report(folder)))
             return 0
         if cmd == "sensitivity":
             return _sensitivity(args)

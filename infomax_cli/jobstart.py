@@ -42,7 +42,7 @@ def task_config(cfg: DictConfig) -> DictConfig:
 
 def _stop(message: str) -> None:
     """One line and exit 2, from inside a Hydra callback (which turns an Exception into a warning)."""
-    print(f"infomax: {message}", file=sys.stderr)
+    print(f"infomax: {printable(message)}", file=sys.stderr)
     raise SystemExit(2)
 
 

@@ -9,6 +9,12 @@ are aligned once per alignment and fed to every estimator. The grid's defaults l
 `conf/sensitivity.yaml`; the command (`infomax sensitivity`) is `cli.py`'s, its flags this module's
 `parser`.
 
+A job's stored config is data: read through the store as plain values, never instantiated. The
+built-in cases are rebuilt from the package (the study's stacks by its Encoder, the cases beyond the
+study by the class the package's own preset names); a module of your own only from a target the user
+names with `--encoder`, and then through the module builder (an nn.Module subclass, no nested
+`_target_`). Nothing is downloaded (the stored `dataset.download` is set off).
+
 Writes to the sweep directory:
 - `sensitivity.csv`: one row per protocol: `align, bins, estimator, mi_max_<case>..., mi_mean_<case>...,
   best, ranking, own_protocol, same_ranking`: the cases' mean max-MI and mean-MI (over images and seeds),

@@ -60,12 +60,6 @@ def inside(root: Path, path: Path) -> Path:
     return real
 
 
-def is_file(root: Path, path: Path) -> bool:
-    """Whether `path` is something in the directory where a file could be (a link, a FIFO or a folder
-    included: reading it then says what is wrong with it)."""
-    return os.path.lexists(path) and not (Path(path).is_dir() and not Path(path).is_symlink())
-
-
 @contextlib.contextmanager
 def opened(root: Path, path: Path, kind: str) -> Iterator[IO[bytes]]:
     """`path` opened for reading in binary, once it is known to be a regular file inside `root` of at
