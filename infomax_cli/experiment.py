@@ -26,7 +26,7 @@ from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .choices import Align, LoggerKind
 from .config import Config, uses_geometry
-from .errors import ConfigError, Damaged, Refused, RunError, printable
+from .errors import ConfigError, Damaged, Refused, RunError
 from .limits import check_null_partners
 from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, layer_mi, measure
 from .model.encoders import build_encoder
@@ -377,7 +377,7 @@ def run_job(
                 f"{run_dir}: resume=force: used although made with {config.describe(diff)}."
             )
         if rundir.is_finished(run_dir) and not cfg.overwrite:
-            if (summary := finished(run_dir)) is not None:
+            if (summary := jobstart.finished(run_dir)) is not None:
                 log.info(
                     f"{run_dir} already holds a finished run (summary.json): skipped; overwrite=true "
                     "redoes it."
@@ -394,26 +394,6 @@ def run_job(
             rundir.write_job_files(run_dir, job_files or {})
             tracker = make_tracker(cfg.logger, run_dir)
             return _recipe(cfg, run_dir, rt, tracker, data)
-
-
-def finished(run_dir: Path) -> dict | None:
-    """The summary of the finished run in `run_dir` when it is intact (skipped); None when its files
-    are damaged (the run is done again, with a warning: its files cannot be used as they are); a
-    Refused when it is of a format this infomax does not read (nothing in it is touched)."""
-    try:
-        store.read_summary(run_dir)
-    except store.FormatRefused as e:
-        raise Refused(f"{e}; or give this run another directory.") from None
-    except Damaged:
-        pass  # the Job says what
-    job = store.Job.read(run_dir)
-    problem = job.problem or job.damage()
-    if problem is None:
-        return job.summary
-    log.warning(
-        f"{printable(run_dir)} holds a damaged run ({printable(problem)}): running it again."
-    )
-    return None
 
 
 def _recipe(

@@ -7,13 +7,16 @@
 3. the config the directory remembers (.hydra/config.yaml) against this run's, when it holds a finished
    or resumable run: a difference in anything that changes results stops the run (resume=force
    overrides);
-4. only then does the job write: Hydra's `.hydra/` files (Hydra's own writing is switched off by
+4. a finished run is skipped when its files are intact (`finished`), done again when they are damaged,
+   left alone when of a format this infomax does not read;
+5. only then does the job write: Hydra's `.hydra/` files (Hydra's own writing is switched off by
    `hydra.output_subdir: null`), then its work.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ from . import config, rundir, store
 from .choices import ResumeMode
 from .errors import ConfigError, Damaged, Refused, printable
 from .limits import check_path_part
+
+log = logging.getLogger("infomax")
 
 
 class ConfigDiffers(Refused):
@@ -166,3 +171,23 @@ def check_remembered(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any
             f"{'skip' if what == 'finished' else 'continue'} it anyway."
         )
     return diff
+
+
+def finished(run_dir: Path) -> dict | None:
+    """The summary of the finished run in `run_dir` when it is intact (skipped); None when its files
+    are damaged (the run is done again, with a warning: its files cannot be used as they are); a
+    Refused when it is of a format this infomax does not read (nothing in it is touched)."""
+    try:
+        store.read_summary(run_dir)
+    except store.FormatRefused as e:
+        raise Refused(f"{e}; or give this run another directory.") from None
+    except Damaged:
+        pass  # the Job says what
+    job = store.Job.read(run_dir)
+    problem = job.problem or job.damage()
+    if problem is None:
+        return job.summary
+    log.warning(
+        f"{printable(run_dir)} holds a damaged run ({printable(problem)}): running it again."
+    )
+    return None

@@ -8,12 +8,11 @@ The study ("Features that maximize mutual information, how do they look like?") 
 keeps the most MI, three ways; two more rows test the summaries this tool has always printed:
 
 * `loss_curves` (the study's evidence: the loss curves over 50 iterations): the mean over training
-  steps of the objective's own MI estimate, `local_mi + global_mi` (nats; a run without them: the
-  negated loss terms `-(local + global)`, which differ from it by a constant, so the case differences
-  are the same); one value per training run: `n_units` = 0.
+  steps of the objective's own MI estimate, `local_mi + global_mi` (nats); one value per training run:
+  `n_units` = 0.
 * `example_images` (the cat and the horse): the mean over the maps (`mi_mean`) of the study's example
-  images (`study_examples` in summary.json; for an older embedded-set run, the whole-photo crops of
-  `chelsea` and `horse`), averaged over them; the images are fixed, not sampled: `n_units` = their number.
+  images (`study_examples` in summary.json: on the embedded set the whole-photo crops of `chelsea` and
+  `horse`), averaged over them; the images are fixed, not sampled: `n_units` = their number.
 * `winner_share` ("over all 5000 images, the highest frequency"): on each image the winner is the case
   with the highest `mi_max`; per image unit (`group`) the fraction of its images a case wins.
 * `mean_max_mi` (this tool's old verdict): per unit, the mean of `mi_max`.
@@ -63,7 +62,7 @@ from .verdict import (
     compare_cases,
 )
 
-# mi_max_<suffix> columns that are not another alignment (runs whose summary does not list alt_aligns)
+# mi_max_<suffix> columns that are not another alignment (when the caller lists no alignments)
 NOT_ALIGNMENTS = ("init", "above_null")
 NATS, SHARE = "nats", "share"
 DEFAULT_MARGINS = dataclasses.asdict(MarginConfig())  # claim id -> margin (compare.margin)
@@ -94,8 +93,8 @@ class Setting:
 
 def alignments(per_image: pd.DataFrame, listed: Sequence[str] | None = None) -> list[str]:
     """The other alignments the jobs were measured under, as their summaries list them (`listed`:
-    summary.json's `alt_aligns`), or for runs written before summaries listed them, read off the
-    columns mi_max_<A> and mi_mean_<A>; only those every image has both columns of."""
+    summary.json's `alt_aligns`, which the store gives every job), or when the caller lists none, read
+    off the columns mi_max_<A> and mi_mean_<A>; only those every image has both columns of."""
     cols = list(per_image.columns)
     if listed is None:
         found = [c.removeprefix("mi_max_") for c in cols if c.startswith("mi_max_")]

@@ -1,5 +1,5 @@
 """The four encoder cases of the study, built from their config (`conf/case/*.yaml`); a case that
-names any nn.Module (`case.encoder._target_`) is built by Hydra (`build_encoder`).
+names any nn.Module (`case.encoder._target_`) is built by `probe.instantiate_module` (`build_encoder`).
 
 Each case is four 3x3, stride-1 layers ending in 32 feature maps:
 | case | layers                       | spatial size            |
@@ -86,8 +86,8 @@ def he_init(block: nn.Conv2d | nn.ConvTranspose2d) -> None:
 
 
 def build_encoder(case: CaseConfig, encoder: EncoderConfig) -> nn.Module:
-    """The case's encoder: the module its `encoder` node names (`_target_`, built by Hydra), or the
-    study's Encoder from its layers and the `encoder` config node."""
+    """The case's encoder: the module its `encoder` node names (`_target_`, an nn.Module subclass,
+    built with its arguments as data), or the study's Encoder from its layers and the `encoder` node."""
     if case.encoder is not None:
         return instantiate_module(dict(case.encoder))
     return Encoder(
