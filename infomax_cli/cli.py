@@ -76,6 +76,12 @@ def _app(cfg: DictConfig) -> None:
     multirun = hc.mode == RunMode.MULTIRUN
     record = True
     try:
+        if (
+            multirun and run_dir.is_symlink()
+        ):  # a sweep's job writes inside the sweep, not elsewhere
+            raise Refused(
+                f"{run_dir} is a link: a sweep's job is written only inside the sweep; delete it."
+            )
         run_job(cfg, run_dir, job_files=hydra_files(cfg))
         return
     except Refused as e:  # stopped before writing into the directory: nothing recorded there

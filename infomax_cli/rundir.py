@@ -19,6 +19,8 @@ import json
 import logging
 import os
 import socket
+import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -159,6 +161,8 @@ CLAIM_PAIR_COLUMNS = [
 
 
 # ------------------------------------------------------------------------------------ atomic writes
+# a run directory's own folders: a link there (from whoever made the directory) is not written through
+SUBFOLDERS = (".hydra", FEATURES)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -167,6 +171,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary file beside `path`, then rename it over `path`. A write the disk
     refuses (full, read-only, ...) is one RunError naming the file; the old file stays as it was."""
     path = Path(path)
+    if path.parent.name in SUBFOLDERS and path.parent.is_symlink():
+        raise RunError(
+            f"{path.parent} is a link: infomax writes no file through a link out of a run directory; "
+            "delete it (or give the run another directory)."
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -359,8 +368,11 @@ def _take(run_dir: Path, path: Path) -> int:
     """Open and flock DIR/.infomax.lock, write this run's PID and host in it; the open fd."""
     me, host = os.getpid(), socket.gethostname()
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # never through a link, never a FIFO or device: the lock's truncate and write stay in the folder
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"{path} is not a regular file: delete it, then run again.")
             if not _flock(fd):
                 raise _busy(run_dir, path, _held_by(path))
             if not _is_file_of(fd, path):  # its holder ended and removed it meanwhile: again
@@ -394,6 +406,10 @@ def lock(run_dir: Path) -> Iterator[None]:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         fd = _take(Path(run_dir), path)
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RunError(
+                f"{path} is a link: infomax writes no file through a link; delete it."
+            ) from None
         raise RunError(
             f"cannot write the run directory {run_dir}: {(e.strerror or str(e)).lower()}; set "
             "hydra.run.dir (hydra.sweep.dir with -m) to a writable folder."
@@ -423,3 +439,27 @@ def save_example_maps(
             np.savez_compressed(f, **arrays)
 
     return atomic_write(Path(run_dir) / FEATURES / EXAMPLES_NPZ, write)
+
+
+class JobLogHandler(logging.FileHandler):
+    """The job's log file (conf/hydra/job_logging), opened without following a link and only as a
+    regular file: a link or FIFO put there by whoever made the directory gets no line (one warning)."""
+
+    def _open(self):
+        try:
+            fd = os.open(
+                self.baseFilename,
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                0o666 & ~_UMASK,
+            )
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "not a regular file")
+        except OSError as e:
+            print(
+                f"infomax: {self.baseFilename} is not a file infomax writes into ({e.strerror}): "
+                "the job's log goes to the terminal only.",
+                file=sys.stderr,
+            )
+            return open(os.devnull, "a", encoding=self.encoding)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -222,3 +222,32 @@ def test_a_module_target_is_checked_before_anything_is_called(spec, words, tmp_p
 
     with pytest.raises(ConfigError, match=words):
         instantiate_module(spec)
+
+
+def test_nothing_is_written_through_a_link_a_received_directory_holds(tmp_path):
+    """A received run directory is written into when it is resumed or extended: its lock, its .hydra/
+    and features/ folders and its log are never followed out of it (the lock would truncate the file it
+    points at)."""
+    import logging
+
+    from infomax_cli.errors import RunError
+
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    precious = outside / "bashrc"
+    precious.write_text("precious\n")
+    (run / rundir.LOCK).symlink_to(precious)
+    with pytest.raises(RunError, match=r"\.infomax\.lock is a link"):
+        with rundir.lock(run):
+            pass
+    (run / ".hydra").symlink_to(outside)
+    with pytest.raises(RunError, match=r"\.hydra is a link"):
+        rundir.write_text(run / rundir.HYDRA_CONFIG, "seed: 0\n")
+    (run / rundir.LOG).symlink_to(precious)
+    handler = rundir.JobLogHandler(run / rundir.LOG, delay=True)
+    handler.emit(logging.makeLogRecord({"msg": "a line"}))
+    handler.close()
+    assert precious.read_text() == "precious\n" and sorted(p.name for p in outside.iterdir()) == [
+        "bashrc"
+    ]
