@@ -31,6 +31,7 @@ from .choices import (
     LoggerKind,
     Objective,
     ResumeMode,
+    Spending,
     Split,
 )
 from .errors import ConfigError
@@ -151,7 +152,7 @@ class MarginConfig:
     Nats: about the histogram estimator's own bias at independence ((B-1)^2/2N = 0.02 nats at 20 bins,
     the shuffled null) and the spread of its bias across dependence strengths (+0.017 to -0.042 on the
     Gaussians), 2-4% of the study's mean MI (0.5) and max-MI (0.85-0.9). Shares: 5 points, one image in
-    twenty. `mean_max_mi` is also the MI margin of a win: cases within it of the top split an image."""
+    twenty."""
 
     loss_curves: float = 0.02
     example_images: float = 0.02
@@ -163,9 +164,16 @@ class MarginConfig:
 @dataclass
 class CompareConfig:
     """How a sweep's cases are compared (`infomax compare`, the end of `infomax run -m`); not the jobs'
-    results: a change here needs no job to run again."""
+    results: a change here needs no job to run again. `tie` (nats): cases whose max-MI on an image
+    lies within it of the top split the image (the winner share's own band). `max_seeds` and
+    `spending`: the sweep's plan for looking at its claims as seeds come in (README, "Looking again
+    and again"): the most seeds it will get, and how the error rate is spent over its looks; fixed
+    by the sweep's first look (looks.csv)."""
 
     margin: MarginConfig = field(default_factory=MarginConfig)
+    tie: float = 0.02
+    max_seeds: int = 60
+    spending: Spending = Spending.pocock
 
 
 @dataclass
@@ -343,6 +351,14 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
                 "a finite number > 0 (in the claim's unit)",
             )
         )
+    rules += [
+        (
+            "compare.tie",
+            _finite(cfg.compare.tie) and cfg.compare.tie >= 0,
+            "a finite number >= 0 (nats)",
+        ),
+        ("compare.max_seeds", cfg.compare.max_seeds >= 2, "an integer >= 2"),
+    ]
     if cfg.device.threads is not None:
         rules.append(
             ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
@@ -493,6 +509,7 @@ def _get(cfg: Any, dotted: str) -> Any:
 # Keys that change where, how fast, or whether a job runs, not what it computes: they may differ when a
 # directory is resumed or skipped (the thread count and device move only the last digits of a sum).
 NOT_RESULTS = (
+    "compare",  # how a sweep is compared, not what a job computes
     "overwrite",
     "resume",
     "device",

@@ -8,6 +8,7 @@ the writer drops it when it holds one value (rundir.write_table), as the contrac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -28,3 +29,4 @@ class Findings:
         default_factory=list
     )  # the claims in words, for the page and terminal
     share_claims: frozenset[str] = frozenset()  # claims whose unit is a share (shown in points)
+    look: Any = None  # a sweep's look at its claims (looks.LookState)

@@ -118,7 +118,13 @@ def margin_text(row, share: bool) -> str:
 
 
 def seeds_text(row) -> str:
-    return "—" if pd.isna(row["seeds_needed"]) else str(int(row["seeds_needed"]))
+    """seeds_needed, to seeds_needed_high when the seed variance's uncertainty makes it a range."""
+    if pd.isna(row["seeds_needed"]):
+        return {"plan": "> plan", "units": "more units"}.get(str(row.get("seeds_why")), "—")
+    low, high = int(row["seeds_needed"]), row.get("seeds_needed_high")
+    if high is None or pd.isna(high):
+        return f"{low}–> plan" if "seeds_needed_high" in row else str(low)
+    return str(low) if int(high) == low else f"{low}–{int(high)}"
 
 
 def _claim_cells(row, share: bool) -> list[str]:
