@@ -15,6 +15,7 @@ rows) and `states` (per claim: decided or not, and what would settle it).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from ..errors import RunError
 from ..rundir import SETTING
 from . import sequential
 from .verdict import ALPHA, DECIDED, alphas
+
+log = logging.getLogger("infomax")
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,15 @@ def take(sweep_dir: Path, per_image: pd.DataFrame, plan: sequential.Plan) -> Loo
     history = read(sweep_dir)
     if len(history):
         first = history.iloc[0]
-        plan = sequential.Plan(int(first["max_seeds"]), str(first["spending"]))
+        recorded = sequential.Plan(int(first["max_seeds"]), str(first["spending"]))
+        if recorded != plan:
+            log.warning(
+                f"compare.max_seeds={plan.max_seeds} compare.spending={plan.spending} differ from the "
+                f"plan of this sweep's first look ({recorded.max_seeds}, {recorded.spending}; "
+                f"{Path(sweep_dir) / rundir.LOOKS}): the sweep keeps its plan (one chosen after "
+                "looking would let the data choose it)."
+            )
+        plan = recorded
     seeds = complete_seeds(per_image)
     last_number = int(history["look"].max()) if len(history) else 0
     final = {}  # setting -> the look at which its plan ended, and that look's seeds
@@ -120,7 +131,7 @@ def take(sweep_dir: Path, per_image: pd.DataFrame, plan: sequential.Plan) -> Loo
     new = not len(history) or changed
     number = last_number + 1 if new else last_number
     ended = frozenset(s for s, (k, _) in final.items() if k < number)
-    seeds.update({s: final[s][1] for s in ended})  # the plan's last look's seeds, for good
+    seeds.update({s: look_seeds for s, (_, look_seeds) in final.items()})  # for good
     earlier = history[history["look"] < number]
     before = {
         (str(s), str(c)): tuple(int(n) for n in g.sort_values("look")["n_seeds"])

@@ -17,17 +17,18 @@ STATUS_COLORS = {
 }
 
 
+CAP = 20  # the axis reaches at most this many margins each way
+
+
 def claims_span(est, low, high, margin: float) -> float:
-    """The half-width of a claim's axis: every estimate (with room for its value), at least three
-    margins; intervals that reach further are cut at the edge (an early look's can be very wide)."""
-    est = np.asarray(est, dtype=float)
-    widest = np.nanmax(np.abs(est), initial=0.0)
-    span = max(1.25 * widest, 3 * margin if np.isfinite(margin) else 0.0, 1e-3)
-    limits = np.abs(np.concatenate([np.asarray(low, float), np.asarray(high, float)]))
-    reach = np.nanmax(np.where(np.isfinite(limits), limits, np.nan), initial=0.0)
-    return float(
-        min(max(span, 1.05 * reach), max(span, 10 * margin if np.isfinite(margin) else span))
-    )
+    """The half-width of a claim's axis: every estimate and limit (at least three margins), up to CAP
+    margins; an estimate or limit beyond that is drawn at the edge with its value (an early look's
+    intervals can be very wide)."""
+    values = np.abs(np.concatenate([np.asarray(x, dtype=float) for x in (est, low, high)]))
+    reach = np.nanmax(np.where(np.isfinite(values), values, np.nan), initial=0.0)
+    if not np.isfinite(margin):
+        return float(max(1.1 * reach, 1e-3))
+    return float(min(max(1.1 * reach, 3 * margin), CAP * margin))
 
 
 def _draw_pair(ax, y, e, lo, hi, span, color, scale_unit):
