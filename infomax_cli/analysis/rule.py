@@ -5,10 +5,14 @@ From cells (seed, unit, case, value): each case's mean, and the paired differenc
 against every other case, the claim's pre-specified pairs (c - a, c - b, c - d). Each pair gets limits
 from the paired cells (the seed part with S-1 degrees of freedom, the unit part with G-1, stats.py), with
 one seed's mean taken to vary by at least a fifth of the margin (`FLOOR`: identical seeds are no
-certainty; with two seeds the floor alone makes a half-width of 1.8 margins at the fixed-size level, so
-two identical seeds decide nothing, while from three seeds on identical seeds are within the floor and
-can be `equivalent`). With `margin` the smallest difference worth reporting and alpha = 5%, three tests,
-each at its own level (`Levels`):
+certainty). The floor only widens: at the fixed-size levels two identical seeds get a lower limit 1.8
+margins below their estimate (t(1) = 12.7), so they neither hold nor fail, but a 90% equivalence
+interval of +-0.89 margins, so two seeds that agree to six digits on a difference near 0 are
+equivalent; five get +-0.19 margins. By a plan (sequential.py) a look at two seeds is taken at a far
+smaller level: with the default plan nothing is decided at two seeds.
+
+With `margin` the smallest difference worth reporting and alpha = 5%, three tests, each at its own
+level (`Levels`):
 
 * `holds` (c beats every other case) is an intersection-union test: each pair's one-sided test at
   alpha/2, no correction: a pair `beats` when its lower limit (one-sided 1 - alpha/2) is above 0 and its
