@@ -87,7 +87,7 @@ def read(sweep_dir: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=[SETTING, *rundir.LOOK_COLUMNS])
     try:
         table = rundir.read_table(path, [SETTING, *rundir.LOOK_COLUMNS])
-        table[SETTING] = table[SETTING].fillna("").astype(str)
+        table[SETTING] = table[SETTING].astype(object).fillna("").astype(str)
         table["look"] = table["look"].astype(int)
         table["n_seeds"] = table["n_seeds"].astype(int)
         table["max_seeds"] = table["max_seeds"].astype(int)

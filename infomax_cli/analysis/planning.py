@@ -109,6 +109,7 @@ def claim_seeds(needed, needed_high, why, decided: bool, n_seeds: int):
     reasons = [w for w in why if w]
     if reasons:
         return math.nan, math.nan, UNITS if UNITS in reasons else PLAN
-    if not len(needed) or np.isnan(needed).all():
+    if not len(needed) or np.isnan(needed).any():  # one seed: no seed-to-seed spread yet
         return math.nan, math.nan, ""
-    return float(np.nanmax(needed)), float(np.nanmax(needed_high)), ""
+    high = math.nan if np.isnan(needed_high).any() else float(needed_high.max())
+    return float(needed.max()), high, ""
