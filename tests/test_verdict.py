@@ -234,3 +234,10 @@ def test_seeds_needed_says_when_photographs_not_seeds_are_missing_or_the_plan_is
     pairs = undecided([0.025, 0.021], np.array([0.0004, 0.01]), np.array([0.0004, 0.0]))
     needed, _, why = planning.seeds_needed(pairs, 0.02, sequential.Plan(60))
     assert np.isnan(needed).all() and list(why) == [planning.UNITS, planning.PLAN]
+
+
+def test_after_the_plans_last_look_no_seed_count_is_given():
+    """A sweep at (or past) its plan's maximum: its undecided pairs have no seed count, `plan`."""
+    pairs = undecided([0.03, 0.0], np.full(2, 1e-4), np.zeros(2), n_seeds=20)
+    needed, high, why = planning.seeds_needed(pairs, 0.02, sequential.Plan(20))
+    assert np.isnan(needed).all() and np.isnan(high).all() and list(why) == [planning.PLAN] * 2

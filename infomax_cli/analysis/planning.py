@@ -75,7 +75,11 @@ def seeds_needed(pairs: Pairs, margin: float, plan: Plan | None, before=(), scal
         nan = np.full(est.shape, np.nan)
         return nan, nan, np.full(est.shape, "", dtype=object)
     top = plan.max_seeds if plan is not None else MAX_SEEDS
-    s = np.arange(n + 1, max(top, n + 1) + 1, dtype=float)
+    decided = pair_decisions(pairs, margin) != UNDECIDED
+    if n >= top:  # the plan's last look has been: no more seeds can decide anything
+        why = np.where(decided, "", PLAN).astype(object)
+        return np.where(decided, n, np.nan), np.where(decided, n, np.nan), why
+    s = np.arange(n + 1, top + 1, dtype=float)
     levels = _levels(plan, before, n, s, k)
     high_var = pairs.seed_var * (n - 1) / chdtri(n - 1, UPPER)
     args = (pairs.unit_var, s, g, levels, margin, scale)
@@ -92,7 +96,6 @@ def seeds_needed(pairs: Pairs, margin: float, plan: Plan | None, before=(), scal
         | (np.abs(est) < margin - t_unit[2])
     )
     why = np.where(np.isnan(needed), np.where(can, PLAN, UNITS), "")
-    decided = pair_decisions(pairs, margin) != UNDECIDED
     return (
         np.where(decided, n, needed),
         np.where(decided, n, needed_high),

@@ -105,7 +105,8 @@ def claims_figure(claims: pd.DataFrame, pairs: pd.DataFrame, share_claims=frozen
         ax.set_ylim(-0.7, max(len(mine), 1) - 0.3)
         ax.set_xlim(-span, span)
         name = f"{r.claim}" + (f" [{getattr(r, SETTING)}]" if several else "")
-        ax.set_title(f"{name} ({unit}, {r.n_seeds} seeds)", fontsize=9, loc="left", pad=2)
+        seeds = f"{r.n_seeds} seed" + ("s" if r.n_seeds != 1 else "")
+        ax.set_title(f"{name} ({unit}, {seeds})", fontsize=9, loc="left", pad=2)
         ax.text(
             1.01,
             0.5,
