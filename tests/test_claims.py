@@ -163,7 +163,7 @@ def test_winner_share_is_per_unit_and_its_interval_stays_within_plus_minus_one(t
 
 
 def test_statistics_that_disagree_say_so(tmp_path):
-    """c is far ahead on a few images (highest mean max-MI), d ahead on most by more than the MI margin
+    """c is far ahead on a few images (highest mean max-MI), d ahead on most by more than the tie band (compare.tie)
     (wins more images)."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0.4, 0.8, 40)
@@ -364,7 +364,7 @@ def test_an_untrained_tie_is_called_a_tie_not_a_lead():
 def test_c_a_hundred_thousandth_below_the_others_in_every_seed_is_equivalent_not_a_loss(tmp_path):
     """c 1e-5 nats below the others on every image, identically in 5 seeds (the issue's sweep, where every
     claim read `fails` and c's winner share was -33 points): inside every margin, so every claim is
-    equivalent, and the cases split every image (no case beats another by more than the MI margin)."""
+    equivalent, and the cases split every image (no case beats another by more than the tie band, compare.tie)."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0.6, 0.9, 80)
     for seed in range(5):

@@ -29,7 +29,7 @@ log = logging.getLogger("infomax")
 def comparison(sweep: Sweep, tie: float = stats.TIE_NATS) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): image_id, label, group
     (its independent unit), mi_max_<case>, mi_mean_<case>, winner (the case with the highest mi_max;
-    cases within `tie`, the MI margin, of the top split the image, joined by '=', e.g. 'a=c')."""
+    cases within `tie`, compare.tie, of the top split the image, joined by '=', e.g. 'a=c')."""
     long = sweep.per_image
     # the setting always (dropped when written if it is one), the seed when there are several
     keys = [SETTING, *(["seed"] if long["seed"].nunique() > 1 else [])]
