@@ -155,7 +155,11 @@ def configured(config_texts, given: Mapping | None = None) -> tuple[float, seque
     default = CompareConfig()
     node: dict = {"tie": default.tie, "max_seeds": default.max_seeds, "spending": default.spending}
     for text in config_texts:
-        found = (yaml.safe_load(text) or {}).get("compare") if text else None
+        try:
+            tree = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:  # damaged: the next job's, or the defaults
+            continue
+        found = tree.get("compare") if isinstance(tree, dict) else None
         if isinstance(found, dict) and "max_seeds" in found:
             node.update({k: found[k] for k in node if k in found})
             break
