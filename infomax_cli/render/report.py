@@ -119,12 +119,11 @@ def margin_text(row, share: bool) -> str:
 
 def seeds_text(row) -> str:
     """seeds_needed, to seeds_needed_high when the seed variance's uncertainty makes it a range."""
-    if pd.isna(row["seeds_needed"]):
+    low, high = row["seeds_needed"], row.get("seeds_needed_high", row["seeds_needed"])
+    if pd.isna(low):
         return {"plan": "> plan", "units": "more units"}.get(str(row.get("seeds_why")), "—")
-    low, high = int(row["seeds_needed"]), row.get("seeds_needed_high")
-    if high is None or pd.isna(high):
-        return f"{low}–> plan" if "seeds_needed_high" in row else str(low)
-    return str(low) if int(high) == low else f"{low}–{int(high)}"
+    high = "> plan" if pd.isna(high) else int(high)
+    return f"{int(low)}" + ("" if high == int(low) else f"–{high}")
 
 
 def _claim_cells(row, share: bool) -> list[str]:
