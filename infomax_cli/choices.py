@@ -78,6 +78,13 @@ class LoggerKind(StrEnum):
     tensorboard = "tensorboard"  # also TensorBoard event files in each run directory
 
 
+class Spending(StrEnum):
+    """How a sweep's plan spends its error over its looks (`compare.spending`, analysis/sequential.py)."""
+
+    pocock = "pocock"  # evenly: early looks can decide large differences
+    obrien_fleming = "obrien_fleming"  # little early: the last look near the fixed-size test
+
+
 class CompileMode(StrEnum):
     """torch.compile's mode (`train.compile_mode`). The key is typed `str` in the schema, because
     OmegaConf reads an enum by member name and these values hold hyphens; `config.check` holds it to

@@ -31,6 +31,7 @@ from .choices import (
     LoggerKind,
     Objective,
     ResumeMode,
+    Spending,
     Split,
 )
 from .errors import ConfigError
@@ -157,7 +158,7 @@ class MarginConfig:
     Nats: about the histogram estimator's own bias at independence ((B-1)^2/2N = 0.02 nats at 20 bins,
     the shuffled null) and the spread of its bias across dependence strengths (+0.017 to -0.042 on the
     Gaussians), 2-4% of the study's mean MI (0.5) and max-MI (0.85-0.9). Shares: 5 points, one image in
-    twenty. `mean_max_mi` is also the MI margin of a win: cases within it of the top split an image."""
+    twenty."""
 
     loss_curves: float = 0.02
     example_images: float = 0.02
@@ -169,9 +170,16 @@ class MarginConfig:
 @dataclass
 class CompareConfig:
     """How a sweep's cases are compared (`infomax compare`, the end of `infomax run -m`); not the jobs'
-    results: a change here needs no job to run again."""
+    results: a change here needs no job to run again. `tie` (nats): cases whose max-MI on an image
+    lies within it of the top split the image (the winner share's own band). `max_seeds` and
+    `spending`: the sweep's plan for looking at its claims as seeds come in (README, "Looking again
+    and again"): the most seeds it will get, and how the error rate is spent over its looks; fixed
+    by the sweep's first look (looks.csv)."""
 
     margin: MarginConfig = field(default_factory=MarginConfig)
+    tie: float = 0.02
+    max_seeds: int = 60
+    spending: Spending = Spending.pocock
 
 
 @dataclass
@@ -355,6 +363,14 @@ def _rules(cfg: DictConfig | Config) -> list[tuple[str, bool, str]]:
                 "a finite number > 0 (in the claim's unit)",
             )
         )
+    rules += [
+        (
+            "compare.tie",
+            _finite(cfg.compare.tie) and cfg.compare.tie >= 0,
+            "a finite number >= 0 (nats)",
+        ),
+        ("compare.max_seeds", cfg.compare.max_seeds >= 2, "an integer >= 2"),
+    ]
     if cfg.device.threads is not None:
         rules.append(
             ("device.threads", cfg.device.threads >= 1, "an integer >= 1 or null (torch's default)")
@@ -512,6 +528,7 @@ def _get(cfg: Any, dotted: str) -> Any:
 # or skipped (the thread count and device move only the last digits of a sum), and they do not name a
 # sweep job's directory (config.yaml's exclude_keys is this list, through `name_excluded_keys`).
 NOT_RESULTS = (
+    "compare",  # how a sweep is compared, not what a job computes
     "overwrite",
     "resume",
     "device",
@@ -524,7 +541,6 @@ NOT_RESULTS = (
     "train.channels_last",
     "measure.batch_size",
     "case.description",
-    "compare",
 )
 # paths: not in a job's directory name (dataset.root is put back shortened, by root_tag)
 NOT_IN_NAMES = ("dataset.root", "hydra.run.dir", "hydra.sweep.dir")

@@ -107,6 +107,7 @@ PAIRWISE = "pairwise.csv"
 CLAIMS = "claims.csv"
 CLAIMS_PAIRS = "claims_pairs.csv"
 CLAIMS_PNG = "claims.png"
+LOOKS = "looks.csv"
 SENSITIVITY = "sensitivity.csv"
 SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 
@@ -142,8 +143,9 @@ CLAIM_COLUMNS = [
     "seeds_needed",
     "status",
 ]
-# claims_pairs.csv: each claim's pre-specified pairs c - o; `level`: each interval's (simultaneous over
-# the claim's pairs: all cover together with 95%); `decision`: beats | loses | within margin | undecided
+# claims_pairs.csv: each claim's pre-specified pairs c - o; `level`: the coverage of [ci_low, ci_high]
+# (its lower limit one-sided 97.5%, its upper one corrected for the pairs); `decision`: beats | loses |
+# within margin | undecided; then the 90% equivalence interval and seeds_needed_high
 CLAIM_PAIR_COLUMNS = [
     "claim",
     "study_case",
@@ -157,6 +159,23 @@ CLAIM_PAIR_COLUMNS = [
     "margin",
     "seeds_needed",
     "decision",
+    "equiv_low",
+    "equiv_high",
+    "seeds_needed_high",
+]
+# looks.csv: one row per look at the sweep's claims (and setting): its number, the seeds it had (their
+# count and list), the claim's status then, the error its plan had spent by then and the nominal
+# one-sided level of its lower limit; the plan (max_seeds, spending) it was made under
+LOOK_COLUMNS = [
+    "look",
+    "n_seeds",
+    "claim",
+    "status",
+    "alpha_spent",
+    "level",
+    "seeds",
+    "max_seeds",
+    "spending",
 ]
 
 

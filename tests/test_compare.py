@@ -232,10 +232,10 @@ def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplo
 
 @pytest.mark.slow
 def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jobs(tmp_path):
-    """A two-seed sweep whose claims need a third seed (c and a the same network, as in the study):
-    compare prints the `infomax run -m` line that adds it into the same directory; running that line
-    trains only the new seed's jobs, leaves the finished ones as they were, and its comparison covers
-    every job (claims over 3 seeds). The two-seed sweep is written as finished jobs (no training)."""
+    """A two-seed sweep whose claims need two more seeds (c and a the same network, as in the study):
+    compare prints the `infomax run -m` line that adds them into the same directory; running that line
+    trains only the new seeds' jobs, leaves the finished ones as they were, and its comparison covers
+    every job (claims over 4 seeds). The two-seed sweep is written as finished jobs (no training)."""
     import shlex
 
     import numpy as np
@@ -253,17 +253,17 @@ def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jo
     )
     before = {p: p.read_bytes() for p in tmp_path.glob("*/*.*") if p.is_file()}
     _, found = compare(tmp_path)
-    assert (found.claims.seeds_needed == 3).all(), found.claims[["claim", "seeds_needed"]]
+    assert (found.claims.seeds_needed == 4).all(), found.claims[["claim", "seeds_needed"]]
     line = next(a for a in found.advice if "infomax run -m" in a)
     args = shlex.split(line[line.index("infomax run -m") :])[1:]
-    assert "seed=2" in args and f"hydra.sweep.dir={tmp_path.resolve()}" in args
+    assert "seed=2,3" in args and f"hydra.sweep.dir={tmp_path.resolve()}" in args
     done = infomax(*args)
     assert done.returncode == 0, done.stderr[-2000:]
     assert all(p.read_bytes() == data for p, data in before.items())  # the finished jobs, untouched
-    assert len(list(tmp_path.glob("*/summary.json"))) == 6
+    assert len(list(tmp_path.glob("*/summary.json"))) == 8
     claims = pd.read_csv(tmp_path / "claims.csv")
-    assert (claims.n_seeds == 3).all()
-    assert sorted(pd.read_csv(tmp_path / "comparison.csv").seed.unique()) == [0, 1, 2]
+    assert (claims.n_seeds == 4).all()
+    assert sorted(pd.read_csv(tmp_path / "comparison.csv").seed.unique()) == [0, 1, 2, 3]
 
 
 def test_the_seeds_to_add_are_one_short_override_hydra_sweeps():

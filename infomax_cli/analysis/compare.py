@@ -16,9 +16,9 @@ from hydra.experimental.callback import Callback
 
 from .. import rundir, store
 from ..errors import ConfigError, InfomaxError, printable
-from ..render import figures, report
+from ..render import claims_figure, figures, report
 from ..rundir import SETTING
-from . import claims, stats
+from . import claims, looks, stats
 from .command import rerun_line
 from .findings import Findings
 from .sweep import Sweep, load, warn_left_out
@@ -30,7 +30,7 @@ log = logging.getLogger("infomax")
 def comparison(sweep: Sweep, tie: float = stats.TIE_NATS) -> pd.DataFrame:
     """One row per image (per seed and setting when the sweep has several): image_id, label, group
     (its independent unit), mi_max_<case>, mi_mean_<case>, winner (the case with the highest mi_max;
-    cases within `tie`, the MI margin, of the top split the image, joined by '=', e.g. 'a=c')."""
+    cases within `tie`, compare.tie, of the top split the image, joined by '=', e.g. 'a=c')."""
     long = sweep.per_image
     # the setting always (dropped when written if it is one), the seed when there are several
     keys = [SETTING, *(["seed"] if long["seed"].nunique() > 1 else [])]
@@ -125,9 +125,10 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
         ]
     need: dict[int, list[str]] = {}
     short = []
+    beyond = []  # more seeds than the plan allows
     for r in open_.itertuples():
         if pd.isna(r.seeds_needed):
-            short.append(str(r.claim))
+            (beyond if getattr(r, "seeds_why", "") == "plan" else short).append(str(r.claim))
             continue
         # narrower than the margin already but straddling it: twice the seeds
         n = int(r.seeds_needed) if r.seeds_needed > len(seeds) else 2 * len(seeds)
@@ -140,7 +141,12 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
     if short:
         out.append(
             f"{', '.join(dict.fromkeys(short))}: more image units (photographs), not seeds, are "
-            "missing (or more than 1000 seeds)"
+            "missing"
+        )
+    if beyond:
+        out.append(
+            f"{', '.join(dict.fromkeys(beyond))}: more seeds than the sweep's plan "
+            "(compare.max_seeds, looks.csv) allows"
         )
     return out
 
@@ -155,10 +161,13 @@ def _run_words(sweep: Sweep, run: list[int]) -> str:
     return f"{finish} and add {new}" if new else finish
 
 
-def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
+def analyse(
+    sweep: Sweep, margins: dict[str, float] | None = None, given: dict | None = None
+) -> Findings:
     """The statistics of a loaded run or sweep: per-case intervals and paired differences; for a
     sweep also the comparison, the winner shares and the study's claims with their pairs, judged
-    against `margins` (margins_of: defaults, the sweep's configuration, then these)."""
+    against `margins` (margins_of: defaults, the sweep's configuration, then these) at the look the
+    sweep stands at (looks.take: its plan and its earlier looks; `given`: a multirun's compare node)."""
     frame = stats.metric_frame(sweep.per_image)
     table = stats.stats_table(frame)
     seeds = int(table["n_seeds"].max()) if len(table) else 0
@@ -168,17 +177,22 @@ def analyse(sweep: Sweep, margins: dict[str, float] | None = None) -> Findings:
     )
     if sweep.kind == "sweep":
         found.margins = margins_of(sweep, margins)
-        tie = found.margins[claims.MEAN_MAX_MI.id]  # the MI margin: cases within it split an image
-        found.comparison = comparison(sweep, tie)
+        tie, plan = looks.configured((j.config_text for j in sweep.jobs), given)
+        found.comparison = comparison(sweep, tie)  # cases within `tie` of the top split an image
         found.winners = stats.winner_shares(found.comparison, tie=tie)
         losses, source = sweep.loss_mi
+        found.look = looks.take(sweep.path, sweep.per_image, plan)  # the claims' seeds and looks
         found.claims, found.claim_pairs = claims.claim_tables(
-            sweep.per_image,
-            losses,
+            looks.restrict(sweep.per_image, found.look.seeds),
+            looks.restrict(losses, found.look.seeds),
             source,
             sweep.align,
             alt_aligns=sweep.alt_aligns,
             margins=found.margins,
+            tie=tie,
+            plan=found.look.plan,
+            before=found.look.before,
+            look=found.look.number,
         )
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
@@ -233,7 +247,7 @@ def pictures(sweep: Sweep, found: Findings) -> figures.Pictures:
     if found.winners is not None and len(sweep.cases) > 1:
         drawn.winners = figures.png(figures.winners_figure(found.winners))
     if found.claims is not None:
-        figure = figures.claims_figure(found.claims, found.claim_pairs, found.share_claims)
+        figure = claims_figure.claims_figure(found.claims, found.claim_pairs, found.share_claims)
         drawn.claims = figures.png(figure)
     drawn.examples = _example_pictures(sweep)
     return drawn
@@ -251,18 +265,25 @@ def write_report(sweep: Sweep, found: Findings) -> Path:
 
 
 def build_report(path: Path) -> Path:
-    """`infomax report DIR`: load the run or sweep, analyse it, write its report.html."""
+    """`infomax report DIR`: load the run or sweep, analyse it, write its report.html (a sweep's
+    claims shown on new seeds are a look: recorded in looks.csv)."""
     sweep = load(path)
-    return write_report(sweep, analyse(sweep))
+    found = analyse(sweep)
+    out = write_report(sweep, found)
+    if found.look is not None:
+        looks.record(sweep.path, found.look, found.claims)
+    return out
 
 
 def compare(
-    sweep_dir: Path | Sweep, margins: dict[str, float] | None = None
+    sweep_dir: Path | Sweep, margins: dict[str, float] | None = None, given: dict | None = None
 ) -> tuple[Sweep, Findings]:
     """Write a sweep's comparison.csv, winners.csv, stats.csv, pairwise.csv, claims.csv,
-    claims_pairs.csv, claims.png, winners.png, loss_curves.png and report.html; return the sweep and
-    what was found. `sweep_dir`: a directory, or a sweep already loaded; `margins`: claim id -> margin
-    over the sweep's own compare.margin."""
+    claims_pairs.csv, claims.png, winners.png, loss_curves.png and report.html, and record the look
+    (looks.csv); return the sweep and what was found (found.look: the look; looks.states(found.claims):
+    per claim, decided or not and what would settle it). `sweep_dir`: a directory, or a sweep already
+    loaded; `margins`: claim id -> margin over the sweep's own compare.margin; `given`: compare.tie,
+    max_seeds, spending over the sweep's own (the plan: only before its first look)."""
     sweep = sweep_dir if isinstance(sweep_dir, Sweep) else load(sweep_dir)
     if sweep.kind != "sweep":
         raise ConfigError(
@@ -270,7 +291,7 @@ def compare(
             f"infomax report {sweep_dir} rebuilds a run's report."
         )
     warn_left_out(sweep)
-    found = analyse(sweep, margins)
+    found = analyse(sweep, margins, given)
     drawn, html = render(sweep, found)
     out = sweep.path
     rundir.write_table(out / rundir.STATS, found.stats)
@@ -289,6 +310,7 @@ def compare(
     rundir.write_bytes(out / rundir.LOSS_CURVES, drawn.loss)
     rundir.write_json(out / rundir.SWEEP_JSON, sweep_record(sweep))
     rundir.write_text(out / rundir.REPORT, html)
+    looks.record(out, found.look, found.claims)
     return sweep, found
 
 
@@ -347,11 +369,12 @@ class CompareCallback(Callback):
         try:
             if sweep is None:
                 raise error
-            # the margins this multirun was started with (compare.margin=...), over those its
-            # earlier jobs were run with
-            margin = config.get("compare", {}).get("margin")
+            # the margins this multirun was started with (compare.margin=...), over those its earlier jobs were run with
+            node = config.get("compare", {})
+            margin = node.get("margin")
             margins = {str(k): float(v) for k, v in margin.items()} if margin else None
-            sweep, found = compare(sweep, margins)
+            given = {k: node[k] for k in ("tie", "max_seeds", "spending") if k in node}
+            sweep, found = compare(sweep, margins, given)
         except InfomaxError as e:
             log.error(printable(e))
             return

@@ -8,6 +8,7 @@ the writer drops it when it holds one value (rundir.write_table), as the contrac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -30,3 +31,4 @@ class Findings:
     share_claims: frozenset[str] = frozenset()  # claims whose unit is a share (shown in points)
     # which seeds every table uses and which were left out, and why (complete seeds only), in words
     seeds: list[str] = field(default_factory=list)
+    look: Any = None  # a sweep's look at its claims (looks.LookState)

@@ -360,68 +360,6 @@ def example_grid_figure(
     return fig
 
 
-STATUS_COLORS = {
-    "holds": "tab:green",
-    "fails": "tab:red",
-    "equivalent": "tab:blue",
-    "not established": "tab:gray",
-}
-
-
-def claims_figure(claims: pd.DataFrame, pairs: pd.DataFrame, share_claims=frozenset()):
-    """The verdict at a glance (claims.png): one row per claim (and setting), each pre-specified pair
-    c - o as its estimate with its interval (simultaneous over the claim's pairs) on the claim's own
-    axis, the +-margin band shaded, 0 marked, and the status written beside. Shares in points."""
-    if SETTING not in claims.columns:
-        claims, pairs = claims.assign(**{SETTING: ""}), pairs.assign(**{SETTING: ""})
-    several = several_settings(claims)
-    rows = list(claims.itertuples(index=False))
-    fig, axes = plt.subplots(
-        len(rows), 1, figsize=(9, 0.35 + 1.05 * len(rows)), dpi=100, squeeze=False
-    )
-    for ax, r in zip(axes[:, 0], rows):
-        scale = 100.0 if r.claim in share_claims else 1.0
-        unit = "points" if r.claim in share_claims else "nats"
-        mine = pairs[(pairs[SETTING] == getattr(r, SETTING)) & (pairs["claim"] == r.claim)]
-        margin = float(r.margin) * scale if pd.notna(r.margin) else np.nan
-        if np.isfinite(margin):
-            ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
-        ax.axvline(0, color="black", lw=0.8)
-        y = np.arange(len(mine))[::-1]
-        est = mine["estimate"].to_numpy(dtype=float) * scale
-        low = mine["ci_low"].to_numpy(dtype=float) * scale
-        high = mine["ci_high"].to_numpy(dtype=float) * scale
-        err = np.nan_to_num(np.clip([est - low, high - est], 0, None))
-        colors = [case_color(str(o)) for o in mine["other_case"]]
-        for yi, e, lo, hi, c in zip(y, est, err[0], err[1], colors):
-            ax.errorbar(e, yi, xerr=[[lo], [hi]], fmt="o", color=c, capsize=3, ms=4)
-        ax.set_yticks(y, [f"{r.study_case} − {o}" for o in mine["other_case"]], fontsize=8)
-        ax.set_ylim(-0.7, max(len(mine), 1) - 0.3)
-        span = np.nanmax(np.abs(np.concatenate([low, high, [margin * 1.5]])), initial=1e-3)
-        ax.set_xlim(-1.05 * span, 1.05 * span)
-        name = f"{r.claim}" + (f" [{getattr(r, SETTING)}]" if several else "")
-        ax.set_title(f"{name} ({unit})", fontsize=9, loc="left", pad=2)
-        ax.text(
-            1.01,
-            0.5,
-            str(r.status),
-            transform=ax.transAxes,
-            va="center",
-            fontsize=10,
-            fontweight="bold",
-            color=STATUS_COLORS.get(str(r.status), "black"),
-        )
-        ax.tick_params(axis="x", labelsize=8)
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(
-        "the study's claims: case c minus each other case (95% simultaneous intervals; "
-        "shaded: ±margin)",
-        fontsize=10,
-    )
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
-    return fig
-
-
 def infoplane_figure(plane: pd.DataFrame, title: str):
     """Mean MI between the probe images and each layer's maps, against the training step."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)

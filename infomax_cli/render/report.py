@@ -105,7 +105,12 @@ def margin_text(row, share: bool) -> str:
 
 
 def seeds_text(row) -> str:
-    return "—" if pd.isna(row["seeds_needed"]) else str(int(row["seeds_needed"]))
+    """seeds_needed, to seeds_needed_high when the seed variance's uncertainty makes it a range."""
+    low, high = row["seeds_needed"], row.get("seeds_needed_high", row["seeds_needed"])
+    if pd.isna(low):
+        return {"plan": "> plan", "units": "more units"}.get(str(row.get("seeds_why")), "—")
+    high = "> plan" if pd.isna(high) else int(high)
+    return f"{int(low)}" + ("" if high == int(low) else f"–{high}")
 
 
 def _claim_cells(row, share: bool) -> list[str]:
@@ -231,12 +236,12 @@ def _claims_section(found: Findings, picture: bytes | None) -> list[str]:
         "<h2>Does the study hold?</h2>",
         '<p class="note">Each claim of the study (case c keeps the most MI), tested with its own '
         "statistic; the seed (one training run) is the replicate unit, images cut from one photograph "
-        "are one unit. Each claim compares c with every other case (claims_pairs.csv), with 95% "
-        "intervals simultaneous over the pairs; it holds when c beats every other case by more than "
-        "the claim's margin, fails when another case beats c by more, is equivalent when every pair "
-        "lies within ±margin, and needs two or more seeds for any of these. Estimates: case c minus "
-        "the strongest other case (nats; winner share in percentage points). Definitions: claims.csv "
-        "and the README.</p>",
+        "are one unit. Each claim compares c with every other case (claims_pairs.csv) at the levels "
+        "of the sweep's plan (looks.csv); it holds when every pair's lower limit is above 0 and its "
+        "estimate beyond the margin, fails when some pair's upper limit (corrected for the pairs) is "
+        "below 0 and its estimate beyond −margin, is equivalent when every pair's 90% interval lies "
+        "within ±margin, and needs two or more seeds for any of these. Estimates: case c minus "
+        "the strongest other case (nats; winner share in points). Definitions: claims.csv, README.</p>",
     ]
     if picture is not None:
         out.append(_img(picture, "the claims: each pair's interval against the margin"))
@@ -389,7 +394,7 @@ def _winners_section(pictures: Pictures, winners: pd.DataFrame) -> list[str]:
     ]
     units = int(winners["n_units"].max()) if len(winners) else 0
     note = (
-        f"images on which the case has the highest max MI (cases within the MI margin of the top "
+        f"images on which the case has the highest max MI (cases within compare.tie of the top "
         f"split an image); 95% interval over seeds and {units} independent image units "
         "(Clopper-Pearson at the most clustered case's effective sample size)."
     )
