@@ -177,7 +177,7 @@ def analyse(
     )
     if sweep.kind == "sweep":
         found.margins = margins_of(sweep, margins)
-        tie, plan = looks.configured((j.config_text for j in sweep.jobs), given)
+        tie, plan = looks.configured(sweep.configs, given)
         found.comparison = comparison(sweep, tie)  # cases within `tie` of the top split an image
         found.winners = stats.winner_shares(found.comparison, tie=tie)
         losses, source = sweep.loss_mi

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from .. import rundir
-from ..errors import RunError
+from .. import rundir, store
+from ..errors import Damaged, RunError
 from ..rundir import SETTING
 from . import sequential
 from .verdict import ALPHA, DECIDED, alphas
@@ -83,10 +83,12 @@ def read(sweep_dir: Path) -> pd.DataFrame:
     """looks.csv of a sweep (an empty table when it has none); RunError in one line when it cannot be
     read as the contract has it: it is the sweep's record of its looks, never silently replaced."""
     path = Path(sweep_dir) / rundir.LOOKS
-    if not path.is_file():
+    if not os.path.lexists(path):
         return pd.DataFrame(columns=[SETTING, *rundir.LOOK_COLUMNS])
     try:
-        table = rundir.read_table(path, [SETTING, *rundir.LOOK_COLUMNS])
+        table = store.files.read_csv(sweep_dir, path)  # a regular file inside the sweep, bounded
+        if missing := [c for c in (SETTING, *rundir.LOOK_COLUMNS) if c not in table.columns]:
+            raise ValueError(f"it lacks the column(s) {', '.join(missing)}")
         table[SETTING] = table[SETTING].astype(object).fillna("").astype(str)
         table["look"] = table["look"].astype(int)
         table["n_seeds"] = table["n_seeds"].astype(int)
@@ -94,7 +96,7 @@ def read(sweep_dir: Path) -> pd.DataFrame:
         table["seeds"].map(parse_seeds)
         if not set(table["spending"]) <= set(sequential.SPENDING):
             raise ValueError("an unknown spending function")
-    except (rundir.Damaged, ValueError, TypeError) as e:
+    except (Damaged, ValueError, TypeError) as e:
         raise RunError(
             f"{path} is damaged ({str(e).removeprefix(str(path) + ' ')}): it records the sweep's looks "
             "at its claims; restore it, or delete it to start the plan again from the next look."
@@ -146,25 +148,41 @@ def restrict(frame: pd.DataFrame, seeds: Mapping[str, tuple[int, ...]]) -> pd.Da
     return frame[np.asarray(keep, dtype=bool)]
 
 
-def configured(config_texts, given: Mapping | None = None) -> tuple[float, sequential.Plan]:
+def configured(configs, given: Mapping | None = None) -> tuple[float, sequential.Plan]:
     """compare.tie and the plan (compare.max_seeds, compare.spending): the schema's defaults, then the
-    first job configuration (.hydra/config.yaml texts) that holds them, then `given` (a multirun's
-    own compare node)."""
+    first job config (plain data, as the store reads .hydra/config.yaml) that holds them, then `given`
+    (a multirun's own compare node)."""
     from ..config import CompareConfig
 
     default = CompareConfig()
     node: dict = {"tie": default.tie, "max_seeds": default.max_seeds, "spending": default.spending}
-    for text in config_texts:
-        try:
-            tree = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:  # damaged: the next job's, or the defaults
-            continue
+    for tree in configs:
         found = tree.get("compare") if isinstance(tree, dict) else None
-        if isinstance(found, dict) and "max_seeds" in found:
+        if isinstance(found, dict) and "max_seeds" in found and _valid_plan(found):
             node.update({k: found[k] for k in node if k in found})
             break
     node.update({k: given[k] for k in node if given and k in given})
     return float(node["tie"]), sequential.Plan(int(node["max_seeds"]), str(node["spending"]))
+
+
+def _valid_plan(node: Mapping) -> bool:
+    """Whether a stored compare node's tie, max_seeds and spending are what the schema allows (a file
+    is data: a value of another type is skipped, never trusted)."""
+    tie, most, spending = (
+        node.get("tie", 0.0),
+        node.get("max_seeds"),
+        node.get("spending", "pocock"),
+    )
+    return (
+        isinstance(tie, int | float)
+        and not isinstance(tie, bool)
+        and math.isfinite(tie)
+        and tie >= 0
+        and isinstance(most, int)
+        and not isinstance(most, bool)
+        and most >= 2
+        and spending in sequential.SPENDING
+    )
 
 
 def rows(state: LookState, claims: pd.DataFrame) -> pd.DataFrame:

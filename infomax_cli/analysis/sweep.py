@@ -85,15 +85,25 @@ class Sweep:
         return sorted({*self.seeds, *(x.seed for x in self.left_out)})
 
     @cached_property
-    def margins(self) -> dict[str, float]:
-        """compare.margin as the jobs' configuration has it, read as data (the first job whose
-        .hydra/config.yaml holds a valid one); {} when none does (the schema's defaults apply)."""
+    def configs(self) -> list[dict]:
+        """The jobs' remembered configs (.hydra/config.yaml) read as data through the door, in job
+        order; a job whose config is missing or cannot be read is skipped."""
+        out = []
         for job in self.jobs:
             try:
                 tree = store.remembered_config(job.path, job.root)
             except Damaged:
                 continue
-            node = tree.get("compare") if isinstance(tree, dict) else None
+            if isinstance(tree, dict):
+                out.append(tree)
+        return out
+
+    @cached_property
+    def margins(self) -> dict[str, float]:
+        """compare.margin as the jobs' configuration has it (the first job config that holds a valid
+        one); {} when none does (the schema's defaults apply)."""
+        for tree in self.configs:
+            node = tree.get("compare")
             node = node.get("margin") if isinstance(node, dict) else None
             if isinstance(node, dict) and all(_positive(v) for v in node.values()):
                 return {str(k): float(v) for k, v in node.items()}
