@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -342,10 +343,68 @@ def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
     return [f"train.{s}={value}" for s, value in settings.items() if hasattr(cfg.train, s)]
 
 
+# ------------------------------------------------------------------------------------------- a case
+
+
+@dataclass
+class CaseRates:
+    """One case's training rates (images/s): the reference loop, infomax, infomax with the switches
+    (None: none asked for, or they failed), the largest loss differences from the reference's (the
+    switched one's, or why it failed), the switches' names and the trained encoder and config."""
+
+    case: str
+    reference: float
+    infomax: float
+    switched: float | None
+    diff: float
+    switched_diff: float | str | None
+    switches: str
+    cfg: object
+    encoder: torch.nn.Module
+
+    def note(self) -> str:
+        out = (
+            "losses equal the reference's"
+            if self.diff == 0
+            else f"max |loss - reference's| {self.diff:.1e}"
+        )
+        if self.switches:
+            d = self.switched_diff
+            out += f"; {self.switches}: " + (d if isinstance(d, str) else f"{d:.1e}")
+        return out
+
+    def ratio(self) -> str:
+        out = f"{self.infomax / self.reference:.2f}x"
+        return out + (f" ({self.switched / self.reference:.2f}x)" if self.switched else "")
+
+
+def train_case(
+    case: str,
+    base: list[str],
+    switches: str,
+    data: GrayImages,
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    seed: int,
+    rounds: int,
+) -> CaseRates:
+    """bench_training on case `case` with the overrides `base`, the third column with the speed
+    switches `switches` chose (switches_for)."""
+    cfg = compose_cfg(case, base)
+    over = switches_for(device, switches, cfg)
+    cfg_fast = compose_cfg(case, base + over) if over else None
+    ref, rate, fast, diff, fast_diff, encoder = bench_training(
+        cfg, cfg_fast, data, device, warmup, steps, seed, rounds
+    )
+    named = ",".join(o.split(".")[1].split("=")[0] for o in over)
+    return CaseRates(case, ref, rate, fast, diff, fast_diff, named, cfg, encoder)
+
+
 # --------------------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--steps",
@@ -391,17 +450,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="fewer steps (a check, not a figure)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    steps_for = {
+    a.steps_for = {
         "cpu": a.steps or (5 if a.quick else 10),
         "cuda": a.steps or (5 if a.quick else 100),
     }
     a.rounds = a.rounds if a.rounds is not None else (1 if a.quick else 2)
-    warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
-    cases = [c for c in a.cases.split(",") if c]
+    a.warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
+    a.cases = [c for c in a.cases.split(",") if c]
     if (
-        any(c not in CASES for c in cases)
-        or min(steps_for.values()) < 1
-        or warmup < 1
+        any(c not in CASES for c in a.cases)
+        or min(a.steps_for.values()) < 1
+        or a.warmup < 1
         or a.batch < 2
         or a.rounds < 1
     ):
@@ -409,8 +468,47 @@ def main(argv: list[str]) -> int:
     kinds = a.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in kinds and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is visible")
-    devices = [torch.device(k) for k in dict.fromkeys(kinds)]
+    a.devices = [torch.device(k) for k in dict.fromkeys(kinds)]
+    return a
 
+
+def device_rows(a: argparse.Namespace, device: torch.device, data: GrayImages, base, err):
+    """The table's rows for one device (device, what, reference, infomax, + switches, ratio, note):
+    training and measurement per case, histogram_mi, the four-case study."""
+    dname = "cpu" if device.type == "cpu" else "cuda"
+    measured = {}
+    for case in a.cases:
+        err.print(f"[dim]{dname}: training case {case}...[/]")
+        steps = a.steps_for[device.type]
+        r = train_case(case, base, a.switches, data, device, a.warmup, steps, a.seed, a.rounds)
+        fast = f"{r.switched:,.0f}" if r.switched else "—"
+        what = f"train case {case} (img/s)"
+        yield dname, what, f"{r.reference:,.0f}", f"{r.infomax:,.0f}", fast, r.ratio(), r.note()
+        measured[case] = (r.cfg, r.encoder)
+    for case in a.cases:
+        cfg, encoder = measured[case]
+        err.print(f"[dim]{dname}: measuring case {case}...[/]")
+        rate = bench_measure(cfg, encoder, data, device, a.seed)
+        note = f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map"
+        yield dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", note
+    cfg_c, enc_c = measured.get("c") or (
+        compose_cfg("c", base),
+        build(compose_cfg("c", base), device, a.seed)[0],
+    )
+    pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
+    how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
+    note = f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}"
+    yield dname, "histogram_mi (pairs/s)", "", f"{pairs:,.0f}", "", "", note
+    if not a.no_end_to_end:
+        for launcher in a.launcher or ["basic"]:
+            err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
+            seconds, shown = bench_end_to_end(dname, a.quick, launcher)
+            wall = f"{seconds:,.1f}" if seconds else "failed"
+            yield dname, "four-case study (s, wall)", "", wall, "", "", shown
+
+
+def main(argv: list[str]) -> int:
+    a = parse(argv)
     _keep_large_buffers_in_the_heap()  # as `infomax` does at start (both loops get it)
     config.register()
     console = Console(width=None if sys.stdout.isatty() else 170, stderr=False)
@@ -418,103 +516,25 @@ def main(argv: list[str]) -> int:
     data = images_set(a.data, a.n_images, a.seed)
     batch = min(a.batch, len(data))
     base = [f"train.batch_size={batch}"]
-    steps_shown = (
-        "/".join(f"{steps_for[d.type]} ({d.type})" for d in devices)
-        if len(devices) > 1
-        else str(steps_for[devices[0].type])
+    steps = a.steps_for
+    shown = (
+        "/".join(f"{steps[d.type]} ({d.type})" for d in a.devices)
+        if len(a.devices) > 1
+        else str(steps[a.devices[0].type])
     )
     title = (
-        f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {steps_shown} timed training steps "
-        f"after {warmup} (median step, best of {a.rounds} rounds), seed {a.seed}"
+        f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {shown} timed training steps "
+        f"after {a.warmup} (median step, best of {a.rounds} rounds), seed {a.seed}"
     )
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     table = Table(title=title, caption_justify="left")
-    for col, just in [
-        ("device", "left"),
-        ("what", "left"),
-        ("reference", "right"),
-        ("infomax", "right"),
-        ("+ switches", "right"),
-        ("infomax / ref", "right"),
-        ("note", "left"),
-    ]:
-        table.add_column(col, justify=just)
-
-    for device in devices:
-        dname = "cpu" if device.type == "cpu" else "cuda"
-        measured = {}
-        for case in cases:
-            cfg = compose_cfg(case, base)
-            over = switches_for(device, a.switches, cfg)
-            cfg_fast = compose_cfg(case, base + over) if over else None
-            err.print(f"[dim]{dname}: training case {case}...[/]")
-            ref, rate, fast, diff, fast_diff, encoder = bench_training(
-                cfg, cfg_fast, data, device, warmup, steps_for[device.type], a.seed, a.rounds
-            )
-            note = (
-                "losses equal the reference's"
-                if diff == 0
-                else f"max |loss - reference's| {diff:.1e}"
-            )
-            if over:
-                named = ",".join(o.split(".")[1].split("=")[0] for o in over)
-                note += f"; {named}: " + (
-                    fast_diff if isinstance(fast_diff, str) else f"{fast_diff:.1e}"
-                )
-            ratio = f"{rate / ref:.2f}x" + (f" ({fast / ref:.2f}x)" if fast is not None else "")
-            table.add_row(
-                dname,
-                f"train case {case} (img/s)",
-                f"{ref:,.0f}",
-                f"{rate:,.0f}",
-                f"{fast:,.0f}" if fast else "—",
-                ratio,
-                note,
-            )
-            measured[case] = (cfg, encoder)
-        for case in cases:
-            cfg, encoder = measured[case]
-            err.print(f"[dim]{dname}: measuring case {case}...[/]")
-            rate = bench_measure(cfg, encoder, data, device, a.seed)
-            table.add_row(
-                dname,
-                f"measure case {case} (img/s)",
-                "",
-                f"{rate:,.0f}",
-                "",
-                "",
-                f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map",
-            )
-        cfg_c, enc_c = measured.get("c") or (
-            compose_cfg("c", base),
-            build(compose_cfg("c", base), device, a.seed)[0],
-        )
-        pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
-        how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
-        table.add_row(
-            dname,
-            "histogram_mi (pairs/s)",
-            "",
-            f"{pairs:,.0f}",
-            "",
-            "",
-            f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}",
-        )
-        if not a.no_end_to_end:
-            for launcher in a.launcher or ["basic"]:
-                err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
-                seconds, shown = bench_end_to_end(dname, a.quick, launcher)
-                table.add_row(
-                    dname,
-                    "four-case study (s, wall)",
-                    "",
-                    f"{seconds:,.1f}" if seconds else "failed",
-                    "",
-                    "",
-                    shown,
-                )
+    for col in ("device", "what", "reference", "infomax", "+ switches", "infomax / ref", "note"):
+        table.add_column(col, justify="left" if col in ("device", "what", "note") else "right")
+    for device in a.devices:
+        for row in device_rows(a, device, data, base, err):
+            table.add_row(*row)
         table.add_section()
-    table.caption = machine(devices)
+    table.caption = machine(a.devices)
     if load_before is not None:  # other work on the machine slows every figure: say how busy it was
         table.caption += (
             f"; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
