@@ -9,8 +9,9 @@ On CUDA, at full sizes, it measures
      make them), the study's settings: wall time, per case training and measuring seconds;
   2. `make study`'s 20-job sweep on the embedded set: wall time, with Hydra's basic launcher and with
      `hydra/launcher=joblib`;
-  3. training images/s per case against the plain eager loop (bench_train.train_case), eager and with
-     `train.compile=true train.compile_mode=reduce-overhead`; measurement images/s per case;
+  3. training images/s per case against the plain eager loop (train_speed.train_case, as
+     bench_train.py measures it), eager and with `train.compile=true
+     train.compile_mode=reduce-overhead`; measurement images/s per case (bench_train.bench_measure);
   4. histogram_mi pairs/s on CUDA and on the host CPU (bench_mi.throughput);
   5. one job's time by phase (summary.json's `phase_seconds`; the process's start-up and exit are its
      wall time less the phases);
@@ -39,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mi  # noqa: E402
 import bench_train  # noqa: E402
+import train_speed  # noqa: E402
 from gpu_table import CSV, MARKDOWN, ROOT, Context, Results, Row  # noqa: E402
 
 from infomax_cli import config  # noqa: E402
@@ -233,7 +235,7 @@ def item_training(c: Check):
     compile with reduce-overhead; the CPU mode: channels_last, leaving compile to the GPU); then
     measurement images/s per case."""
     n, batch, warmup, steps = c.sizes.train
-    data = bench_train.images_set("synthetic" if n else "samples", n, 0)
+    data = train_speed.images_set("synthetic" if n else "samples", n, 0)
     batch = min(batch, len(data))
     cuda = c.ctx.device.type == "cuda"
     switches = "compile,compile_mode=reduce-overhead" if cuda else "channels_last"
@@ -245,7 +247,7 @@ def item_training(c: Check):
         caught, logger = _Warnings(), logging.getLogger("infomax")
         logger.addHandler(caught)
         try:
-            r = bench_train.train_case(
+            r = train_speed.train_case(
                 case,
                 [f"train.batch_size={batch}"],
                 switches,
