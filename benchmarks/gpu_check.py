@@ -210,7 +210,8 @@ def item_study_sweep(c: Check):
         jobs = summaries(sweep)
         train = float(np.median([s["train_seconds"] for s in jobs]))
         what = (
-            f"2. `make study`'s sweep ({' '.join(c.sizes.study)} dataset=samples: {len(jobs)} jobs), "
+            f"2. `make study`'s sweep ({' '.join(c.sizes.study)} dataset=samples: {len(jobs)} "
+            f"job{'s' if len(jobs) != 1 else ''}), "
             f"{c.sizes.jobs_text()}, " + (f"`{chosen[0]}`" if chosen else "Hydra's basic launcher")
         )
         figure = (

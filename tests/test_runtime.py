@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from infomax_cli.errors import ConfigError
 from infomax_cli import runtime
+from infomax_cli.errors import ConfigError
 from infomax_cli.runtime import PhaseClock, pick_device
 
 

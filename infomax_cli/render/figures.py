@@ -176,9 +176,28 @@ def _violin_stats(v: np.ndarray) -> dict:
         sub = x[:: max(1, len(x) // KDE_POINTS)]
         if np.ptp(sub) == 0:  # one value (coords are all that value): a flat line at full width
             return np.ones_like(coords)
-        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords)
+        return kde_evaluate(mlab.GaussianKDE(sub, len(x) ** -0.2), coords)
 
     return cbook.violin_stats(v, density)[0]
+
+
+def kde_evaluate(kde: mlab.GaussianKDE, coords: np.ndarray) -> np.ndarray:
+    """`kde.evaluate(coords)` for one-dimensional data, the same arithmetic in the same order without
+    its np.dot per point: there the 1 x 1 inverse covariance times the differences goes to BLAS once
+    per point, whose threads wait for each other when other work shares the cores (a violin of
+    10,000 values then took over a second instead of 20 ms)."""
+    data, inv, points = kde.dataset[0], kde.inv_cov[0, 0], np.asarray(coords, dtype=float)
+    if len(points) >= kde.num_dp:  # more points than data: a loop over the data, as matplotlib's
+        result = np.zeros(len(points))
+        for value in data:
+            diff = value - points
+            result = result + np.exp(-(diff * (inv * diff) / 2.0))
+    else:
+        result = np.zeros(len(points))
+        for i, point in enumerate(points):
+            diff = data - point
+            result[i] = np.sum(np.exp(-(diff * (inv * diff) / 2.0)))
+    return result / kde.norm_factor
 
 
 def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], over: str):
