@@ -21,7 +21,11 @@ if [ -n "${PYTHON:-}" ]; then py=$PYTHON
 elif [ -x .venv/bin/python ]; then py=.venv/bin/python
 else py=python3; fi
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-need='import hydra, omegaconf, numba, pandas, matplotlib, rich, skimage, scipy, torchvision'
+# which of this project's packages the interpreter cannot find (found, not imported: milliseconds)
+need='import importlib.util as u, sys
+gone = [m for m in ("hydra", "omegaconf", "antlr4", "torch", "numba", "pandas", "matplotlib", "rich",
+                    "skimage", "scipy") if u.find_spec(m) is None]
+sys.exit("missing " + ", ".join(gone) if gone else 0)'
 if ! "$py" -c "$need" 2>/dev/null && [ -d .gpu-deps ]; then
     export PYTHONPATH="$PYTHONPATH:$PWD/.gpu-deps"
 fi
