@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: install demo study test test-fast lint sweep bench validate sensitivity clean
+.PHONY: install demo study test test-fast lint sweep bench gpu-check validate sensitivity clean
 
 install: $(STAMP)
 
@@ -51,6 +52,15 @@ sweep: install
 bench: install
 	$(BIN)/python benchmarks/bench_mi.py
 	$(BIN)/python benchmarks/bench_train.py $(ARGS)
+
+# The prepared GPU measurement (benchmarks/gpu_check.sh; README "Measured speed"): on CUDA the study's
+# speed figures (the STL-sized study, make study's sweep with two launchers, training and histogram_mi
+# rates, one job's time by phase) as one table, gpu_check.md and gpu_check.csv, in OUT (default $$OUT,
+# else outputs/gpu-check/<date>_<time>). DEVICE=cpu, automatic without CUDA: the same items at tiny
+# sizes on the CPU, a check that the script runs (tests/test_gpu_check.py runs it in CI).
+DEVICE ?= auto
+gpu-check: install
+	DEVICE=$(DEVICE) PYTHON=$(BIN)/python bash $(HERE)benchmarks/gpu_check.sh $(OUT)
 
 validate: install
 	$(BIN)/infomax validate $(ARGS)

@@ -83,6 +83,49 @@ def timed(fn, repeat: int, sync=lambda: None) -> tuple[list[float], object]:
     return times, result
 
 
+def throughput(n: int, c: int, size: int, bins: int, repeat: int, seed: int = 0) -> list[dict]:
+    """Each method's pairs/s on one shared set of n x c arrays of size x size: per method its name, the
+    device it ran on, the median and best rate over `repeat` timed runs after a warm-up, the rate
+    against the first (numpy per pair) and its largest difference from numpy's MI. CUDA when visible."""
+    images, maps = shared_arrays(n, c, size, seed)
+    ti, tm = torch.from_numpy(images), torch.from_numpy(maps)
+    pairs = n * c
+
+    def torch_cpu():
+        est, _, finite, constant = histogram.width_torch(ti, tm, bins)
+        return mi._masked(est, finite, constant).float()
+
+    methods = [
+        ("numpy histogram2d per pair", "cpu", lambda: numpy_per_pair(images, maps, bins), None),
+        ("numpy batched bincount", "cpu", lambda: numpy_bincount(images, maps, bins), None),
+        ("histogram_mi (numba)", "cpu", lambda: mi.histogram_mi(ti, tm, bins), None),
+        ("histogram_mi torch fallback", "cpu", torch_cpu, None),
+    ]
+    if torch.cuda.is_available():
+        gi, gm = ti.cuda(), tm.cuda()
+        methods.append(
+            (
+                "histogram_mi (torch, CUDA)",
+                torch.cuda.get_device_name(),
+                lambda: mi.histogram_mi(gi, gm, bins),
+                torch.cuda.synchronize,
+            )
+        )
+    rows, ref, base = [], None, None
+    for name, device, fn, sync in methods:
+        fn()  # warm up: numba compiles (or loads its cache), CUDA initialises
+        times, out = timed(fn, repeat, sync or (lambda: None))
+        out = np.asarray(out.cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64)
+        ref = out if ref is None else ref
+        rate, best = pairs / statistics.median(times), pairs / min(times)
+        base = rate if base is None else base
+        diff = float(np.abs(out - ref).max())
+        rows.append(
+            dict(method=name, device=device, rate=rate, best=best, vs_numpy=rate / base, diff=diff)
+        )
+    return rows
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=64)
@@ -92,40 +135,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    images, maps = shared_arrays(a.images, a.maps, a.size, a.seed)
-    ti, tm = torch.from_numpy(images), torch.from_numpy(maps)
-    pairs = a.images * a.maps
-
-    def torch_cpu():
-        est, _, finite, constant = histogram.width_torch(ti, tm, a.bins)
-        return mi._masked(est, finite, constant).float()
-
-    methods = [
-        (
-            "numpy histogram2d per pair",
-            "cpu",
-            lambda: numpy_per_pair(images, maps, a.bins),
-            lambda: None,
-        ),
-        (
-            "numpy batched bincount",
-            "cpu",
-            lambda: numpy_bincount(images, maps, a.bins),
-            lambda: None,
-        ),
-        ("histogram_mi (numba)", "cpu", lambda: mi.histogram_mi(ti, tm, a.bins), lambda: None),
-        ("histogram_mi torch fallback", "cpu", torch_cpu, lambda: None),
-    ]
-    if torch.cuda.is_available():
-        gi, gm = ti.cuda(), tm.cuda()
-        methods.append(
-            (
-                "histogram_mi (torch, CUDA)",
-                torch.cuda.get_device_name(),
-                lambda: mi.histogram_mi(gi, gm, a.bins),
-                torch.cuda.synchronize,
-            )
-        )
     console = Console(width=None if sys.stdout.isatty() else 120)
     numba_version = mi.numba.__version__ if mi.HAVE_NUMBA else "absent"
     numba_threads = mi.numba.get_num_threads() if mi.HAVE_NUMBA else 0
@@ -134,29 +143,18 @@ def main(argv: list[str]) -> int:
         f"numba {numba_version} on {numba_threads} threads, torch {torch.__version__} on "
         f"{torch.get_num_threads()} threads; median (best) of {a.repeat} runs after a warm-up"
     )
-    rows, ref, base = [], None, None
-    for name, device, fn, sync in methods:
-        fn()  # warm up: numba compiles (or loads its cache), CUDA initialises
-        times, out = timed(fn, a.repeat, sync)
-        out = np.asarray(out.cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64)
-        ref = out if ref is None else ref
-        rate, best = pairs / statistics.median(times), pairs / min(times)
-        base = rate if base is None else base
-        rows.append(
-            (
-                name,
-                device,
-                f"{rate:,.0f}",
-                f"{best:,.0f}",
-                f"{rate / base:.1f}x",
-                f"{np.abs(out - ref).max():.1e}",
-            )
-        )
     table = Table(title="histogram MI throughput (pairs/s)")
     for col in ("method", "device", "pairs/s", "best", "vs numpy per pair", "max |diff| vs numpy"):
         table.add_column(col, justify="left" if col in ("method", "device") else "right")
-    for r in rows:
-        table.add_row(*r)
+    for r in throughput(a.images, a.maps, a.size, a.bins, a.repeat, a.seed):
+        table.add_row(
+            r["method"],
+            r["device"],
+            f"{r['rate']:,.0f}",
+            f"{r['best']:,.0f}",
+            f"{r['vs_numpy']:.1f}x",
+            f"{r['diff']:.1e}",
+        )
     console.print(table)
     return 0
 

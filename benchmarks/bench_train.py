@@ -15,6 +15,7 @@ For each device (the CPU, and the GPU when there is one, unless --device picks o
 - histogram_mi pairs/s on one 64 x 32 batch of 96 x 96 maps (case c's maps of the first 64 images);
 - the wall time of the four-case study on the embedded set (`infomax run -m case=a,b,c,d dataset=samples`
   in a subprocess; --quick: 5 training steps instead of 50).
+The training loops themselves are train_speed.py's (make gpu-check uses them too).
 Every timing follows a warm-up (first CUDA kernels, numba's compile or cache load, torch.compile).
 Training rates use the median step time; the reference and infomax loops take turns (--rounds, default 2)
 and each keeps its best round, so other work on a shared machine slows a round rather than one side.
@@ -23,7 +24,6 @@ and each keeps its best round, so other work on a shared machine slows a round r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import shutil
@@ -35,195 +35,28 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from hydra import compose, initialize_config_dir  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import (  # noqa: E402  the training loops (and the inputs they share)
+    CASES,
+    CUDA_AUTO,
+    ROOT,
+    build,
+    compose_cfg,
+    images_set,
+    sync,
+    train_case,
+)
 
 from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
-from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.measure import MeasuredImages, Plan, measure  # noqa: E402
-from infomax_cli.model.encoders import build_encoder  # noqa: E402
 from infomax_cli.model.geometry import align_pair  # noqa: E402
-from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
-from infomax_cli.sources import load_dataset  # noqa: E402
-from infomax_cli.sources.gray import Catalog, GrayImages  # noqa: E402
-from infomax_cli.train import DeviceImages, TrainHooks, seed_everything, train  # noqa: E402
-
-SWITCHES = (
-    "bf16",
-    "channels_last",
-    "compile",
-    "compile_mode",
-)  # compile_mode takes a value: compile_mode=reduce-overhead
-CUDA_AUTO = ("bf16", "channels_last", "compile")  # --switches auto on CUDA
-CASES = ("a", "b", "c", "d")
-
-
-# ------------------------------------------------------------------------------------------- inputs
-
-
-def compose_cfg(case: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(
-            config_name="config", overrides=[f"case={case}", "dataset=samples", *overrides]
-        )
-
-
-def images_set(kind: str, n: int, seed: int) -> GrayImages:
-    """The embedded set (320 crops of 96x96), or n synthetic STL-sized images (smooth noise, uint8)."""
-    if kind == "samples":
-        return load_dataset(compose_cfg("c", []).dataset)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.avg_pool2d(torch.rand(n, 1, 96, 96, generator=g), 5, 1, 2)[:, 0]
-    x = (x - x.amin((1, 2), keepdim=True)) / (
-        x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True)
-    )
-    pixels = (x * 255).round().to(torch.uint8)
-    return GrayImages("synthetic", "train", pixels, Catalog(["synthetic"] * n, []))
-
-
-def build(cfg, device: torch.device, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The encoder and the Deep InfoMax networks, as experiment.run_job builds them (same seed: same weights)."""
-    seed_everything(seed)
-    encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    align, geom = cfg.measure.align, encoder.geometry(96)
-    critics = DeepInfoMax(
-        cfg.encoder.maps,
-        cfg.train.hidden,
-        cfg.objective,
-        cfg.train.negatives,
-        align,
-        geom,
-    ).to(device)
-    if cfg.train.channels_last:
-        encoder, critics = (
-            encoder.to(memory_format=torch.channels_last),
-            critics.to(memory_format=torch.channels_last),
-        )
-    return encoder, critics
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# ----------------------------------------------------------------------------------------- training
-
-
-def reference_train(
-    encoder,
-    critics,
-    pixels: torch.Tensor,
-    steps: int,
-    tcfg,
-    seed: int,
-    device: torch.device,
-    on_step,
-) -> list[float]:
-    """The most straightforward loop: every step, index the batch on the CPU, make it float, copy it to the
-    device; eager fp32; the same losses, optimisers and random draws as infomax_cli.train.train."""
-    critic_params = [p for name, p in critics.named_parameters() if not name.startswith("prior.")]
-    opt = torch.optim.Adam(list(encoder.parameters()) + critic_params, lr=tcfg.lr)
-    opt_d = torch.optim.Adam(critics.prior.parameters(), lr=tcfg.prior_lr)
-    gen = torch.Generator().manual_seed(seed)
-    n, batch = len(pixels), min(tcfg.batch_size, len(pixels))
-    losses = []
-    encoder.train()
-    critics.train()
-    for step in range(1, steps + 1):
-        idx = torch.randperm(n, generator=gen)[:batch]
-        x = (pixels[idx].float() / 255).unsqueeze(1).to(device)
-        z = encoder(x)
-        terms = critics.encoder_losses(x, z)
-        loss = (
-            tcfg.beta * terms["local"] + tcfg.alpha * terms["global"] + tcfg.gamma * terms["prior"]
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        d_loss = critics.discriminator_loss(z, generator=gen)
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        losses.append(loss.item())
-        on_step(step)
-    return losses
-
-
-def step_rate(stamps: list[float], warmup: int, batch: int) -> float:
-    """Images/s from the median time of the steps after the warm-up (stamps[0]: the start)."""
-    times = np.diff(stamps)[warmup:]
-    return batch / float(np.median(times))
-
-
-def bench_training(
-    cfg_ref,
-    cfg_fast,
-    data: GrayImages,
-    device: torch.device,
-    warmup: int,
-    steps: int,
-    seed: int,
-    rounds: int,
-):
-    """(reference img/s, project img/s, project-with-switches img/s or None, max |loss diff| project vs
-    reference, max |loss diff| switched vs reference or why it failed, the trained encoder). Each loop is
-    warmed up inside its own call; the loops take turns for `rounds` rounds and each keeps its best round,
-    so a stretch of other work on the machine slows one round, not one loop."""
-    total = warmup + steps
-    batch = min(cfg_ref.train.batch_size, len(data))
-
-    def run_project(cfg):
-        tcfg = dataclasses.replace(config.typed(cfg).train, steps=total)
-        encoder, critics = build(cfg, device, seed)
-        images = DeviceImages(data, device)
-        sync(device)
-        stamps = [time.perf_counter()]
-        on_step = lambda s, r: stamps.append(time.perf_counter())  # noqa: E731
-        history = train(encoder, critics, images, tcfg, seed, hooks=TrainHooks(on_step=on_step))
-        return step_rate(stamps, warmup, batch), [h["loss"] for h in history], encoder
-
-    def run_reference():
-        encoder, critics = build(cfg_ref, device, seed)
-        pixels = data.all_uint8()  # stays on the CPU
-        stamps = [time.perf_counter()]
-        losses = reference_train(
-            encoder,
-            critics,
-            pixels,
-            total,
-            cfg_ref.train,
-            seed,
-            device,
-            lambda s: stamps.append(time.perf_counter()),
-        )
-        return step_rate(stamps, warmup, batch), losses
-
-    ref_rate = rate = 0.0
-    fast_rate = fast_diff = None
-    for _ in range(rounds):
-        r, ref_loss = run_reference()
-        ref_rate = max(ref_rate, r)
-        r, loss, encoder = run_project(cfg_ref)
-        rate = max(rate, r)
-        if cfg_fast is not None and not isinstance(fast_diff, str):
-            try:
-                r, fast_loss, _ = run_project(cfg_fast)
-                fast_rate = max(fast_rate or 0.0, r)
-                fast_diff = float(np.max(np.abs(np.subtract(fast_loss, ref_loss))))
-            except Exception as e:  # a switch the installed torch cannot do here: say so
-                first = first_line(e)
-                fast_rate, fast_diff = None, f"failed, {type(e).__name__}: {first[:60]}"
-    diff = float(np.max(np.abs(np.subtract(loss, ref_loss))))
-    return ref_rate, rate, fast_rate, diff, fast_diff, encoder
-
+from infomax_cli.sources.gray import GrayImages  # noqa: E402
+from infomax_cli.train import DeviceImages  # noqa: E402
 
 # -------------------------------------------------------------------------------------- measurement
 
@@ -319,33 +152,10 @@ def machine(devices: list[torch.device]) -> str:
     return "; ".join(parts)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively here (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def switches_for(device: torch.device, choice: str, cfg) -> list[str]:
-    """The speed-switch overrides to pass through: those the config has, of the ones chosen."""
-    if choice == "auto":
-        wanted = CUDA_AUTO if device.type == "cuda" else (("bf16",) if cpu_has_bf16() else ())
-    else:
-        wanted = tuple(s for s in choice.split(",") if s and s != "none")
-    settings = dict(s.split("=", 1) if "=" in s else (s, "true") for s in wanted)
-    unknown = [s for s in settings if s not in SWITCHES]
-    if unknown:
-        raise SystemExit(
-            f"bench_train: unknown switch {unknown[0]!r}: use some of {', '.join(SWITCHES)}, none or auto"
-        )
-    return [f"train.{s}={value}" for s, value in settings.items() if hasattr(cfg.train, s)]
-
-
 # --------------------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--steps",
@@ -391,17 +201,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="fewer steps (a check, not a figure)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    steps_for = {
+    a.steps_for = {
         "cpu": a.steps or (5 if a.quick else 10),
         "cuda": a.steps or (5 if a.quick else 100),
     }
     a.rounds = a.rounds if a.rounds is not None else (1 if a.quick else 2)
-    warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
-    cases = [c for c in a.cases.split(",") if c]
+    a.warmup = a.warmup if a.warmup is not None else (2 if a.quick else 3)
+    a.cases = [c for c in a.cases.split(",") if c]
     if (
-        any(c not in CASES for c in cases)
-        or min(steps_for.values()) < 1
-        or warmup < 1
+        any(c not in CASES for c in a.cases)
+        or min(a.steps_for.values()) < 1
+        or a.warmup < 1
         or a.batch < 2
         or a.rounds < 1
     ):
@@ -409,8 +219,47 @@ def main(argv: list[str]) -> int:
     kinds = a.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in kinds and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is visible")
-    devices = [torch.device(k) for k in dict.fromkeys(kinds)]
+    a.devices = [torch.device(k) for k in dict.fromkeys(kinds)]
+    return a
 
+
+def device_rows(a: argparse.Namespace, device: torch.device, data: GrayImages, base, err):
+    """The table's rows for one device (device, what, reference, infomax, + switches, ratio, note):
+    training and measurement per case, histogram_mi, the four-case study."""
+    dname = "cpu" if device.type == "cpu" else "cuda"
+    measured = {}
+    for case in a.cases:
+        err.print(f"[dim]{dname}: training case {case}...[/]")
+        steps = a.steps_for[device.type]
+        r = train_case(case, base, a.switches, data, device, a.warmup, steps, a.seed, a.rounds)
+        fast = f"{r.switched:,.0f}" if r.switched else "—"
+        what = f"train case {case} (img/s)"
+        yield dname, what, f"{r.reference:,.0f}", f"{r.infomax:,.0f}", fast, r.ratio(), r.note()
+        measured[case] = (r.cfg, r.encoder)
+    for case in a.cases:
+        cfg, encoder = measured[case]
+        err.print(f"[dim]{dname}: measuring case {case}...[/]")
+        rate = bench_measure(cfg, encoder, data, device, a.seed)
+        note = f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map"
+        yield dname, f"measure case {case} (img/s)", "", f"{rate:,.0f}", "", "", note
+    cfg_c, enc_c = measured.get("c") or (
+        compose_cfg("c", base),
+        build(compose_cfg("c", base), device, a.seed)[0],
+    )
+    pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
+    how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
+    note = f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}"
+    yield dname, "histogram_mi (pairs/s)", "", f"{pairs:,.0f}", "", "", note
+    if not a.no_end_to_end:
+        for launcher in a.launcher or ["basic"]:
+            err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
+            seconds, shown = bench_end_to_end(dname, a.quick, launcher)
+            wall = f"{seconds:,.1f}" if seconds else "failed"
+            yield dname, "four-case study (s, wall)", "", wall, "", "", shown
+
+
+def main(argv: list[str]) -> int:
+    a = parse(argv)
     _keep_large_buffers_in_the_heap()  # as `infomax` does at start (both loops get it)
     config.register()
     console = Console(width=None if sys.stdout.isatty() else 170, stderr=False)
@@ -418,103 +267,25 @@ def main(argv: list[str]) -> int:
     data = images_set(a.data, a.n_images, a.seed)
     batch = min(a.batch, len(data))
     base = [f"train.batch_size={batch}"]
-    steps_shown = (
-        "/".join(f"{steps_for[d.type]} ({d.type})" for d in devices)
-        if len(devices) > 1
-        else str(steps_for[devices[0].type])
+    steps = a.steps_for
+    shown = (
+        "/".join(f"{steps[d.type]} ({d.type})" for d in a.devices)
+        if len(a.devices) > 1
+        else str(steps[a.devices[0].type])
     )
     title = (
-        f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {steps_shown} timed training steps "
-        f"after {warmup} (median step, best of {a.rounds} rounds), seed {a.seed}"
+        f"infomax speed: {len(data)} {data.name} images of 96x96, batch {batch}, {shown} timed training steps "
+        f"after {a.warmup} (median step, best of {a.rounds} rounds), seed {a.seed}"
     )
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     table = Table(title=title, caption_justify="left")
-    for col, just in [
-        ("device", "left"),
-        ("what", "left"),
-        ("reference", "right"),
-        ("infomax", "right"),
-        ("+ switches", "right"),
-        ("infomax / ref", "right"),
-        ("note", "left"),
-    ]:
-        table.add_column(col, justify=just)
-
-    for device in devices:
-        dname = "cpu" if device.type == "cpu" else "cuda"
-        measured = {}
-        for case in cases:
-            cfg = compose_cfg(case, base)
-            over = switches_for(device, a.switches, cfg)
-            cfg_fast = compose_cfg(case, base + over) if over else None
-            err.print(f"[dim]{dname}: training case {case}...[/]")
-            ref, rate, fast, diff, fast_diff, encoder = bench_training(
-                cfg, cfg_fast, data, device, warmup, steps_for[device.type], a.seed, a.rounds
-            )
-            note = (
-                "losses equal the reference's"
-                if diff == 0
-                else f"max |loss - reference's| {diff:.1e}"
-            )
-            if over:
-                named = ",".join(o.split(".")[1].split("=")[0] for o in over)
-                note += f"; {named}: " + (
-                    fast_diff if isinstance(fast_diff, str) else f"{fast_diff:.1e}"
-                )
-            ratio = f"{rate / ref:.2f}x" + (f" ({fast / ref:.2f}x)" if fast is not None else "")
-            table.add_row(
-                dname,
-                f"train case {case} (img/s)",
-                f"{ref:,.0f}",
-                f"{rate:,.0f}",
-                f"{fast:,.0f}" if fast else "—",
-                ratio,
-                note,
-            )
-            measured[case] = (cfg, encoder)
-        for case in cases:
-            cfg, encoder = measured[case]
-            err.print(f"[dim]{dname}: measuring case {case}...[/]")
-            rate = bench_measure(cfg, encoder, data, device, a.seed)
-            table.add_row(
-                dname,
-                f"measure case {case} (img/s)",
-                "",
-                f"{rate:,.0f}",
-                "",
-                "",
-                f"{len(data)} images, {cfg.measure.bins} bins, MI, both nulls and the other alignments per map",
-            )
-        cfg_c, enc_c = measured.get("c") or (
-            compose_cfg("c", base),
-            build(compose_cfg("c", base), device, a.seed)[0],
-        )
-        pairs, shape = bench_histogram(enc_c, data, device, cfg_c.measure.bins, a.repeat)
-        how = "numba" if device.type == "cpu" and mi.HAVE_NUMBA else "torch"
-        table.add_row(
-            dname,
-            "histogram_mi (pairs/s)",
-            "",
-            f"{pairs:,.0f}",
-            "",
-            "",
-            f"{shape}, {cfg_c.measure.bins} bins, {how}; median of {a.repeat}",
-        )
-        if not a.no_end_to_end:
-            for launcher in a.launcher or ["basic"]:
-                err.print(f"[dim]{dname}: the four-case study ({launcher} launcher)...[/]")
-                seconds, shown = bench_end_to_end(dname, a.quick, launcher)
-                table.add_row(
-                    dname,
-                    "four-case study (s, wall)",
-                    "",
-                    f"{seconds:,.1f}" if seconds else "failed",
-                    "",
-                    "",
-                    shown,
-                )
+    for col in ("device", "what", "reference", "infomax", "+ switches", "infomax / ref", "note"):
+        table.add_column(col, justify="left" if col in ("device", "what", "note") else "right")
+    for device in a.devices:
+        for row in device_rows(a, device, data, base, err):
+            table.add_row(*row)
         table.add_section()
-    table.caption = machine(devices)
+    table.caption = machine(a.devices)
     if load_before is not None:  # other work on the machine slows every figure: say how busy it was
         table.caption += (
             f"; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"

@@ -4,6 +4,7 @@
             -> report -> summary (written last: the job has finished)
 
 Each phase is a function of the typed config (config.Config) and what the phases before it made.
+runtime.PhaseClock times them; summary.json records the split as `phase_seconds`.
 Where and how the job runs (device, threads, signals, progress, provenance) is runtime.py's; the run
 directory's names, writes and rules are rundir.py's.
 """
@@ -159,6 +160,7 @@ class InfoPlane:
 
     def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
         self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
+        self.seconds = 0.0  # spent measuring and writing the rows
         self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
         self.rows = []
         if resuming and os.path.lexists(self.path):
@@ -182,6 +184,7 @@ class InfoPlane:
         every = self.cfg.measure.infoplane_every
         if not every or step % every:
             return
+        t0 = time.perf_counter()
         self.rows = [r for r in self.rows if r["step"] < step]
         p = self.parts
         try:
@@ -193,13 +196,15 @@ class InfoPlane:
             raise not_finite(self.cfg, e, where) from None
         self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
         rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
+        self.seconds += time.perf_counter() - t0
 
 
 def train_encoder(
     cfg: Config, parts: Parts, rt: runtime.Runtime, run_dir: Path, tracker
-) -> tuple[pd.DataFrame, float]:
+) -> tuple[pd.DataFrame, float, float]:
     """Train (resuming from the checkpoint when there is one); loss.csv and encoder.pt; the
-    information plane along the way. Returns the loss table and the seconds it took."""
+    information plane along the way. Returns the loss table, the seconds it took and the seconds of
+    those the information plane took."""
     t0 = time.perf_counter()
     resuming = rundir.can_resume(run_dir)
     if resuming:
@@ -225,7 +230,7 @@ def train_encoder(
     rundir.write_csv(run_dir / rundir.LOSS_CSV, loss)
     weights = {k: v.cpu() for k, v in parts.encoder.state_dict().items()}
     rundir.save_torch(run_dir / rundir.ENCODER, weights)
-    return loss, time.perf_counter() - t0
+    return loss, time.perf_counter() - t0, plane.seconds
 
 
 def tables(
@@ -364,6 +369,7 @@ def run_job(
     one (or resume=force) and the data is read: a run refused (busy directory, another config) or
     stopped by a configuration error leaves the directory as it was. Then `job_files` (the .hydra/
     files, jobstart.hydra_files) are written first."""
+    clock = runtime.PhaseClock()
     try:
         config.check(cfg)
     except ConfigError as e:
@@ -393,28 +399,45 @@ def run_job(
             (run_dir / rundir.FAILED).unlink(missing_ok=True)
             rundir.write_job_files(run_dir, job_files or {})
             tracker = make_tracker(cfg.logger, run_dir)
-            return _recipe(cfg, run_dir, rt, tracker, data)
+            clock.lap("start")  # the lock, the directory's checks, reading the data
+            return _recipe(cfg, run_dir, rt, tracker, data, clock)
 
 
 def _recipe(
-    cfg: Config, run_dir: Path, rt: runtime.Runtime, tracker, data: tuple[GrayImages, GrayImages]
+    cfg: Config,
+    run_dir: Path,
+    rt: runtime.Runtime,
+    tracker,
+    data: tuple[GrayImages, GrayImages],
+    clock: runtime.PhaseClock,
 ) -> dict:
     parts = prepare(cfg, run_dir, rt.device, *data)
     _log_start(cfg, parts, rt)
+    clock.lap("prepare")
     init, init_seconds = measure_encoder(cfg, parts, rt, trained=False)
-    loss, train_seconds = train_encoder(cfg, parts, rt, run_dir, tracker)
+    clock.lap("measure_init")
+    loss, train_seconds, plane_seconds = train_encoder(cfg, parts, rt, run_dir, tracker)
+    clock.lap("train")
+    clock.split("train", "infoplane", plane_seconds)
     trained, measure_seconds = measure_encoder(cfg, parts, rt, trained=True)
+    clock.lap("measure")
+    clock.split("measure", "null_partners", trained.null_seconds)
     per_map, per_image = tables(parts.measured, trained, init)
     rundir.write_csv(run_dir / rundir.MI_PER_MAP, per_map)
     rundir.write_csv(run_dir / rundir.MI_PER_IMAGE, per_image)
+    clock.lap("tables")
     examples = draw_pictures(cfg, run_dir, parts.measured, loss, trained)
+    clock.lap("pictures")
     seconds = {"train": train_seconds, "measure": measure_seconds, "measure_init": init_seconds}
     alt_aligns = [p.align for p in trained.protocols[1:]]  # the job's other alignments
     summary = summarise(cfg, parts, rt, per_image, loss, seconds, alt_aligns)
     tracker.finish(summary, examples)
+    clock.lap("logger")
     job = Job.written(run_dir, summary, per_image, per_map, loss)  # the tables in hand, not re-read
     run = Sweep(run_dir, "run", [job])
     compare.write_report(run, compare.analyse(run))
+    clock.lap("report")
+    summary = {**summary, "phase_seconds": clock.rounded()}
     rundir.write_json(run_dir / rundir.SUMMARY, summary)  # written last: the job has finished
     (run_dir / rundir.CHECKPOINT).unlink(missing_ok=True)
     _log_end(summary)

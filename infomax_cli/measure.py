@@ -113,7 +113,8 @@ class Hooks:
 @dataclass
 class Measurement:
     """MI of every image with each map, (N, C) arrays in nats, per protocol (in the plan's order); the
-    nulls under the first protocol; the example images' pictures; seconds spent estimating."""
+    nulls under the first protocol; the example images' pictures; seconds spent estimating (per
+    protocol, and on the nulls)."""
 
     protocols: tuple[Protocol, ...]
     by_protocol: dict[Protocol, np.ndarray]
@@ -125,6 +126,7 @@ class Measurement:
     # position -> (image, maps), aligned by the first protocol
     examples: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     seconds: dict[Protocol, float] = field(default_factory=dict)
+    null_seconds: float = 0.0  # of which the nulls (partners' pixels aligned, both nulls estimated)
 
     @property
     def mi(self) -> np.ndarray:
@@ -232,9 +234,11 @@ def measure(
         check_finite(batch.maps, "output", batch.ids)  # NaN maps would give NaN tables
         img, aligned = _protocols(batch, geom, plan, out)
         if partners is not None:
+            t0 = time.perf_counter()
             who = partners[lo : lo + len(idx)]
             for key, values in _nulls(images, who, batch, (img, aligned), geom, plan).items():
                 out.add(key, values)
+            out.null_seconds += time.perf_counter() - t0
         for pos in set(plan.examples).intersection(idx.tolist()):
             out.examples[pos] = (
                 img[pos - lo].float().cpu().numpy(),
@@ -343,6 +347,7 @@ class _Collected:
         self.parts: dict = {p: [] for p in protocols}
         self.seconds: dict[Protocol, float] = {p: 0.0 for p in protocols}
         self.examples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.null_seconds = 0.0
 
     def add(self, key, values: np.ndarray) -> None:
         self.parts.setdefault(key, []).append(values)
@@ -360,6 +365,7 @@ class _Collected:
             self.joined("mi_shuffled") if nulls else None,
             self.examples,
             dict(self.seconds),
+            self.null_seconds,
         )
 
 

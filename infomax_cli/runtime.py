@@ -1,13 +1,14 @@
 """Where and how a job runs: the device, CPU threads, the stop signals, the progress display and the
-provenance a summary records. Nothing here knows what a job computes."""
+provenance a summary records, the clock of a job's phases. Nothing here knows what a job computes."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -146,6 +147,30 @@ class Runtime:
             yield task
         finally:
             self.bar.remove_task(task)
+
+
+@dataclass
+class PhaseClock:
+    """Wall seconds of each phase of a job, in order: summary.json's `phase_seconds`. `lap(name)` ends
+    a phase (the seconds since the last lap, or since the clock was made) and `split` moves a part
+    timed inside one phase into a phase of its own, so the phases never overlap and add up to the
+    job's time from `run_job`'s start to the summary's write."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    last: float = field(default_factory=lambda: time.perf_counter())  # the last lap
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def split(self, whole: str, part: str, seconds: float) -> None:
+        """`seconds` of phase `whole` were spent on `part`: count them there instead."""
+        self.seconds[whole] -= seconds
+        self.seconds[part] = self.seconds.get(part, 0.0) + seconds
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
 @contextlib.contextmanager

@@ -78,6 +78,27 @@ def check_run_dir(d, case, n_images=12):
     )
     # the other alignments measured, named in the summary (no parsing of column suffixes)
     assert summary["alt_aligns"] == ["resize", "crop"]
+    # where the job's time went, phase by phase, none counted twice: training's and measurement's own
+    # seconds are their phases plus the parts split off them (the information plane, the nulls)
+    phases = summary["phase_seconds"]
+    assert list(phases) == [
+        "start",
+        "prepare",
+        "measure_init",
+        "train",
+        "infoplane",
+        "measure",
+        "null_partners",
+        "tables",
+        "pictures",
+        "logger",
+        "report",
+    ]
+    assert min(phases.values()) >= 0 and phases["null_partners"] > 0 and phases["infoplane"] > 0
+    train, measure = summary["train_seconds"], summary["measure_seconds"]
+    assert phases["train"] + phases["infoplane"] == pytest.approx(train, abs=0.02)
+    assert phases["measure"] + phases["null_partners"] == pytest.approx(measure, abs=0.02)
+    assert phases["measure_init"] == pytest.approx(summary["measure_init_seconds"], abs=0.02)
     assert summary["study_examples"] == [0, 1]  # the cat and the horse
     # the per-image table is the per-map table summarised
     g = per_map.groupby("image_id")["mi"]

@@ -58,7 +58,7 @@ def wait_for_checkpoint(proc, out, timeout=300):
         time.sleep(0.02)
 
 
-SUMMARY_TIMES = ("train_seconds", "measure_seconds", "measure_init_seconds")
+SUMMARY_TIMES = ("train_seconds", "measure_seconds", "measure_init_seconds", "phase_seconds")
 
 
 def assert_same_results(out, ref):

@@ -15,7 +15,7 @@ from conftest import infomax
 from infomax_cli import rundir, store
 from infomax_cli.analysis.compare import build_report, compare
 from infomax_cli.errors import ConfigError
-from infomax_cli.render import figures
+from infomax_cli.render import density, figures
 
 CASES = "abcd"
 EXAMPLES = {0: "chelsea", 1: "horse"}
@@ -303,11 +303,24 @@ def test_violin_keeps_the_exact_median_and_extremes_and_a_close_density():
     from matplotlib import cbook, mlab
 
     v = np.random.default_rng(2).gamma(2.0, 0.1, size=160_000)  # 5000 images x 32 maps
-    fast = figures._violin_stats(v)
+    fast = density.violin_stats(v)
     assert fast["median"] == np.median(v) and fast["min"] == v.min() and fast["max"] == v.max()
     full = cbook.violin_stats(v, lambda x, coords: mlab.GaussianKDE(x, "scott").evaluate(coords))[0]
     # the subsample's density (with the full data's bandwidth) stays within 3% of the peak of the full one
     assert np.abs(fast["vals"] - full["vals"]).max() < 0.03 * full["vals"].max()
+
+
+@pytest.mark.parametrize("n", [2, 7, 99, 100, 101, 10_240])
+def test_the_violins_density_is_matplotlibs_to_the_last_bit(n):
+    """kde_evaluate is GaussianKDE.evaluate without its BLAS call per point: the same numbers, bit for
+    bit, with fewer values than points and with more (both of matplotlib's loops), so the pictures
+    are the same."""
+    from matplotlib import mlab
+
+    v = np.random.default_rng(n).gamma(2.0, 0.1, size=n) + np.arange(n) * 1e-3
+    coords = np.linspace(v.min() - 0.05, v.max() + 0.05, 100)
+    kde = mlab.GaussianKDE(v, n**-0.2)
+    assert np.array_equal(density.kde_evaluate(kde, coords), kde.evaluate(coords))
 
 
 def test_feature_pictures_are_saved_as_laid_out(tmp_path):

@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from infomax_cli import runtime
 from infomax_cli.errors import ConfigError
-from infomax_cli.runtime import pick_device
+from infomax_cli.runtime import PhaseClock, pick_device
 
 
 @pytest.fixture
@@ -106,3 +107,18 @@ def test_cli_device_cuda_without_a_gpu_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "device=cpu" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_the_phase_clock_splits_a_job_into_phases_that_add_up(monkeypatch):
+    """Laps take the seconds since the last lap; a part split off a phase moves there, so the phases
+    add up to the clock's whole time, none counted twice (summary.json's phase_seconds)."""
+    now = iter([10.0, 10.5, 13.0, 13.25, 20.0])
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(now))
+    clock = PhaseClock()  # 10.0
+    clock.lap("start")  # 0.5
+    clock.lap("train")  # 2.5
+    clock.split("train", "infoplane", 0.75)
+    clock.lap("measure")  # 0.25
+    clock.lap("train")  # a phase entered again adds up: 6.75 more
+    assert clock.rounded() == {"start": 0.5, "train": 8.5, "infoplane": 0.75, "measure": 0.25}
+    assert sum(clock.seconds.values()) == 10.0

@@ -18,9 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib import cbook, mlab  # noqa: E402
 
 from ..rundir import SETTING, several_settings  # noqa: E402
+from .density import violin_stats  # noqa: E402
 
 # zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
 PNG_OPTIONS = {"compress_level": 3}
@@ -163,24 +163,6 @@ def winners_figure(winners: pd.DataFrame):
     return fig
 
 
-# a violin's density is estimated on at most this many of its values (evenly spaced)
-KDE_POINTS = 20_000
-
-
-def _violin_stats(v: np.ndarray) -> dict:
-    """matplotlib's violin statistics of v: median and extremes from every value, the Gaussian KDE from
-    an even subsample (the full one costs seconds on 5000 x 32 maps) with the bandwidth Scott's rule gives
-    all the values."""
-
-    def density(x, coords):
-        sub = x[:: max(1, len(x) // KDE_POINTS)]
-        if np.ptp(sub) == 0:  # one value (coords are all that value): a flat line at full width
-            return np.ones_like(coords)
-        return mlab.GaussianKDE(sub, len(x) ** -0.2).evaluate(coords)
-
-    return cbook.violin_stats(v, density)[0]
-
-
 def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], over: str):
     """Mean and max MI per case with the statistics' own 95% intervals (stats.csv's rows: setting,
     case, metric, mean, ci_low, ci_high); the untrained control beside, the null (the maps against
@@ -276,7 +258,7 @@ def mi_violin_figure(per_map: dict[str, pd.DataFrame]):
             if len(v) == 0:
                 continue
             parts = ax.violin(
-                [_violin_stats(v)],
+                [violin_stats(v)],
                 positions=[i + dx],
                 widths=0.36 if has_init else 0.7,
                 showmedians=True,
