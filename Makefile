@@ -65,7 +65,7 @@ gpu-check: install
 validate: install
 	$(BIN)/infomax validate $(ARGS)
 
-# Protocol sensitivity (conf/sensitivity.yaml): re-measure a finished sweep's encoders under other
+# Protocol sensitivity (infomax sensitivity --help: the grid's defaults): re-measure a finished sweep's encoders under other
 # alignments, bins and estimators. SWEEP=outputs/sweeps/... picks one; without it a small sweep on the
 # embedded set (64 images) is trained first into outputs/sweeps/sensitivity-base, with RUN_ARGS as its
 # extra overrides (e.g. RUN_ARGS="train.steps=5"). ARGS go to `infomax sensitivity` (e.g.

@@ -1,5 +1,5 @@
-"""The two kinds of failure a user can meet, each with its exit status (see the contract), and the one
-rule for text from files that reaches a terminal (`printable`)."""
+"""The two kinds of failure a user can meet, the one table from a failure to its exit status (see the
+contract), and the one rule for text from files that reaches a terminal (`printable`)."""
 
 import re
 import signal
@@ -12,15 +12,11 @@ def first_line(e: BaseException) -> str:
 
 
 class InfomaxError(Exception):
-    """A failure with a one-line message for the user; `exit_code` is the process status."""
-
-    exit_code = 1
+    """A failure with a one-line message for the user; `exit_status` says the process status."""
 
 
 class ConfigError(InfomaxError):
     """The user's command or configuration is wrong: exit 2, one line naming the key and the fix."""
-
-    exit_code = 2
 
 
 class Refused(ConfigError):
@@ -30,8 +26,6 @@ class Refused(ConfigError):
 
 class RunError(InfomaxError):
     """Something failed while running (data, numerics, disk): exit 1; finished files stay."""
-
-    exit_code = 1
 
 
 class Damaged(RunError):
@@ -43,13 +37,55 @@ class Interrupted(InfomaxError):
     """Stopped by a signal after a checkpoint was saved: exit 128 + the signal's number (130 SIGINT,
     143 SIGTERM, 140 SIGUSR2: a cluster's time-limit warning)."""
 
-    def __init__(self, message: str, exit_code: int = 130):
+    def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.signum = int(signum)
 
     @classmethod
     def by(cls, signal_name: str, message: str) -> "Interrupted":
-        return cls(message, 128 + signal.Signals[signal_name].value)
+        return cls(message, signal.Signals[signal_name].value)
+
+
+class Stop(BaseException):
+    """Carries an InfomaxError past code that turns every Exception into a warning (Hydra's callbacks):
+    the command that started Hydra catches it and exits with the error's status."""
+
+    def __init__(self, error: InfomaxError, shown: bool = False):
+        super().__init__(str(error))
+        self.error = error
+        self.shown = shown  # its line is already printed
+
+
+# The one table from what stopped a command to its exit status (the contract's): the first row that
+# matches; an interrupt is 128 + its signal's number; anything else (a bug) is a runtime failure.
+EXIT_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigError, 2),
+    (InfomaxError, 1),
+    (KeyboardInterrupt, 128 + signal.SIGINT),
+)
+
+
+def exit_status(error: BaseException | None) -> int:
+    """The process status of a command that stopped with `error` (None: it finished): 0 done, 2 usage or
+    configuration error, 1 runtime failure, 128 + the signal's number when interrupted."""
+    if error is None:
+        return 0
+    if isinstance(error, Stop):
+        error = error.error
+    if isinstance(error, Interrupted):
+        return 128 + error.signum
+    return next((status for kind, status in EXIT_STATUS if isinstance(error, kind)), 1)
+
+
+def sweep_status(statuses: list[int]) -> int:
+    """The exit status of a sweep whose jobs stopped with these statuses: 0 when none did, 1 when any
+    hit a runtime failure, else the interrupt's status (resumable), else 2 (every job rejected its
+    config)."""
+    if not statuses:
+        return 0
+    if any(c not in (0, 2) and c < 128 for c in statuses):
+        return 1
+    return next((c for c in statuses if c >= 128), 2)
 
 
 # Control characters (C0, DEL, C1) and the invisible format characters that reorder or hide text

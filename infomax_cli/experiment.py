@@ -20,20 +20,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import config, jobstart, rundir, runtime, store
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .choices import Align, LoggerKind
-from .config import Config, uses_geometry
+from .config import Config
 from .errors import ConfigError, Damaged, Refused, RunError
 from .limits import check_null_partners
 from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, layer_mi, measure
-from .model.encoders import build_encoder
+from .model.build import BuiltCase, build_case
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
-from .model.probe import Recorder, probe_geometry
+from .model.probe import Recorder
 from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
@@ -78,12 +78,33 @@ def load_data(cfg: Config) -> tuple[GrayImages, GrayImages]:
     return data, measured
 
 
-def prepare(
-    cfg: Config, run_dir: Path, device: torch.device, data: GrayImages, measured: GrayImages
-) -> Parts:
-    """The encoder and the Deep InfoMax networks on the device (seeded: same seed, same weights) and
-    the images there; dataset=folder writes images.csv, which file each image id is."""
+def networks(cfg: Config) -> tuple[BuiltCase, DeepInfoMax]:
+    """The encoder and the Deep InfoMax networks, seeded (same seed, same weights), the encoder's
+    geometry probed once (model.build: its own random generator, so the weights and every random draw
+    after are those without it); a case that cannot be built or measured is a ConfigError here."""
     seed_everything(cfg.seed)
+    built = build_case(cfg)
+    critics = DeepInfoMax(
+        built.geom.channels[-1],
+        cfg.train.hidden,
+        cfg.objective,
+        cfg.train.negatives,
+        cfg.measure.align,
+        built.geom,
+    )
+    return built, critics
+
+
+def prepare(
+    cfg: Config,
+    run_dir: Path,
+    device: torch.device,
+    data: tuple[GrayImages, GrayImages],
+    nets: tuple[BuiltCase, DeepInfoMax],
+) -> Parts:
+    """The networks and the images on the device; dataset=folder writes images.csv, which file each
+    image id is."""
+    (data, measured), (built, critics) = data, nets
     batch = min(cfg.train.batch_size, len(data))
     if batch < cfg.train.batch_size:
         log.warning(
@@ -100,27 +121,15 @@ def prepare(
         )
         files = files.drop_duplicates("image_id").sort_values("image_id")
         rundir.write_csv(run_dir / rundir.IMAGES_CSV, files[rundir.IMAGES_COLUMNS])
-    encoder = build_encoder(cfg.case, cfg.encoder).to(device)
-    # where each recorded layer's pixels sit in the image, measured on the untrained encoder (its own
-    # random generator: the weights and every random draw after are those without it)
-    recorder = Recorder.of(encoder, cfg.case.record_layers)
-    geom = probe_geometry(encoder, data.size, recorder)
-    if uses_geometry(cfg.measure) and geom.problem is not None:
-        raise ConfigError(f"case {cfg.case.name}: {geom.problem}")
-    critics = DeepInfoMax(
-        geom.channels[-1],
-        cfg.train.hidden,
-        cfg.objective,
-        cfg.train.negatives,
-        cfg.measure.align,
-        geom,
-    ).to(device)
+    encoder, critics = built.encoder.to(device), critics.to(device)
     if cfg.train.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)
         critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, critics, geom, batch, recorder)
+    return Parts(
+        data, measured, images, measured_images, encoder, critics, built.geom, batch, built.recorder
+    )
 
 
 def measure_encoder(
@@ -366,19 +375,18 @@ def run_job(
     """Train one encoder case, measure MI, write the run directory; return the summary.
 
     Nothing is written into `run_dir` before its lock is held, the config it remembers agrees with this
-    one (or resume=force) and the data is read: a run refused (busy directory, another config) or
-    stopped by a configuration error leaves the directory as it was. Then `job_files` (the .hydra/
-    files, jobstart.hydra_files) are written first."""
+    one (or resume=force), the data is read and the networks are built: a run refused (busy directory,
+    another config) or stopped by a configuration error leaves the directory as it was. Then
+    `job_files` (the .hydra/ files, jobstart.hydra_files) are written first."""
     clock = runtime.PhaseClock()
     try:
+        cfg = config.typed(cfg)
         config.check(cfg)
     except ConfigError as e:
         raise Refused(str(e)) from None
-    raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
-    cfg = config.typed(cfg)
     run_dir = Path(run_dir)
     with rundir.lock(run_dir):  # a second run into this directory stops here, with one line
-        if diff := jobstart.check_remembered(raw, run_dir):
+        if diff := jobstart.check_remembered(cfg, run_dir):
             log.warning(
                 f"{run_dir}: resume=force: used although made with {config.describe(diff)}."
             )
@@ -394,13 +402,17 @@ def run_job(
             data = load_data(cfg)  # what the data cannot serve: exit 2, nothing written
             if cfg.logger.kind == LoggerKind.tensorboard:
                 require_tensorboard()  # without its package: exit 2, nothing written
+            clock.lap("start")  # the lock, the directory's checks, reading the data
+            try:
+                nets = networks(cfg)
+            except ConfigError as e:  # a case that cannot be built or measured: nothing written
+                raise Refused(str(e)) from None
             if cfg.overwrite:
                 rundir.start_over(run_dir)
             (run_dir / rundir.FAILED).unlink(missing_ok=True)
             rundir.write_job_files(run_dir, job_files or {})
             tracker = make_tracker(cfg.logger, run_dir)
-            clock.lap("start")  # the lock, the directory's checks, reading the data
-            return _recipe(cfg, run_dir, rt, tracker, data, clock)
+            return _recipe(cfg, run_dir, rt, tracker, data, nets, clock)
 
 
 def _recipe(
@@ -409,9 +421,10 @@ def _recipe(
     rt: runtime.Runtime,
     tracker,
     data: tuple[GrayImages, GrayImages],
+    nets: tuple[BuiltCase, DeepInfoMax],
     clock: runtime.PhaseClock,
 ) -> dict:
-    parts = prepare(cfg, run_dir, rt.device, *data)
+    parts = prepare(cfg, run_dir, rt.device, data, nets)
     _log_start(cfg, parts, rt)
     clock.lap("prepare")
     init, init_seconds = measure_encoder(cfg, parts, rt, trained=False)

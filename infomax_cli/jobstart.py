@@ -15,9 +15,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-import sys
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from . import config, rundir, store
 from .choices import ResumeMode
-from .errors import ConfigError, Damaged, Refused, printable
+from .errors import ConfigError, Damaged, InfomaxError, Refused, Stop, printable, sweep_status
 from .limits import check_path_part
 
 log = logging.getLogger("infomax")
@@ -35,6 +39,52 @@ log = logging.getLogger("infomax")
 
 class ConfigDiffers(Refused):
     """The directory holds a run made with a config that differs in what changes results."""
+
+
+# ------------------------------------------------------------------------------- one call's state
+@dataclass
+class RunState:
+    """What one `infomax run` call learns while Hydra runs it: made per call (`run_state`), read and
+    written by its job function and Hydra's callbacks in the process the call runs in (a launcher's
+    workers have none: `current()` is None there)."""
+
+    pid: int  # the process the call runs in
+    # the user asked for Hydra's full tracebacks (HYDRA_FULL_ERROR=1 before the call)
+    user_traceback: bool = False
+    started: bool = False  # a job has started: before that, Hydra's exit 1 is a usage error
+    # a single run: the nearest folder that existed before Hydra made the run directory (a run stopped
+    # by a configuration error removes the empty folders it made, up to there)
+    existed: Path | None = None
+    sweep_status: int = 0  # a sweep: its exit status, from its jobs' failed.json (CompareCallback)
+
+
+_CURRENT: ContextVar[RunState | None] = ContextVar("infomax_run_state", default=None)
+
+
+@contextlib.contextmanager
+def run_state() -> Iterator[RunState]:
+    """A fresh state for one `infomax run` call. Hydra reports an error it catches itself (a traceback
+    and exit 1) unless HYDRA_FULL_ERROR=1, its only switch, asks it to raise: set for the call, so
+    that the command's own one line says what went wrong, and put back as it was after."""
+    state = RunState(os.getpid(), user_traceback=os.environ.get("HYDRA_FULL_ERROR") == "1")
+    token = _CURRENT.set(state)
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield state
+    finally:
+        _CURRENT.reset(token)
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
+
+
+def current() -> RunState | None:
+    """The state of the `infomax run` call this process runs; None in a launcher's worker (or outside
+    a call)."""
+    state = _CURRENT.get()
+    return state if state is not None and state.pid == os.getpid() else None
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
@@ -45,34 +95,31 @@ def task_config(cfg: DictConfig) -> DictConfig:
     return task
 
 
-def _stop(message: str) -> None:
-    """One line and exit 2, from inside a Hydra callback (which turns an Exception into a warning)."""
-    print(f"infomax: {printable(message)}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 class CheckFirst(Callback):
-    """The config's range checks before Hydra makes a directory (conf/config.yaml's callbacks)."""
-
-    # a single run's nearest folder that existed before Hydra made its run directory: a run stopped
-    # by a configuration error removes the empty folders it made, up to there
-    existed: Path | None = None
+    """The config's checks before Hydra makes a directory (conf/config.yaml's callbacks): a single
+    run's range checks (its module, if of your own, is built and probed once, by the job), every job's
+    of a sweep (each module of your own built and probed once, whatever the seeds): a config error
+    stops the whole sweep before its directory exists. Hydra turns an Exception raised here into a
+    warning: the error travels as errors.Stop."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            _check(task_config(config))
+            _check(task_config(config), build=False)
         except ConfigError as e:
-            _stop(str(e))
+            raise Stop(e) from None
         run_dir = Path(str(config.hydra.run.dir)).absolute()
-        CheckFirst.existed = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+        if (state := current()) is not None:
+            state.existed = next(p for p in (run_dir, *run_dir.parents) if p.exists())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        built: set[str] = set()
         for overrides, job in _sweep_jobs(config):
             try:
                 check_named(overrides)
-                _check(task_config(job))
+                _check(task_config(job), build=built)
             except ConfigError as e:
-                _stop(f"job {printable(' '.join(overrides))}: {e} (nothing was run)")
+                what = f"job {printable(' '.join(overrides))}: {e} (nothing was run)"
+                raise Stop(ConfigError(what)) from None
 
 
 def check_named(overrides: list[str]) -> None:
@@ -85,12 +132,11 @@ def check_named(overrides: list[str]) -> None:
             check_path_part(key, value)
 
 
-def remove_made_folders(run_dir: Path) -> None:
-    """Remove `run_dir` and the parents Hydra made for it, as long as they are empty (a single run
-    that stopped before writing anything)."""
-    stop = CheckFirst.existed
+def remove_made_folders(run_dir: Path, existed: Path | None) -> None:
+    """Remove `run_dir` and the parents Hydra made for it up to `existed` (the nearest folder that
+    existed before), as long as they are empty (a single run that stopped before writing anything)."""
     folder = Path(run_dir).absolute()
-    while stop is not None and folder != stop and stop in folder.parents:
+    while existed is not None and folder != existed and existed in folder.parents:
         try:
             folder.rmdir()
         except OSError:
@@ -98,13 +144,32 @@ def remove_made_folders(run_dir: Path) -> None:
         folder = folder.parent
 
 
-def _check(task: DictConfig) -> None:
+def _check(task: DictConfig, build: bool | set[str]) -> None:
+    """config.check on the typed task config, and the case's own checks (model.build): a stack's
+    geometry always; a module of your own built and probed when `build` is a set of the modules
+    already checked (added to it), never when False."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        config.check(task)
+        cfg = config.typed(task)
     except OmegaConfBaseException:
         return  # a value Hydra reports better itself (a missing or unresolvable one), when it reads it
+    config.check(cfg)
+    from .model.build import check_case, check_stack
+
+    if cfg.case.encoder is None:
+        check_stack(cfg)
+    elif build is not False and (key := _case_key(cfg)) not in build:
+        check_case(cfg)
+        build.add(key)
+
+
+def _case_key(cfg: config.Config) -> str:
+    """What a module's checks depend on: the case, the encoder node, the images, the alignments, the
+    batches and the device."""
+    m = cfg.measure
+    parts = (cfg.case, cfg.encoder, cfg.dataset.size, m.align, m.alt_aligns, m.batch_size)
+    return repr((*parts, cfg.train.batch_size, cfg.device))
 
 
 def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
@@ -142,7 +207,7 @@ def hydra_files(cfg: DictConfig) -> dict[str, str]:
     }
 
 
-def check_remembered(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any]]:
+def check_remembered(cfg: config.Config, run_dir: Path) -> dict[str, tuple[Any, Any]]:
     """When `run_dir` holds a finished or resumable run, compare the config it remembers with this
     run's: ConfigDiffers (one line naming the differing keys) unless resume=force; returns the
     differences (empty when none, or when the directory remembers nothing)."""
@@ -160,7 +225,7 @@ def check_remembered(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any
         ) from None
     if stored is None:
         return {}
-    current = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    current = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     diff = config.differing_keys(stored, current)
     if diff and not force:
         what = "finished" if rundir.is_finished(run_dir) else "resumable"
@@ -191,3 +256,46 @@ def finished(run_dir: Path) -> dict | None:
         f"{printable(run_dir)} holds a damaged run ({printable(problem)}): running it again."
     )
     return None
+
+
+# -------------------------------------------------------------------------------- a sweep's end
+class CompareCallback(Callback):
+    """Writes the sweep's comparison when a multirun ends, whatever the launcher, and sets the call's
+    exit status from its jobs (they write failed.json when they stop without finishing)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .analysis import compare
+        from .analysis.sweep import load
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            sweep = load(sweep_dir)  # the sweep's jobs, looked up once
+            unfinished = sweep.unfinished
+            n_jobs = len(sweep.jobs) + len(unfinished) + len(sweep.damaged)
+            n_jobs += sum(len(x.set_aside) for x in sweep.left_out)
+        except InfomaxError as e:  # nothing finished: no comparison, but the exit status
+            sweep, error = None, e
+            unfinished = store.job_dirs(sweep_dir) if sweep_dir.is_dir() else []
+            n_jobs = len(unfinished)
+        failures = [f for j in unfinished if (f := store.read_failure(j.path))]
+        if (state := current()) is not None:
+            state.sweep_status = sweep_status([int(f["exit_code"]) for f in failures])
+        try:
+            if sweep is None:
+                raise error
+            # the margins this multirun was started with (compare.margin=...), over those its
+            # earlier jobs were run with
+            node = config.get("compare", {})
+            margin = node.get("margin")
+            margins = {str(k): float(v) for k, v in margin.items()} if margin else None
+            given = {k: node[k] for k in ("tie", "max_seeds", "spending") if k in node}
+            sweep, found = compare.compare(sweep, margins, given)
+        except InfomaxError as e:
+            log.error(printable(e))
+            return
+        compare.print_found(sweep, found)
+        if failures:
+            log.error(
+                f"{len(failures)} of {n_jobs} jobs did not finish (see above): the comparison covers "
+                "the seeds at which every case finished. Rerun the same command to redo the others."
+            )

@@ -5,9 +5,9 @@ re-measured, without retraining, under every combination of alignment (`resize`,
 (`histogram`, `ksg`, `gcmi`) and histogram bins (the bins only matter to the histogram: ksg and gcmi run
 once per alignment). The jobs are found by `analysis.sweep.load`, and measured by `measure.measure`
 with the grid as its list of protocols: each batch of images goes through the encoder once, its maps
-are aligned once per alignment and fed to every estimator. The grid's defaults live in
-`conf/sensitivity.yaml`; the command (`infomax sensitivity`) is `cli.py`'s, its flags this module's
-`parser`.
+are aligned once per alignment and fed to every estimator. The grid's defaults are SensitivityConfig's,
+written once; the flags (`add_arguments`, read by cli.py's parser) and a grid file (`--grid`) replace
+them; the command's body is commands.py's.
 
 A job's stored config is data: read through the store as plain values, never instantiated. The
 built-in cases are rebuilt from the package (the study's stacks by its Encoder, the cases beyond the
@@ -48,7 +48,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import config, rundir, store
 from .analysis.sweep import Job, load, warn_left_out
-from .config import Align, DeviceKind, Estimator
+from .choices import Align, DeviceKind, Estimator
 from .errors import ConfigError, Damaged, RunError, first_line, printable
 from .measure import Hooks, MeasuredImages, Plan, Protocol, measure
 from .model.encoders import build_encoder
@@ -59,21 +59,26 @@ from .train import DeviceImages
 
 log = logging.getLogger("infomax")
 
-GRID_FILE = config.CONF_DIR / "sensitivity.yaml"
 PROTOCOL = ["align", "bins", "estimator"]
 JOB_COLUMNS = ["job", "case", "seed", *PROTOCOL, "n_images", "mi_mean", "mi_max", "seconds"]
 
 
 @dataclass
 class SensitivityConfig:
-    """The protocol grid (conf/sensitivity.yaml)."""
+    """The protocol grid and its defaults, written here only (the flags' defaults and help are these;
+    a `--grid` file's keys and the flags replace them). The sweep's own protocol (its measure.align,
+    measure.estimator, measure.bins) is always added to the grid: its ranking is the reference. Every
+    other measure.* setting (binning, miller_madow, ksg_k, ksg_samples, batch_size) stays as each job
+    had it."""
 
+    # measure.align: receptive-field geometry, maps resized to the image, or centre-cropped
     align: list[Align] = field(default_factory=lambda: [Align.geometry, Align.resize, Align.crop])
+    # histogram bins per axis (the histogram only: ksg and gcmi have none)
     bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
     estimators: list[Estimator] = field(
         default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi]
     )
-    n_images: int | None = None
+    n_images: int | None = None  # re-measure only each job's first N images (None: all it measured)
     device: DeviceKind = DeviceKind.auto
 
 
@@ -87,19 +92,21 @@ def grid(aligns, bins, estimators) -> list[Protocol]:
     return list(dict.fromkeys(out))
 
 
-def load_grid(path: Path = GRID_FILE, **overrides: Any) -> SensitivityConfig:
-    """The grid file checked against SensitivityConfig, with the given keys (non-None) replaced."""
+def load_grid(path: Path | None = None, **overrides: Any) -> SensitivityConfig:
+    """The grid: SensitivityConfig's defaults, then the grid file's keys (`--grid`), then the given keys
+    (non-None: the flags), checked against the schema."""
     try:
         cfg = OmegaConf.structured(SensitivityConfig)
-        if Path(path).is_file():
+        if path is not None:
             cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
         given = {k: v for k, v in overrides.items() if v is not None}
         if given:
             cfg = OmegaConf.merge(cfg, given)
         out = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
+        where = f"{path} and the flags" if path is not None else "the flags"
         raise ConfigError(
-            f"the sensitivity grid ({path} and the flags) is not valid: {str(e).splitlines()[0]}"
+            f"the sensitivity grid ({where}) is not valid: {str(e).splitlines()[0]}"
         ) from None
     if any(b < 2 for b in out.bins):
         raise ConfigError(f"bins must all be >= 2, got {list(out.bins)}")
@@ -344,13 +351,14 @@ def _label(row) -> str:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError(message)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`infomax sensitivity`'s arguments (cli.py's parser): the grid's flags, whose defaults are
+    SensitivityConfig's."""
+    defaults = SensitivityConfig()
 
+    def default(values) -> str:
+        return "all the job measured" if values is None else " ".join(map(str, values))
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="infomax sensitivity", description=__doc__.splitlines()[0])
     p.add_argument(
         "sweep_dir",
         metavar="SWEEP_DIR",
@@ -360,33 +368,36 @@ def parser() -> argparse.ArgumentParser:
         "--align",
         nargs="+",
         choices=[a.value for a in Align],
-        help="alignments (default: from conf/sensitivity.yaml)",
+        help=f"alignments (default: {default(defaults.align)})",
     )
     p.add_argument(
         "--bins",
         nargs="+",
         type=int,
-        help="histogram bins per axis (default: from conf/sensitivity.yaml)",
+        help=f"histogram bins per axis (default: {default(defaults.bins)})",
     )
     p.add_argument(
         "--estimators",
         nargs="+",
         choices=[e.value for e in Estimator],
-        help="MI estimators (default: from conf/sensitivity.yaml)",
+        help=f"MI estimators (default: {default(defaults.estimators)})",
     )
     p.add_argument(
         "--n-images",
         type=int,
         help="re-measure only each job's first N images (faster; then the own-protocol row no "
-        "longer equals the jobs' summaries)",
+        "longer equals the jobs' summaries; default: all the job measured)",
     )
     p.add_argument(
         "--device",
         choices=[d.value for d in DeviceKind],
-        help="auto | cpu | cuda (default: from conf/sensitivity.yaml)",
+        help=f"where to measure (default: {defaults.device})",
     )
     p.add_argument(
-        "--grid", type=Path, default=GRID_FILE, help=f"the grid file (default: {GRID_FILE})"
+        "--grid",
+        type=Path,
+        help="a YAML file of the grid's keys (align, bins, estimators, n_images, device) over the "
+        "defaults; the flags given replace its keys",
     )
     p.add_argument(
         "--encoder",
@@ -398,12 +409,11 @@ def parser() -> argparse.ArgumentParser:
         "(its module on the path: PYTHONPATH=...); the built-in cases need none",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
-    return p
 
 
 def grid_of(args: argparse.Namespace) -> SensitivityConfig:
-    """The grid the parsed flags ask for: the grid file, with the flags given replacing its keys."""
-    if args.grid != GRID_FILE and not args.grid.is_file():
+    """The grid the parsed flags ask for: the defaults, the grid file's keys, the flags given."""
+    if args.grid is not None and not args.grid.is_file():
         raise ConfigError(f"--grid {args.grid}: no such file")
     return load_grid(
         args.grid,

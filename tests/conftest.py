@@ -33,6 +33,17 @@ def compose_cfg(overrides: list[str] = ()):
         return compose(config_name="config", overrides=list(overrides))
 
 
+def check_config(cfg) -> None:
+    """Every check a composed config gets before a job writes anything: the schema's range rules on
+    the typed config (config.check) and the case's own (model.build.check_case: a stack's geometry,
+    a module of your own built and probed)."""
+    from infomax_cli.model.build import check_case
+
+    typed = config.typed(cfg)
+    config.check(typed)
+    check_case(typed)
+
+
 def infomax(
     *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:

@@ -389,7 +389,7 @@ def test_a_non_editable_install_finds_its_config(tmp_path):
         [
             sys.executable,
             "-c",
-            "from infomax_cli import config, sensitivity; print(config.CONF_DIR, sensitivity.GRID_FILE.is_file())",
+            "from infomax_cli import config; print(config.CONF_DIR, (config.CONF_DIR / 'config.yaml').is_file())",
         ],
         cwd=tmp_path,
         capture_output=True,

@@ -104,13 +104,13 @@ def test_a_folder_without_jobs_is_a_clear_error(tmp_path):
 
 
 def test_sweep_exit_code_says_how_the_worst_job_stopped():
-    from infomax_cli.analysis.compare import sweep_exit_code
+    from infomax_cli.errors import sweep_status
 
-    assert sweep_exit_code([]) == 0
-    assert sweep_exit_code([2, 2]) == 2  # every job rejected its config
-    assert sweep_exit_code([2, 1]) == 1  # a runtime failure outranks a config error
-    assert sweep_exit_code([143, 1]) == 1
-    assert sweep_exit_code([2, 140]) == 140  # stopped by a signal: resumable
+    assert sweep_status([]) == 0
+    assert sweep_status([2, 2]) == 2  # every job rejected its config
+    assert sweep_status([2, 1]) == 1  # a runtime failure outranks a config error
+    assert sweep_status([143, 1]) == 1
+    assert sweep_status([2, 140]) == 140  # stopped by a signal: resumable
 
 
 def _truncate(d):
@@ -216,7 +216,7 @@ def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplo
     """A sweep job whose config the data cannot serve (more images asked for than there are) stops
     before its first write: its directory holds only failed.json, and the sweep still names it (and
     counts it in its exit status)."""
-    from infomax_cli.analysis.compare import sweep_exit_code
+    from infomax_cli.errors import sweep_status
 
     make_job(tmp_path, "a", [0.1, 0.2])
     stopped = tmp_path / "case=c,dataset.n_images=100000"
@@ -227,7 +227,7 @@ def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplo
         sweep, _ = compare(tmp_path)
     assert [j.path for j in sweep.unfinished] == [stopped]
     assert f"job {stopped.name} did not finish (left out): {message}" in caplog.text
-    assert sweep_exit_code([2]) == 2
+    assert sweep_status([2]) == 2
 
 
 @pytest.mark.slow

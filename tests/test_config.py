@@ -4,7 +4,7 @@ import dataclasses
 import typing
 
 import pytest
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, check_config, compose_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
@@ -100,7 +100,7 @@ def test_range_checks_name_the_key(override, key):
     """Also keys added with '+' that the schema does not declare: Hydra accepts them, check() does not."""
     cfg = compose_cfg(["dataset=samples", override])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("+", r"\+")):
-        config.check(cfg)
+        check_config(cfg)
 
 
 @pytest.mark.parametrize("case", ["c", "strided"])
@@ -108,11 +108,11 @@ def test_too_many_bins_are_refused_for_every_kind_of_case(case):
     """The study's stacks and a module named by _target_ (which skip the stacks' own checks) alike."""
     cfg = compose_cfg(["dataset=samples", f"case={case}", "measure.bins=10000000"])
     with pytest.raises(ConfigError, match="is more bins than an image's pixels can fill"):
-        config.check(cfg)
+        check_config(cfg)
 
 
 def test_the_largest_useful_bin_count_is_allowed():
-    config.check(compose_cfg(["dataset=samples", "measure.bins=256", "train.negatives=63"]))
+    check_config(compose_cfg(["dataset=samples", "measure.bins=256", "train.negatives=63"]))
 
 
 def test_the_schema_declares_every_key_of_every_preset():
@@ -149,13 +149,13 @@ def test_the_readme_documents_every_key_of_the_schema():
 @pytest.mark.parametrize("case", "abcd")
 def test_every_case_works_down_to_16_pixels_and_says_so_below(case):
     cfg = compose_cfg([f"case={case}", "dataset=folder", "dataset.root=x", "dataset.size=16"])
-    config.check(cfg)
+    check_config(cfg)
     cfg = compose_cfg([f"case={case}", "dataset=folder", "dataset.root=x", "dataset.size=15"])
     with pytest.raises(
         ConfigError,
         match=rf"dataset\.size=15 is too small for case {case} .*use dataset\.size=16 or more",
     ):
-        config.check(cfg)
+        check_config(cfg)
 
 
 def test_a_deeper_case_needs_a_larger_size():
@@ -172,7 +172,7 @@ def test_a_deeper_case_needs_a_larger_size():
     with pytest.raises(
         ConfigError, match=r"16 -> 14 -> 12 -> 10 -> 8 -> 6 -> 4\).*use dataset\.size=20 or more"
     ):
-        config.check(cfg)
+        check_config(cfg)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_a_deeper_case_needs_a_larger_size():
 )
 def test_dataset_config_errors_name_the_key(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        config.check(compose_cfg(overrides))
+        check_config(compose_cfg(overrides))
 
 
 def test_new_presets_compose_with_declared_keys_only():

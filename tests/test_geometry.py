@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import check_config, compose_cfg
 
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
@@ -156,9 +156,9 @@ def test_a_case_that_cannot_be_aligned_fails_at_start():
 
     cfg = compose_cfg(["case=b", "case.padding=3"])
     with pytest.raises(ConfigError, match="do not cover"):
-        config.check(cfg)
+        check_config(cfg)
     # resize needs no geometry
-    config.check(compose_cfg(["case=b", "case.padding=3", "measure.align=resize"]))
+    check_config(compose_cfg(["case=b", "case.padding=3", "measure.align=resize"]))
 
 
 def test_critics_see_the_same_pixels_as_the_measurement():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, compose_cfg, infomax
+from conftest import TINY, check_config, compose_cfg, infomax
 from fake_sweep import write_job
 from omegaconf import OmegaConf
 
@@ -338,12 +338,12 @@ def test_11_memory_heavy_sizes_are_estimated_and_refused_naming_the_limit():
     """`encoder.maps=100000` took 6 GB before failing; now the estimate is refused at start, naming
     the estimate and the limit."""
     with pytest.raises(ConfigError, match=r"needs about [\d,]+ GB, more than .*encoder.maps"):
-        config.check(compose_cfg([*TINY, "encoder.maps=100000"]))
+        check_config(compose_cfg([*TINY, "encoder.maps=100000"]))
     with pytest.raises(
         ConfigError, match=r"about 2.4 GB, more than device.memory_gb=0.5 \(0.5 GB\)"
     ):
-        config.check(compose_cfg([*TINY, "encoder.maps=4096", "device.memory_gb=0.5"]))
-    config.check(compose_cfg([*TINY, "encoder.maps=64"]))  # an ordinary size passes
+        check_config(compose_cfg([*TINY, "encoder.maps=4096", "device.memory_gb=0.5"]))
+    check_config(compose_cfg([*TINY, "encoder.maps=64"]))  # an ordinary size passes
 
 
 @pytest.mark.slow

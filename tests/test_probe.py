@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_cfg, infomax
+from conftest import ROOT, TINY, check_config, compose_cfg, infomax
 from torch import nn
 
 from infomax_cli import config
@@ -166,12 +166,12 @@ def conv(c_in: int, c_out: int, kernel: int) -> list[str]:
 )
 def test_modules_that_cannot_be_measured_stop_at_start_in_one_line(overrides, words):
     with pytest.raises(ConfigError, match=words) as e:
-        config.check(compose_cfg(overrides))
+        check_config(compose_cfg(overrides))
     assert "\n" not in str(e.value)
 
 
 def test_a_module_without_a_grid_is_measured_with_resize():
-    config.check(
+    check_config(
         compose_cfg(
             custom("test_probe.Pooled", "measure.align=resize", "measure.alt_aligns=[crop]")
         )
@@ -181,7 +181,7 @@ def test_a_module_without_a_grid_is_measured_with_resize():
 def test_built_in_cases_beyond_the_study_are_target_configs():
     for case, cls in [("strided", cases.Strided), ("dilated", cases.Dilated)]:
         cfg = compose_cfg([f"case={case}", "dataset=samples", "encoder.widths=[4,4,4]"])
-        config.check(cfg)
+        check_config(cfg)
         module = build_encoder(config.typed(cfg).case, config.typed(cfg).encoder)
         assert type(module) is cls and module[1][0].in_channels == 4  # encoder.widths reach it
     assert isinstance(

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infomax_cli import cli
 from infomax_cli.mi import validate as V
 
 
 def test_quick_run_writes_the_table_and_the_plot(tmp_path, capsys):
     out = tmp_path / "v"
-    assert V.main(["--out", str(out), "--quick"]) == 0
+    assert cli.main(["validate", "--out", str(out), "--quick"]) == 0
     df = pd.read_csv(out / "validation.csv")
     assert list(df.columns) == V.COLUMNS
     assert set(df.task) == {t[0] for t in V.TASKS}
@@ -55,7 +56,7 @@ def test_binned_entropy():
 
 @pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "x"], ["--bogus"]])
 def test_bad_arguments_are_a_usage_error(argv, tmp_path, capsys):
-    assert V.main([*argv, "--out", str(tmp_path)]) == 2
+    assert cli.main(["validate", *argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("infomax validate:") and "\n" not in err
     assert not any(tmp_path.iterdir())

@@ -12,10 +12,9 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-from hydra.experimental.callback import Callback
 
 from .. import rundir, store
-from ..errors import ConfigError, InfomaxError, printable
+from ..errors import ConfigError
 from ..render import claims_figure, figures, report
 from ..rundir import SETTING
 from . import claims, looks, stats
@@ -334,53 +333,3 @@ def sweep_record(sweep: Sweep) -> dict:
 
 def print_found(sweep: Sweep, found: Findings) -> None:
     report.print_found(found, sweep.path)
-
-
-def sweep_exit_code(codes: list[int]) -> int:
-    """The exit status of a sweep whose jobs stopped with these statuses: 0 when none did, 1 when any
-    hit a runtime failure, else the interrupt's status (resumable), else 2 (every job rejected its
-    config)."""
-    if not codes:
-        return 0
-    if any(c not in (0, 2) and c < 128 for c in codes):
-        return 1
-    return next((c for c in codes if c >= 128), 2)
-
-
-class CompareCallback(Callback):
-    """Writes the sweep's comparison when a multirun ends, whatever the launcher; `exit_code` is then
-    the sweep's exit status (its jobs write failed.json when they stop without finishing)."""
-
-    exit_code = 0
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            sweep = load(sweep_dir)  # the sweep's jobs, looked up once
-            unfinished = sweep.unfinished
-            n_jobs = len(sweep.jobs) + len(unfinished) + len(sweep.damaged)
-            n_jobs += sum(len(x.set_aside) for x in sweep.left_out)
-        except InfomaxError as e:  # nothing finished: no comparison, but the exit status
-            sweep, error = None, e
-            unfinished = store.job_dirs(sweep_dir) if sweep_dir.is_dir() else []
-            n_jobs = len(unfinished)
-        failures = [f for j in unfinished if (f := store.read_failure(j.path))]
-        CompareCallback.exit_code = sweep_exit_code([int(f["exit_code"]) for f in failures])
-        try:
-            if sweep is None:
-                raise error
-            # the margins this multirun was started with (compare.margin=...), over those its earlier jobs were run with
-            node = config.get("compare", {})
-            margin = node.get("margin")
-            margins = {str(k): float(v) for k, v in margin.items()} if margin else None
-            given = {k: node[k] for k in ("tie", "max_seeds", "spending") if k in node}
-            sweep, found = compare(sweep, margins, given)
-        except InfomaxError as e:
-            log.error(printable(e))
-            return
-        print_found(sweep, found)
-        if failures:
-            log.error(
-                f"{len(failures)} of {n_jobs} jobs did not finish (see above): the comparison covers "
-                "the seeds at which every case finished. Rerun the same command to redo the others."
-            )

@@ -1,4 +1,5 @@
-"""`infomax validate`: score every MI estimator against distributions whose MI is known.
+"""Every MI estimator scored against distributions whose MI is known (`infomax validate`, whose
+command is commands.py's and whose picture and table are render/validation.py's).
 
 Each task draws `seeds` independent samples of n pixels and feeds them, shaped (seeds, 1, H, W), through
 `mi.estimate_mi`: the code path the measurement uses. Truths (nats):
@@ -12,25 +13,17 @@ Each task draws `seeds` independent samples of n pixels and feeds them, shaped (
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from rich.console import Console
-from rich.table import Table
 
-from .. import mi, rundir
-from ..errors import ConfigError
-from ..rundir import atomic_write
+from .. import mi
 
 BINS = 20
-STUDY_N = 96 * 96
+STUDY_N = 96 * 96  # the pixels of one study image: the full run's larger sample size
 COLUMNS = ["estimator", "options", "task", "n", "truth", "mean", "std", "bias"]
 
 # (estimator, options label, estimate_mi keyword arguments)
@@ -137,109 +130,3 @@ def run_validation(sizes: Iterable[int], seeds: int) -> pd.DataFrame:
                 std = float(est.std(ddof=1)) if seeds > 1 else 0.0
                 rows.append((name, options, task, int(n), true, mean, std, mean - true))
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def plot(df: pd.DataFrame, path: Path) -> None:
-    """Estimated against true MI, one panel per sample size, one colour per estimator, the diagonal."""
-
-    sizes = sorted(df.n.unique(), reverse=True)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.8), squeeze=False)
-    top = float(np.nanmax(np.r_[df.truth, df["mean"]])) * 1.05
-    for ax, n in zip(axes[0], sizes):
-        ax.plot([0, top], [0, top], color="gray", lw=1, ls="--", label="estimate = truth")
-        for i, (name, options, _) in enumerate(ESTIMATORS):
-            d = df[(df.n == n) & (df.estimator == name) & (df.options == options)]
-            ax.errorbar(
-                d.truth,
-                d["mean"],
-                yerr=d["std"],
-                fmt="os^Dv"[i],
-                ms=5,
-                capsize=2,
-                alpha=0.8,
-                label=f"{name} {options}",
-            )
-        ax.set(
-            xlabel="true MI (nats)",
-            ylabel="estimated MI (nats)",
-            title=f"n = {n} samples per pair",
-            xlim=(0, top),
-            ylim=(0, top),
-        )
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-
-
-def show(df: pd.DataFrame) -> None:
-    """Print the table with rich."""
-
-    table = Table(title="MI estimators against known MI (nats)")
-    for col in COLUMNS:
-        table.add_column(
-            col, justify="right" if col in ("n", "truth", "mean", "std", "bias") else "left"
-        )
-    for r in df.itertuples(index=False):
-        flag = "bold red" if abs(r.bias) > 0.05 else ""
-        table.add_row(
-            r.estimator,
-            r.options,
-            r.task,
-            str(r.n),
-            f"{r.truth:.4f}",
-            f"{r.mean:.4f}",
-            f"{r.std:.4f}",
-            f"[{flag}]{r.bias:+.4f}" if flag else f"{r.bias:+.4f}",
-        )
-    Console(width=None if sys.stdout.isatty() else 120).print(table)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError(f"infomax validate: {message}")
-
-
-def main(argv: list[str]) -> int:
-    """`infomax validate [--out DIR] [--seeds N] [--quick]`: writes validation.csv and validation.png."""
-    parser = _Parser(prog="infomax validate", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", default="outputs/validate", help="output directory (default: outputs/validate)"
-    )
-    parser.add_argument("--seeds", type=int, default=5, help="samples per task (default: 5)")
-    parser.add_argument("--quick", action="store_true", help="a small run: 2 seeds, n = 1024 only")
-    try:
-        args = parser.parse_args(argv)
-        if args.seeds < 1:
-            raise ConfigError(f"infomax validate: --seeds must be >= 1, got {args.seeds}")
-    except ConfigError as e:
-        print(e, file=sys.stderr)
-        return e.exit_code
-    sizes, seeds = ((1024,), min(args.seeds, 2)) if args.quick else ((STUDY_N, 1024), args.seeds)
-    df = run_validation(sizes, seeds)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            out / rundir.VALIDATION_CSV,
-            lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"),
-        )
-        plot(df, out / rundir.VALIDATION_PNG)
-    except OSError as e:
-        print(f"infomax validate: cannot write to {out}: {e}", file=sys.stderr)
-        return 1
-    show(df)
-    gauss = df[
-        df.task.str.startswith("gaussian") & (df.n == max(sizes)) & (df.options != "bins=20")
-    ]
-    print(
-        f"wrote {out / rundir.VALIDATION_CSV} and {out / rundir.VALIDATION_PNG}; "
-        f"largest |bias| on the Gaussian tasks at n={max(sizes)} (plain histogram aside): "
-        f"{gauss.bias.abs().max():.4f} nats"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

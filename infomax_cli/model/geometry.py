@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..choices import Align
+from ..config.rules import layer_size
 from ..errors import ConfigError
 
 
@@ -152,13 +153,11 @@ def _coverage_problem(geom: Geometry) -> str | None:
 
 
 def layer_geometry(kind: str, kernel: int, padding: int, size: int) -> tuple[int, int]:
-    """(output size, offset) of one stride-1 layer on a size-wide input."""
+    """(output size, offset) of one stride-1 layer on a size-wide input (the size as the config's
+    rules compute it)."""
     half = (kernel - 1) // 2
-    if kind == "conv":
-        return size + 2 * padding - kernel + 1, half - padding
-    if kind == "deconv":
-        return size - 2 * padding + kernel - 1, padding - half
-    raise ValueError(f"unknown layer kind {kind!r}: use 'conv' or 'deconv'")
+    offset = half - padding if kind == "conv" else padding - half
+    return layer_size(kind, kernel, padding, size), offset
 
 
 def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geometry:
