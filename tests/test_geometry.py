@@ -152,7 +152,6 @@ def test_stacks_that_cannot_be_aligned_say_so_in_one_line(layers, kernel, paddin
 
 
 def test_a_case_that_cannot_be_aligned_fails_at_start():
-    from infomax_cli import config
 
     cfg = compose_cfg(["case=b", "case.padding=3"])
     with pytest.raises(ConfigError, match="do not cover"):

@@ -21,7 +21,7 @@ from conftest import TINY, check_config, compose_cfg, infomax
 from fake_sweep import write_job
 from omegaconf import OmegaConf
 
-from infomax_cli import cli, config
+from infomax_cli import cli
 from infomax_cli.errors import ConfigError
 
 
