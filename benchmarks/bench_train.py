@@ -52,11 +52,10 @@ from train_speed import (  # noqa: E402  the training loops (and the inputs they
 )
 
 from infomax_cli import config, mi  # noqa: E402
-from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
-from infomax_cli.measure import MeasuredImages, Plan, measure  # noqa: E402
+from infomax_cli.app import keep_large_buffers_in_the_heap  # noqa: E402
+from infomax_cli.measure import Plan, measure  # noqa: E402
 from infomax_cli.model.geometry import align_pair  # noqa: E402
 from infomax_cli.sources.gray import GrayImages  # noqa: E402
-from infomax_cli.train import DeviceImages  # noqa: E402
 
 # -------------------------------------------------------------------------------------- measurement
 
@@ -66,9 +65,8 @@ def bench_measure(cfg, encoder, data: GrayImages, device: torch.device, seed: in
     measurement of a run)."""
     geom, measure_cfg = encoder.geometry(96), config.typed(cfg).measure
     plan = Plan.for_job(measure_cfg, seed, trained=True)
-    images = MeasuredImages(DeviceImages(data, device), data.image_ids, data.groups)
-    warm = min(len(data), measure_cfg.batch_size)
-    warm_up = MeasuredImages(images.batch, data.image_ids[:warm], data.groups[:warm])
+    images = data.on(device)
+    warm_up = data.subset(range(min(len(data), measure_cfg.batch_size))).on(device)
     measure(encoder, geom, warm_up, plan)
     sync(device)
     t = time.perf_counter()
@@ -82,7 +80,7 @@ def bench_histogram(
 ) -> tuple[float, str]:
     """Pairs/s of histogram_mi on case c's maps of the first 64 images (64 x 32 maps of 96 x 96)."""
     with torch.inference_mode():
-        x = DeviceImages(data, device)(torch.arange(min(64, len(data))))
+        x = data.on(device).batch(torch.arange(min(64, len(data))))
         # 96 x 96 maps: the contract's pairs of 96 x 96
         img, maps = align_pair(x, encoder.eval()(x), "resize")
     fn: Callable[[], torch.Tensor] = lambda: mi.histogram_mi(img, maps, bins)  # noqa: E731
@@ -260,7 +258,7 @@ def device_rows(a: argparse.Namespace, device: torch.device, data: GrayImages, b
 
 def main(argv: list[str]) -> int:
     a = parse(argv)
-    _keep_large_buffers_in_the_heap()  # as `infomax` does at start (both loops get it)
+    keep_large_buffers_in_the_heap()  # as `infomax` does at start (both loops get it)
     config.register()
     console = Console(width=None if sys.stdout.isatty() else 170, stderr=False)
     err = Console(stderr=True)

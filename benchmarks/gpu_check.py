@@ -47,7 +47,7 @@ import train_speed  # noqa: E402
 from gpu_table import CSV, MARKDOWN, ROOT, Context, Results, Row  # noqa: E402
 
 from infomax_cli import config  # noqa: E402
-from infomax_cli.cli import _keep_large_buffers_in_the_heap  # noqa: E402
+from infomax_cli.app import keep_large_buffers_in_the_heap  # noqa: E402
 from infomax_cli.errors import first_line  # noqa: E402
 from infomax_cli.sources.stl10 import write_stl10_binary  # noqa: E402
 
@@ -395,7 +395,7 @@ def run_items(check: Check, items: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     a = parse(argv)
-    _keep_large_buffers_in_the_heap()  # as `infomax` does at start
+    keep_large_buffers_in_the_heap()  # as `infomax` does at start
     config.register()
     ctx = Context.here(a.device, a.sizes.name)
     results = Results(a.out, ctx, a.budget)

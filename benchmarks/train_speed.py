@@ -24,7 +24,7 @@ from infomax_cli.model.encoders import build_encoder  # noqa: E402
 from infomax_cli.model.objectives import DeepInfoMax  # noqa: E402
 from infomax_cli.sources import load_dataset  # noqa: E402
 from infomax_cli.sources.gray import Catalog, GrayImages  # noqa: E402
-from infomax_cli.train import DeviceImages, TrainHooks, seed_everything, train  # noqa: E402
+from infomax_cli.train import TrainHooks, seed_everything, train  # noqa: E402
 
 SWITCHES = (
     "bf16",
@@ -153,7 +153,7 @@ def bench_training(
     def run_project(cfg):
         tcfg = dataclasses.replace(config.typed(cfg).train, steps=total)
         encoder, critics = build(cfg, device, seed)
-        images = DeviceImages(data, device)
+        images = data.on(device)
         sync(device)
         stamps = [time.perf_counter()]
         on_step = lambda s, r: stamps.append(time.perf_counter())  # noqa: E731

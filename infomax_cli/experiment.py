@@ -29,7 +29,7 @@ from .choices import Align, LoggerKind
 from .config import Config
 from .errors import ConfigError, Damaged, Refused, RunError
 from .limits import check_null_partners
-from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, layer_mi, measure
+from .measure import Hooks, Measurement, NotFinite, Plan, layer_mi, measure
 from .model.build import BuiltCase, build_case
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
@@ -38,19 +38,18 @@ from .render import figures
 from .sources import load_datasets
 from .sources.gray import GrayImages
 from .tracker import make_tracker, require_tensorboard
-from .train import DeviceImages, TrainHooks, seed_everything, train
+from .train import TrainHooks, seed_everything, train
 
 log = logging.getLogger("infomax")
 
 
 @dataclass
 class Parts:
-    """What `prepare` makes: the images trained on and measured, the networks and the geometry."""
+    """What `prepare` makes: the images trained on and measured (their batches on the job's device),
+    the networks and the geometry."""
 
     data: GrayImages  # trained on
     measured: GrayImages  # measured (the same set, or the held-out images)
-    images: DeviceImages
-    measured_images: DeviceImages
     encoder: torch.nn.Module
     critics: DeepInfoMax
     geom: Geometry
@@ -125,11 +124,9 @@ def prepare(
     if cfg.train.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)
         critics = critics.to(memory_format=torch.channels_last)
-    images = DeviceImages(data, device)
-    measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(
-        data, measured, images, measured_images, encoder, critics, built.geom, batch, built.recorder
-    )
+    images = data.on(device)
+    measured_images = images if measured is data else measured.on(device)
+    return Parts(images, measured_images, encoder, critics, built.geom, batch, built.recorder)
 
 
 def measure_encoder(
@@ -140,13 +137,12 @@ def measure_encoder(
     t0 = time.perf_counter()
     m = parts.measured
     what = "measure" if trained else "measure (untrained)"
-    examples = m.example_ids[: cfg.measure.examples] if trained else ()
+    examples = m.example_positions[: cfg.measure.examples] if trained else ()
     plan = Plan.for_job(cfg.measure, cfg.seed, trained, examples)
-    images = MeasuredImages(parts.measured_images, m.image_ids, m.groups)
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
         hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
         try:
-            result = measure(parts.encoder, parts.geom, images, plan, hooks)
+            result = measure(parts.encoder, parts.geom, m, plan, hooks)
         except NotFinite as e:
             when = f"step {cfg.train.steps}, after training" if trained else "step 0, untrained"
             raise not_finite(cfg, e, f"measured ({when})") from None
@@ -170,7 +166,7 @@ class InfoPlane:
     def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
         self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
         self.seconds = 0.0  # spent measuring and writing the rows
-        self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
+        self.probe = parts.data.batch(torch.arange(min(cfg.measure.probe_images, len(parts.data))))
         self.rows = []
         if resuming and os.path.lexists(self.path):
             try:
@@ -229,7 +225,7 @@ def train_encoder(
         history = train(
             parts.encoder,
             parts.critics,
-            parts.images,
+            parts.data,
             cfg.train,
             cfg.seed,
             checkpoint=run_dir / rundir.CHECKPOINT,
@@ -353,7 +349,7 @@ def summarise(
         # each recorded layer's map size, stride, receptive-field offset and radius, as measured
         "geometry": geom.layers(),
         **{k: float(per_image[k].mean()) for k in means},
-        "study_examples": [int(measured.image_ids[p]) for p in measured.study_examples],
+        "study_examples": [int(measured.image_ids[p]) for p in measured.study_positions],
         "final_loss": float(last["loss"]),
         "final_local_mi": float(last["local_mi"]),
         "final_global_mi": float(last["global_mi"]),

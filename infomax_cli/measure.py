@@ -29,6 +29,7 @@ from .config import Estimator, MeasureConfig
 from .errors import Interrupted, RunError
 from .model.geometry import Geometry, align_images, align_pair
 from .model.probe import Recorder
+from .sources.gray import GrayImages
 
 # "null": the null partners' random stream, apart from the other draws of a seed
 NULL_STREAM = 0x6E756C6C
@@ -86,20 +87,6 @@ class Plan:
         others = (Protocol.of(cfg, a) for a in cfg.alt_aligns)
         protocols = tuple(dict.fromkeys([own, *others]))
         return cls(cfg, int(seed), protocols, int(cfg.null_partners), tuple(examples))
-
-
-@dataclass(frozen=True)
-class MeasuredImages:
-    """The images measured: `batch(idx)` gives positions idx as a (B, 1, S, S) float batch on the
-    device; `ids` are their global ids, `groups` their independent units (null partners come from
-    other groups; None: every image its own)."""
-
-    batch: Callable[[torch.Tensor], torch.Tensor]
-    ids: np.ndarray
-    groups: Sequence[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -213,24 +200,26 @@ def _draw(rng: np.random.Generator, allowed: np.ndarray) -> int:
 def measure(
     encoder: torch.nn.Module,
     geom: Geometry | None,
-    images: MeasuredImages,
+    images: GrayImages,
     plan: Plan,
     hooks: Hooks | None = None,
 ) -> Measurement:
     """MI between each image and each of the encoder's maps under every protocol of the plan, each
-    batch through the encoder once; `geom` (the encoder's Geometry) is needed by `align=geometry`."""
+    batch through the encoder once; `geom` (the encoder's Geometry) is needed by `align=geometry`.
+    `images`: the bundle measured (GrayImages.on the encoder's device, or anything with `batch`,
+    `image_ids`, `groups` and a length); the null partners are drawn by id, among other groups."""
     encoder.eval()
     hooks = hooks or Hooks()
     n = len(images)
     partners = None
     if plan.null_partners:
-        groups = images.groups if images.groups is not None else images.ids
-        partners = null_partners(groups, images.ids, plan.seed, plan.null_partners)
+        groups = images.groups if images.groups is not None else images.image_ids
+        partners = null_partners(groups, images.image_ids, plan.seed, plan.null_partners)
     out = _Collected(plan.protocols)
     for lo in range(0, n, plan.cfg.batch_size):
         idx = torch.arange(lo, min(lo + plan.cfg.batch_size, n))
         x = images.batch(idx)
-        batch = _Batch(images.ids[lo : lo + len(idx)], x, encoder(x))
+        batch = _Batch(images.image_ids[lo : lo + len(idx)], x, encoder(x))
         check_finite(batch.maps, "output", batch.ids)  # NaN maps would give NaN tables
         img, aligned = _protocols(batch, geom, plan, out)
         if partners is not None:
@@ -298,7 +287,7 @@ def _estimate(
 
 
 def _nulls(
-    images: MeasuredImages,
+    images: GrayImages,
     partners: np.ndarray,
     batch: _Batch,
     view: tuple[torch.Tensor, torch.Tensor],
@@ -320,7 +309,7 @@ def _nulls(
 
 
 def _partner_mi(
-    images: MeasuredImages,
+    images: GrayImages,
     partners: np.ndarray,
     batch: _Batch,
     aligned: torch.Tensor,

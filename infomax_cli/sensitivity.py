@@ -50,12 +50,11 @@ from . import config, rundir, store
 from .analysis.sweep import Job, load, warn_left_out
 from .choices import Align, DeviceKind, Estimator
 from .errors import ConfigError, Damaged, RunError, first_line, printable
-from .measure import Hooks, MeasuredImages, Plan, Protocol, measure
+from .measure import Hooks, Plan, Protocol, measure
 from .model.encoders import build_encoder
 from .model.probe import Recorder, probe_geometry
 from .runtime import pick_device, progress
 from .sources import load_datasets
-from .train import DeviceImages
 
 log = logging.getLogger("infomax")
 
@@ -216,7 +215,7 @@ def remeasure(
         ) from None
     encoder.to(device).eval()
     n = len(data) if n_images is None else min(int(n_images), len(data))
-    images = MeasuredImages(DeviceImages(data, device), data.image_ids[:n], data.groups[:n])
+    images = (data if n == len(data) else data.subset(range(n))).on(device)
     plan = Plan(cfg.measure, int(cfg.seed), tuple(protocols))
     m = measure(encoder, geom, images, plan, hooks)
     rows = []

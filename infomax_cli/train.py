@@ -20,38 +20,11 @@ from .config import TrainConfig
 from .errors import Interrupted, RunError, first_line
 from .model.objectives import MI_TERMS, mi_estimate
 from .rundir import save_torch
-from .sources.gray import DECODE_ONCE_BYTES, GrayImages
+from .sources.gray import GrayImages
 from .store import load_torch
 
 TERMS = ("local", "global", "prior")
 log = logging.getLogger("infomax")
-# Keep a dataset on the device for training when its gray uint8 pixels fit in this many bytes.
-ON_DEVICE_BYTES = 1 << 30
-
-
-class DeviceImages:
-    """A dataset's images on a device: `images(idx)` gives the float (B, 1, S, S) batch of positions
-    `idx`. Sets that fit (STL-10 train: 46 MB) are copied to the device once; larger ones are read per
-    batch into pinned memory and copied without blocking. Images decoded from files (folder,
-    torchvision) are decoded once only under a smaller budget."""
-
-    def __init__(self, data: GrayImages, device: torch.device):
-        self.data, self.device = data, device
-        fits = len(data) * data.size * data.size <= (
-            DECODE_ONCE_BYTES if data.lazy else ON_DEVICE_BYTES
-        )
-        self.pixels = data.all_uint8().to(device) if fits else None
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.pixels is not None:
-            return self.pixels[idx.to(self.device)].unsqueeze(1).float().div_(255)
-        batch = self.data.batch(idx)
-        if self.device.type == "cuda":
-            batch = batch.pin_memory()
-        return batch.to(self.device, non_blocking=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -125,7 +98,7 @@ class _Training:
     """One training run's state: the networks, their optimisers, the generators, the loss history and
     the step last checkpointed. `train` below is the loop over its `step`."""
 
-    def __init__(self, encoder, critics, images: DeviceImages, cfg: TrainConfig, seed: int):
+    def __init__(self, encoder, critics, images: GrayImages, cfg: TrainConfig, seed: int):
         self.encoder, self.critics, self.cfg = encoder, critics, cfg
         device = images.device
         critic_params = [
@@ -252,7 +225,7 @@ class TrainHooks:
 def train(
     encoder: torch.nn.Module,
     critics: torch.nn.Module,
-    images: DeviceImages,
+    images: GrayImages,
     cfg: TrainConfig,
     seed: int,
     *,
@@ -261,8 +234,8 @@ def train(
 ) -> list[dict]:
     """Train for `cfg.steps` steps and return the loss history (one dict per step).
 
-    `images(idx)` gives the float (B, 1, S, S) batch of positions `idx` on `images.device`
-    (DeviceImages, or any callable with `device` and a length). When `checkpoint`
+    `images.batch(positions)` gives the float (B, 1, S, S) batch on `images.device` (GrayImages.on,
+    or anything with `batch`, `device` and a length). When `checkpoint`
     exists, training resumes from it; it is rewritten every `cfg.checkpoint_every` steps and at the end.
     `hooks.on_step(step, row)` hears each step; `hooks.stop()` is polled after every step: a signal
     name stops training after a checkpoint.
@@ -277,7 +250,7 @@ def train(
     critics.train()
     for step in range(start + 1, cfg.steps + 1):
         idx = torch.randperm(n_images, generator=run.gen)[:batch]
-        row = run.step(step, images(idx))
+        row = run.step(step, images.batch(idx))
         hooks.on_step(step, row)
         signal_name = hooks.stop()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or signal_name:

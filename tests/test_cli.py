@@ -294,7 +294,7 @@ def test_path_overrides_expand_tilde_and_variables_before_hydra_reads_them(
 ):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from infomax_cli.cli import expand_path_overrides
+    from infomax_cli.app import expand_path_overrides
 
     home = "/home/new user/ünï"  # a space and letters Hydra's grammar takes only when quoted
     monkeypatch.setenv("HOME", home)
@@ -311,7 +311,7 @@ def test_path_overrides_expand_tilde_and_variables_before_hydra_reads_them(
 def test_a_sweep_over_two_roots_expands_each(monkeypatch):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from infomax_cli.cli import expand_path_overrides
+    from infomax_cli.app import expand_path_overrides
 
     monkeypatch.setenv("HOME", "/home/me")
     (rewritten,) = expand_path_overrides(["dataset.root=~/cats,~/dogs"])

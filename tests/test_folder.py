@@ -14,10 +14,9 @@ from conftest import compose_cfg, infomax
 from images_on_disk import rgb_noise, save
 from PIL import Image
 
-from infomax_cli import train
 from infomax_cli.config import DatasetConfig, DatasetKind
 from infomax_cli.errors import ConfigError, RunError
-from infomax_cli.sources import folder, load_dataset
+from infomax_cli.sources import folder, gray, load_dataset
 from infomax_cli.sources.folder import list_images
 from infomax_cli.sources.gray import GrayImages, gray_square
 
@@ -62,7 +61,12 @@ def test_folder_listing_is_sorted_labelled_and_stable(photos):
         "dog",
         "",
     ]  # ImageFolder: the subfolder of root
-    assert ds.example_ids == [5, 0, 1, 3]  # the first image of each label, labels sorted ('' first)
+    assert ds.example_positions == [
+        5,
+        0,
+        1,
+        3,
+    ]  # the first image of each label, labels sorted ('' first)
     assert ds.groups == [str(i) for i in range(6)]  # each image its own unit
     assert ds.info == {
         "dataset_kind": "folder",
@@ -100,10 +104,10 @@ def test_folder_decodes_lazily_and_pickles_small(photos, monkeypatch):
 def test_a_large_folder_is_decoded_per_batch(photos, monkeypatch):
     """Above the decode-once budget the loader never reads the whole set (memory stays bounded)."""
     ds = load_dataset(folder_cfg(photos, size=32))
-    monkeypatch.setattr(train, "DECODE_ONCE_BYTES", 5 * 32 * 32)  # 6 images do not fit
+    monkeypatch.setattr(gray, "DECODE_ONCE_BYTES", 5 * 32 * 32)  # 6 images do not fit
     monkeypatch.setattr(GrayImages, "all_uint8", lambda self: pytest.fail("decoded the whole set"))
-    images = train.DeviceImages(ds, torch.device("cpu"))
-    torch.testing.assert_close(images(torch.tensor([2, 0])), ds.batch([2, 0]))
+    images = ds.on(torch.device("cpu"))
+    torch.testing.assert_close(images.batch(torch.tensor([2, 0])), ds.batch([2, 0]))
 
 
 def test_folder_unreadable_file_stops_with_its_name(photos):

@@ -10,7 +10,7 @@ from conftest import check_config, compose_cfg
 
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
-from infomax_cli.measure import MeasuredImages, Plan, Protocol, layer_mi, measure
+from infomax_cli.measure import Plan, Protocol, layer_mi, measure
 from infomax_cli.model.encoders import Encoder, build_encoder, fan_in
 from infomax_cli.model.geometry import align_pair, critic_view, geometry
 from infomax_cli.model.probe import Recorder
@@ -80,12 +80,10 @@ def test_untrained_a_and_c_compute_the_same_function_and_get_the_same_mi():
     a, c = encoder("a", seed=3), encoder("c", seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
     data = load_dataset(compose_cfg(["dataset=samples", "dataset.n_images=24"]).dataset)
-    x = data.batch(np.arange(24))
     cfg = config.typed(compose_cfg(["measure.batch_size=10", "measure.alt_aligns=[resize]"]))
     plan = Plan.for_job(cfg.measure, 0, trained=True)
-    images = MeasuredImages(lambda idx: x[idx], data.image_ids, data.groups)
-    ma = measure(a, a.geometry(96), images, plan)
-    mc = measure(c, c.geometry(96), images, plan)
+    ma = measure(a, a.geometry(96), data, plan)
+    mc = measure(c, c.geometry(96), data, plan)
     np.testing.assert_allclose(ma.mi, mc.mi, atol=1e-6, rtol=0)
     np.testing.assert_allclose(ma.mi_null, mc.mi_null, atol=1e-6, rtol=0)
     # the old misalignment

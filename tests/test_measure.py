@@ -8,7 +8,6 @@ import torch
 
 from infomax_cli.config import MeasureConfig
 from infomax_cli.measure import (
-    MeasuredImages,
     Plan,
     Protocol,
     layer_mi,
@@ -22,9 +21,23 @@ from infomax_cli.model.probe import Recorder
 MCFG = MeasureConfig(align="resize", batch_size=3)
 
 
-def images_of(x: torch.Tensor, ids=None, groups=None) -> MeasuredImages:
-    ids = np.arange(len(x)) if ids is None else np.asarray(ids)
-    return MeasuredImages(lambda idx: x[idx], ids, groups)
+class FloatImages:
+    """Float test images with what measure() reads of an image bundle (GrayImages): `batch` by
+    position, `image_ids`, `groups` (None: every image its own unit) and a length."""
+
+    def __init__(self, x: torch.Tensor, ids=None, groups=None):
+        self.x, self.groups = x, groups
+        self.image_ids = np.arange(len(x)) if ids is None else np.asarray(ids)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def batch(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.x[positions]
+
+
+def images_of(x: torch.Tensor, ids=None, groups=None) -> FloatImages:
+    return FloatImages(x, ids, groups)
 
 
 class Identity(torch.nn.Module):

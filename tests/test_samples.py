@@ -21,7 +21,7 @@ def test_samples_shape_determinism_and_examples():
     b = ds.batch(np.arange(len(ds)))
     assert b.dtype == torch.float32 and b.shape == (len(ds), 1, IMAGE_SIZE, IMAGE_SIZE)
     assert b.min() >= 0 and b.max() <= 1 and b.std() > 0.1
-    assert [ds.labels[i] for i in ds.example_ids] == ["chelsea", "horse"]
+    assert [ds.labels[i] for i in ds.example_positions] == ["chelsea", "horse"]
     assert all(ds.labels.count(name) == 4 for name in set(ds.labels))
     # all distinct
     assert len({tuple(ds.batch([i]).flatten().tolist()) for i in range(len(ds))}) == len(ds)
@@ -30,12 +30,15 @@ def test_samples_shape_determinism_and_examples():
     data._samples.cache_clear()
     again = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", per_photo=4))
     torch.testing.assert_close(again.all_uint8(), ds.all_uint8(), rtol=0, atol=0)
-    assert again.labels == ds.labels and again.example_ids == ds.example_ids
+    assert again.labels == ds.labels and again.example_positions == ds.example_positions
 
 
 def test_samples_n_images_keeps_examples_and_default_count():
     small = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples", n_images=5))
-    assert len(small) == 5 and [small.labels[i] for i in small.example_ids] == ["chelsea", "horse"]
+    assert len(small) == 5 and [small.labels[i] for i in small.example_positions] == [
+        "chelsea",
+        "horse",
+    ]
     full = load_dataset(DatasetConfig(kind=DatasetKind.samples, name="samples"))
     assert len(full) == 16 * len(set(full.labels))
     with pytest.raises(ConfigError, match=r"dataset\.n_images=100000"):

@@ -31,7 +31,7 @@ def test_samples_hold_out_whole_photographs():
         measured.all_uint8().numpy(), whole.all_uint8().numpy()[measured.image_ids]
     )
     # the study's example images, the cat and the horse, are measured
-    assert [int(measured.image_ids[p]) for p in measured.study_examples] == [0, 1]
+    assert [int(measured.image_ids[p]) for p in measured.study_positions] == [0, 1]
     same_a, same_b = load_datasets(cfg, holdout=False)
     assert same_a is same_b
 
@@ -76,7 +76,7 @@ def test_stl10_measures_its_test_split(tmp_path):
         "test",
         4,
     )
-    assert [measured.labels[p] for p in measured.study_examples] == ["cat", "horse"]
+    assert [measured.labels[p] for p in measured.study_positions] == ["cat", "horse"]
 
 
 def test_samples_without_heldout_photographs_say_so():

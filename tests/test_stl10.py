@@ -69,7 +69,7 @@ def test_stl10_gray_values_orientation_and_labels(stl):
     torch.testing.assert_close(ds.batch(torch.tensor([4, 2])), b[[4, 2]])
     assert ds.labels == [STL10_CLASSES[v - 1] for v in LABELS]
     assert ds.image_ids.dtype == np.int64 and ds.image_ids.tolist() == list(range(N))
-    assert ds.example_ids == [1, 0, 6, 4, 3]  # first airplane, cat, deer, horse, truck
+    assert ds.example_positions == [1, 0, 6, 4, 3]  # first airplane, cat, deer, horse, truck
     u8 = ds.all_uint8()
     assert u8.dtype == torch.uint8 and u8.shape == (N, IMAGE_SIZE, IMAGE_SIZE)
     torch.testing.assert_close(u8.float() / 255, b[:, 0], rtol=0, atol=0)
@@ -93,7 +93,7 @@ def test_stl10_n_images_and_class_names_file(stl):
         "\n".join(f"c{i}" for i in range(1, 11)) + "\n"
     )
     ds = load_dataset(_cfg(root, n_images=3))
-    assert len(ds) == 3 and ds.labels == ["c3", "c1", "c3"] and ds.example_ids == [1, 0]
+    assert len(ds) == 3 and ds.labels == ["c3", "c1", "c3"] and ds.example_positions == [1, 0]
     assert ds.all_uint8().shape[0] == 3 and ds.image_ids.tolist() == [0, 1, 2]
     with pytest.raises(IndexError):
         ds.batch([3])
@@ -104,7 +104,11 @@ def test_stl10_n_images_and_class_names_file(stl):
 def test_stl10_unlabeled(tmp_path):
     write_stl10_binary(tmp_path, "unlabeled", _rgb(12), None)
     ds = load_dataset(_cfg(tmp_path, split="unlabeled"))
-    assert len(ds) == 12 and set(ds.labels) == {"unlabeled"} and ds.example_ids == list(range(10))
+    assert (
+        len(ds) == 12
+        and set(ds.labels) == {"unlabeled"}
+        and ds.example_positions == list(range(10))
+    )
 
 
 def test_stl10_truncated_file_is_a_run_error(stl):
@@ -151,7 +155,7 @@ def test_stl10_download_then_memmap_read(tmp_path, monkeypatch):
     monkeypatch.setattr(stl10, "torchvision_stl10", lambda: fake_stl10)
     ds = load_dataset(_cfg(tmp_path, split="test", download=True))
     assert calls == [(str(tmp_path), "train", True)] and isinstance(ds._x.planes, np.memmap)
-    assert ds.labels == ["bird", "bird", "ship"] and ds.example_ids == [0, 2]
+    assert ds.labels == ["bird", "bird", "ship"] and ds.example_positions == [0, 2]
     load_dataset(_cfg(tmp_path, split="test", download=True))
     assert len(calls) == 1  # present files are not downloaded again
 

@@ -40,7 +40,7 @@ def test_torchvision_fakedata_through_the_rule():
     )
     fake = torchvision.datasets.FakeData(size=10, image_size=(3, 40, 30), num_classes=3)
     assert ds.labels == [str(fake[i][1]) for i in range(10)]
-    assert ds.example_ids == [ds.labels.index(label) for label in sorted(set(ds.labels))]
+    assert ds.example_positions == [ds.labels.index(label) for label in sorted(set(ds.labels))]
     torch.testing.assert_close(ds.batch([4])[0, 0], gray_square(fake[4][0], 32).float() / 255)
     assert ds.info == {
         "dataset_kind": "torchvision",

@@ -32,7 +32,8 @@ def run(overrides: list[str], steps: int = 3, device: str = "cpu", **kwargs) -> 
 
 
 class Batches:
-    """Images already on the device: what train() takes (a callable with a device and a length)."""
+    """Images already on the device, with what train() reads of an image bundle (GrayImages.on):
+    `batch` by position, `device` and a length."""
 
     def __init__(self, data: torch.Tensor):
         self.data, self.device = data, data.device
@@ -40,8 +41,8 @@ class Batches:
     def __len__(self) -> int:
         return len(self.data)
 
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.data[idx.to(self.device)]
+    def batch(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.data[positions.to(self.device)]
 
 
 def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch, caplog):

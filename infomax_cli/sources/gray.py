@@ -1,13 +1,20 @@
-"""GrayImages: the set of grayscale images every image source gives (samples.py, stl10.py, folder.py,
-torchvision_sets.py), indexed by position, with labels, independent units and the example images; and
-the gray rule (`gray_square`) that folder and torchvision images go through.
+"""GrayImages: the one image bundle, the set of grayscale images every image source gives (samples.py,
+stl10.py, folder.py, torchvision_sets.py) and that training and measurement both take; and the gray
+rule (`gray_square`) that folder and torchvision images go through.
+
+Two index spaces, named apart: a *position* (0..N-1) is where an image sits in this set, what a batch
+is drawn by (`batch(positions)`, `example_positions`, `study_positions`); an *id* (`image_ids`) is its
+index in its split, what files on disk name (per_image.csv's `image_id`, summary.json's
+`study_examples`). `groups` are the independent units, position by position.
 
 Pixels are ITU-R 601 luma rounded to uint8 once, so `batch` and `all_uint8` agree exactly. A source
-read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked.
+read lazily (STL-10 through `numpy.memmap`, files decoded per batch) stays on disk until asked; `on`
+gives the same set with its batches on a device.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,8 @@ IMAGE_SIZE = 96  # the study's images (samples, STL-10)
 # Folder and torchvision images are decoded from files per batch; a set whose decoded pixels fit in this
 # many bytes is decoded once and kept (in memory, or on the device), a larger one is decoded per batch.
 DECODE_ONCE_BYTES = 1 << 28
+# Keep a set on the device (`GrayImages.on`) when its gray uint8 pixels fit in this many bytes.
+ON_DEVICE_BYTES = 1 << 30
 
 
 class LazySource:
@@ -42,13 +51,12 @@ class Catalog:
     """What a source knows of its images besides their pixels, position by position."""
 
     labels: Sequence[str]
-    example_ids: Sequence[int]  # positions whose pictures are drawn
+    example_positions: Sequence[int]  # the images whose pictures are drawn
     # the independent unit of each image (images cut from one source are one unit: the photograph for
     # `samples`); None: every image is its own unit
     groups: Sequence[str] | None = None
-    study_examples: Sequence[int] | None = (
-        None  # the study's cat and horse; None: the first two examples
-    )
+    # the study's cat and horse; None: the first two examples
+    study_positions: Sequence[int] | None = None
     image_ids: Sequence[int] | None = None  # each image's index in its split; None: 0..N-1
     files: Sequence[str] | None = None  # folder: each image's path relative to dataset.root
 
@@ -60,8 +68,11 @@ class GrayImages(Dataset):
     (STL-10's memory-mapped planes, files decoded per batch: `lazy` when reading decodes).
 
     `catalog` holds the labels, image ids, independent units and example images; `info`: extra keys for
-    the run's summary.json (folder, torchvision).
+    the run's summary.json (folder, torchvision). `device`: where `batch` puts its images (`on`).
     """
+
+    device = torch.device("cpu")
+    _resident: torch.Tensor | None = None  # the pixels kept on `device` (`on`), or None
 
     def __init__(
         self,
@@ -84,10 +95,12 @@ class GrayImages(Dataset):
                 raise ValueError(f"{len(values)} {what} for {n} images")
         self.info = dict(info or {})
         self.files = None if catalog.files is None else list(catalog.files)
-        self.example_ids = [int(i) for i in catalog.example_ids]
+        self.example_positions = [int(i) for i in catalog.example_positions]
         # the study's cat and horse: by default the first two examples
-        study = catalog.study_examples
-        self.study_examples = [int(i) for i in (self.example_ids[:2] if study is None else study)]
+        study = catalog.study_positions
+        self.study_positions = [
+            int(i) for i in (self.example_positions[:2] if study is None else study)
+        ]
         # every image its own unit unless the source says which images belong together
         groups = catalog.groups
         self.groups = [str(g) for g in (self.image_ids if groups is None else groups)]
@@ -104,9 +117,9 @@ class GrayImages(Dataset):
         )
         catalog = Catalog(
             [self.labels[p] for p in pos],
-            [where[p] for p in self.example_ids if p in where],
+            [where[p] for p in self.example_positions if p in where],
             groups=[self.groups[p] for p in pos],
-            study_examples=[where[p] for p in self.study_examples if p in where],
+            study_positions=[where[p] for p in self.study_positions if p in where],
             image_ids=self.image_ids[pos],
             files=None if self.files is None else [self.files[p] for p in pos],
         )
@@ -132,9 +145,33 @@ class GrayImages(Dataset):
             return self._x[torch.from_numpy(idx)]
         return self._x.gray(idx)
 
-    def batch(self, idx: Any) -> torch.Tensor:
-        """Images at positions `idx` as float32 (B, 1, size, size) in [0, 1]."""
-        return self._uint8(idx).unsqueeze(1).float().div_(255.0)
+    def on(self, device: torch.device) -> GrayImages:
+        """The same images (positions, ids, groups, labels) with their batches on `device`: the pixels
+        copied there once when they fit (ON_DEVICE_BYTES; images decoded from files under the smaller
+        DECODE_ONCE_BYTES), else read per batch (into pinned memory for a GPU) and copied without
+        blocking."""
+        out = copy.copy(self)
+        out.device = torch.device(device)
+        budget = DECODE_ONCE_BYTES if self.lazy else ON_DEVICE_BYTES
+        fits = len(self) * self.size * self.size <= budget
+        out._resident = self.all_uint8().to(out.device) if fits else None
+        return out
+
+    def batch(self, positions: Any) -> torch.Tensor:
+        """Images at `positions` as float32 (B, 1, size, size) in [0, 1], on `device`."""
+        if self._resident is not None:
+            pos = (
+                positions.long().reshape(-1)
+                if isinstance(positions, torch.Tensor)
+                else torch.as_tensor(np.asarray(positions, dtype=np.int64).reshape(-1))
+            )
+            return self._resident[pos.to(self.device)].unsqueeze(1).float().div_(255.0)
+        batch = self._uint8(positions).unsqueeze(1).float().div_(255.0)
+        if self.device.type == "cpu":
+            return batch
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.batch([i])[0]

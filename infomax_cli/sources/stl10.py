@@ -103,7 +103,7 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
     study = [
         labels.index(c) for c in ("cat", "horse") if c in labels
     ]  # the study's example images: a cat, a horse
-    return GrayImages("stl10", split, x, Catalog(labels, examples, study_examples=study))
+    return GrayImages("stl10", split, x, Catalog(labels, examples, study_positions=study))
 
 
 def torchvision_stl10() -> type:
