@@ -82,7 +82,7 @@ def sensitivity(args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     """`infomax validate [--out DIR] [--seeds N] [--quick]`: every estimator scored against known MI;
     validation.csv and validation.png."""
-    from .mi.validate import STUDY_N, run_validation
+    from .mi.validate import ESTIMATORS, STUDY_N, run_validation
     from .render.validation import print_validation, validation_figure
 
     if args.seeds < 1:
@@ -97,7 +97,7 @@ def validate(args: argparse.Namespace) -> int:
     rundir.atomic_write(
         out / rundir.VALIDATION_CSV, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g")
     )
-    fig = validation_figure(df)
+    fig = validation_figure(df, [(name, options) for name, options, _ in ESTIMATORS])
     rundir.atomic_write(
         out / rundir.VALIDATION_PNG, lambda tmp: fig.savefig(tmp, dpi=120, format="png")
     )

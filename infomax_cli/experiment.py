@@ -351,8 +351,7 @@ def summarise(
         **{k: float(per_image[k].mean()) for k in means},
         "study_examples": [int(measured.image_ids[p]) for p in measured.study_positions],
         "final_loss": float(last["loss"]),
-        "final_local_mi": float(last["local_mi"]),
-        "final_global_mi": float(last["global_mi"]),
+        **{f"final_{c}": float(last[c]) for c in rundir.MI_ESTIMATE_COLUMNS},  # final_local_mi, ...
         **{f"{k}_seconds": round(v, 3) for k, v in seconds.items()},
         "device": str(rt.device),
         "threads": rt.threads,

@@ -63,9 +63,17 @@ SWEEP_JSON = "sweep.json"
 VALIDATION_CSV = "validation.csv"  # infomax validate's
 VALIDATION_PNG = "validation.png"
 
-# the step, the total loss, its terms, the prior discriminator's own loss, and each MI term's own
-# estimate in nats (zero at chance)
-LOSS_COLUMNS = ["step", "loss", "local", "global", "prior", "prior_disc", "local_mi", "global_mi"]
+# The objective's loss terms, named once: what model/objectives computes, train.py weights and loss.csv,
+# the pictures and TensorBoard name. MI_TERMS are the (negated) MI bounds, each with its own estimate
+# in nats (zero at chance) in the column `<term>_mi`; PRIOR_DISC is the prior discriminator's own loss.
+TERMS = ("local", "global", "prior")
+MI_TERMS = ("local", "global")
+PRIOR_DISC = "prior_disc"
+MI_ESTIMATE_COLUMNS = [f"{term}_mi" for term in MI_TERMS]
+# the loss curves' statistic (claims.csv's (i)): the MI terms' estimates summed, in words
+LOSS_MI = " + ".join(MI_ESTIMATE_COLUMNS) + " (nats)"
+# the step, the total loss, its terms, the discriminator's loss and the MI terms' estimates
+LOSS_COLUMNS = ["step", "loss", *TERMS, PRIOR_DISC, *MI_ESTIMATE_COLUMNS]
 MI_PER_MAP_COLUMNS = [
     "image_id",
     "label",

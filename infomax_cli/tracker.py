@@ -20,9 +20,10 @@ import numpy as np
 from .choices import LoggerKind
 from .config import LoggerConfig
 from .errors import ConfigError
+from .rundir import PRIOR_DISC, TERMS
 
 INSTALL_HINT = 'pip install "infomax[tensorboard]" (in a checkout: make install, or pip install -e ".[tensorboard]")'
-LOSS_TERMS = ("loss", "local", "global", "prior", "prior_disc")
+LOSS_TERMS = ("loss", *TERMS, PRIOR_DISC)
 BEST_MAPS = 8  # maps shown beside each example image, best MI first
 
 

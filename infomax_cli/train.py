@@ -18,12 +18,11 @@ import torch
 
 from .config import TrainConfig
 from .errors import Interrupted, RunError, first_line
-from .model.objectives import MI_TERMS, mi_estimate
-from .rundir import save_torch
+from .model.objectives import mi_estimate
+from .rundir import MI_TERMS, PRIOR_DISC, TERMS, save_torch
 from .sources.gray import GrayImages
 from .store import load_torch
 
-TERMS = ("local", "global", "prior")
 log = logging.getLogger("infomax")
 
 
@@ -183,8 +182,8 @@ class _Training:
         values = torch.stack(
             [loss.detach(), *(terms[k].detach() for k in TERMS), d_loss.detach()]
         ).tolist()
-        row = {"step": step, **dict(zip(("loss", *TERMS, "prior_disc"), values))}
-        bad = [k for k in (*TERMS, "prior_disc", "loss") if not math.isfinite(row[k])]
+        row = {"step": step, **dict(zip(("loss", *TERMS, PRIOR_DISC), values))}
+        bad = [k for k in (*TERMS, PRIOR_DISC, "loss") if not math.isfinite(row[k])]
         if bad and not bool(torch.isfinite(z).all()):  # the encoder's maps, not only the critics
             raise RunError(
                 f"training diverged at step {step}: the {bad[0]} term of the loss is "

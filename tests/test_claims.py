@@ -339,13 +339,31 @@ def test_without_example_images_the_example_claim_is_not_available(tmp_path):
 def test_an_untrained_tie_is_called_a_tie_not_a_lead():
     from infomax_cli.analysis.claims import MEAN_MAX_MI as claim
     from infomax_cli.analysis.claims import init_note
-    from infomax_cli.analysis.verdict import Verdict
+    from infomax_cli.analysis.verdict import Status, Verdict
 
     trained = Verdict(
-        {"a": 0.9, "c": 0.91}, "c", "a", 0.01, 0.0, 0.02, 5, 20, "holds", ("a",), (), ()
+        {"a": 0.9, "c": 0.91},
+        best_case="c",
+        other="a",
+        estimate=0.01,
+        ci_low=0.0,
+        ci_high=0.02,
+        n_seeds=5,
+        n_units=20,
+        status=Status.HOLDS,
+        beaten=("a",),
     )
     init = Verdict(
-        {"a": 0.8, "c": 0.8}, "c", "a", 0.0, -0.001, 0.001, 5, 20, "not established", (), (), ("a",)
+        {"a": 0.8, "c": 0.8},
+        best_case="c",
+        other="a",
+        estimate=0.0,
+        ci_low=-0.001,
+        ci_high=0.001,
+        n_seeds=5,
+        n_units=20,
+        status=Status.NOT_ESTABLISHED,
+        tied=("a",),
     )
     assert init_note(trained, init, claim, "c").startswith(
         "before training case c ties with case a"

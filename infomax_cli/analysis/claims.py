@@ -42,7 +42,7 @@ import pandas as pd
 
 from .. import rundir
 from ..config import CompareConfig, MarginConfig
-from ..rundir import SETTING
+from ..rundir import LOSS_MI, SETTING
 from . import stats
 from .claim_cells import alignments, mean_cells, winner_cells
 from .claim_cells import has as _has
@@ -391,7 +391,7 @@ def claims_of_setting(s: Setting, study_case: str) -> tuple[list[dict], list[dic
 def claim_tables(
     per_image: pd.DataFrame,
     losses: pd.DataFrame,
-    loss_source: str = "local_mi + global_mi (nats)",
+    loss_source: str = LOSS_MI,
     align: str | None = None,
     *,
     alt_aligns: Mapping[str, Sequence[str] | None] | None = None,

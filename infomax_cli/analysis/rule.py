@@ -39,6 +39,7 @@ atanh scale and at least as wide as the wins' common design effect makes them (`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
 import numpy as np
@@ -48,9 +49,30 @@ from . import stats
 from .sequential import Plan
 
 ALPHA = 0.05  # every claim's error rate: holds or fails wrongly, or equivalent wrongly
-HOLDS, FAILS, EQUIVALENT, NOT_ESTABLISHED = "holds", "fails", "equivalent", "not established"
+
+
+class Status(StrEnum):
+    """A claim's status, as claims.csv writes it (a member is its text)."""
+
+    HOLDS = "holds"
+    FAILS = "fails"
+    EQUIVALENT = "equivalent"
+    NOT_ESTABLISHED = "not established"
+
+
+class Decision(StrEnum):
+    """One pair's decision, as claims_pairs.csv writes it (a member is its text)."""
+
+    BEATS = "beats"
+    LOSES = "loses"
+    WITHIN = "within margin"
+    UNDECIDED = "undecided"
+
+
+# the members by their names, for the callers
+HOLDS, FAILS, EQUIVALENT, NOT_ESTABLISHED = Status
+BEATS, LOSES, WITHIN, UNDECIDED = Decision
 DECIDED = (HOLDS, FAILS, EQUIVALENT)
-BEATS, LOSES, WITHIN, UNDECIDED = "beats", "loses", "within margin", "undecided"
 FLOOR = 0.2  # one seed's mean varies by at least FLOOR * margin
 
 

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from .. import rundir, store
 from ..errors import ConfigError, Damaged, RunError, first_line, printable
-from ..rundir import SETTING
+from ..rundir import LOSS_MI, MI_ESTIMATE_COLUMNS, SETTING
 from ..store import Job, override_key
 
 __all__ = ["Job", "LeftOut", "Sweep", "load", "seed_override", "warn_left_out"]
@@ -142,9 +142,10 @@ class Sweep:
         for job in self.jobs:
             loss = job.loss
             ids = {SETTING: job.setting, "case": job.case, "seed": job.seed}
-            mi = loss["local_mi"] + loss["global_mi"]
+            first, *rest = MI_ESTIMATE_COLUMNS
+            mi = sum((loss[c] for c in rest), loss[first])
             rows.append(pd.DataFrame({**ids, "step": loss["step"], "mi": mi}))
-        return pd.concat(rows, ignore_index=True), "local_mi + global_mi (nats)"
+        return pd.concat(rows, ignore_index=True), LOSS_MI
 
 
 def _positive(v) -> bool:

@@ -8,7 +8,7 @@ its arithmetic on many complete tables at once (tests/test_verdict.py checks the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -27,8 +27,10 @@ from .rule import (  # noqa: F401 - the rule's names, as `verdict.X` for its cal
     NOT_ESTABLISHED,
     UNDECIDED,
     WITHIN,
+    Decision,
     Levels,
     Pairs,
+    Status,
     alphas,
     claim_arrays,
     decide,
@@ -70,14 +72,19 @@ class Pair(NamedTuple):
     equiv_high: float
     n_seeds: int
     n_units: int
-    decision: str = UNDECIDED
+    decision: Decision = UNDECIDED
     seeds_needed: float = math.nan
     seeds_needed_high: float = math.nan
 
 
 @dataclass
 class Verdict:
-    values: dict  # case -> point estimate
+    """One claim judged: each case's mean, the headline c minus the strongest other with its limits,
+    the status, each pair's decision and limits, and the seeds that would settle it; or, when the
+    claim cannot be tested, why (`reason`)."""
+
+    values: dict[str, float]  # case -> point estimate
+    _: KW_ONLY  # the rest by name
     best_case: str | None = None
     other: str | None = None  # the other case with the highest point estimate
     estimate: float = math.nan  # the headline: min over the pairs
@@ -85,10 +92,10 @@ class Verdict:
     ci_high: float = math.nan
     n_seeds: int = 0
     n_units: int = 0
-    status: str = NOT_ESTABLISHED
-    beaten: tuple = ()
-    lost: tuple = ()
-    tied: tuple = ()  # the pairs neither beaten nor lost
+    status: Status = NOT_ESTABLISHED
+    beaten: tuple[str, ...] = ()  # the other cases c beats
+    lost: tuple[str, ...] = ()  # the other cases c loses to
+    tied: tuple[str, ...] = ()  # the pairs neither beaten nor lost
     reason: str = ""  # why the claim cannot be tested, when it cannot
     margin: float = math.nan
     seeds_needed: float = math.nan  # NaN: decided, unknown (one seed) or see `why`
@@ -98,7 +105,7 @@ class Verdict:
     pairs: dict[str, Pair] = field(default_factory=dict)  # other case -> c - other
 
     @property
-    def decisions(self) -> dict[str, str]:
+    def decisions(self) -> dict[str, Decision]:
         return {o: p.decision for o, p in self.pairs.items()}
 
     @property
@@ -187,15 +194,16 @@ def compare_cases(
     if study_case in values and values[study_case] == values[best]:
         best = study_case  # a tie for the top: the study case is (one of) the best
     if study_case not in values:
-        return Verdict(values, best, reason=f"case {study_case} is not in the sweep", margin=margin)
+        reason = f"case {study_case} is not in the sweep"
+        return Verdict(values, best_case=best, reason=reason, margin=margin)
     others = [c for c in values if c != study_case]
     if not others:
         reason = "the sweep holds no other case to compare with"
-        return Verdict(values, best, reason=reason, margin=margin)
+        return Verdict(values, best_case=best, reason=reason, margin=margin)
     # what decides: c minus each other case, paired within (seed, unit), at the look's levels
     pairs = pair_limits(wide, study_case, others, look, units_random, margin, share)
-    status = str(decide(pairs, margin)) if pairs.n_seeds >= 2 else NOT_ESTABLISHED
-    decisions = pair_decisions(pairs, margin).tolist()
+    status = Status(str(decide(pairs, margin))) if pairs.n_seeds >= 2 else NOT_ESTABLISHED
+    decisions = [Decision(d) for d in pair_decisions(pairs, margin).tolist()]
     scale = _share_scale(pairs, look.levels(pairs.n_seeds, len(others))) if share else 1.0
     needed, high, why = planning.seeds_needed(pairs, margin, look.plan, look.before, scale)
     claim = planning.claim_seeds(needed, high, why, status in DECIDED, pairs.n_seeds)
@@ -205,17 +213,17 @@ def compare_cases(
     rows = zip(others, *pairs[:5], decisions, needed, high)
     return Verdict(
         values,
-        best,
-        max(others, key=values.get),
-        h_est,
-        h_low,
-        h_high,
-        pairs.n_seeds,
-        pairs.n_units,
-        status,
-        tuple(o for o, d in zip(others, decisions) if d == BEATS),
-        tuple(o for o, d in zip(others, decisions) if d == LOSES),
-        tuple(o for o, d in zip(others, decisions) if d not in (BEATS, LOSES)),
+        best_case=best,
+        other=max(others, key=values.get),
+        estimate=h_est,
+        ci_low=h_low,
+        ci_high=h_high,
+        n_seeds=pairs.n_seeds,
+        n_units=pairs.n_units,
+        status=status,
+        beaten=tuple(o for o, d in zip(others, decisions) if d == BEATS),
+        lost=tuple(o for o, d in zip(others, decisions) if d == LOSES),
+        tied=tuple(o for o, d in zip(others, decisions) if d not in (BEATS, LOSES)),
         margin=margin,
         seeds_needed=claim[0],
         seeds_needed_high=claim[1],

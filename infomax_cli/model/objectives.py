@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..rundir import TERMS
 from .geometry import Geometry, critic_view
 
 # --- MI lower bounds: pos (B, ...) scores of joint pairs, neg (K, B, ...) scores of product pairs ---
@@ -42,7 +43,6 @@ BOUNDS = {"jsd": jsd_bound, "infonce": infonce_bound, "dv": dv_bound}
 # Each bound's value when the critic cannot tell joint from product pairs (scores all equal): the JSD bound
 # is then -2 ln 2; InfoNCE and DV are 0. bound - chance is the objective's own MI estimate, zero at chance.
 CHANCE = {"jsd": -2 * math.log(2), "infonce": 0.0, "dv": 0.0}
-MI_TERMS = ("local", "global")  # the loss terms that are (negated) MI bounds
 
 
 def mi_estimate(loss_term: float, bound: str) -> float:
@@ -172,11 +172,12 @@ class DeepInfoMax(nn.Module):
         local = self.local(images, seen)
         global_ = self.global_(images, seen)
         fake = self.prior(self.prior.vectors(latent))
-        return {
-            "local": -self.bound(local[0], local[1:]),
-            "global": -self.bound(global_[0], global_[1:]),
-            "prior": nonsaturating_generator_loss(fake),
-        }
+        terms = (
+            -self.bound(local[0], local[1:]),
+            -self.bound(global_[0], global_[1:]),
+            nonsaturating_generator_loss(fake),
+        )
+        return dict(zip(TERMS, terms, strict=True))
 
     def discriminator_loss(
         self, latent: torch.Tensor, generator: torch.Generator | None = None

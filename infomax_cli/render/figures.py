@@ -19,14 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..rundir import SETTING, several_settings  # noqa: E402
+from ..rundir import MI_ESTIMATE_COLUMNS, MI_TERMS, SETTING, TERMS, several_settings  # noqa: E402
 from .density import violin_stats  # noqa: E402
 
 # zlib level 3 instead of 6: feature-map mosaics encode in 2/3 of the time, 7% larger
 PNG_OPTIONS = {"compress_level": 3}
 
 CASE_COLORS = {"a": "tab:blue", "b": "tab:orange", "c": "tab:green", "d": "tab:red"}
-TERM_STYLES = {"loss": "-", "local": "--", "global": "-.", "prior": ":"}
+TERM_STYLES = dict(zip(("loss", *TERMS), ("-", "--", "-.", ":"), strict=True))
 
 
 def case_color(case: str) -> str:
@@ -35,10 +35,8 @@ def case_color(case: str) -> str:
     return CASE_COLORS.get(case, extra[zlib.crc32(case.encode()) % len(extra)])
 
 
-MI_ESTIMATES = {
-    "local_mi": "local",
-    "global_mi": "global",
-}  # loss.csv's objective MI estimates (nats, 0 at chance)
+# loss.csv's objective MI estimates (nats, 0 at chance): column -> its term
+MI_ESTIMATES = dict(zip(MI_ESTIMATE_COLUMNS, MI_TERMS, strict=True))
 
 
 def loss_figure(loss: pd.DataFrame, title: str, color: str = "black"):

@@ -13,17 +13,16 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from ..mi.validate import COLUMNS, ESTIMATORS  # noqa: E402
 
-
-def validation_figure(df: pd.DataFrame):
-    """Estimated against true MI, one panel per sample size, one colour per estimator, the diagonal."""
+def validation_figure(df: pd.DataFrame, estimators: list[tuple[str, str]]):
+    """Estimated against true MI, one panel per sample size, one colour per (estimator, options) of
+    `estimators` (mi.validate.ESTIMATORS' order), the diagonal."""
     sizes = sorted(df.n.unique(), reverse=True)
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.8), squeeze=False)
     top = float(np.nanmax(np.r_[df.truth, df["mean"]])) * 1.05
     for ax, n in zip(axes[0], sizes):
         ax.plot([0, top], [0, top], color="gray", lw=1, ls="--", label="estimate = truth")
-        for i, (name, options, _) in enumerate(ESTIMATORS):
+        for i, (name, options) in enumerate(estimators):
             d = df[(df.n == n) & (df.estimator == name) & (df.options == options)]
             ax.errorbar(
                 d.truth,
@@ -51,7 +50,7 @@ def validation_figure(df: pd.DataFrame):
 def print_validation(df: pd.DataFrame) -> None:
     """The table, with rich: a bias past 0.05 nats in red."""
     table = Table(title="MI estimators against known MI (nats)")
-    for col in COLUMNS:
+    for col in df.columns:
         table.add_column(
             col, justify="right" if col in ("n", "truth", "mean", "std", "bias") else "left"
         )

@@ -132,7 +132,7 @@ TEXT = {
 COLUMNS = {
     rundir.MI_PER_IMAGE: rundir.MI_PER_IMAGE_COLUMNS[:6],  # image_id, label, group, ... best_map
     rundir.MI_PER_MAP: rundir.MI_PER_MAP_COLUMNS,
-    rundir.LOSS_CSV: [c for c in rundir.LOSS_COLUMNS if c != "prior_disc"],
+    rundir.LOSS_CSV: [c for c in rundir.LOSS_COLUMNS if c != rundir.PRIOR_DISC],
 }
 
 
