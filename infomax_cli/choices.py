@@ -1,6 +1,6 @@
 """Every set of choices a user picks from, declared once as a StrEnum (a member is its own value).
 
-The config schema (`config.py`) types its keys with these; the code that acts on a choice (the
+The config schema (`config/schema.py`) types its keys with these; the code that acts on a choice (the
 alignment in `model/geometry.py`, the estimators in `mi/`, the readers in `sources/`) takes the same
 members, so a choice is never spelled out as a second list of strings.
 """

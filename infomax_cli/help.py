@@ -1,5 +1,5 @@
 """`infomax run --help`: the user's config groups and keys, each key with its type (from the schema in
-`config.py`) and the value it has under the overrides given (the default when none are).
+`config/schema.py`) and the value it has under the overrides given (the default when none are).
 
 Hydra's own help lists the ConfigStore's schema entries as options and shows no types; every config
 error points here ("infomax run --help lists every key with its type"), so this page is built from the
