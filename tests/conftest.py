@@ -1,7 +1,12 @@
-"""Shared helpers: compose configs as Hydra does, and run the real CLI in a subprocess."""
+"""Shared helpers: compose configs as Hydra does, and run the real CLI: in this process when nothing
+needs a fresh one (a job without a launcher, a signal or an environment of its own), else in a fresh
+process as a user would."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -44,11 +49,32 @@ def check_config(cfg) -> None:
     check_case(typed)
 
 
+# The CPU threads a job gets in the tests, in this process as in a fresh one (OMP_NUM_THREADS): the
+# thread count orders float sums, so runs compared with each other use the same.
+THREADS = 2
+
+
 def infomax(
-    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    env: dict | None = None,
+    process: bool | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `infomax ARGS` as a user would, in a fresh process."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2", **(env or {})}
+    """Run `infomax ARGS` as a user would; returns its exit status and what it printed. In a fresh
+    process when `process`, or by default when `env` is given (read when a process starts: PYTHONPATH,
+    PYTHONHASHSEED, ...) or a launcher is named (its workers are processes); else in this process
+    (cli.main, the same code from argv to exit status, without the 3 s of a fresh interpreter)."""
+    if process is None:
+        process = env is not None or any(a.startswith("hydra/launcher=") for a in args)
+    if not process:
+        return in_process(list(args), cwd or ROOT)
+    full_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(THREADS),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "infomax_cli.cli", *args],
         cwd=cwd or ROOT,
@@ -57,6 +83,46 @@ def infomax(
         timeout=timeout,
         env=full_env,
     )
+
+
+def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`infomax ARGS` run by cli.main in this process, from `cwd`, its stdout and stderr captured; what
+    a command changes for the process is put back after it (the working directory, the root logger's
+    handlers, Hydra's global state, the thread count, sys.argv)."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    from infomax_cli import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    root, here, argv, threads = (
+        logging.getLogger(),
+        os.getcwd(),
+        sys.argv[:],
+        torch.get_num_threads(),
+    )
+    handlers, level = root.handlers[:], root.level
+    try:
+        os.chdir(cwd)
+        torch.set_num_threads(THREADS)
+        # the root logger as a fresh process has it: no handler (pytest's aside), so that the command
+        # sets up its own console logging, into the captured output
+        root.handlers[:] = []
+        root.setLevel(logging.WARNING)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(args)
+            except SystemExit as e:  # argparse's --help
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(here)
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], sys.argv[:] = handlers, argv
+        root.setLevel(level)
+        GlobalHydra.instance().clear()
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["infomax", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -168,32 +165,16 @@ def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
     assert len(pd.read_csv(out / "comparison.csv")) == 12
 
 
-def submitit_worker(sweep_dir: Path, timeout: float = 120) -> int:
-    """The pid of the process running the sweep's one submitit_local job, once it has a checkpoint."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        workers = (
-            [p for p in (sweep_dir / ".submitit").glob("[0-9]*")]
-            if (sweep_dir / ".submitit").is_dir()
-            else []
-        )
-        if workers and list(sweep_dir.glob("*/checkpoint.pt")):
-            # the local executor names a job's folder by the pid of its controller, whose child runs the job
-            controller = int(workers[0].name)
-            return int(
-                Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0]
-            )
-        time.sleep(0.2)
-    raise AssertionError("the submitit job never saved a checkpoint")
-
-
-LONG = [
+# A job through submitit that signals its own worker at training step 3 of 8 (tests/stop_at_step.py),
+# checkpointing every step: it stops at a step the test chose, never racing it.
+STOPPING = [
     *TINY,
     *ONE_THREAD,
-    "train.steps=60",
+    "train.steps=8",
     "train.checkpoint_every=1",
     "hydra/launcher=submitit_local",
-    "case=c",
+    "case=custom",
+    "case.encoder._target_=stop_at_step.StopAtStep",
 ]
 
 
@@ -204,16 +185,13 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
     the job checkpoints and stops (exit 140). SIGKILL is a job killed outright (out of memory, the limit
     itself): the launcher's error becomes one line (exit 1). Either way the same command resumes it."""
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "infomax_cli.cli", "run", "-m", *LONG, f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        os.kill(submitit_worker(out), sig)
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == code, (proc.returncode, stderr[-3000:])
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        **{"STOP_AT_STEP": "3", "STOP_SIGNAL": sig.name, "STOP_MARKER": str(tmp_path / "stopped")},
+    }
+    r = infomax("run", "-m", *STOPPING, f"hydra.sweep.dir={out}", env=env, timeout=300)
+    assert r.returncode == code, (r.returncode, r.stderr[-3000:])
+    stdout, stderr = r.stdout, r.stderr
     assert "Traceback" not in stderr + stdout
     (job,) = [out / d for d in job_dirs(out)]
     if sig == signal.SIGUSR2:
@@ -226,8 +204,9 @@ def test_a_stopped_cluster_job_is_reported_and_resumes(tmp_path, sig, code):
     else:
         assert "stopped without reporting back" in stderr
     step = torch.load(job / "checkpoint.pt", weights_only=True)["step"]
-    assert 1 <= step < 60
-    r = infomax("run", "-m", *LONG, f"hydra.sweep.dir={out}")
+    # SIGUSR2: checkpointed at the step it came in; SIGKILL: the step before's checkpoint
+    assert step == (3 if sig == signal.SIGUSR2 else 2)
+    r = infomax("run", "-m", *STOPPING, f"hydra.sweep.dir={out}", env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (job / "summary.json").is_file() and not (job / "failed.json").exists()
-    assert len(pd.read_csv(job / "loss.csv")) == 60  # resumed: every step once
+    assert len(pd.read_csv(job / "loss.csv")) == 8  # resumed: every step once
