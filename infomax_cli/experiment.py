@@ -12,7 +12,6 @@ directory's names, writes and rules are rundir.py's.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,15 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from . import config, jobstart, rundir, runtime, store
+from . import config, dirlock, jobstart, rundir, runtime, store
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
 from .choices import Align, LoggerKind
 from .config import Config
-from .errors import ConfigError, Damaged, Refused, RunError
+from .errors import ConfigError, Refused
+from .infoplane import InfoPlane
 from .limits import check_null_partners
-from .measure import Hooks, Measurement, NotFinite, Plan, layer_mi, measure
+from .measure import Hooks, Measurement, NotFinite, Plan, measure, not_finite
 from .model.build import BuiltCase, build_case
 from .model.geometry import Geometry
 from .model.objectives import DeepInfoMax
@@ -147,61 +147,6 @@ def measure_encoder(
             when = f"step {cfg.train.steps}, after training" if trained else "step 0, untrained"
             raise not_finite(cfg, e, f"measured ({when})") from None
     return result, time.perf_counter() - t0
-
-
-def not_finite(cfg: Config, e: NotFinite, when: str) -> RunError:
-    """One line for maps that are not numbers: the layer, the map, the image and the step."""
-    return RunError(
-        f"case {cfg.case.name}: {e} ({when}): the encoder must give numbers; nothing was measured "
-        "from it. Check its forward (a division by zero, a log of 0), or try a smaller train.lr."
-    )
-
-
-class InfoPlane:
-    """Every `measure.infoplane_every` steps, the mean MI between a fixed probe batch and each layer's
-    maps, appended to infoplane.csv (rewritten atomically). A run from step 0 starts the file again
-    with the untrained encoder's row; a resumed run keeps the rows up to its checkpoint and measures
-    those past it again."""
-
-    def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
-        self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
-        self.seconds = 0.0  # spent measuring and writing the rows
-        self.probe = parts.data.batch(torch.arange(min(cfg.measure.probe_images, len(parts.data))))
-        self.rows = []
-        if resuming and os.path.lexists(self.path):
-            try:
-                table = store.files.read_csv(run_dir, self.path)
-                if missing := [c for c in rundir.INFOPLANE_COLUMNS if c not in table.columns]:
-                    raise Damaged(f"{self.path} lacks the column(s) {', '.join(missing)}")
-            except Damaged as e:
-                raise RunError(
-                    f"{e}: delete it to resume without the information plane's earlier rows."
-                ) from None
-            self.rows = table.to_dict("records")
-        self.resumed_at = None if resuming else 0
-        if not resuming:
-            self.record(0)
-
-    def record(self, step: int) -> None:
-        if self.resumed_at is None:  # the first step after the checkpoint's: rows past that go
-            self.resumed_at = step - 1
-            self.rows = [r for r in self.rows if r["step"] <= self.resumed_at]
-        every = self.cfg.measure.infoplane_every
-        if not every or step % every:
-            return
-        t0 = time.perf_counter()
-        self.rows = [r for r in self.rows if r["step"] < step]
-        p = self.parts
-        try:
-            mi = layer_mi(
-                p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom
-            )
-        except NotFinite as e:
-            where = f"step {step}, the information plane's probe batch (measure.probe_images)"
-            raise not_finite(self.cfg, e, where) from None
-        self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
-        rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
-        self.seconds += time.perf_counter() - t0
 
 
 def train_encoder(
@@ -380,7 +325,7 @@ def run_job(
     except ConfigError as e:
         raise Refused(str(e)) from None
     run_dir = Path(run_dir)
-    with rundir.lock(run_dir):  # a second run into this directory stops here, with one line
+    with dirlock.lock(run_dir):  # a second run into this directory stops here, with one line
         if diff := jobstart.check_remembered(cfg, run_dir):
             log.warning(
                 f"{run_dir}: resume=force: used although made with {config.describe(diff)}."

@@ -120,8 +120,8 @@ def test_a_sweep_config_error_writes_nothing(tmp_path):
 
 HOLD = """
 import sys, time
-from infomax_cli import rundir
-with rundir.lock(sys.argv[1]):
+from infomax_cli import dirlock
+with dirlock.lock(sys.argv[1]):
     print("got", flush=True)
     time.sleep(120)
 """

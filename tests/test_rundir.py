@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import TINY, infomax
 
-from infomax_cli import rundir, store
+from infomax_cli import dirlock, rundir, store
 from infomax_cli.errors import RunError
 
 
@@ -36,10 +36,10 @@ def hold(run_dir, pid: int, host: str | None = None) -> None:
 
 
 def test_the_lock_is_held_while_inside_and_removed_after(tmp_path):
-    with rundir.lock(tmp_path):
+    with dirlock.lock(tmp_path):
         assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())
     assert not (tmp_path / rundir.LOCK).exists()
-    with pytest.raises(ValueError), rundir.lock(tmp_path):  # removed however the block ends
+    with pytest.raises(ValueError), dirlock.lock(tmp_path):  # removed however the block ends
         raise ValueError
     assert not (tmp_path / rundir.LOCK).exists()
 
@@ -47,18 +47,18 @@ def test_the_lock_is_held_while_inside_and_removed_after(tmp_path):
 def test_a_live_lock_stops_a_second_run_and_a_dead_ones_is_taken_over(tmp_path, live_pid):
     hold(tmp_path, live_pid)
     with pytest.raises(
-        rundir.DirectoryBusy,
+        dirlock.DirectoryBusy,
         match=f"{tmp_path} is in use by another infomax run \\(PID {live_pid}\\)",
     ):
-        with rundir.lock(tmp_path):
+        with dirlock.lock(tmp_path):
             pass
     assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(live_pid)  # left as it was
     hold(tmp_path, dead_pid())
-    with rundir.lock(tmp_path):
+    with dirlock.lock(tmp_path):
         assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())
     hold(tmp_path, 1, "another-host")  # cannot be checked from here: kept, and the way out named
-    with pytest.raises(rundir.DirectoryBusy, match="on another-host.*delete"):
-        with rundir.lock(tmp_path):
+    with pytest.raises(dirlock.DirectoryBusy, match="on another-host.*delete"):
+        with dirlock.lock(tmp_path):
             pass
 
 
@@ -76,9 +76,9 @@ def test_an_empty_lock_left_by_a_crash_is_taken_over(tmp_path):
     older than a write takes, the next run takes it over (it does not wait forever)."""
     lock = tmp_path / rundir.LOCK
     lock.write_text("")
-    old = lock.stat().st_mtime - 10 * rundir.LOCK_WRITE_SECONDS
+    old = lock.stat().st_mtime - 10 * dirlock.LOCK_WRITE_SECONDS
     os.utime(lock, (old, old))
-    with rundir.lock(tmp_path):
+    with dirlock.lock(tmp_path):
         assert lock.read_text().split()[0] == str(os.getpid())
     assert not lock.exists()
 
@@ -153,20 +153,20 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(tmp_path
 
 RACE = """
 import sys, time
-from infomax_cli import rundir
+from infomax_cli import dirlock
 run_dir, slow, start = sys.argv[1], sys.argv[2] == "slow", float(sys.argv[3])
 if slow:  # a run that is slow between reading the stale lock and taking it over
-    read = rundir._holder
-    rundir._holder = lambda path: (read(path), time.sleep(1.0))[0]
+    read = dirlock._holder
+    dirlock._holder = lambda path: (read(path), time.sleep(1.0))[0]
 while time.time() < start:
     time.sleep(0.001)
 if not slow:
     time.sleep(0.3)  # the slow run has read the stale lock by now
 try:
-    with rundir.lock(run_dir):
+    with dirlock.lock(run_dir):
         print("got", flush=True)
         time.sleep(1.5)
-except rundir.DirectoryBusy as e:
+except dirlock.DirectoryBusy as e:
     print("busy", e, flush=True)
 """
 
@@ -201,10 +201,10 @@ def test_a_lock_whose_run_was_killed_is_taken_over(tmp_path):
         [sys.executable, "-c", RACE, str(tmp_path), "fast", "0"], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout.readline().startswith("got")
-    with pytest.raises(rundir.DirectoryBusy, match=f"PID {holder.pid}\\)"), rundir.lock(tmp_path):
+    with pytest.raises(dirlock.DirectoryBusy, match=f"PID {holder.pid}\\)"), dirlock.lock(tmp_path):
         pass
     holder.kill()
     holder.wait()
     assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(holder.pid)
-    with rundir.lock(tmp_path):
+    with dirlock.lock(tmp_path):
         assert (tmp_path / rundir.LOCK).read_text().split()[0] == str(os.getpid())

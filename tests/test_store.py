@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from fake_sweep import write_job
 
-from infomax_cli import config, rundir, store
+from infomax_cli import config, dirlock, rundir, store
 from infomax_cli.analysis import sweep
 from infomax_cli.errors import ConfigError, Damaged, printable
 from infomax_cli.store import files
@@ -239,7 +239,7 @@ def test_nothing_is_written_through_a_link_a_received_directory_holds(tmp_path):
     precious.write_text("precious\n")
     (run / rundir.LOCK).symlink_to(precious)
     with pytest.raises(RunError, match=r"\.infomax\.lock is a link"):
-        with rundir.lock(run):
+        with dirlock.lock(run):
             pass
     (run / ".hydra").symlink_to(outside)
     with pytest.raises(RunError, match=r"\.hydra is a link"):
