@@ -2,15 +2,23 @@
 
 One argument parser (`parser`) with a subcommand for each command but `run`, whose arguments are
 Hydra's (app.py forwards them to a `@hydra.main` app). Every command ends in one exit status
-(errors.exit_status): 0 done, 2 usage/configuration error, 1 runtime failure, 130 interrupted (143 on
-SIGTERM). Nothing here imports torch: `infomax --help`, `compare` and `report` never load it.
+(errors.exit_status): 0 done, 2 usage/configuration error, 1 runtime failure, 128 + the signal's
+number when interrupted (130 Ctrl-C, 143 SIGTERM). Nothing here imports torch: `infomax --help`,
+`compare` and `report` never load it.
+
+A command besides `run` is one entry of COMMANDS (its name, how its error line starts, its
+arguments) and one function of commands.py of the same name (its body), and a line of USAGE.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
 
+from .choices import Align, DeviceKind, Estimator
 from .errors import ConfigError, InfomaxError, exit_status, printable
 
 USAGE = """usage: infomax COMMAND [ARGS]
@@ -25,14 +33,6 @@ commands:
   validate [--quick]   score the MI estimators against distributions with known MI
   sensitivity SWEEP_DIR  re-measure a sweep's trained encoders under other protocols (align, bins, estimator)
 """
-COMMANDS = ("run", "compare", "report", "validate", "sensitivity")
-# how each command's one line of error starts (as it always has)
-PREFIX = {
-    "compare": "infomax",
-    "report": "infomax",
-    "sensitivity": "infomax sensitivity",
-    "validate": "infomax validate",
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,45 +52,125 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The arguments of `compare`, `report`, `sensitivity` and `validate` (`run`'s are Hydra's)."""
-    from .sensitivity import add_arguments
-
-    top = _Parser(prog="infomax", usage=USAGE, add_help=False, allow_abbrev=False)
-    sub = top.add_subparsers(dest="command", parser_class=_Parser)
-    compare = sub.add_parser("compare", prog="infomax compare", allow_abbrev=False)
-    compare.add_argument("sweep_dir", metavar="SWEEP_DIR")
-    compare.add_argument(
+# ------------------------------------------------------------------------ each command's arguments
+def _compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    p.add_argument(
         "--margin",
         action="append",
         default=[],
         metavar="CLAIM=VALUE",
         help="a claim's margin (the smallest difference worth reporting), over the sweep's own",
     )
-    report = sub.add_parser("report", prog="infomax report", allow_abbrev=False)
-    report.add_argument("dir", metavar="DIR")
-    add_arguments(
-        sub.add_parser(
-            "sensitivity",
-            prog="infomax sensitivity",
-            allow_abbrev=False,
-            description="`infomax sensitivity SWEEP_DIR`: does the ranking of the cases survive "
-            "another measurement protocol?",
-        )
-    )
-    validate = sub.add_parser(
-        "validate",
-        prog="infomax validate",
-        allow_abbrev=False,
-        description="score every MI estimator against distributions whose MI is known",
-    )
-    validate.add_argument(
+
+
+def _report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR")
+
+
+def _validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--out", default="outputs/validate", help="output directory (default: outputs/validate)"
     )
-    validate.add_argument("--seeds", type=int, default=5, help="samples per task (default: 5)")
-    validate.add_argument(
-        "--quick", action="store_true", help="a small run: 2 seeds, n = 1024 only"
+    p.add_argument("--seeds", type=int, default=5, help="samples per task (default: 5)")
+    p.add_argument("--quick", action="store_true", help="a small run: 2 seeds, n = 1024 only")
+
+
+def _sensitivity(p: argparse.ArgumentParser) -> None:
+    """The grid's flags, their defaults config.SensitivityConfig's (None: not given)."""
+    from .config.schema import SensitivityConfig
+
+    defaults = SensitivityConfig()
+
+    def default(values) -> str:
+        return " ".join(map(str, values))
+
+    p.add_argument(
+        "sweep_dir",
+        metavar="SWEEP_DIR",
+        help="a finished sweep (the directory of an `infomax run -m` multirun)",
     )
+    p.add_argument(
+        "--align",
+        nargs="+",
+        choices=[a.value for a in Align],
+        help=f"alignments (default: {default(defaults.align)})",
+    )
+    p.add_argument(
+        "--bins",
+        nargs="+",
+        type=int,
+        help=f"histogram bins per axis (default: {default(defaults.bins)})",
+    )
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        choices=[e.value for e in Estimator],
+        help=f"MI estimators (default: {default(defaults.estimators)})",
+    )
+    p.add_argument(
+        "--n-images",
+        type=int,
+        help="re-measure only each job's first N images (faster; then the own-protocol row no "
+        "longer equals the jobs' summaries; default: all the job measured)",
+    )
+    p.add_argument(
+        "--device",
+        choices=[d.value for d in DeviceKind],
+        help=f"where to measure (default: {defaults.device})",
+    )
+    p.add_argument(
+        "--grid",
+        type=Path,
+        help="a YAML file of the grid's keys (align, bins, estimators, n_images, device) over the "
+        "defaults; the flags given replace its keys",
+    )
+    p.add_argument(
+        "--encoder",
+        nargs="+",
+        default=[],
+        metavar="TARGET",
+        help="a module of your own (case.encoder._target_, e.g. mynet.Net) that jobs were trained "
+        "with: infomax imports and builds only what you name here, never what a job's config names "
+        "(its module on the path: PYTHONPATH=...); the built-in cases need none",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+
+
+class Command(NamedTuple):
+    prefix: str  # how its one line of error starts (as it always has)
+    description: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+# Every command but `run`, its body commands.<name>. (Branch `settle` adds `settle` here: its
+# arguments as one more function above, its body in commands.py.)
+COMMANDS = {
+    "compare": Command("infomax", "rebuild a sweep's comparison files", _compare),
+    "report": Command("infomax", "rebuild a run's or sweep's report.html", _report),
+    "validate": Command(
+        "infomax validate",
+        "score every MI estimator against distributions whose MI is known",
+        _validate,
+    ),
+    "sensitivity": Command(
+        "infomax sensitivity",
+        "`infomax sensitivity SWEEP_DIR`: does the ranking of the cases survive another "
+        "measurement protocol?",
+        _sensitivity,
+    ),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The arguments of every command but `run` (whose are Hydra's)."""
+    top = _Parser(prog="infomax", usage=USAGE, add_help=False, allow_abbrev=False)
+    sub = top.add_subparsers(dest="command", parser_class=_Parser)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(
+            name, prog=f"infomax {name}", description=command.description, allow_abbrev=False
+        )
+        command.arguments(p)
     top.commands = sub.choices  # name -> its parser
     return top
 
@@ -104,6 +184,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+# ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -117,10 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             keep_large_buffers_in_the_heap()
             return run(argv[1:])
         if cmd not in COMMANDS:
-            raise ConfigError(
-                f"unknown command {cmd!r}: use run, compare, report, validate or sensitivity "
-                "(infomax --help)"
-            )
+            names = ", ".join(["run", *COMMANDS][:-1]) + f" or {[*COMMANDS][-1]}"
+            raise ConfigError(f"unknown command {cmd!r}: use {names} (infomax --help)")
         return _command(cmd, argv)
     except KeyboardInterrupt as e:
         print("infomax: interrupted", file=sys.stderr)
@@ -131,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(cmd: str, argv: list[str]) -> int:
-    """compare, report, sensitivity or validate, their errors one line starting as PREFIX says."""
+    """A command but `run`: its body (commands.py), its errors one line starting as its prefix says."""
     from . import commands
 
     try:
         return getattr(commands, cmd)(parse(argv))
     except InfomaxError as e:
-        print(f"{PREFIX[cmd]}: {printable(e)}", file=sys.stderr)
+        print(f"{COMMANDS[cmd].prefix}: {printable(e)}", file=sys.stderr)
         return exit_status(e)
 
 

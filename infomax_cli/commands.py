@@ -82,11 +82,11 @@ def sensitivity(args: argparse.Namespace) -> int:
 def validate(args: argparse.Namespace) -> int:
     """`infomax validate [--out DIR] [--seeds N] [--quick]`: every estimator scored against known MI;
     validation.csv and validation.png."""
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     from .mi.validate import ESTIMATORS, STUDY_N, run_validation
     from .render.validation import print_validation, validation_figure
 
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     sizes, seeds = ((1024,), min(args.seeds, 2)) if args.quick else ((STUDY_N, 1024), args.seeds)
     df = run_validation(sizes, seeds)
     out = Path(args.out)

@@ -5,9 +5,9 @@ re-measured, without retraining, under every combination of alignment (`resize`,
 (`histogram`, `ksg`, `gcmi`) and histogram bins (the bins only matter to the histogram: ksg and gcmi run
 once per alignment). The jobs are found by `analysis.sweep.load`, and measured by `measure.measure`
 with the grid as its list of protocols: each batch of images goes through the encoder once, its maps
-are aligned once per alignment and fed to every estimator. The grid's defaults are SensitivityConfig's,
-written once; the flags (`add_arguments`, read by cli.py's parser) and a grid file (`--grid`) replace
-them; the command's body is commands.py's.
+are aligned once per alignment and fed to every estimator. The grid's defaults are
+config.SensitivityConfig's, written once; a grid file (`--grid`) and the flags (cli.py's parser)
+replace them; the command's body is commands.py's.
 
 A job's stored config is data: read through the store as plain values, never instantiated. The
 built-in cases are rebuilt from the package (the study's stacks by its Encoder, the cases beyond the
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import config, rundir, store
 from .analysis.sweep import Job, load, warn_left_out
-from .choices import Align, DeviceKind, Estimator
+from .choices import Estimator
+from .config import SensitivityConfig
 from .errors import ConfigError, Damaged, RunError, first_line, printable
 from .measure import Hooks, Plan, Protocol, measure
 from .model.encoders import build_encoder
@@ -60,25 +60,6 @@ log = logging.getLogger("infomax")
 
 PROTOCOL = ["align", "bins", "estimator"]
 JOB_COLUMNS = ["job", "case", "seed", *PROTOCOL, "n_images", "mi_mean", "mi_max", "seconds"]
-
-
-@dataclass
-class SensitivityConfig:
-    """The protocol grid and its defaults, written here only (the flags' defaults and help are these;
-    a `--grid` file's keys and the flags replace them). The sweep's own protocol (its measure.align,
-    measure.estimator, measure.bins) is always added to the grid: its ranking is the reference. Every
-    other measure.* setting (binning, miller_madow, ksg_k, ksg_samples, batch_size) stays as each job
-    had it."""
-
-    # measure.align: receptive-field geometry, maps resized to the image, or centre-cropped
-    align: list[Align] = field(default_factory=lambda: [Align.geometry, Align.resize, Align.crop])
-    # histogram bins per axis (the histogram only: ksg and gcmi have none)
-    bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
-    estimators: list[Estimator] = field(
-        default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi]
-    )
-    n_images: int | None = None  # re-measure only each job's first N images (None: all it measured)
-    device: DeviceKind = DeviceKind.auto
 
 
 def grid(aligns, bins, estimators) -> list[Protocol]:
@@ -348,66 +329,6 @@ def _label(row) -> str:
     return f"{row['align']}, {row['estimator']}" + (
         f", {int(row['bins'])} bins" if not pd.isna(row["bins"]) else ""
     )
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """`infomax sensitivity`'s arguments (cli.py's parser): the grid's flags, whose defaults are
-    SensitivityConfig's."""
-    defaults = SensitivityConfig()
-
-    def default(values) -> str:
-        return "all the job measured" if values is None else " ".join(map(str, values))
-
-    p.add_argument(
-        "sweep_dir",
-        metavar="SWEEP_DIR",
-        help="a finished sweep (the directory of an `infomax run -m` multirun)",
-    )
-    p.add_argument(
-        "--align",
-        nargs="+",
-        choices=[a.value for a in Align],
-        help=f"alignments (default: {default(defaults.align)})",
-    )
-    p.add_argument(
-        "--bins",
-        nargs="+",
-        type=int,
-        help=f"histogram bins per axis (default: {default(defaults.bins)})",
-    )
-    p.add_argument(
-        "--estimators",
-        nargs="+",
-        choices=[e.value for e in Estimator],
-        help=f"MI estimators (default: {default(defaults.estimators)})",
-    )
-    p.add_argument(
-        "--n-images",
-        type=int,
-        help="re-measure only each job's first N images (faster; then the own-protocol row no "
-        "longer equals the jobs' summaries; default: all the job measured)",
-    )
-    p.add_argument(
-        "--device",
-        choices=[d.value for d in DeviceKind],
-        help=f"where to measure (default: {defaults.device})",
-    )
-    p.add_argument(
-        "--grid",
-        type=Path,
-        help="a YAML file of the grid's keys (align, bins, estimators, n_images, device) over the "
-        "defaults; the flags given replace its keys",
-    )
-    p.add_argument(
-        "--encoder",
-        nargs="+",
-        default=[],
-        metavar="TARGET",
-        help="a module of your own (case.encoder._target_, e.g. mynet.Net) that jobs were trained "
-        "with: infomax imports and builds only what you name here, never what a job's config names "
-        "(its module on the path: PYTHONPATH=...); the built-in cases need none",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
 
 
 def grid_of(args: argparse.Namespace) -> SensitivityConfig:

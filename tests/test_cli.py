@@ -1,4 +1,5 @@
-"""The real command line, in subprocesses: a run, a four-case sweep, and clear errors without tracebacks."""
+"""The real command line (in this process, or in a fresh one where that is the point): a run, a
+four-case sweep, clear errors without tracebacks, and the commands that train nothing load no torch."""
 
 import json
 import os
@@ -317,6 +318,32 @@ def test_a_sweep_over_two_roots_expands_each(monkeypatch):
     (rewritten,) = expand_path_overrides(["dataset.root=~/cats,~/dogs"])
     sweep = OverridesParser.create().parse_override(rewritten).value()
     assert [str(v) for v in sweep.list] == ["/home/me/cats", "/home/me/dogs"]
+
+
+IMPORTS = """
+import sys
+from infomax_cli import cli
+code = cli.main(sys.argv[1:])
+print("torch" in sys.modules, code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["compare", "SWEEP"], ["report", "SWEEP"]]
+)
+def test_commands_that_train_nothing_import_no_torch(args, tmp_path):
+    """`infomax --help` took 2.6-4 s, about 2 s of it importing torch through the config: the help,
+    run --help, compare and report (on a finished sweep) import no torch, in a fresh interpreter."""
+    from fake_sweep import write_sweep
+
+    sweep = write_sweep(tmp_path / "sweep", {(c, 0): [0.5, 0.6, 0.7, 0.8] for c in "ac"})
+    argv = [str(sweep) if a == "SWEEP" else a for a in args]
+    r = subprocess.run(
+        [sys.executable, "-c", IMPORTS, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert r.stdout.split()[-2:] == ["False", "0"], r.stdout[-2000:] + r.stderr[-2000:]
+    if args[0] in ("compare", "report"):
+        assert (sweep / rundir.REPORT).is_file()
 
 
 def test_help_and_cfg_job_still_work():

@@ -56,6 +56,7 @@ from .schema import (
     LoggerConfig,
     MarginConfig,
     MeasureConfig,
+    SensitivityConfig,
     TrainConfig,
     register_schema,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "NOT_RESULTS",
     "Objective",
     "PATH_KEYS",
+    "SensitivityConfig",
     "Split",
     "TrainConfig",
     "changes_results",

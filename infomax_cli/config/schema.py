@@ -1,4 +1,5 @@
-"""The configuration schema: dataclasses registered in Hydra's ConfigStore.
+"""The configuration schema: dataclasses registered in Hydra's ConfigStore (and the grid of
+`infomax sensitivity`, SensitivityConfig, read by its flags).
 
 Every key a user can set is declared here with its type, so a typo or a wrong type fails at start.
 Values (the four cases, the datasets, the devices) live as YAML in `conf/`; the range checks a type
@@ -189,6 +190,25 @@ class Config:
     overwrite: bool = False
     # a directory that holds a run made with another config: stop (auto) or use it anyway (force)
     resume: ResumeMode = ResumeMode.auto
+
+
+@dataclass
+class SensitivityConfig:
+    """`infomax sensitivity`'s protocol grid and its defaults, written here only (the flags' defaults
+    and help are these; a `--grid` file's keys and the flags replace them; not a Hydra group). The
+    sweep's own protocol (its measure.align, measure.estimator, measure.bins) is always added to the
+    grid: its ranking is the reference. Every other measure.* setting (binning, miller_madow, ksg_k,
+    ksg_samples, batch_size) stays as each job had it."""
+
+    # measure.align: receptive-field geometry, maps resized to the image, or centre-cropped
+    align: list[Align] = field(default_factory=lambda: [Align.geometry, Align.resize, Align.crop])
+    # histogram bins per axis (the histogram only: ksg and gcmi have none)
+    bins: list[int] = field(default_factory=lambda: [10, 20, 32, 64])
+    estimators: list[Estimator] = field(
+        default_factory=lambda: [Estimator.histogram, Estimator.ksg, Estimator.gcmi]
+    )
+    n_images: int | None = None  # re-measure only each job's first N images (None: all it measured)
+    device: DeviceKind = DeviceKind.auto
 
 
 def register_schema() -> None:
