@@ -33,7 +33,7 @@ study: install
 # workers on 2 cores take about 60% of one's time). test-fast: the tests that run no end-to-end job and no
 # `infomax` process (no `slow` or `cli` mark): under 2 minutes on 2 cores, for the edit-test loop.
 test: install
-	$(BIN)/python -m pytest -q -n 2 $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not cli" -n 2 $(ARGS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import subprocess
@@ -123,6 +124,30 @@ def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         GlobalHydra.instance().clear()
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["infomax", *args], code, out.getvalue(), err.getvalue())
+
+
+# The one tiny sweep the tests share: the four cases on TINY, one seed.
+TINY_SWEEP = ["case=a,b,c,d", *TINY]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`infomax run -m case=a,b,c,d TINY` run once for the whole session, whatever the number of
+    pytest-xdist workers (the first to ask runs it, under a file lock, and the others read it), and
+    what it printed. Read it in place; a test that writes into it works on a copy (shutil.copytree)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's: the session's is the one above it
+        shared = shared.parent
+    sweep, done = shared / "tiny-sweep", shared / "tiny-sweep.json"
+    with FileLock(str(shared / "tiny-sweep.lock")):
+        if not done.is_file():
+            r = infomax("run", "-m", *TINY_SWEEP, f"hydra.sweep.dir={sweep}")
+            done.write_text(json.dumps([r.returncode, r.stdout, r.stderr]))
+    code, stdout, stderr = json.loads(done.read_text())
+    assert code == 0, stderr[-3000:]
+    return sweep, subprocess.CompletedProcess(["infomax", "run", "-m"], code, stdout, stderr)
 
 
 @pytest.fixture

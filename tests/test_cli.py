@@ -148,9 +148,12 @@ def test_one_run_writes_every_contract_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_four_case_sweep_writes_the_comparison(tmp_path):
+def test_four_case_sweep_writes_the_comparison(tiny_sweep, tmp_path):
+    """`infomax run -m case=a,b,c,d` (the session's shared tiny sweep, conftest.TINY_SWEEP): every
+    job's directory, the comparison files and what the end of the multirun prints."""
+    shared, r = tiny_sweep
     sweep = tmp_path / "sweep"
-    r = infomax("run", "-m", "case=a,b,c,d", *TINY, f"hydra.sweep.dir={sweep}")
+    shutil.copytree(shared, sweep)  # compare rewrites it below
     assert r.returncode == 0, r.stderr
     named = [o for o in TINY if o.split("=")[0] not in config.name_excluded_keys()]
     for case in "abcd":
@@ -191,11 +194,12 @@ def test_four_case_sweep_writes_the_comparison(tmp_path):
     assert "the study's claims" in out and "holds at 95%" not in out
     lines = r.stdout.rstrip().splitlines()
     assert (
-        lines[-1] == f"each claim's sentence and notes: {sweep}/claims.csv and {sweep}/report.html"
+        lines[-1]
+        == f"each claim's sentence and notes: {shared}/claims.csv and {shared}/report.html"
     )
     # before it, the command that adds seeds 1-4 into this sweep (one seed: nothing is established)
     assert "With one seed no claim is established" in lines[-2]
-    assert lines[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={sweep.resolve()}")
+    assert lines[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={shared.resolve()}")
     assert [line.split()[0] for line in lines[-8:-3]] == [
         "loss_curves",
         "example_images",

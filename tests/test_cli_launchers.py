@@ -21,6 +21,10 @@ from conftest import CONF, ROOT, TINY, infomax
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+# one worker runs this module (make test: --dist loadgroup), so its module fixture (basic_sweep) is
+# made once, not once per worker
+pytestmark = pytest.mark.xdist_group("test_cli_launchers")
+
 PRESETS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
     "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",

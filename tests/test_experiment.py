@@ -14,6 +14,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT, TINY, infomax
 
+# one worker runs this module (make test: --dist loadgroup), so its module fixture (uninterrupted) is
+# made once, not once per worker
+pytestmark = pytest.mark.xdist_group("test_experiment")
+
 # long enough that a signal lands mid-training; checkpoints every 3 steps
 RESUMABLE = [
     *[o for o in TINY if not o.startswith("train.steps")],

@@ -12,6 +12,10 @@ from hydra import compose, initialize_config_dir
 
 from infomax_cli import config, rundir
 
+# one worker runs this module (make test: --dist loadgroup), so its module fixture (finished) is
+# made once, not once per worker
+pytestmark = pytest.mark.xdist_group("test_jobstart")
+
 
 def snapshot(folder: Path) -> dict:
     """Every file and folder under `folder` with its bytes and modification time."""
@@ -121,6 +125,7 @@ def test_a_sweep_config_error_writes_nothing(tmp_path):
 HOLD = """
 import sys, time
 from infomax_cli import dirlock
+
 with dirlock.lock(sys.argv[1]):
     print("got", flush=True)
     time.sleep(120)

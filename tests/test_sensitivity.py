@@ -1,13 +1,18 @@
-"""`infomax sensitivity`: a tiny real sweep's encoders re-measured under a small protocol grid."""
+"""`infomax sensitivity`: a tiny real sweep's encoders (the session's shared one, conftest.tiny_sweep:
+the four cases on 12 images) re-measured under a small protocol grid."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
-from conftest import infomax
 
 from infomax_cli import cli, rundir, sensitivity
 from infomax_cli.errors import ConfigError
+
+# one worker runs this module (make test: --dist loadgroup), so its module fixture (sweep, remeasured) is
+# made once, not once per worker
+pytestmark = pytest.mark.xdist_group("test_sensitivity")
 
 GRID = [
     "--align",
@@ -25,22 +30,14 @@ GRID = [
 ]
 
 
-@pytest.fixture(scope="session")
-def sweep(tmp_path_factory):
+CASES = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_sweep, tmp_path_factory):
+    """A copy of the shared sweep: sensitivity writes its tables into it."""
     d = tmp_path_factory.mktemp("sensitivity") / "sweep"
-    r = infomax(
-        "run",
-        "-m",
-        "case=a,c",
-        "dataset=samples",
-        "dataset.n_images=8",
-        "dataset.per_photo=1",
-        "train.steps=2",
-        "train.batch_size=4",
-        "device=cpu",
-        f"hydra.sweep.dir={d}",
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+    shutil.copytree(tiny_sweep[0], d)
     return d
 
 
@@ -49,7 +46,7 @@ def remeasure(*args: str) -> int:
     return cli.main(["sensitivity", *args])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def remeasured(sweep):
     assert remeasure(str(sweep), *GRID) == 0
     return pd.read_csv(sweep / rundir.SENSITIVITY), pd.read_csv(sweep / rundir.SENSITIVITY_JOBS)
@@ -66,10 +63,8 @@ def test_table_rows_and_columns(remeasured):
         "align",
         "bins",
         "estimator",
-        "mi_max_a",
-        "mi_max_c",
-        "mi_mean_a",
-        "mi_mean_c",
+        *[f"mi_max_{c}" for c in CASES],
+        *[f"mi_mean_{c}" for c in CASES],
         "best",
         "ranking",
         "own_protocol",
@@ -86,8 +81,8 @@ def test_table_rows_and_columns(remeasured):
         ("crop", 0, "gcmi"),
         ("geometry", 20, "histogram"),
     ]
-    assert list(jobs.columns) == sensitivity.JOB_COLUMNS and len(jobs) == 2 * 7
-    assert (jobs.n_images == 8).all() and set(jobs.case) == {"a", "c"}
+    assert list(jobs.columns) == sensitivity.JOB_COLUMNS and len(jobs) == 4 * 7
+    assert (jobs.n_images == 12).all() and set(jobs.case) == set(CASES)
 
 
 @pytest.mark.slow
@@ -109,8 +104,9 @@ def test_ranking_flags_are_consistent(remeasured):
     assert (table.same_ranking == (table.ranking == reference)).all()
     for _, r in table.iterrows():
         order = r.ranking.split(">")
-        assert sorted(order) == ["a", "c"] and r.best == order[0]
-        assert r[f"mi_max_{order[0]}"] >= r[f"mi_max_{order[1]}"]
+        assert sorted(order) == CASES and r.best == order[0]
+        for higher, lower in zip(order, order[1:]):
+            assert r[f"mi_max_{higher}"] >= r[f"mi_max_{lower}"]
 
 
 @pytest.mark.slow
@@ -141,7 +137,7 @@ def test_own_protocol_is_added_and_images_capped(sweep, tmp_path, monkeypatch):
     ]
     assert table.own_protocol.tolist() == [False, True] and bool(table.same_ranking.iloc[1])
     assert (pd.read_csv(sweep / rundir.SENSITIVITY_JOBS).n_images == 4).all()
-    assert len(loaded) == 2
+    assert len(loaded) == 4  # one per job
 
 
 def test_grid_and_its_file():
