@@ -11,6 +11,10 @@
    left alone when of a format this infomax does not read;
 5. only then does the job write: Hydra's `.hydra/` files (Hydra's own writing is switched off by
    `hydra.output_subdir: null`), then its work.
+
+Also here: the state of one `infomax run` call (RunState, made per call by `run_state` and shared by
+app.py's job function and Hydra's callbacks), and a sweep's end (CompareCallback: the comparison, and
+the call's exit status from its jobs' failed.json).
 """
 
 from __future__ import annotations

@@ -103,9 +103,8 @@ class _Training:
         critic_params = [
             p for name, p in critics.named_parameters() if not name.startswith("prior.")
         ]
-        fused = (
-            device.type == "cuda"
-        )  # one kernel per optimiser step on the GPU; CPU: torch's default
+        # one kernel per optimiser step on the GPU; CPU: torch's default
+        fused = device.type == "cuda"
         self.opt = torch.optim.Adam([*encoder.parameters(), *critic_params], lr=cfg.lr, fused=fused)
         self.opt_d = torch.optim.Adam(critics.prior.parameters(), lr=cfg.prior_lr, fused=fused)
         self.gen = torch.Generator().manual_seed(seed)  # batch order: the same on every device

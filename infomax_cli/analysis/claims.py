@@ -75,9 +75,8 @@ class Setting:
     examples: pd.DataFrame  # the per-image rows of the study's example images
     example_words: str  # their labels: "chelsea and horse"
     margins: Mapping[str, float]  # claim id -> its margin (compare.margin)
-    tie: float = (
-        DEFAULT_TIE  # compare.tie (nats): cases within it of an image's top split the image
-    )
+    # compare.tie (nats): cases within it of an image's top split the image
+    tie: float = DEFAULT_TIE
     plan: Plan | None = None  # the sweep's plan (None: one look, the fixed-size test)
     before: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)  # earlier looks
     look: int = 0  # the sweep's look number (0: none recorded)

@@ -13,12 +13,14 @@ This module holds the entry points, the input checks and the one choice of kerne
 kernels on CPU when numba is installed, else torch (the fallback, and the CUDA path). Each estimator's
 numba and torch versions sit side by side in its own module:
 
-    mi_histogram  equal-width and equal-frequency histograms, plug-in MI, Miller-Madow term
-    mi_gcmi       Gaussian-copula MI
-    mi_ksg        KSG estimator 1
-    mi_ranks      mid-ranks (equal-frequency bins and GCMI)
-    mi_shuffle    the shuffled null's permutations (splitmix64 Fisher-Yates)
-    mi_common     numba or its stand-in, the kernel lock, chunk sizes, the finiteness check
+    histogram.py  equal-width and equal-frequency histograms, plug-in MI, Miller-Madow term
+    gcmi.py       Gaussian-copula MI
+    ksg.py        KSG estimator 1
+    ranks.py      mid-ranks (equal-frequency bins and GCMI)
+    shuffle.py    the shuffled null's permutations (splitmix64 Fisher-Yates)
+    common.py     numba or its stand-in, the kernel lock, chunk sizes, the finiteness check
+
+validate.py scores these estimators against distributions whose MI is known (`infomax validate`).
 """
 
 from __future__ import annotations

@@ -46,9 +46,8 @@ class Geometry:
     size: int  # the image's side S
     map_sizes: tuple[int, ...]
     offsets: tuple[int, ...]
-    radius: (
-        int  # R: the largest receptive-field radius of the layers; the common region is [R, S - R)
-    )
+    # R: the largest receptive-field radius of the layers; the common region is [R, S - R)
+    radius: int
     strides: tuple[int, ...] = ()  # () for stride 1 throughout
     radii: tuple[int, ...] = ()  # each layer's receptive-field radius
     problem: str | None = None

@@ -286,10 +286,8 @@ def example_grid_figure(
     inside the figure, so it is saved as laid out (no second drawing pass to find a tight box)."""
     # cases may differ in size (align=crop)
     h, w = (max(r[2].shape[i] for r in rows) for i in (-2, -1))
-    gap, cap = (
-        max(1, w // 12),
-        max(4, h // 4),
-    )  # pixels between tiles, and above each tile for its caption
+    # pixels between tiles, and above each tile for its caption
+    gap, cap = max(1, w // 12), max(4, h // 4)
     tw, th = w + gap, h + gap + cap
     grid_rows = math.ceil(max(len(r[2]) for r in rows) / cols)
     px = 0.9 / tw  # inches per pixel: a tile is 0.9 in wide

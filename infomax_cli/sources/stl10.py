@@ -100,9 +100,8 @@ def load_stl10(root: Path, split: str, download: bool, n_images: int | None) -> 
         )
     labels = [names[v - 1] for v in y]
     examples = [int(np.argmax(y == c)) for c in range(1, len(names) + 1) if (y == c).any()]
-    study = [
-        labels.index(c) for c in ("cat", "horse") if c in labels
-    ]  # the study's example images: a cat, a horse
+    # the study's example images: a cat, a horse
+    study = [labels.index(c) for c in ("cat", "horse") if c in labels]
     return GrayImages("stl10", split, x, Catalog(labels, examples, study_positions=study))
 
 
