@@ -13,10 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
+# One CPU thread per test process (before torch or numba is imported): make test runs two workers on
+# two cores, and two threads each made small tensors' work several times slower (threads waiting on
+# each other); a job the tests run, in this process or a fresh one, gets THREADS.
+THREADS = 1
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_name, str(THREADS))
 
-from infomax_cli import config
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from infomax_cli import config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -48,11 +55,6 @@ def check_config(cfg) -> None:
     typed = config.typed(cfg)
     config.check(typed)
     check_case(typed)
-
-
-# The CPU threads a job gets in the tests, in this process as in a fresh one (OMP_NUM_THREADS): the
-# thread count orders float sums, so runs compared with each other use the same.
-THREADS = 2
 
 
 def infomax(
@@ -125,6 +127,10 @@ def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["infomax", *args], code, out.getvalue(), err.getvalue())
 
+
+# A failure-path test's job: TINY measuring no more than it must (no information plane, no other
+# alignments, no example pictures), for tests that run a job to see how something else fails.
+LEAN = [*TINY, "measure.infoplane_every=0", "measure.alt_aligns=[]", "measure.examples=0"]
 
 # The one tiny sweep the tests share: the four cases on TINY, one seed.
 TINY_SWEEP = ["case=a,b,c,d", *TINY]

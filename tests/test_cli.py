@@ -332,6 +332,7 @@ print("torch" in sys.modules, code)
 """
 
 
+@pytest.mark.cli  # a fresh interpreter each
 @pytest.mark.parametrize(
     "args", [["--help"], ["run", "--help"], ["compare", "SWEEP"], ["report", "SWEEP"]]
 )

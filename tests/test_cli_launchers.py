@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY, infomax
+from conftest import CONF, LEAN, ROOT, TINY, infomax
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -147,7 +147,7 @@ def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
         "-m",
         *LAUNCHERS[name],
         "case=c",
-        *TINY,
+        *LEAN,
         "train.lr=1e30,1e-4",
         *ONE_THREAD,
         f"hydra.sweep.dir={out}",

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, infomax
+from conftest import ROOT, THREADS, TINY, infomax
 
 # one worker runs this module (make test: --dist loadgroup), so its module fixture (uninterrupted) is
 # made once, not once per worker
@@ -50,7 +50,7 @@ def start(out):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)},
     )
 
 

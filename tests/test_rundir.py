@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import TINY, infomax
+from conftest import LEAN, TINY, infomax
 
 from infomax_cli import dirlock, rundir, store
 from infomax_cli.errors import RunError
@@ -98,7 +98,7 @@ def test_a_run_resuming_from_a_crafted_checkpoint_exits_1_in_one_line_and_runs_n
     run_dir, marker = tmp_path / "run", tmp_path / "payload-ran"
     run_dir.mkdir()
     torch.save({"step": 1, "encoder": Payload(marker)}, run_dir / rundir.CHECKPOINT)
-    done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    done = infomax("run", *LEAN, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{run_dir / rundir.CHECKPOINT} is damaged" in lines[0], lines

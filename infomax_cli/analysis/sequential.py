@@ -153,8 +153,30 @@ def next_boundaries(
     fractions: Sequence[float], nexts, alpha: float, kind: str = OBRIEN_FLEMING
 ) -> np.ndarray:
     """The boundary one more look would have at each information fraction in `nexts` (array), after
-    looks at `fractions`: what the next look's level will be, for planning (seeds_needed)."""
+    looks at `fractions`: what the next look's level will be, for planning (seeds_needed). Computed
+    once per (fractions, nexts, alpha, kind): a comparison asks the same for every claim and level."""
     nexts = np.minimum(np.asarray(nexts, dtype=float), 1.0)
+    if nexts.size > CACHED:
+        return _next_boundaries_of(fractions, nexts, alpha, kind)
+    out = _next_boundaries(tuple(fractions), tuple(nexts.ravel().tolist()), float(alpha), kind)
+    return np.asarray(out, dtype=float).reshape(nexts.shape)
+
+
+CACHED = (
+    4096  # the most candidate fractions whose boundaries are kept (a plan's seeds: 60 by default)
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _next_boundaries(
+    fractions: tuple[float, ...], nexts: tuple[float, ...], alpha: float, kind: str
+) -> tuple[float, ...]:
+    return tuple(
+        _next_boundaries_of(fractions, np.asarray(nexts, dtype=float), alpha, kind).tolist()
+    )
+
+
+def _next_boundaries_of(fractions, nexts: np.ndarray, alpha: float, kind: str) -> np.ndarray:
     bounds, state = _walk(fractions, alpha, kind)
     if state is None:
         return np.where(nexts > 0, -ndtri(np.maximum(spent(nexts, alpha, kind), 1e-300)), np.inf)

@@ -161,6 +161,18 @@ def winners_figure(winners: pd.DataFrame):
     return fig
 
 
+def _bar_value(by: pd.DataFrame, metric: str) -> tuple[float, float, float] | None:
+    """(mean, distance down to ci_low, up to ci_high) of a stats.csv row, or None when the metric is
+    not there."""
+    if metric not in by.index:
+        return None
+    r = by.loc[metric]
+    m = float(r["mean"])
+    down = m - r["ci_low"] if pd.notna(r["ci_low"]) else 0.0
+    up = r["ci_high"] - m if pd.notna(r["ci_high"]) else 0.0
+    return m, max(float(down), 0.0), max(float(up), 0.0)
+
+
 def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], over: str):
     """Mean and max MI per case with the statistics' own 95% intervals (stats.csv's rows: setting,
     case, metric, mean, ci_low, ci_high); the untrained control beside, the null (the maps against
@@ -172,17 +184,6 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
     groups = [(k, g.set_index("metric")) for k, g in stats.groupby([SETTING, "case"])]
     names = [f"case {c}" + (f"\n{s}" if several else "") for (s, c), _ in groups]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.4 * len(groups) + 2), 4.2), dpi=100)
-
-    def value(by: pd.DataFrame, metric: str) -> tuple[float, float, float] | None:
-        """(mean, distance down to ci_low, up to ci_high), or None when the metric is not there."""
-        if metric not in by.index:
-            return None
-        r = by.loc[metric]
-        m = float(r["mean"])
-        down = m - r["ci_low"] if pd.notna(r["ci_low"]) else 0.0
-        up = r["ci_high"] - m if pd.notna(r["ci_high"]) else 0.0
-        return m, max(float(down), 0.0), max(float(up), 0.0)
-
     # one panel per statistic; in each, one slot per (setting, case): the trained bar, the untrained
     # control's paler bar beside it when every case has one, and the floors drawn across the slot
     for ax, metric in zip(axes, ("mi_mean", "mi_max")):
@@ -195,7 +196,7 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
                 pale = {"alpha": 0.35, "hatch": "//", "edgecolor": color}
                 bars.append((f"{metric}_init", w / 2, pale, "untrained (control)"))
             for col, dx, style, label in bars:
-                v = value(by, col)
+                v = _bar_value(by, col)
                 if v is not None:
                     m, lo, hi = v
                     ax.bar(
@@ -209,7 +210,7 @@ def mi_bars_figure(stats: pd.DataFrame, shuffled: dict[tuple[str, str], float], 
                         label=label if first else None,
                     )
             # the floor for images (maps against other photographs), for both statistics
-            null = value(by, "mi_null_mean" if metric == "mi_mean" else "mi_null_max")
+            null = _bar_value(by, "mi_null_mean" if metric == "mi_mean" else "mi_null_max")
             if null is not None:
                 ax.hlines(
                     null[0],
