@@ -29,9 +29,11 @@ demo: install
 study: install
 	$(BIN)/infomax run -m case=a,b,c,d seed=0,1,2,3,4 dataset=samples $(ARGS)
 
-# Every test (CI's command), on two workers (pytest-xdist: most tests wait on an `infomax` process, so two
-# workers on 2 cores take about 60% of one's time). test-fast: the tests that run no end-to-end job and no
-# `infomax` process (no `slow` or `cli` mark): under 2 minutes on 2 cores, for the edit-test loop.
+# Every test (CI's command), on two workers of one thread each (tests/conftest.py; pytest-xdist,
+# --dist loadgroup: a module whose fixture trains a job runs on one worker, so it trains once). A test
+# that runs `infomax` does so in its own process unless a fresh one is the point (a launcher, a signal,
+# an environment of its own). test-fast: the tests that run no end-to-end job and no `infomax` command
+# (no `slow` or `cli` mark), for the edit-test loop.
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, THREADS
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check  # noqa: E402
@@ -38,7 +38,7 @@ def test_make_gpu_check_on_the_cpu_measures_every_item_tiny_and_says_so(tmp_path
     out = tmp_path / "check"
     bin_dir = Path(sys.executable).parent  # this interpreter, as `make install` would make it
     cmd = ["make", "-s", "-f", str(ROOT / "Makefile"), "-o", "install", f"BIN={bin_dir}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "COMMIT": "", "OUT": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "COMMIT": "", "OUT": ""}
     r = subprocess.run(
         [*cmd, "gpu-check", "DEVICE=cpu", f"OUT={out}"],
         cwd=tmp_path,

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
-from conftest import ROOT
+from conftest import ROOT, THREADS
 from images_on_disk import rgb_noise, save
 from markdown_it import MarkdownIt
 from omegaconf import OmegaConf
@@ -311,7 +311,7 @@ def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
             os.pathsep
         ),
         "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": "2",
+        "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
         # matplotlib's font cache from the real home, not rebuilt in every fresh one
         "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
     }
