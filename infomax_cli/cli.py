@@ -50,6 +50,9 @@ commands:
   report DIR           (re)build the visual report of a run or sweep directory
   validate [--quick]   score the MI estimators against distributions with known MI
   sensitivity SWEEP_DIR  re-measure a sweep's trained encoders under other protocols (align, bins, estimator)
+  settle SWEEP_DIR [--round K] [--max-seeds N] [--hours H]
+                       continue a sweep in rounds of seeds until its claims are decided or the budget
+                       is spent (settle OVERRIDES... hydra.sweep.dir=DIR starts one; settle --help)
 """
 
 
@@ -349,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
             from .mi import validate
 
             return validate.main(args)
+        if cmd == "settle":  # infomax_cli/settle/: rounds of seeds until the claims are decided
+            from . import settle
+
+            return settle.main(args)
     except InfomaxError as e:
         print(f"infomax: {printable(e)}", file=sys.stderr)
         return e.exit_code
@@ -356,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print("infomax: interrupted", file=sys.stderr)
         return 130
     print(
-        f"infomax: unknown command {cmd!r}: use run, compare, report, validate or sensitivity (infomax --help)",
+        f"infomax: unknown command {cmd!r}: use run, compare, report, validate, sensitivity or settle (infomax --help)",
         file=sys.stderr,
     )
     return 2
