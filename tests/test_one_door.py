@@ -265,7 +265,7 @@ def test_7_an_alias_bomb_and_a_fifo_are_refused_without_memory_or_waiting(tmp_pa
     os.mkfifo(job / "features" / "00000_chelsea.png")
     r = infomax("report", str(job), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "not a regular file" in " ".join((r.stdout + r.stderr).split())  # rich wraps long lines
+    assert "not a regular file" in " ".join((r.stdout + r.stderr).split())
 
 
 # --------------------------------------------------------------------- 8. path parts stay inside

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .. import rundir
-from ..errors import ConfigError, Damaged, first_line, printable
+from ..errors import ConfigError, Damaged, printable
 from . import files, layout
 from .files import inside, load_torch, read_json, read_yaml
 from .layout import FORMAT, FormatRefused
@@ -284,14 +284,18 @@ def sweep_record(sweep_dir: Path) -> SweepRecord:
     if not os.path.lexists(path):
         return SweepRecord()
     try:
-        overrides = read_yaml(sweep_dir, path)["hydra"]["overrides"]
-        task, hydra = overrides["task"], overrides.get("hydra") or []
-        if not all(
-            isinstance(x, list) and all(isinstance(o, str) for o in x) for x in (task, hydra)
-        ):
-            raise TypeError("its overrides are not lists of strings")
+        data = read_yaml(sweep_dir, path)
     except Damaged as e:
         return SweepRecord(problem=str(e))
-    except (KeyError, TypeError, AttributeError) as e:
-        return SweepRecord(problem=f"{path} is damaged ({first_line(e)[:100]})")
-    return SweepRecord(list(task), list(hydra))
+    if not isinstance(data, dict):
+        return SweepRecord(problem=f"{path} is damaged (not a mapping)")
+    node = data.get("hydra")
+    overrides = node.get("overrides") if isinstance(node, dict) else None
+    if not isinstance(overrides, dict):  # it says nothing of the sweep's overrides
+        return SweepRecord()
+    task, hydra = overrides.get("task"), overrides.get("hydra") or []
+    if not all(
+        isinstance(x, list) and all(isinstance(o, str) for o in x) for x in (task or [], hydra)
+    ):
+        return SweepRecord(problem=f"{path} is damaged (its overrides are not lists of strings)")
+    return SweepRecord(None if task is None else list(task), list(hydra))
