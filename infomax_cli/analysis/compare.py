@@ -65,12 +65,19 @@ STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then co
 
 
 def seeds_to_run(sweep: Sweep, total: int) -> list[int]:
-    """The seeds a command runs so that `total` seeds are complete: first those left out (their jobs
-    that did not finish, or are damaged, are run again), then new ones after every seed the sweep has."""
-    redo = sorted({x.seed for x in sweep.left_out})
-    have = len(sweep.seeds) + len(redo)
-    last = max(sweep.all_seeds)
+    """The seeds a command runs so that `total` seeds are complete: first the pending ones (their jobs
+    that never started, did not finish or are damaged are run, the intact ones skipped), then new ones
+    after every seed the sweep has or asked for."""
+    redo = sweep.pending_seeds
+    have = len([s for s in sweep.seeds if s not in redo]) + len(redo)
+    last = max([*sweep.all_seeds, *redo])
     return redo + list(range(last + 1, last + 1 + max(total - have, 0)))
+
+
+def complete_seeds(sweep: Sweep) -> list[int]:
+    """The seeds at which every job the sweep holds or asked for is intact."""
+    pending = set(sweep.pending_seeds)
+    return [s for s in sweep.seeds if s not in pending]
 
 
 def seeds_words(sweep: Sweep, finish: bool = True) -> list[str]:
@@ -109,7 +116,7 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
         return []
     if len(seeds) < 2:
         run = seeds_to_run(sweep, STUDY_SEEDS)
-        new = [s for s in run if s > max(sweep.all_seeds)]
+        new = [s for s in run if s not in sweep.pending_seeds]
         redo = run[: len(run) - len(new)]
         what = f"seeds {new[0]}–{new[-1]}" if new else ""
         if redo:

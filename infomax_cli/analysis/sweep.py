@@ -84,6 +84,15 @@ class Sweep:
         """Every seed the sweep holds a job of, used or left out."""
         return sorted({*self.seeds, *(x.seed for x in self.left_out)})
 
+    @property
+    def pending_seeds(self) -> list[int]:
+        """Every seed at which a job the sweep holds or asked for is not intact: left out, never
+        started, unfinished or damaged (a case none of whose jobs finished leaves its seeds here, not
+        in left_out). A command that finishes them runs these seeds before new ones."""
+        broken = (_case_and_seed(j.overrides)[1] for j in (*self.unfinished, *self.damaged))
+        missing = (_case_and_seed(m.split(" "))[1] for m in self.missing)
+        return sorted({*(x.seed for x in self.left_out), *broken, *missing})
+
     @cached_property
     def configs(self) -> list[dict]:
         """The jobs' remembered configs (.hydra/config.yaml) read as data through the door, in job

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from .. import rundir, store
 from ..analysis import command, compare, looks
-from ..errors import ConfigError, RunError, printable
+from ..errors import ConfigError, PrintableFilter, RunError, printable
 from ..render.report import interval_text, margin_text, seeds_text
 from ..rundir import SETTING, several_settings
 from . import (
@@ -102,7 +104,8 @@ class Settle:
     def next_round(self, sweep, cap: int) -> Round:
         """Left-out seeds first (their unfinished or damaged jobs), then new ones: K more complete
         seeds, at most `cap`; through the sweep's own launcher (a preset's name) and its keys."""
-        seeds = compare.seeds_to_run(sweep, round_target(len(sweep.seeds), self.opts.round, cap))
+        complete = len(compare.complete_seeds(sweep))
+        seeds = compare.seeds_to_run(sweep, round_target(complete, self.opts.round, cap))
         args = self.with_launcher(command.rerun_args(sweep, seeds))
         return Round(len(self.rounds) + 1, args, seeds)
 
@@ -155,11 +158,12 @@ class Settle:
         before: list[int] | None = None  # the complete seeds before the last round
         while True:
             sweep, found = self.look()
+            complete = compare.complete_seeds(sweep)
             states = looks.states(found.claims)
             n = min((s.n_seeds for s in states), default=0)
             last = self.rounds[-1] if self.rounds else None
             if last is not None and before is not None:
-                self.gained.append((last.seconds, len(sweep.seeds) - len(before)))
+                self.gained.append((last.seconds, len(complete) - len(before)))
             plan = found.look.plan
             cap = min(self.opts.max_seeds or plan.max_seeds, plan.max_seeds)
             self.print_look(found, n)
@@ -170,7 +174,7 @@ class Settle:
             if reason is None and (spent or (last is not None and last.budget_stopped)):
                 reason = BUDGET
             failed = last is not None and last.rc == 1 and not last.budget_stopped
-            stuck = before is not None and sweep.seeds == before and reason is None
+            stuck = before is not None and complete == before and reason is None
             if reason is not None or failed or stuck:
                 self.print_end(reason, states, n, plan, cap)
                 if failed or stuck:
@@ -181,17 +185,25 @@ class Settle:
                     )
                     return 1
                 return 0
-            before = list(sweep.seeds)
+            before = complete
             if (code := self.run(self.next_round(sweep, cap))) is not None:
                 return code
 
     def look(self):
         """The sweep's comparison (compare.compare: a look, recorded, when its seeds changed), with
-        --max-seeds as the plan when the sweep has no look yet."""
+        --max-seeds as the plan when the sweep has no look yet. Its warnings (the jobs a round has
+        still to run, seeds left out, a plan kept) go to settle.log, counted in one line here."""
         given = None
         if self.opts.max_seeds is not None and looks.read(self.dir).empty:
             given = {"max_seeds": self.opts.max_seeds}
-        return compare.compare(self.dir, None, given)
+        with ToLog(self.log_fd) as notes:
+            found = compare.compare(self.dir, None, given)
+        if notes.count:
+            self.say(
+                f"(the comparison's {notes.count} note{'s' if notes.count > 1 else ''}, on the jobs "
+                f"still to run or left out: {self.log_path})"
+            )
+        return found
 
     # ---------------------------------------------------------------------------------- words
     def print_look(self, found, n: int) -> None:
@@ -250,12 +262,40 @@ class Settle:
             self.say(f"to go on: {again}")
 
 
+class ToLog(logging.Handler):
+    """While open: the package's log records (warnings and above) appended to settle.log instead of
+    the terminal, counted."""
+
+    def __init__(self, fd: int):
+        super().__init__(logging.WARNING)
+        self.fd, self.count = fd, 0
+        self.setFormatter(logging.Formatter("look: %(levelname)s %(message)s"))
+        self.addFilter(PrintableFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        os.write(self.fd, (self.format(record) + "\n").encode(errors="replace"))
+
+    def __enter__(self) -> ToLog:
+        logger = logging.getLogger("infomax")
+        self._propagate, logger.propagate = logger.propagate, False
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logger = logging.getLogger("infomax")
+        logger.removeHandler(self)
+        logger.propagate = self._propagate
+
+
 def settle_words(s: looks.ClaimState, plan_max: int) -> tuple[str, int | None]:
     """What would settle an open claim, in words, and the seeds it takes (None: not seeds)."""
     if s.why == "units":
         return "more photographs (image units), not seeds", None
     if s.why == "plan":
         return f"more seeds than the plan's {plan_max} (compare.max_seeds)", None
+    if s.n_seeds == 0:
+        return "a first seed of every case (no seed has every case finished yet)", 2
     if s.why == "one seed" or not math.isfinite(s.seeds_needed):
         return "a second seed first", 2
     high = s.seeds_needed_high
