@@ -253,9 +253,11 @@ def test_settle_end_to_end_interrupted_out_of_budget_and_continued(tmp_path):
 
     r = infomax(*start, "--hours", "0.0001")  # 0.36 s: spent before any round
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert "the budget (0.0001 h) is spent at 0 seeds" in r.stdout and "round" not in r.stdout
+    assert "the budget (0.0001 h) is spent at 0 seeds" in r.stdout and "round 1:" not in r.stdout
     assert "open, and what would settle each:" in r.stdout
-    assert "mean_mi: a first seed of every case" in r.stdout
+    assert (
+        "mean_mi: a first seed of every case" in r.stdout and "to go on: infomax settle" in r.stdout
+    )
     assert finished_jobs(sweep) == kept and "Traceback" not in r.stderr
 
     r = infomax(*start)

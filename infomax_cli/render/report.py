@@ -109,8 +109,9 @@ def seeds_text(row) -> str:
     low, high = row["seeds_needed"], row.get("seeds_needed_high", row["seeds_needed"])
     if pd.isna(low):
         return {"plan": "> plan", "units": "more units"}.get(str(row.get("seeds_why")), "—")
-    high = "> plan" if pd.isna(high) else int(high)
-    return f"{int(low)}" + ("" if high == int(low) else f"–{high}")
+    if pd.isna(high):
+        return f"{int(low)} to > plan"
+    return f"{int(low)}" + ("" if int(high) == int(low) else f"–{int(high)}")
 
 
 def _claim_cells(row, share: bool) -> list[str]:

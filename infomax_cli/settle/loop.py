@@ -45,6 +45,7 @@ class Settle:
             tuple[float, int]
         ] = []  # per round looked at: its seconds, seeds completed
         self.out = Console(highlight=False, soft_wrap=True)
+        self.shown: int | None = None  # the look last printed
         start = [o for o in opts.start if launcher_setting(o) and not names_launcher(o)]
         self.launcher = [*start, *opts.launcher]
 
@@ -120,10 +121,12 @@ class Settle:
         """Run a round; the exit status to stop with (a signal, a configuration error), or None."""
         seeds = ", ".join(map(str, r.seeds)) or "as recorded"
         self.say(f"round {r.number}: seeds {seeds} (infomax run -m; its output: {self.log_path})")
-        with Live(self.dir, r, self.opts.hours, self.t0) as live:
+        with Live(r, self.opts.hours, self.t0) as live:
             run_round(r, self.dir, self.log_fd, self.relay, self.deadline, live.show)
         self.rounds.append(r)
-        for line in r.errors:
+        if r.budget_stopped:  # its jobs' own lines say SIGINT: settle sent it
+            self.say(f"  the budget is spent: round {r.number} stopped, its jobs checkpointed.")
+        for line in [] if r.budget_stopped else r.errors:
             self.say(f"  {line}")
         if self.relay.name:
             self.say(
@@ -209,6 +212,12 @@ class Settle:
     def print_look(self, found, n: int) -> None:
         """The look: its number, seeds and plan, one line per claim, and the budget."""
         plan, number = found.look.plan, found.look.number
+        if number == self.shown:  # the same seeds: the same look, its claims as printed
+            self.say(f"look {number} again: no seed completed since, its claims stand (above).")
+            if self.opts.hours:
+                self.out.print(budget_bar(self.elapsed, self.opts.hours))
+            return
+        self.shown = number
         history = looks.read(self.dir)
         spent = history.loc[history["look"] == number, "alpha_spent"].max()
         spent = f", {spent:.2%} of 5% spent" if pd.notna(spent) else ""
@@ -245,20 +254,22 @@ class Settle:
         self.say("open, and what would settle each:")
         per_seed = self.per_seed()
         more = 0.0
+        several = len({s.setting for s in states}) > 1
         for s in open_:
             text, seeds = settle_words(s, plan.max_seeds)
             if seeds is not None and per_seed is not None and reason != PLAN_END:
                 extra = max(seeds - n, 0) * per_seed / 3600
                 more = max(more, extra)
-                text += (
-                    f", about {extra:.1f} h more at this settle's {per_seed / 60:.0f} min per seed"
-                )
-            self.say(f"  {(s.setting + ' ') if s.setting else ''}{s.claim}: {text}")
-        if reason in (BUDGET, CAP) and more > 0:
+                text += f", {duration(extra)} more at this settle's {duration(per_seed / 3600)} per seed"
+            self.say(f"  {(s.setting + ' ') if several else ''}{s.claim}: {text}")
+        if reason in (BUDGET, CAP):
             again = f"infomax settle {self.dir} --round {self.opts.round}"
             if reason == CAP:
                 again += f" --max-seeds {plan.max_seeds}"
-            again += f" --hours {math.ceil(10 * more) / 10:g}"
+            if more > 0:
+                again += f" --hours {math.ceil(10 * more) / 10:g}"
+            elif self.opts.hours:
+                again += f" --hours {self.opts.hours:g}"
             self.say(f"to go on: {again}")
 
 
@@ -299,10 +310,16 @@ def settle_words(s: looks.ClaimState, plan_max: int) -> tuple[str, int | None]:
     if s.why == "one seed" or not math.isfinite(s.seeds_needed):
         return "a second seed first", 2
     high = s.seeds_needed_high
-    span = f"{s.seeds_needed:.0f}" + (
-        f"–{high:.0f}" if math.isfinite(high) and high != s.seeds_needed else ""
-    )
+    if not math.isfinite(high):
+        span = f"{s.seeds_needed:.0f} (with the few seeds' spread, up to more than the plan's {plan_max})"
+    else:
+        span = f"{s.seeds_needed:.0f}" + (f"–{high:.0f}" if high != s.seeds_needed else "")
     return f"about {span} seeds", int(s.seeds_needed)
+
+
+def duration(hours: float) -> str:
+    """A time in words: minutes below an hour, else hours."""
+    return f"about {hours * 60:.0f} min" if hours < 1 else f"about {hours:.1f} h"
 
 
 def claim_lines(claims: pd.DataFrame, share_claims) -> list[str]:

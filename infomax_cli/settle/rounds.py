@@ -170,10 +170,24 @@ def seeds_of(overrides: list[str]) -> list[int]:
         return []
 
 
+def job_count(args: list[str]) -> int | None:
+    """How many jobs `infomax run -m ARGS` launches (Hydra's basic sweep of its non-hydra overrides);
+    None when they do not parse (Hydra then says why)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        task = [a for a in args if not a.startswith(("hydra.", "hydra/"))]
+        parsed = OverridesParser.create().parse_overrides(task)
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # noqa: BLE001 - Hydra's grammar: the bar then has no total
+        return None
+
+
 class Live:
     """While a round runs, on a terminal (stderr): the budget spent and the round's jobs finished."""
 
-    def __init__(self, sweep_dir: Path, r: Round, hours: float | None, t0: float):
+    def __init__(self, r: Round, hours: float | None, t0: float):
         console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -185,15 +199,13 @@ class Live:
         self.clock = self.progress.add_task(
             "budget (s)", total=self.budget, info="", visible=self.budget is not None
         )
-        self.before = finished_at(sweep_dir, set(r.seeds))
-        self.jobs = self.progress.add_task(f"round {r.number}: jobs finished", total=None, info="")
+        total = job_count(r.args)
+        self.jobs = self.progress.add_task(f"round {r.number}: jobs finished", total=total, info="")
 
     def show(self, done: int) -> None:
         elapsed = time.monotonic() - self.t0
         self.progress.update(self.clock, completed=min(elapsed, self.budget or 0))
-        self.progress.update(
-            self.jobs, completed=done - self.before, info=f"{elapsed / 3600:.2f} h in all"
-        )
+        self.progress.update(self.jobs, completed=done, info=f"{elapsed / 3600:.2f} h in all")
 
     def __enter__(self) -> Live:
         self.progress.start()
