@@ -30,13 +30,14 @@ from .choices import (
     Estimator,
     LoggerKind,
     Objective,
+    Region,
     ResumeMode,
     Spending,
     Split,
 )
 from .errors import ConfigError
 from .limits import check_memory, check_path_part
-from .model.geometry import geometry, layer_geometry
+from .model.geometry import Geometry, geometry, layer_geometry
 from .model.probe import Recorder, instantiate_module, probe_geometry
 
 # The YAML presets: the checkout's top-level conf/ (an editable install, as `make install` does); an
@@ -135,6 +136,9 @@ class TrainConfig:
 class MeasureConfig:
     bins: int = 20
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
+    # under geometry: the pixels every case of the sweep covers (common), or each case's own region;
+    # the critics and the information plane keep the case's own region either way
+    region: Region = Region.common
     # also measured, for the claims
     alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
     # each image's null (mi_null): its maps against this many other images (other photographs), the
@@ -249,10 +253,11 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
-def check(cfg: DictConfig | Config) -> None:
+def check(cfg: DictConfig | Config) -> Geometry | None:
     """Range checks the schema's types cannot express; raises ConfigError naming the key and the fix.
     Everything here depends on the config alone: it runs before anything is written (data-dependent
-    checks, such as a batch larger than the data, come when the data is read)."""
+    checks, such as a batch larger than the data, come when the data is read). Returns the case's
+    geometry when the measurement aligns by it (the sweep's common pixels come from these)."""
     if isinstance(cfg, DictConfig) and (extra := unknown_keys(cfg)):
         raise ConfigError(
             f"{extra[0]} is not a key of the config (added with '+'?): remove it, or check its spelling "
@@ -266,8 +271,8 @@ def check(cfg: DictConfig | Config) -> None:
     if encoder_spec(cfg.case) is not None:
         check_dataset(cfg)
         check_bins(cfg)
-        check_module(cfg)
-        return
+        geom = check_module(cfg)
+        return geom if cfg.measure.align == Align.geometry else None
     if len(cfg.case.layers) != len(cfg.encoder.widths) + 1:
         raise ConfigError(
             f"encoder.widths has {len(cfg.encoder.widths)} entries but case {cfg.case.name} has "
@@ -279,10 +284,13 @@ def check(cfg: DictConfig | Config) -> None:
     check_dataset(cfg)
     check_bins(cfg)
     # the case must cover the image's central pixels (ConfigError if not)
+    geom = None
     if cfg.measure.align == Align.geometry:
-        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+        layers = list(cfg.case.layers)
+        geom = geometry(layers, cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
     sizes = map_sizes(list(cfg.case.layers), cfg.case.padding, cfg.encoder.kernel, cfg.dataset.size)
     check_memory(cfg, [1, *cfg.encoder.widths, cfg.encoder.maps], sizes)
+    return geom
 
 
 def check_bins(cfg: DictConfig | Config) -> None:
@@ -412,10 +420,11 @@ def encoder_spec(case: DictConfig | CaseConfig) -> dict | None:
 MIN_MAP = 16
 
 
-def check_module(cfg: DictConfig | Config) -> None:
+def check_module(cfg: DictConfig | Config) -> Geometry:
     """A case naming any nn.Module: it imports and builds, its forward gives maps (B, C, h, w) of at
     least MIN_MAP pixels a side, and, when the measurement aligns by geometry, its layers sit on
-    grids over the image with some pixels under whole receptive fields (each ConfigError: one line)."""
+    grids over the image with some pixels under whole receptive fields (each ConfigError: one line).
+    Returns its geometry, probed on the module."""
     size = int(cfg.dataset.size)
     check_memory(cfg, [1], [size])  # the images alone, before the module is probed on them
     module = instantiate_module(encoder_spec(cfg.case))
@@ -438,6 +447,7 @@ def check_module(cfg: DictConfig | Config) -> None:
                 f"receptive fields on {size}x{size} images (at least {MIN_REGION} a side): use "
                 "larger images (dataset.size), or measure.align=resize."
             )
+    return geom
 
 
 # The smallest latent the objective takes: the global critic's two 3x3 stride-2 convolutions

@@ -12,7 +12,6 @@ directory's names, writes and rules are rundir.py's.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +21,17 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import config, jobstart, rundir, runtime, store
+from . import config, jobstart, region, rundir, runtime, store
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
-from .choices import Align, LoggerKind
+from .choices import LoggerKind
 from .config import Config, uses_geometry
-from .errors import ConfigError, Damaged, Refused, RunError
+from .errors import ConfigError, Refused
+from .infoplane import InfoPlane
 from .limits import check_null_partners
-from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, layer_mi, measure
+from .measure import Hooks, MeasuredImages, Measurement, NotFinite, Plan, measure, not_finite
 from .model.encoders import build_encoder
-from .model.geometry import Geometry
+from .model.geometry import Geometry, Window
 from .model.objectives import DeepInfoMax
 from .model.probe import Recorder, probe_geometry
 from .render import figures
@@ -56,6 +56,10 @@ class Parts:
     geom: Geometry
     batch: int  # images per training step: train.batch_size, or every training image when fewer
     recorder: Recorder  # which layers the information plane records
+    # the geometry the tables are measured with: `geom` on the sweep's common pixels (region.py), or
+    # `geom` itself; summary.json's `pixels` says which (None: not aligned by geometry)
+    measured_geom: Geometry | None = None
+    pixels: dict | None = None
 
 
 # ----------------------------------------------------------------------------------------- phases
@@ -120,7 +124,11 @@ def prepare(
         critics = critics.to(memory_format=torch.channels_last)
     images = DeviceImages(data, device)
     measured_images = images if measured is data else DeviceImages(measured, device)
-    return Parts(data, measured, images, measured_images, encoder, critics, geom, batch, recorder)
+    measured_geom, pixels = region.for_job(cfg, geom)
+    return Parts(
+        data, measured, images, measured_images, encoder, critics, geom, batch, recorder,
+        measured_geom, pixels,
+    )  # fmt: skip
 
 
 def measure_encoder(
@@ -137,66 +145,11 @@ def measure_encoder(
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
         hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
         try:
-            result = measure(parts.encoder, parts.geom, images, plan, hooks)
+            result = measure(parts.encoder, parts.measured_geom, images, plan, hooks)
         except NotFinite as e:
             when = f"step {cfg.train.steps}, after training" if trained else "step 0, untrained"
             raise not_finite(cfg, e, f"measured ({when})") from None
     return result, time.perf_counter() - t0
-
-
-def not_finite(cfg: Config, e: NotFinite, when: str) -> RunError:
-    """One line for maps that are not numbers: the layer, the map, the image and the step."""
-    return RunError(
-        f"case {cfg.case.name}: {e} ({when}): the encoder must give numbers; nothing was measured "
-        "from it. Check its forward (a division by zero, a log of 0), or try a smaller train.lr."
-    )
-
-
-class InfoPlane:
-    """Every `measure.infoplane_every` steps, the mean MI between a fixed probe batch and each layer's
-    maps, appended to infoplane.csv (rewritten atomically). A run from step 0 starts the file again
-    with the untrained encoder's row; a resumed run keeps the rows up to its checkpoint and measures
-    those past it again."""
-
-    def __init__(self, run_dir: Path, cfg: Config, parts: Parts, resuming: bool):
-        self.path, self.cfg, self.parts = run_dir / rundir.INFOPLANE, cfg, parts
-        self.seconds = 0.0  # spent measuring and writing the rows
-        self.probe = parts.images(torch.arange(min(cfg.measure.probe_images, len(parts.images))))
-        self.rows = []
-        if resuming and os.path.lexists(self.path):
-            try:
-                table = store.files.read_csv(run_dir, self.path)
-                if missing := [c for c in rundir.INFOPLANE_COLUMNS if c not in table.columns]:
-                    raise Damaged(f"{self.path} lacks the column(s) {', '.join(missing)}")
-            except Damaged as e:
-                raise RunError(
-                    f"{e}: delete it to resume without the information plane's earlier rows."
-                ) from None
-            self.rows = table.to_dict("records")
-        self.resumed_at = None if resuming else 0
-        if not resuming:
-            self.record(0)
-
-    def record(self, step: int) -> None:
-        if self.resumed_at is None:  # the first step after the checkpoint's: rows past that go
-            self.resumed_at = step - 1
-            self.rows = [r for r in self.rows if r["step"] <= self.resumed_at]
-        every = self.cfg.measure.infoplane_every
-        if not every or step % every:
-            return
-        t0 = time.perf_counter()
-        self.rows = [r for r in self.rows if r["step"] < step]
-        p = self.parts
-        try:
-            mi = layer_mi(
-                p.encoder, p.recorder, self.probe, self.cfg.measure, self.cfg.seed, p.geom
-            )
-        except NotFinite as e:
-            where = f"step {step}, the information plane's probe batch (measure.probe_images)"
-            raise not_finite(self.cfg, e, where) from None
-        self.rows += [{"step": step, "layer": k, "mi": v} for k, v in enumerate(mi, start=1)]
-        rundir.write_csv(self.path, pd.DataFrame(self.rows, columns=rundir.INFOPLANE_COLUMNS))
-        self.seconds += time.perf_counter() - t0
 
 
 def train_encoder(
@@ -340,7 +293,8 @@ def summarise(
         "lr": cfg.train.lr,
         "layer_sizes": [data.size, *geom.map_sizes],
         "map_offset": geom.offsets[-1],
-        "region": list(geom.region),
+        "region": list(parts.measured_geom.region),  # the image pixels measured (`pixels`)
+        **({"pixels": parts.pixels} if parts.pixels is not None else {}),
         # each recorded layer's map size, stride, receptive-field offset and radius, as measured
         "geometry": geom.layers(),
         **{k: float(per_image[k].mean()) for k in means},
@@ -449,10 +403,11 @@ def _log_start(cfg: Config, parts: Parts, rt: runtime.Runtime) -> None:
     sizes = " -> ".join(map(str, [data.size, *geom.map_sizes]))
     held = f" (measured on {len(measured)} held out)" if measured is not data else ""
     where = ""
-    if cfg.measure.align == Align.geometry:
-        w = geom.image_window()
-        grid = f" every {w.step}" if w.step > 1 else ""
-        where = f" (image pixels {w.start}..{w.stop - 1}{grid}, map offset {geom.offsets[-1]:+d})"
+    if parts.pixels is not None:
+        p = parts.pixels
+        window = Window(p["lo"], p["hi"], p["step"], p["phase"]).text()
+        common = f", common to cases {', '.join(p['cases'])}" if len(p["cases"]) > 1 else ""
+        where = f" ({window}{common}; map offset {geom.offsets[-1]:+d})"
     log.info(
         f"case {cfg.case.name}: {sizes}, {len(data)} {data.name} images{held}, maps aligned by "
         f"{cfg.measure.align}{where}, device {rt.device}"

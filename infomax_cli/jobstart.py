@@ -25,10 +25,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from . import config, rundir, store
+from . import config, region, rundir, store
 from .choices import ResumeMode
-from .errors import ConfigError, Damaged, Refused, printable
+from .errors import ConfigError, Damaged, InfomaxError, Refused, printable
 from .limits import check_path_part
+from .model.geometry import Geometry
 
 log = logging.getLogger("infomax")
 
@@ -67,12 +68,23 @@ class CheckFirst(Callback):
         CheckFirst.existed = next(p for p in (run_dir, *run_dir.parents) if p.exists())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Every job's checks; then, from the geometries they give, the sweep's common pixels
+        (region.py: pixels.json, where its cases cover different pixels)."""
+        checked = []
         for overrides, job in _sweep_jobs(config):
             try:
                 check_named(overrides)
-                _check(task_config(job))
+                task = task_config(job)
+                checked.append((overrides, task, _check(task)))
             except ConfigError as e:
                 _stop(f"job {printable(' '.join(overrides))}: {e} (nothing was run)")
+        try:
+            region.write(Path(str(config.hydra.sweep.dir)), region.sweep_windows(checked))
+        except ConfigError as e:
+            _stop(f"{e} (nothing was run)")
+        except InfomaxError as e:
+            print(f"infomax: {printable(e)}", file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
 
 
 def check_named(overrides: list[str]) -> None:
@@ -98,13 +110,16 @@ def remove_made_folders(run_dir: Path) -> None:
         folder = folder.parent
 
 
-def _check(task: DictConfig) -> None:
+def _check(task: DictConfig) -> Geometry | None:
+    """config.check: the case's geometry when the measurement aligns by it."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        config.check(task)
+        return config.check(task)
     except OmegaConfBaseException:
-        return  # a value Hydra reports better itself (a missing or unresolvable one), when it reads it
+        return (
+            None  # a value Hydra reports better itself (a missing or unresolvable one), when read
+        )
 
 
 def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:

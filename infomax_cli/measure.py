@@ -143,6 +143,14 @@ class NotFinite(RunError):
         super().__init__(f"map {channel} of layer {layer} is {value} on image {image}")
 
 
+def not_finite(cfg, e: NotFinite, when: str) -> RunError:
+    """One line for maps that are not numbers: the layer, the map, the image and the step."""
+    return RunError(
+        f"case {cfg.case.name}: {e} ({when}): the encoder must give numbers; nothing was measured "
+        "from it. Check its forward (a division by zero, a log of 0), or try a smaller train.lr."
+    )
+
+
 def check_finite(maps: torch.Tensor, layer: str, ids: Sequence[int] | None = None) -> None:
     """NotFinite naming the first map (B, C, ...) of `layer` that holds a NaN or an infinity."""
     finite = torch.isfinite(maps)

@@ -18,7 +18,7 @@ from .. import rundir, store
 from ..errors import ConfigError, InfomaxError, printable
 from ..render import claims_figure, figures, report
 from ..rundir import SETTING
-from . import claims, looks, stats
+from . import claims, looks, pixels, stats
 from .command import rerun_line
 from .findings import Findings
 from .sweep import Sweep, load, warn_left_out
@@ -160,7 +160,7 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
 
 def _run_words(sweep: Sweep, run: list[int]) -> str:
     """'add 3', or 'finish seed 0 and add 2': what a command running `run` does."""
-    new = len([s for s in run if s > max(sweep.all_seeds)])
+    new = len([s for s in run if s not in sweep.pending_seeds])
     redo = run[: len(run) - new]
     if not redo:
         return f"add {new}"
@@ -201,6 +201,10 @@ def analyse(
             before=found.look.before,
             look=found.look.number,
         )
+        compared = pixels.compared(sweep)  # which image pixels the cases were measured on
+        where = [compared.get(s, "") for s in found.claims[SETTING]]
+        found.claims.insert(found.claims.columns.get_loc("notes") + 1, "pixels", where)
+        found.pixels = pixels.lines(compared)
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
         found.advice = seed_advice(sweep, found.claims, found.claim_pairs)

@@ -32,3 +32,5 @@ class Findings:
     # which seeds every table uses and which were left out, and why (complete seeds only), in words
     seeds: list[str] = field(default_factory=list)
     look: Any = None  # a sweep's look at its claims (looks.LookState)
+    # which image pixels the cases were compared on, a line per setting (analysis/pixels.py)
+    pixels: list[str] = field(default_factory=list)

@@ -182,6 +182,7 @@ def claim_lines(found: Findings, sweep_dir) -> str:
         out.append(
             f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}{unit}{detect}"
         )
+    out += found.pixels
     if found.advice:
         out.append("to settle the claims not established, add seeds into this sweep:")
         out += [f"  {line}" for line in found.advice]
@@ -249,7 +250,7 @@ def _claims_section(found: Findings, picture: bytes | None) -> list[str]:
     out += [
         _table([*([SETTING] if several else []), *header], rows, "claims"),
         "<ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in found.claim_lines),
+        *(f"<li>{html.escape(line)}</li>" for line in [*found.claim_lines, *found.pixels]),
         "</ul>",
     ]
     if found.advice:
