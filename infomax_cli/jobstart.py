@@ -2,7 +2,8 @@
 
 1. the config's range checks (config.check), before Hydra makes any directory: for a single run in
    `on_run_start`, for a sweep every job's config in `on_multirun_start` (a config error stops the whole
-   sweep before its directory exists);
+   sweep before its directory exists); from the geometries these give, a sweep whose cases cover
+   different pixels gets its common ones (region.py: pixels.json, before any job runs);
 2. the directory's lock (rundir.lock): a busy directory is left exactly as it was;
 3. the config the directory remembers (.hydra/config.yaml) against this run's, when it holds a finished
    or resumable run: a difference in anything that changes results stops the run (resume=force
