@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import importlib
 import logging
 import os
 import re
@@ -348,14 +349,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if cmd == "sensitivity":
             return _sensitivity(args)
-        if cmd == "validate":
-            from .mi import validate
-
-            return validate.main(args)
-        if cmd == "settle":  # infomax_cli/settle/: rounds of seeds until the claims are decided
-            from . import settle
-
-            return settle.main(args)
+        if cmd in ("validate", "settle"):  # mi/validate.py; settle/: rounds until the claims decide
+            module = {"validate": ".mi.validate", "settle": ".settle"}[cmd]
+            return importlib.import_module(module, __package__).main(args)
     except InfomaxError as e:
         print(f"infomax: {printable(e)}", file=sys.stderr)
         return e.exit_code

@@ -63,6 +63,23 @@ def test_bad_command_lines_are_one_line(argv, words):
         settle.parse(argv)
 
 
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    """As a user meets it: no arguments, a misspelt option value, a folder that does not exist, one
+    that holds no sweep: one line on stderr naming the fix, exit 2, nothing written."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, words in [
+        ((), "give one sweep directory, or the overrides that start one"),
+        ((str(empty), "--round", "x"), "argument --round: invalid int value: 'x'"),
+        ((str(tmp_path / "nope"),), "is not a directory"),
+        ((str(empty),), f"start one with infomax settle OVERRIDES... hydra.sweep.dir={empty}"),
+    ]:
+        r = infomax("settle", *args)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and not r.stdout
+    assert list(empty.iterdir()) == [] and not (tmp_path / "nope").exists()
+
+
 def test_a_round_runs_the_recorded_keys_and_only_a_known_launcher(tmp_path):
     """The round's arguments are analysis/command.py's: the tool's keys, the seeds, the directory
     last; a recorded launcher only as a preset's name (another is dropped: the basic launcher), one
@@ -75,7 +92,7 @@ def test_a_round_runs_the_recorded_keys_and_only_a_known_launcher(tmp_path):
         assert (expected in args) if expected else not any("launcher" in a for a in args)
         assert not any(a.startswith("hydra.job") for a in args)
     opts = settle.parse([str(tmp_path), "hydra/launcher=slurm", "hydra.launcher.partition=gpu"])
-    loop = settle_loop.Settle(opts, settle_rounds.Relay(), -1)
+    loop = settle_loop.Settle(opts, settle_rounds.Relay())
     args = loop.with_launcher(command.run_args(task, ["hydra/launcher=joblib"], tmp_path, [2]))
     assert "hydra/launcher=joblib" not in args and args[-3:-1] == list(opts.launcher)
     assert args[-1].startswith("hydra.sweep.dir=")
@@ -84,10 +101,10 @@ def test_a_round_runs_the_recorded_keys_and_only_a_known_launcher(tmp_path):
 def test_the_first_round_adds_seeds_and_the_plan_unless_given(tmp_path):
     where = f"hydra.sweep.dir={tmp_path}"
     opts = settle.parse(["case=a,c", where, "--round", "3", "--max-seeds", "12"])
-    loop = settle_loop.Settle(opts, settle_rounds.Relay(), -1)
+    loop = settle_loop.Settle(opts, settle_rounds.Relay())
     assert loop.first_args() == ["case=a,c", where, "seed=0,1,2", "compare.max_seeds=12"]
     opts = settle.parse(["case=a,c", "seed=4,5", "compare.max_seeds=8", where, "--max-seeds", "9"])
-    assert settle_loop.Settle(opts, settle_rounds.Relay(), -1).first_args() == list(opts.start)
+    assert settle_loop.Settle(opts, settle_rounds.Relay()).first_args() == list(opts.start)
 
 
 def test_rounds_finish_left_out_seeds_first_then_add_up_to_the_cap(tmp_path):
@@ -95,7 +112,7 @@ def test_rounds_finish_left_out_seeds_first_then_add_up_to_the_cap(tmp_path):
     sweep.jobs = [_job(c, s) for c in "ac" for s in (0, 1, 2)]
     sweep.left_out = [_left_out(3)]
     assert settle.round_target(3, 5, 60) == 8 and settle.round_target(3, 5, 6) == 6
-    loop = settle_loop.Settle(settle.parse([str(tmp_path), "--round", "2"]), None, -1)
+    loop = settle_loop.Settle(settle.parse([str(tmp_path), "--round", "2"]), None)
     r = loop.next_round(sweep, cap=60)
     assert r.seeds == [3, 4] and "seed=3,4" in r.args
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> int:
     budget; 1 a round failed or completed nothing; 2 a usage or configuration error; 130 / 143
     interrupted, resumable)."""
     from .loop import Settle
-    from .rounds import Relay, open_log
+    from .rounds import Relay
 
     try:
         opts = parse(argv)
@@ -165,11 +164,11 @@ def main(argv: list[str]) -> int:
             )
         _console_logging()
         with rundir.lock(where), Relay() as relay:
-            fd = open_log(where)
+            settle = Settle(opts, relay)
             try:
-                return Settle(opts, relay, fd).loop()
+                return settle.loop()
             finally:
-                os.close(fd)
+                settle.close()
     except InfomaxError as e:
         print(f"infomax settle: {printable(e)}", file=sys.stderr)
         return e.exit_code

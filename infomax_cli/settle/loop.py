@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,14 +30,15 @@ from . import (
     round_target,
     stop_reason,
 )
-from .rounds import Live, Relay, Round, any_finished, any_jobs, run_round, seeds_of
+from .rounds import Live, Relay, Round, any_finished, any_jobs, open_log, run_round, seeds_of
 
 
 class Settle:
     """One `infomax settle`: rounds and looks until the sweep stops."""
 
-    def __init__(self, opts: Options, relay: Relay, log_fd: int):
-        self.opts, self.relay, self.log_fd = opts, relay, log_fd
+    def __init__(self, opts: Options, relay: Relay):
+        self.opts, self.relay = opts, relay
+        self._log_fd: int | None = None
         self.dir = opts.sweep_dir
         self.t0 = time.monotonic()
         self.deadline = None if opts.hours is None else self.t0 + 3600 * opts.hours
@@ -56,6 +58,18 @@ class Settle:
     @property
     def log_path(self) -> Path:
         return self.dir / rundir.SETTLE_LOG
+
+    @property
+    def log_fd(self) -> int:
+        """settle.log, opened for appending when first written (a refused settle writes none)."""
+        if self._log_fd is None:
+            self._log_fd = open_log(self.dir)
+        return self._log_fd
+
+    def close(self) -> None:
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     def say(self, text: str) -> None:
         self.out.print(printable(text), markup=False)
@@ -199,7 +213,7 @@ class Settle:
         given = None
         if self.opts.max_seeds is not None and looks.read(self.dir).empty:
             given = {"max_seeds": self.opts.max_seeds}
-        with ToLog(self.log_fd) as notes:
+        with ToLog(lambda: self.log_fd) as notes:
             found = compare.compare(self.dir, None, given)
         if notes.count:
             self.say(
@@ -277,7 +291,7 @@ class ToLog(logging.Handler):
     """While open: the package's log records (warnings and above) appended to settle.log instead of
     the terminal, counted."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: Callable[[], int]):
         super().__init__(logging.WARNING)
         self.fd, self.count = fd, 0
         self.setFormatter(logging.Formatter("look: %(levelname)s %(message)s"))
@@ -285,7 +299,7 @@ class ToLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
-        os.write(self.fd, (self.format(record) + "\n").encode(errors="replace"))
+        os.write(self.fd(), (self.format(record) + "\n").encode(errors="replace"))
 
     def __enter__(self) -> ToLog:
         logger = logging.getLogger("infomax")
