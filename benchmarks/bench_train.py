@@ -54,7 +54,7 @@ from train_speed import (  # noqa: E402  the training loops (and the inputs they
 from infomax_cli import config, mi  # noqa: E402
 from infomax_cli.app import keep_large_buffers_in_the_heap  # noqa: E402
 from infomax_cli.measure import Plan, measure  # noqa: E402
-from infomax_cli.model.geometry import align_pair  # noqa: E402
+from infomax_cli.model.align import align_pair  # noqa: E402
 from infomax_cli.sources.gray import GrayImages  # noqa: E402
 
 # -------------------------------------------------------------------------------------- measurement

@@ -17,6 +17,14 @@ class Align(StrEnum):
     crop = "crop"  # the larger of image and map centre-cropped to the smaller
 
 
+class Region(StrEnum):
+    """Which image pixels a sweep's cases are measured on under `geometry` (`measure.region`,
+    infomax_cli/region.py)."""
+
+    common = "common"  # the pixels every case of the sweep covers (the intersection, on one grid)
+    own = "own"  # each case its own region (the pixels it covers with whole receptive fields)
+
+
 class Estimator(StrEnum):
     """The MI estimator (`measure.estimator`, mi/)."""
 

@@ -1,4 +1,4 @@
-"""`infomax run | compare | report | validate | sensitivity`: the command line.
+"""`infomax run | compare | report | validate | sensitivity | settle`: the command line.
 
 One argument parser (`parser`) with a subcommand for each command but `run`, whose arguments are
 Hydra's (app.py forwards them to a `@hydra.main` app). Every command ends in one exit status
@@ -32,6 +32,9 @@ commands:
   report DIR           (re)build the visual report of a run or sweep directory
   validate [--quick]   score the MI estimators against distributions with known MI
   sensitivity SWEEP_DIR  re-measure a sweep's trained encoders under other protocols (align, bins, estimator)
+  settle SWEEP_DIR [--round K] [--max-seeds N] [--hours H]
+                       continue a sweep in rounds of seeds until its claims are decided or the budget
+                       is spent (settle OVERRIDES... hydra.sweep.dir=DIR starts one; settle --help)
 """
 
 
@@ -49,6 +52,8 @@ class _Parser(argparse.ArgumentParser):
             elif message.startswith("the following arguments are required"):
                 message = "one directory"
             raise ConfigError(f"usage: {usage} ({message})")
+        if name == "settle":
+            raise ConfigError(f"{message}; {SETTLE_USAGE}")
         raise ConfigError(message)
 
 
@@ -137,14 +142,36 @@ def _sensitivity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
 
 
+def _settle(p: argparse.ArgumentParser) -> None:
+    """settle's two forms (settle/__init__.py): a sweep directory and the launcher's settings, or the
+    overrides that start a sweep with hydra.sweep.dir=DIR; settle.options checks what argparse cannot."""
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="SWEEP_DIR | OVERRIDE",
+        help="the sweep to continue (with hydra/launcher=NAME, hydra.launcher.KEY=VALUE), or the "
+        "overrides that start one (with hydra.sweep.dir=DIR)",
+    )
+    p.add_argument("--round", type=int, default=SETTLE_ROUND, help="seeds per round (default 5)")
+    p.add_argument("--max-seeds", type=int, help="the most seeds (default: the sweep's plan)")
+    p.add_argument("--hours", type=float, help="the wall-time budget (default: none)")
+
+
+SETTLE_ROUND = 5  # seeds per round by default: make study's five
+SETTLE_USAGE = (
+    "usage: infomax settle SWEEP_DIR [--round K] [--max-seeds N] [--hours H] "
+    "[hydra/launcher=NAME hydra.launcher.KEY=VALUE ...], or infomax settle OVERRIDES... "
+    "hydra.sweep.dir=DIR [--round K] [--max-seeds N] [--hours H]"
+)
+
+
 class Command(NamedTuple):
     prefix: str  # how its one line of error starts (as it always has)
     description: str
     arguments: Callable[[argparse.ArgumentParser], None]
 
 
-# Every command but `run`, its body commands.<name>. (Branch `settle` adds `settle` here: its
-# arguments as one more function above, its body in commands.py.)
+# Every command but `run`, its body commands.<name>.
 COMMANDS = {
     "compare": Command("infomax", "rebuild a sweep's comparison files", _compare),
     "report": Command("infomax", "rebuild a run's or sweep's report.html", _report),
@@ -158,6 +185,12 @@ COMMANDS = {
         "`infomax sensitivity SWEEP_DIR`: does the ranking of the cases survive another "
         "measurement protocol?",
         _sensitivity,
+    ),
+    "settle": Command(
+        "infomax settle",
+        "continue a sweep in rounds of seeds, through its own launcher, until every claim is "
+        "decided (holds, fails, equivalent) or the budget is spent; rerun to continue",
+        _settle,
     ),
 }
 

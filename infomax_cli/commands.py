@@ -1,6 +1,6 @@
 """The commands besides `infomax run` (app.py), each a function of the arguments cli.py's parser read,
-returning the exit status: `compare`, `report`, `sensitivity`, `validate`. Their work is done below
-(analysis/, sensitivity.py, mi/validate.py); here it is started and its result printed. Errors
+returning the exit status: `compare`, `report`, `sensitivity`, `settle`, `validate`. Their work is done below
+(analysis/, sensitivity.py, settle/, mi/validate.py); here it is started and its result printed. Errors
 propagate as InfomaxError: cli.py prints the one line and returns errors.exit_status."""
 
 from __future__ import annotations
@@ -77,6 +77,16 @@ def sensitivity(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def settle(args: argparse.Namespace) -> int:
+    """`infomax settle SWEEP_DIR | OVERRIDES... [--round K] [--max-seeds N] [--hours H]`: the sweep
+    continued in rounds of seeds until its claims are decided or the budget is spent (settle/)."""
+    from . import settle
+
+    opts = settle.options(args)
+    _console_logging()  # the comparison's warnings on stderr, as compare shows them
+    return settle.run(opts)
 
 
 def validate(args: argparse.Namespace) -> int:

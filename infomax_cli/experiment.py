@@ -21,17 +21,17 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from . import config, dirlock, jobstart, rundir, runtime, store
+from . import config, dirlock, jobstart, region, rundir, runtime, store
 from .analysis import compare
 from .analysis.sweep import Job, Sweep
-from .choices import Align, LoggerKind
+from .choices import LoggerKind
 from .config import Config
 from .errors import ConfigError, Refused
 from .infoplane import InfoPlane
 from .limits import check_null_partners
 from .measure import Hooks, Measurement, NotFinite, Plan, measure, not_finite
 from .model.build import BuiltCase, build_case
-from .model.geometry import Geometry
+from .model.geometry import Geometry, Window
 from .model.objectives import DeepInfoMax
 from .model.probe import Recorder
 from .render import figures
@@ -55,6 +55,10 @@ class Parts:
     geom: Geometry
     batch: int  # images per training step: train.batch_size, or every training image when fewer
     recorder: Recorder  # which layers the information plane records
+    # the geometry the tables are measured with: `geom` on the sweep's common pixels (region.py), or
+    # `geom` itself; summary.json's `pixels` says which (None: not aligned by geometry)
+    measured_geom: Geometry | None = None
+    pixels: dict | None = None
 
 
 # ----------------------------------------------------------------------------------------- phases
@@ -126,7 +130,11 @@ def prepare(
         critics = critics.to(memory_format=torch.channels_last)
     images = data.on(device)
     measured_images = images if measured is data else measured.on(device)
-    return Parts(images, measured_images, encoder, critics, built.geom, batch, built.recorder)
+    measured_geom, pixels = region.for_job(cfg, built.geom)
+    return Parts(
+        images, measured_images, encoder, critics, built.geom, batch, built.recorder,
+        measured_geom, pixels,
+    )  # fmt: skip
 
 
 def measure_encoder(
@@ -142,7 +150,7 @@ def measure_encoder(
     with rt.task(f"case {cfg.case.name} {what}", len(m)) as task:
         hooks = Hooks(lambda k: rt.bar.advance(task, k), rt.stop)
         try:
-            result = measure(parts.encoder, parts.geom, m, plan, hooks)
+            result = measure(parts.encoder, parts.measured_geom, m, plan, hooks)
         except NotFinite as e:
             when = f"step {cfg.train.steps}, after training" if trained else "step 0, untrained"
             raise not_finite(cfg, e, f"measured ({when})") from None
@@ -290,7 +298,8 @@ def summarise(
         "lr": cfg.train.lr,
         "layer_sizes": [data.size, *geom.map_sizes],
         "map_offset": geom.offsets[-1],
-        "region": list(geom.region),
+        "region": list(parts.measured_geom.region),  # the image pixels measured (`pixels`)
+        **({"pixels": parts.pixels} if parts.pixels is not None else {}),
         # each recorded layer's map size, stride, receptive-field offset and radius, as measured
         "geometry": geom.layers(),
         **{k: float(per_image[k].mean()) for k in means},
@@ -402,10 +411,11 @@ def _log_start(cfg: Config, parts: Parts, rt: runtime.Runtime) -> None:
     sizes = " -> ".join(map(str, [data.size, *geom.map_sizes]))
     held = f" (measured on {len(measured)} held out)" if measured is not data else ""
     where = ""
-    if cfg.measure.align == Align.geometry:
-        w = geom.image_window()
-        grid = f" every {w.step}" if w.step > 1 else ""
-        where = f" (image pixels {w.start}..{w.stop - 1}{grid}, map offset {geom.offsets[-1]:+d})"
+    if parts.pixels is not None:
+        p = parts.pixels
+        window = Window(p["lo"], p["hi"], p["step"], p["phase"]).text()
+        common = f", common to cases {', '.join(p['cases'])}" if len(p["cases"]) > 1 else ""
+        where = f" ({window}{common}; map offset {geom.offsets[-1]:+d})"
     log.info(
         f"case {cfg.case.name}: {sizes}, {len(data)} {data.name} images{held}, maps aligned by "
         f"{cfg.measure.align}{where}, device {rt.device}"

@@ -2,7 +2,8 @@
 
 1. the config's range checks (config.check), before Hydra makes any directory: for a single run in
    `on_run_start`, for a sweep every job's config in `on_multirun_start` (a config error stops the whole
-   sweep before its directory exists);
+   sweep before its directory exists); from the geometries these give, a sweep whose cases cover
+   different pixels gets its common ones (region.py: pixels.json, before any job runs);
 2. the directory's lock (dirlock.lock): a busy directory is left exactly as it was;
 3. the config the directory remembers (.hydra/config.yaml) against this run's, when it holds a finished
    or resumable run: a difference in anything that changes results stops the run (resume=force
@@ -33,10 +34,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from . import config, rundir, store
+from . import config, region, rundir, store
 from .choices import ResumeMode
 from .errors import ConfigError, Damaged, InfomaxError, Refused, Stop, printable, sweep_status
 from .limits import check_path_part
+from .model.geometry import Geometry
 
 log = logging.getLogger("infomax")
 
@@ -104,7 +106,8 @@ class CheckFirst(Callback):
     run's range checks (its module, if of your own, is built and probed once, by the job), every job's
     of a sweep (each module of your own built and probed once, whatever the seeds): a config error
     stops the whole sweep before its directory exists. Hydra turns an Exception raised here into a
-    warning: the error travels as errors.Stop."""
+    warning: the error travels as errors.Stop. From the geometries a sweep's checks give, its common
+    pixels (region.py: pixels.json, where its cases cover different pixels)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -116,14 +119,23 @@ class CheckFirst(Callback):
             state.existed = next(p for p in (run_dir, *run_dir.parents) if p.exists())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        built: set[str] = set()
+        built: dict[str, Geometry | None] = {}
+        checked = []
         for overrides, job in _sweep_jobs(config):
             try:
                 check_named(overrides)
-                _check(task_config(job), build=built)
+                cfg, geom = _check(task_config(job), build=built)
             except ConfigError as e:
                 what = f"job {printable(' '.join(overrides))}: {e} (nothing was run)"
                 raise Stop(ConfigError(what)) from None
+            if cfg is not None:
+                checked.append((overrides, cfg, geom))
+        try:
+            region.write(Path(str(config.hydra.sweep.dir)), region.sweep_windows(checked))
+        except ConfigError as e:
+            raise Stop(ConfigError(f"{e} (nothing was run)")) from None
+        except InfomaxError as e:  # pixels.json not writable (a link, a full disk)
+            raise Stop(e) from None
 
 
 def check_named(overrides: list[str]) -> None:
@@ -148,24 +160,29 @@ def remove_made_folders(run_dir: Path, existed: Path | None) -> None:
         folder = folder.parent
 
 
-def _check(task: DictConfig, build: bool | set[str]) -> None:
+def _check(
+    task: DictConfig, build: bool | dict[str, Geometry | None]
+) -> tuple[config.Config | None, Geometry | None]:
     """config.check on the typed task config, and the case's own checks (model.build): a stack's
-    geometry always; a module of your own built and probed when `build` is a set of the modules
-    already checked (added to it), never when False."""
+    geometry always; a module of your own built and probed when `build` maps the modules already
+    checked to their geometries (added to it), never when False. Returns the typed config (None when
+    Hydra reports it better) and the case's geometry when the measurement aligns by it."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         cfg = config.typed(task)
     except OmegaConfBaseException:
-        return  # a value Hydra reports better itself (a missing or unresolvable one), when it reads it
+        return None, None  # a value Hydra reports better itself (missing, unresolvable) when read
     config.check(cfg)
     from .model.build import check_case, check_stack
 
     if cfg.case.encoder is None:
-        check_stack(cfg)
-    elif build is not False and (key := _case_key(cfg)) not in build:
-        check_case(cfg)
-        build.add(key)
+        return cfg, check_stack(cfg)
+    if build is False:
+        return cfg, None
+    if (key := _case_key(cfg)) not in build:
+        build[key] = check_case(cfg)
+    return cfg, build[key]
 
 
 def _case_key(cfg: config.Config) -> str:

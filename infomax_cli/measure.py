@@ -27,7 +27,8 @@ import torch
 from . import mi
 from .config import Estimator, MeasureConfig
 from .errors import Interrupted, RunError
-from .model.geometry import Geometry, align_images, align_pair
+from .model.align import align_images, align_pair
+from .model.geometry import Geometry
 from .model.probe import Recorder
 from .sources.gray import GrayImages
 

@@ -113,6 +113,8 @@ CLAIMS = "claims.csv"
 CLAIMS_PAIRS = "claims_pairs.csv"
 CLAIMS_PNG = "claims.png"
 LOOKS = "looks.csv"
+PIXELS = "pixels.json"  # a sweep's common pixels per setting (measure.region=common; region.py)
+SETTLE_LOG = "settle.log"  # infomax settle: the output of its rounds (`infomax run -m`)
 SENSITIVITY = "sensitivity.csv"
 SENSITIVITY_JOBS = "sensitivity_jobs.csv"
 

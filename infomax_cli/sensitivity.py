@@ -46,6 +46,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import config, rundir, store
+from .analysis.pixels import measured_window
 from .analysis.sweep import Job, load, warn_left_out
 from .choices import Estimator
 from .config import SensitivityConfig
@@ -186,6 +187,14 @@ def remeasure(
     encoder = build_encoder(cfg.case, cfg.encoder)
     # the geometry is the architecture's: probed on the module as built, before its weights load
     geom = probe_geometry(encoder, data.size, Recorder.of(encoder, cfg.case.record_layers))
+    window = measured_window(job.summary)  # the job's pixels: its sweep's common ones, or its own
+    if window is not None and geom.problem is None and window != geom.own_window():
+        try:
+            geom = geom.on(window)
+        except ValueError as e:
+            raise RunError(
+                f"job {job.name}'s recorded pixels do not fit its encoder: {e}."
+            ) from None
     try:
         # weights_only, a regular file inside the sweep: runs no code
         encoder.load_state_dict(store.load_torch(weights, root=job.root))

@@ -297,8 +297,9 @@ def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_pat
     assert out[-2].strip().startswith("With one seed no claim is established")
     assert out[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={tmp_path.resolve()}")
     assert out[-3] == "to settle the claims not established, add seeds into this sweep:"
-    assert out[-9].startswith("the study's claims (claims.csv): status, case c minus")
-    for line, r in zip(out[-8:-3], t.itertuples()):
+    assert out[-4].startswith("pixels compared: ")  # which pixels the claims compared
+    assert out[-10].startswith("the study's claims (claims.csv): status, case c minus")
+    for line, r in zip(out[-9:-4], t.itertuples()):
         unit = "points" if r.claim == "winner_share" else "nats"
         scale = 100 if r.claim == "winner_share" else 1
         fmt = "{:+.1f}" if r.claim == "winner_share" else "{:+.4f}"

@@ -200,14 +200,16 @@ def test_four_case_sweep_writes_the_comparison(tiny_sweep, tmp_path):
     # before it, the command that adds seeds 1-4 into this sweep (one seed: nothing is established)
     assert "With one seed no claim is established" in lines[-2]
     assert lines[-2].endswith(f"seed=1,2,3,4 hydra.sweep.dir={shared.resolve()}")
-    assert [line.split()[0] for line in lines[-8:-3]] == [
+    # the claims, then which pixels they compared (the study's four: the same 88 x 88 for each)
+    assert lines[-4] == "pixels compared: the same for every case: image pixels 4..91 (88 × 88)"
+    assert [line.split()[0] for line in lines[-9:-4]] == [
         "loss_curves",
         "example_images",
         "winner_share",
         "mean_max_mi",
         "mean_mi",
     ]
-    assert all("not established" in line for line in lines[-8:-3])
+    assert all("not established" in line for line in lines[-9:-4])
     assert (pd.read_csv(sweep / "claims.csv")["status"] == "not established").all()
     stats = pd.read_csv(sweep / "stats.csv")
     assert list(stats.columns) == rundir.STATS_COLUMNS

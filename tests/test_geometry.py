@@ -11,8 +11,9 @@ from conftest import check_config, compose_cfg
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
 from infomax_cli.measure import Plan, Protocol, layer_mi, measure
+from infomax_cli.model.align import align_pair, critic_view
 from infomax_cli.model.encoders import Encoder, build_encoder, fan_in
-from infomax_cli.model.geometry import align_pair, critic_view, geometry
+from infomax_cli.model.geometry import geometry
 from infomax_cli.model.probe import Recorder
 from infomax_cli.sources import load_dataset
 

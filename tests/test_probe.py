@@ -18,8 +18,9 @@ from torch import nn
 from infomax_cli import config
 from infomax_cli.errors import ConfigError
 from infomax_cli.model import cases
+from infomax_cli.model.align import align_pair
 from infomax_cli.model.encoders import build_encoder
-from infomax_cli.model.geometry import align_pair, geometry
+from infomax_cli.model.geometry import geometry
 from infomax_cli.model.probe import OUTPUT, Recorder, instantiate_module, probe_geometry
 
 STUDY = {"a": (["conv"] * 4, 0), "b": (["deconv"] * 4, 0), "c": (["conv"] * 4, 1)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shlex
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -54,6 +55,16 @@ def _allowed(override: str, parser: OverridesParser) -> bool:
     return key.split(".")[0].split("/")[0] in TOOL_KEYS
 
 
+def tool_overrides(overrides: list[str]) -> list[str]:
+    """The overrides a printed command may carry (`_allowed`), the seed and the launcher left out."""
+    parser = OverridesParser.create()
+    return [
+        o
+        for o in overrides
+        if override_key(o) != "seed" and o.partition("=")[0] != LAUNCHER and _allowed(o, parser)
+    ]
+
+
 def _from_jobs(sweep: Sweep) -> list[str]:
     """A sweep without a readable multirun.yaml: `case=` every case, each other key with every value
     its jobs set (in order), as one sweep."""
@@ -71,12 +82,18 @@ def _from_jobs(sweep: Sweep) -> list[str]:
     return [f"case={','.join(cases)}", *(f"{k}={','.join(v)}" for k, v in values.items())]
 
 
-def rerun_line(sweep: Sweep, seeds: list[int]) -> str:
-    """The `infomax run -m` line that runs `seeds` of this sweep in its directory: it finishes the jobs
-    of those seeds that did not finish or are damaged, skips the finished ones, and adds new seeds;
-    the comparison at its end covers every finished job."""
+def rerun_args(sweep: Sweep, seeds: list[int]) -> list[str]:
+    """The arguments of the `infomax run -m` that runs `seeds` of this sweep in its directory (after
+    `run -m`): the recorded overrides of the tool's keys and the launcher (a preset's name), the
+    seeds, the sweep directory last. `infomax settle` runs them; `rerun_line` prints them."""
     recorded = sweep.record.task if sweep.record.task is not None else _from_jobs(sweep)
-    recorded += [o for o in sweep.record.hydra if o.partition("=")[0] == LAUNCHER]
+    return run_args(recorded, sweep.record.hydra, sweep.path, seeds)
+
+
+def run_args(task: list[str], hydra: list[str], sweep_dir: Path, seeds: list[int]) -> list[str]:
+    """`rerun_args` from a sweep's recorded overrides (multirun.yaml's `task` and `hydra` lists):
+    only those `_allowed`, the seed replaced by `seeds`."""
+    recorded = [*task, *(o for o in hydra if o.partition("=")[0] == LAUNCHER)]
     parser = OverridesParser.create()
     keep, dropped = [], []
     for o in recorded:
@@ -85,5 +102,18 @@ def rerun_line(sweep: Sweep, seeds: list[int]) -> str:
         (keep if _allowed(o, parser) else dropped).append(o)
     if dropped:
         log.debug(f"not in the printed command: {printable(' '.join(dropped))[:200]}")
-    args = [*keep, seed_override(seeds), f"hydra.sweep.dir={sweep.path.resolve()}"]
-    return "infomax run -m " + " ".join(shlex.quote(a) for a in args)
+    return [*keep, seed_override(seeds), f"hydra.sweep.dir={Path(sweep_dir).resolve()}"]
+
+
+def recorded_launcher(hydra: list[str]) -> str | None:
+    """The launcher a sweep's record names (`hydra/launcher=NAME`), as written; None when it names
+    none (Hydra's basic launcher). Whether it is a preset: `launcher_presets`."""
+    names = [o.partition("=")[2] for o in hydra if o.partition("=")[0] == LAUNCHER]
+    return names[-1] if names else None
+
+
+def rerun_line(sweep: Sweep, seeds: list[int]) -> str:
+    """The `infomax run -m` line that runs `seeds` of this sweep in its directory: it finishes the jobs
+    of those seeds that did not finish or are damaged, skips the finished ones, and adds new seeds;
+    the comparison at its end covers every finished job."""
+    return "infomax run -m " + " ".join(shlex.quote(a) for a in rerun_args(sweep, seeds))

@@ -17,7 +17,7 @@ from .. import rundir, store
 from ..errors import ConfigError
 from ..render import claims_figure, figures, report
 from ..rundir import SETTING
-from . import claims, looks, stats
+from . import claims, looks, pixels, stats
 from .command import rerun_line
 from .findings import Findings
 from .sweep import Sweep, load, warn_left_out
@@ -64,12 +64,19 @@ STUDY_SEEDS = 5  # with one seed, the advice adds seeds up to this many (then co
 
 
 def seeds_to_run(sweep: Sweep, total: int) -> list[int]:
-    """The seeds a command runs so that `total` seeds are complete: first those left out (their jobs
-    that did not finish, or are damaged, are run again), then new ones after every seed the sweep has."""
-    redo = sorted({x.seed for x in sweep.left_out})
-    have = len(sweep.seeds) + len(redo)
-    last = max(sweep.all_seeds)
+    """The seeds a command runs so that `total` seeds are complete: first the pending ones (their jobs
+    that never started, did not finish or are damaged are run, the intact ones skipped), then new ones
+    after every seed the sweep has or asked for."""
+    redo = sweep.pending_seeds
+    have = len([s for s in sweep.seeds if s not in redo]) + len(redo)
+    last = max([*sweep.all_seeds, *redo])
     return redo + list(range(last + 1, last + 1 + max(total - have, 0)))
+
+
+def complete_seeds(sweep: Sweep) -> list[int]:
+    """The seeds at which every job the sweep holds or asked for is intact."""
+    pending = set(sweep.pending_seeds)
+    return [s for s in sweep.seeds if s not in pending]
 
 
 def seeds_words(sweep: Sweep, finish: bool = True) -> list[str]:
@@ -108,7 +115,7 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
         return []
     if len(seeds) < 2:
         run = seeds_to_run(sweep, STUDY_SEEDS)
-        new = [s for s in run if s > max(sweep.all_seeds)]
+        new = [s for s in run if s not in sweep.pending_seeds]
         redo = run[: len(run) - len(new)]
         what = f"seeds {new[0]}–{new[-1]}" if new else ""
         if redo:
@@ -152,7 +159,7 @@ def seed_advice(sweep: Sweep, table: pd.DataFrame, pairs: pd.DataFrame) -> list[
 
 def _run_words(sweep: Sweep, run: list[int]) -> str:
     """'add 3', or 'finish seed 0 and add 2': what a command running `run` does."""
-    new = len([s for s in run if s > max(sweep.all_seeds)])
+    new = len([s for s in run if s not in sweep.pending_seeds])
     redo = run[: len(run) - new]
     if not redo:
         return f"add {new}"
@@ -193,6 +200,10 @@ def analyse(
             before=found.look.before,
             look=found.look.number,
         )
+        compared = pixels.compared(sweep)  # which image pixels the cases were measured on
+        where = [compared.get(s, "") for s in found.claims[SETTING]]
+        found.claims.insert(found.claims.columns.get_loc("notes") + 1, "pixels", where)
+        found.pixels = pixels.lines(compared)
         found.claim_lines = claims.lines(found.claims)
         found.share_claims = claims.SHARE_CLAIMS
         found.advice = seed_advice(sweep, found.claims, found.claim_pairs)

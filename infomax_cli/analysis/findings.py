@@ -39,3 +39,5 @@ class Findings:
     # they need more image units (compare.seed_advice; empty: nothing to add)
     advice: list[str] = field(default_factory=list)
     look: LookState | None = None  # a sweep's look at its claims
+    # which image pixels the cases were compared on, a line per setting (analysis/pixels.py)
+    pixels: list[str] = field(default_factory=list)

@@ -84,6 +84,21 @@ class Sweep:
         """Every seed the sweep holds a job of, used or left out."""
         return sorted({*self.seeds, *(x.seed for x in self.left_out)})
 
+    @property
+    def pending_seeds(self) -> list[int]:
+        """The seeds a command that finishes the sweep runs before new ones: those left out, and those
+        of a case none of whose jobs is intact (its jobs never started, did not finish or are
+        damaged), which left_out cannot see: a seed is left out only for the cases it has intact
+        jobs of."""
+        kept = [*self.jobs, *(j for x in self.left_out for j in x.set_aside)]
+        intact = {_case_and_seed(j.overrides)[0] for j in kept}
+        others = [j.overrides for j in (*self.unfinished, *self.damaged)]
+        others += [m.split(" ") for m in self.missing]
+        absent = [_case_and_seed(o) for o in others]
+        return sorted(
+            {*(x.seed for x in self.left_out), *(s for c, s in absent if c not in intact)}
+        )
+
     @cached_property
     def configs(self) -> list[dict]:
         """The jobs' remembered configs (.hydra/config.yaml) read as data through the door, in job

@@ -23,6 +23,7 @@ from ..choices import (
     Estimator,
     LoggerKind,
     Objective,
+    Region,
     ResumeMode,
     Spending,
     Split,
@@ -126,6 +127,9 @@ class TrainConfig:
 class MeasureConfig:
     bins: int = 20
     align: Align = Align.geometry  # the critics and the information plane use the same alignment
+    # under geometry: the pixels every case of the sweep covers (common), or each case's own region;
+    # the critics and the information plane keep the case's own region either way
+    region: Region = Region.common
     # also measured, for the claims
     alt_aligns: list[Align] = field(default_factory=lambda: [Align.resize, Align.crop])
     # each image's null (mi_null): its maps against this many other images (other photographs), the

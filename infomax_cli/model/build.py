@@ -50,19 +50,22 @@ def build_case(cfg: Config) -> BuiltCase:
     return BuiltCase(encoder, recorder, geom)
 
 
-def check_case(cfg: Config) -> None:
-    """build_case's checks, the module not kept (a module of your own is built and probed)."""
-    if cfg.case.encoder is not None:
-        build_case(cfg)
-    else:
-        check_stack(cfg)
+def check_case(cfg: Config) -> Geometry | None:
+    """build_case's checks, the module not kept (a module of your own is built and probed); the
+    case's geometry when the measurement aligns by it (a sweep's common pixels come from these)."""
+    if cfg.case.encoder is None:
+        return check_stack(cfg)
+    geom = build_case(cfg).geom
+    return geom if cfg.measure.align == Align.geometry else None
 
 
-def check_stack(cfg: Config) -> None:
+def check_stack(cfg: Config) -> Geometry | None:
     """The study's stack of layers aligned by geometry covers the image's central pixels (its geometry
-    in closed form, nothing built; ConfigError if not)."""
+    in closed form, nothing built; ConfigError if not): that geometry, None when not aligned by it."""
     if cfg.case.encoder is None and cfg.measure.align == Align.geometry:
-        geometry(list(cfg.case.layers), cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+        layers = list(cfg.case.layers)
+        return geometry(layers, cfg.encoder.kernel, cfg.case.padding, cfg.dataset.size)
+    return None
 
 
 def check_module(cfg: Config, geom: Geometry) -> None:

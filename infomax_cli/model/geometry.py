@@ -16,7 +16,13 @@ the image taken on the map's grid (every stride-th pixel of the region, at its c
 two encoders that compute the same function (case a and case c built from one seed: padding has no
 parameters) give the same MI.
 
-Alignments (`measure.align`; the critics and the information plane use the same one):
+A sweep whose cases see different regions is measured, by default (`measure.region=common`), on the
+pixels every case covers: the intersection of their last layers' windows (`Window`: a region and a
+grid), `common_window`; `Geometry.on(window)` is the encoder's geometry measuring those pixels (its last
+layer; the critics and the information plane keep the case's own region).
+
+Alignments (`measure.align`; the critics and the information plane use the same one; applied to
+tensors by `align.py`, so this module needs no torch):
 - `geometry` (default): the common region above, from the layers' geometry;
 - `resize`: the maps resized (bilinear) to the image (what the blog most likely did; the critics then see
   the image resized to the latent instead, as in the study);
@@ -25,15 +31,57 @@ Alignments (`measure.align`; the critics and the information plane use the same 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import torch
-import torch.nn.functional as F
-
-from ..choices import Align
 from ..config.rules import layer_size
 from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Window:
+    """Image pixels p with lo <= p < hi and p = phase (mod step), in each axis: the pixels measured."""
+
+    lo: int
+    hi: int
+    step: int = 1
+    phase: int = 0
+
+    @property
+    def pixels(self) -> range:
+        return range(self.lo + (self.phase - self.lo) % self.step, self.hi, self.step)
+
+    @property
+    def side(self) -> int:
+        return len(self.pixels)
+
+    def text(self) -> str:
+        """'image pixels 15..80 (66 x 66)', or on a grid 'image pixels 8, 10, ..., 88 (41 x 41)'."""
+        p, n = self.pixels, self.side
+        if n == 0:
+            return "no image pixel"
+        where = f"{p[0]}..{p[-1]}" if self.step == 1 else f"{p[0]}, {p[1]}, …, {p[-1]}"
+        return f"image pixels {where} ({n} × {n})"
+
+    def as_dict(self) -> dict:
+        return {"lo": self.lo, "hi": self.hi, "step": self.step, "phase": self.phase}
+
+
+def common_window(windows: Sequence[Window]) -> Window | None:
+    """The pixels every window holds: the overlap of their regions on the finest grid they all share
+    (None when they share fewer than 2 pixels a side)."""
+    if not windows:
+        return None
+    lo, hi = max(w.lo for w in windows), min(w.hi for w in windows)
+    step = math.lcm(*(w.step for w in windows))
+    phase = next(
+        (p for p in range(step) if all((p - w.phase) % w.step == 0 for w in windows)), None
+    )
+    if phase is None:
+        return None
+    common = Window(lo, hi, step, phase)
+    return common if common.side >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -53,25 +101,59 @@ class Geometry:
     problem: str | None = None
     channels: tuple[int, ...] = field(default=(), compare=False)
     names: tuple[str, ...] = field(default=(), compare=False)
+    window: Window | None = None  # the pixels measured when not the encoder's own region (`on`)
 
     @property
     def region(self) -> tuple[int, int]:
-        """[lo, hi): the image pixels (per axis) covered with whole receptive fields by every layer."""
+        """[lo, hi): the image pixels (per axis) covered with whole receptive fields by every layer
+        (or the window's, when the geometry measures one)."""
+        if self.window is not None:
+            return self.window.lo, self.window.hi
         return self.radius, self.size - self.radius
 
     def stride(self, layer: int = -1) -> int:
         return self.strides[layer] if self.strides else 1
 
+    def own_window(self, layer: int = -1) -> Window:
+        """The encoder's own region on layer `layer`'s grid."""
+        lo, hi = self.radius, self.size - self.radius
+        step = self.stride(layer)
+        return Window(lo, hi, step, self.offsets[layer] % step)
+
+    def on(self, window: Window) -> Geometry:
+        """This geometry measuring `window` (its last layer's maps centred on those pixels);
+        ValueError when the window is not on that layer's grid or its maps do not reach it."""
+        step, off, side = self.stride(), self.offsets[-1], self.map_sizes[-1]
+        pixels = window.pixels
+        if not pixels or window.step % step or (pixels[0] - off) % step:
+            raise ValueError(
+                f"{window.text()} are not on the maps' grid (stride {step}, offset {off})"
+            )
+        first, last = (pixels[0] - off) // step, (pixels[-1] - off) // step
+        if first < 0 or last >= side:
+            raise ValueError(f"the {side}x{side} maps do not reach {window.text()}")
+        return replace(self, window=window)
+
+    def map_step(self, layer: int = -1) -> int:
+        """Every how many map pixels the window takes one (1: every pixel of the region)."""
+        return 1 if self.window is None else self.window.step // self.stride(layer)
+
     def map_window(self, layer: int = -1) -> tuple[int, int]:
-        """[lo, hi): the pixels of layer `layer`'s maps centred on the common region."""
-        lo, hi = self.region
+        """[lo, hi): the pixels of layer `layer`'s maps centred on the region (every map_step-th)."""
         step, off = self.stride(layer), self.offsets[layer]
+        if self.window is not None:
+            pixels = self.window.pixels
+            return (pixels[0] - off) // step, (pixels[-1] - off) // step + 1
+        lo, hi = self.region
         # the first map pixel centred at or after lo, and one past the last centred before hi
         return -((off - lo) // step), (hi - 1 - off) // step + 1
 
     def image_window(self, layer: int = -1) -> slice:
-        """The image pixels (per axis) layer `layer`'s map window is centred on: the common region
-        on the layer's grid."""
+        """The image pixels (per axis) layer `layer`'s map window is centred on: the region on the
+        layer's grid (or the window's pixels)."""
+        if self.window is not None:
+            pixels = self.window.pixels
+            return slice(pixels[0], pixels[-1] + 1, self.window.step)
         first, end = self.map_window(layer)
         step, off = self.stride(layer), self.offsets[layer]
         return slice(step * first + off, step * (end - 1) + off + 1, step)
@@ -198,90 +280,3 @@ def geometry(layers: Sequence[str], kernel: int, padding: int, size: int) -> Geo
                 f"{lo}..{hi - 1}); use measure.align=resize or crop."
             )
     return geom
-
-
-def _centre_crop(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
-    top, left = (x.shape[-2] - th) // 2, (x.shape[-1] - tw) // 2
-    return x[..., top : top + th, left : left + tw]
-
-
-def align_pair(
-    images: torch.Tensor,
-    maps: torch.Tensor,
-    align: str,
-    geom: Geometry | None = None,
-    layer: int = -1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (B, 1, H, W) and one layer's maps (B, C, h, w) brought onto the same pixels ->
-    ((B, S', S'), (B, C, S', S')). `geom` (the encoder's Geometry) is needed by `geometry`; `layer` picks the
-    grid of the layer the maps come from (the last by default)."""
-    return align_images(images, maps.shape[-2:], align, geom, layer), align_maps(
-        maps, images.shape[-2:], align, geom, layer
-    )
-
-
-def align_images(
-    images: torch.Tensor,
-    map_hw: Sequence[int],
-    align: str,
-    geom: Geometry | None = None,
-    layer: int = -1,
-) -> torch.Tensor:
-    """The image pixels `align_pair` compares maps of size `map_hw` with: (B, 1, H, W) -> (B, S', S')."""
-    h, w = images.shape[-2:]
-    if align == "geometry":
-        _check(geom, h)
-        window = geom.image_window(layer)
-        return images[:, 0, window, window]
-    if align == "resize" or tuple(map_hw) == (h, w):
-        return images[:, 0]
-    if align == "crop":
-        return _centre_crop(images, min(h, map_hw[0]), min(w, map_hw[1]))[:, 0]
-    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
-
-
-def align_maps(
-    maps: torch.Tensor,
-    image_hw: Sequence[int],
-    align: str,
-    geom: Geometry | None = None,
-    layer: int = -1,
-) -> torch.Tensor:
-    """The maps' pixels `align_pair` compares with the image: (B, C, h, w) -> (B, C, S', S')."""
-    mh, mw = maps.shape[-2:]
-    if align == "geometry":
-        _check(geom, image_hw[0])
-        lo, hi = geom.map_window(layer)
-        return maps[:, :, lo:hi, lo:hi]
-    if tuple(image_hw) == (mh, mw):
-        return maps
-    if align == "resize":
-        return F.interpolate(maps, size=tuple(image_hw), mode="bilinear", align_corners=False)
-    if align == "crop":
-        return _centre_crop(maps, min(image_hw[0], mh), min(image_hw[1], mw))
-    raise ValueError(f"unknown align {align!r}: use one of {', '.join(Align)}")
-
-
-def _check(geom: Geometry | None, size: int) -> None:
-    if geom is None:
-        raise ValueError("align 'geometry' needs the encoder's Geometry")
-    if geom.problem is not None:
-        raise ConfigError(geom.problem)
-    if geom.size != size:
-        raise ValueError(f"the geometry is for {geom.size}-pixel images, got {size}")
-
-
-def critic_view(
-    image: torch.Tensor, latent: torch.Tensor, align: str, geom: Geometry | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the objective networks see: (image (B, 1, s, s), latent (B, C, s, s)) on the same pixels.
-    `resize` keeps the study's choice (the image resized to the latent); the others crop both like
-    `align_pair`."""
-    if align == "resize":
-        if image.shape[-2:] != latent.shape[-2:]:
-            image = F.interpolate(
-                image, size=latent.shape[-2:], mode="bilinear", align_corners=False
-            )
-        return image, latent
-    img, maps = align_pair(image, latent, align, geom)
-    return img[:, None], maps

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..rundir import TERMS
-from .geometry import Geometry, critic_view
+from .align import critic_view
+from .geometry import Geometry
 
 # --- MI lower bounds: pos (B, ...) scores of joint pairs, neg (K, B, ...) scores of product pairs ---
 

@@ -109,8 +109,9 @@ def seeds_text(row) -> str:
     low, high = row["seeds_needed"], row.get("seeds_needed_high", row["seeds_needed"])
     if pd.isna(low):
         return {"plan": "> plan", "units": "more units"}.get(str(row.get("seeds_why")), "—")
-    high = "> plan" if pd.isna(high) else int(high)
-    return f"{int(low)}" + ("" if high == int(low) else f"–{high}")
+    if pd.isna(high):
+        return f"{int(low)} to > plan"
+    return f"{int(low)}" + ("" if int(high) == int(low) else f"–{int(high)}")
 
 
 def _claim_cells(row, share: bool) -> list[str]:
@@ -181,6 +182,7 @@ def claim_lines(found: Findings, sweep_dir) -> str:
         out.append(
             f"  {name:<{width}}  {str(r['status']):<{status_width}}  {estimate}{unit}{detect}"
         )
+    out += found.pixels
     if found.advice:
         out.append("to settle the claims not established, add seeds into this sweep:")
         out += [f"  {line}" for line in found.advice]
@@ -248,7 +250,7 @@ def _claims_section(found: Findings, picture: bytes | None) -> list[str]:
     out += [
         _table([*([SETTING] if several else []), *header], rows, "claims"),
         "<ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in found.claim_lines),
+        *(f"<li>{html.escape(line)}</li>" for line in [*found.claim_lines, *found.pixels]),
         "</ul>",
     ]
     if found.advice:
