@@ -181,6 +181,7 @@ def test_statistics_that_disagree_say_so(tmp_path):
     assert said not in row(t, "loss_curves").notes
 
 
+@pytest.mark.slow
 def test_a_claim_that_already_holds_before_training_says_so(tmp_path):
     t = table(
         make(
@@ -217,6 +218,7 @@ def test_a_claim_that_reverses_under_another_alignment_says_so(tmp_path):
     assert "crop_best_case" not in t.columns[:12]  # extras come after the contract's columns
 
 
+@pytest.mark.slow
 def test_the_other_alignments_are_those_the_summaries_list(tmp_path):
     """summary.json's alt_aligns names the other alignments (here crop only, although the tables also
     hold resize columns); format 1 lists none: its migration reads them off the summary's own
@@ -261,6 +263,7 @@ def test_without_case_c_the_claims_cannot_be_tested(tmp_path):
     ).all()
 
 
+@pytest.mark.slow
 def test_several_settings_get_a_leading_setting_column(tmp_path):
     for steps in (5, 10):
         make(tmp_path, FOUR, extra=("dataset=samples", f"train.steps={steps}"))
@@ -277,6 +280,7 @@ def test_several_settings_get_a_leading_setting_column(tmp_path):
     assert all(line.startswith("[dataset=samples,train.steps=") for line in claims.lines(t)[:-1])
 
 
+@pytest.mark.slow
 def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_path, capsys):
     make(tmp_path, FOUR, loss=LOSS)
     found = compare(tmp_path)
@@ -371,6 +375,7 @@ def test_an_untrained_tie_is_called_a_tie_not_a_lead():
     )
 
 
+@pytest.mark.slow
 def test_c_a_hundred_thousandth_below_the_others_in_every_seed_is_equivalent_not_a_loss(tmp_path):
     """c 1e-5 nats below the others on every image, identically in 5 seeds (the issue's sweep, where every
     claim read `fails` and c's winner share was -33 points): inside every margin, so every claim is
@@ -404,6 +409,7 @@ def test_c_a_hundred_thousandth_below_the_others_in_every_seed_is_equivalent_not
     assert (tmp_path / rundir.CLAIMS_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_detected(tmp_path):
     """c ahead of d by about 0.03 nats (mean max-MI): more than the default margin 0.02; with a margin
     of 0.1 the same data hold nothing (the difference no longer matters); `--margin` overrides the
@@ -429,6 +435,7 @@ def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_d
     assert own.claims.set_index("claim").loc["mean_max_mi", "margin"] == 0.1
 
 
+@pytest.mark.slow
 def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(tmp_path):
     """Two seeds that cannot tell c from d: compare prints, per number of seeds needed, the `infomax run
     -m` line with the sweep's own overrides (multirun.yaml), the new seeds and this directory."""
@@ -451,6 +458,7 @@ def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(
     assert any(line.endswith(expected) for line in found.advice), found.advice
 
 
+@pytest.mark.slow
 def test_every_claim_has_a_margin_key_and_compare_takes_one_per_claim(tmp_path, capsys):
     """compare.margin declares one margin per claim of the registry; `infomax compare --margin` takes
     CLAIM=VALUE and stops with one line (exit 2) on an unknown claim or a value that is not > 0."""

@@ -30,6 +30,7 @@ def make_job(sweep, case, mi_max, seed=0, finished=True, extra=("dataset=samples
     )
 
 
+@pytest.mark.slow
 def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     make_job(tmp_path, "a", [0.1, 0.9, 0.3])
     make_job(tmp_path, "b", [0.2, 0.1, 0.3])
@@ -70,6 +71,7 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
     assert sweep.unfinished == [] and sweep.missing == []
 
 
+@pytest.mark.slow
 def test_seeds_get_their_own_rows(tmp_path):
     for seed in (0, 1):
         make_job(tmp_path, "a", [0.1, 0.2], seed=seed)
@@ -79,6 +81,7 @@ def test_seeds_get_their_own_rows(tmp_path):
     assert comp["winner"].tolist() == ["c", "a", "c", "c"]
 
 
+@pytest.mark.slow
 def test_unfinished_and_missing_jobs_are_named(tmp_path, caplog):
     make_job(tmp_path, "a", [0.1])
     make_job(tmp_path, "b", [0.2], finished=False)
@@ -144,6 +147,7 @@ DAMAGES = {
 }
 
 
+@pytest.mark.slow
 def test_one_null_partner_leaves_mi_null_sd_empty_and_that_is_no_damage(tmp_path):
     """measure.null_partners=1: one partner has no spread, so mi_null_sd is left empty, as the contract
     allows; compare takes the job (it once called every such job damaged). Text there is damage."""
@@ -166,6 +170,7 @@ def test_one_null_partner_leaves_mi_null_sd_empty_and_that_is_no_damage(tmp_path
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.slow
 def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplog, damage):
     """A damaged table used to be used silently (winners taken over the other cases) or to end in a
     traceback; now the job is left out, as an unfinished one is, with one line naming the file."""
@@ -190,6 +195,7 @@ def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplo
     assert "Left out, damaged: case=b," in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path, capsys, caplog):
     """The command line in this process (cli.main): a damaged job is a warning, a damaged run one line
     (exit 1), a run directory given to compare a usage error (exit 2, it used to exit 1)."""
@@ -212,6 +218,7 @@ def test_compare_and_report_on_damaged_files_exit_in_one_line(tmp_path, capsys, 
     assert err.count("\n") == 1 and "is a run directory" in err, err
 
 
+@pytest.mark.slow
 def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplog):
     """A sweep job whose config the data cannot serve (more images asked for than there are) stops
     before its first write: its directory holds only failed.json, and the sweep still names it (and

@@ -96,6 +96,7 @@ def test_unknown_key_fails():
         ("train.hidden=0", "train.hidden"),
     ],
 )
+@pytest.mark.slow
 def test_range_checks_name_the_key(override, key):
     """Also keys added with '+' that the schema does not declare: Hydra accepts them, check() does not."""
     cfg = compose_cfg(["dataset=samples", override])
@@ -115,6 +116,7 @@ def test_the_largest_useful_bin_count_is_allowed():
     check_config(compose_cfg(["dataset=samples", "measure.bins=256", "train.negatives=63"]))
 
 
+@pytest.mark.slow
 def test_the_schema_declares_every_key_of_every_preset():
     for group, names in {
         "case": "abcd",
@@ -147,6 +149,7 @@ def test_the_readme_documents_every_key_of_the_schema():
 
 
 @pytest.mark.parametrize("case", "abcd")
+@pytest.mark.slow
 def test_every_case_works_down_to_16_pixels_and_says_so_below(case):
     cfg = compose_cfg([f"case={case}", "dataset=folder", "dataset.root=x", "dataset.size=16"])
     check_config(cfg)
@@ -191,6 +194,7 @@ def test_a_deeper_case_needs_a_larger_size():
         (["dataset=folder", "dataset.root=x", "dataset.size=0"], r"dataset\.size=0 is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_dataset_config_errors_name_the_key(overrides, match):
     with pytest.raises(ConfigError, match=match):
         check_config(compose_cfg(overrides))

@@ -48,6 +48,7 @@ def photos(tmp_path):
 ORDER = ["bird/x.bmp", "cat/a.png", "cat/z.jpg", "dog/b.png", "dog/deep/c.tif", "top.png"]
 
 
+@pytest.mark.slow
 def test_folder_listing_is_sorted_labelled_and_stable(photos):
     assert list_images(photos) == ORDER
     ds = load_dataset(folder_cfg(photos, size=32))

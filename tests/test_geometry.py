@@ -75,6 +75,7 @@ def test_an_impulse_peaks_where_the_geometry_says(case):
         assert centre(aligned[0].sum(0)) == pytest.approx((30 - lo, 30 - lo), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_untrained_a_and_c_compute_the_same_function_and_get_the_same_mi():
     """Padding has no parameters: case a and case c from one seed hold the same weights, and on the common
     88 x 88 pixels they are the same function, so they must measure the same MI (geometry); resize did not."""
@@ -184,6 +185,7 @@ def test_the_information_plane_scores_every_layer_on_the_common_pixels():
     assert len(values) == 4 and all(v >= 0 for v in values)
 
 
+@pytest.mark.slow
 def test_transposed_convolutions_start_at_the_scale_of_convolutions():
     """He init from the true fan-in (in_channels * k * k for both kinds): over seeds, the four cases'
     latents start with standard deviations within 1.5x of each other on the same images and pixels (with

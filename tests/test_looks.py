@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_claims import FOUR, LOSS, make
 
 from infomax_cli import rundir
@@ -27,6 +28,7 @@ def add_seeds(path, means, seeds):
                 shutil.copytree(job, path / job.name)
 
 
+@pytest.mark.slow
 def test_each_compare_on_new_seeds_is_a_look_recorded_in_looks_csv(tmp_path):
     """looks.csv: one row per look and claim; a compare on the same seeds is the same look again (its
     rows rewritten, a changed margin changing its statuses); new seeds make a new look, whose levels
@@ -57,6 +59,7 @@ def test_each_compare_on_new_seeds_is_a_look_recorded_in_looks_csv(tmp_path):
     assert found.claims.sentence.str.contains("look 2 of a plan of 60 seeds").all()
 
 
+@pytest.mark.slow
 def test_after_the_plans_last_look_the_claims_stay_that_looks(tmp_path):
     """A 4-seed plan (compare.max_seeds=4): the look at 4 seeds spends what is left; seeds added later
     change the other tables, not the claims, which are that look's (on its seeds)."""
@@ -83,6 +86,7 @@ def test_a_damaged_looks_csv_stops_compare_in_one_line_and_is_kept(tmp_path, cap
     assert (tmp_path / rundir.LOOKS).read_text() == "look,n_seeds\nx,y\n"
 
 
+@pytest.mark.slow
 def test_one_seed_decides_no_pair_and_the_picture_draws_every_pair(tmp_path):
     """The `make demo` sweep's case: one seed, every pair undecided whatever its interval over images;
     claims.png draws every pair, an estimate beyond the axis at its edge with its value."""

@@ -123,6 +123,7 @@ def _samples_batch(n: int = 24):
 
 
 @pytest.mark.parametrize("estimator", ["histogram", "ksg"])
+@pytest.mark.slow
 def test_every_number_is_the_same_whatever_the_batch_size(estimator):
     """Null partners, shuffles and KSG pixels follow (seed, global image id): batches of 3 and of 64 give
     identical tables."""
@@ -149,6 +150,7 @@ def test_every_number_is_the_same_whatever_the_batch_size(estimator):
     assert frames[0] == frames[1]
 
 
+@pytest.mark.slow
 def test_the_null_is_an_image_floor_above_the_estimators_bias():
     """Against another photograph's pixels the maps share more than with shuffled pixels (natural images
     share spatial structure), and less than with their own image."""

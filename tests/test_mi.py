@@ -479,6 +479,7 @@ def _gcmi_ince(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("side", [32, 96])
+@pytest.mark.slow
 def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
     """1-based ranks, as Ince et al. (2017) and frites' gcmi have them: agreement to 1e-6 nats."""
     x, y = gaussian(0.6, n=3, side=side)
@@ -505,6 +506,7 @@ def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
     np.testing.assert_allclose(got, bits * np.log(2), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_gcmi_gives_one_cap_for_identical_and_reversed_ranks(backend):
     """A map whose ranks equal or reverse the image's: r^2 clamped to GCMI_R2_MAX on every path."""
     x = torch.rand(2, 40, 40, dtype=torch.float64)

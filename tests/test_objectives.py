@@ -58,6 +58,7 @@ def test_prior_discriminator_is_adversarial():
 
 
 @pytest.mark.parametrize("bound", sorted(BOUNDS))
+@pytest.mark.slow
 def test_training_lowers_the_loss_on_a_fixed_batch(bound):
     torch.manual_seed(0)
     enc = Encoder(["conv"] * 4, [4, 8, 8], maps=8, padding=1)

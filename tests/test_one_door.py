@@ -42,6 +42,7 @@ def commands(text: str) -> list[list[str]]:
 
 # ------------------------------------------------------------------------------ 1. complete seeds
 @pytest.mark.parametrize("fault", ["damaged", "unfinished"])
+@pytest.mark.slow
 def test_1_a_seed_with_a_left_out_job_is_left_out_of_every_table_and_finished_first(
     tmp_path, capsys, fault
 ):
@@ -156,6 +157,7 @@ def test_3_sensitivity_builds_nothing_a_stored_config_names(tmp_path, capsys, gi
 
 
 # ------------------------------------------------------------------- 4. commands built, not copied
+@pytest.mark.slow
 def test_4_the_printed_command_is_built_from_the_tools_keys(tmp_path, capsys):
     """The add-seeds line copied the sweep's hydra.* overrides from multirun.yaml: a callback there
     became code run by whoever pastes the line. Now only the tool's keys, shell-quoted, the launcher
@@ -177,6 +179,7 @@ def test_4_the_printed_command_is_built_from_the_tools_keys(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- 5. no link leaves the dir
+@pytest.mark.slow
 def test_5_links_that_leave_the_directory_are_not_followed(tmp_path):
     """features/*.png linked to a secret file, or .hydra/config.yaml linked to a token: the rebuilt
     report.html held them. Now neither is read; a file that is not a PNG is not embedded either."""
@@ -285,6 +288,7 @@ def test_8_an_override_that_would_write_outside_the_sweep_is_refused(tmp_path, o
 
 
 # --------------------------------------------------------------------------- 9. no traceback
+@pytest.mark.slow
 def test_9_tables_and_configs_that_are_not_what_they_should_be_are_one_line(tmp_path, capsys):
     """A table without image_id (a KeyError in sweep.py) and a job .hydra/config.yaml that is not a
     mapping or not YAML (AttributeError, ParserError) ended in tracebacks. Now the damaged job is

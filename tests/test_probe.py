@@ -32,6 +32,7 @@ def probed(module: nn.Module, size: int = 96, names=None):
 
 
 @pytest.mark.parametrize("case", "abcd")
+@pytest.mark.slow
 def test_the_probe_equals_the_closed_form_for_the_study_cases(case):
     """Measured, not declared: the gradient supports give exactly the analytic offsets (a +4, b -4,
     c 0, d 0), stride 1 and radius 4 at the last layer, and every layer's on the way; the probe
@@ -165,6 +166,7 @@ def conv(c_in: int, c_out: int, kernel: int) -> list[str]:
         (custom("test_probe.Pooled"), "regular grid.*measure.align=resize"),
     ],
 )
+@pytest.mark.slow
 def test_modules_that_cannot_be_measured_stop_at_start_in_one_line(overrides, words):
     with pytest.raises(ConfigError, match=words) as e:
         check_config(compose_cfg(overrides))

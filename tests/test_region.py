@@ -36,6 +36,7 @@ def built(case: str, *extra: str):
 
 
 # ------------------------------------------------------------------------------ the common window
+@pytest.mark.slow
 def test_the_common_window_of_the_built_ins_is_their_intersection_on_one_grid():
     """c covers 4..91, strided every second pixel of 7..88, dilated 15..80, residual 5..90: the pixels
     all cover are the even ones of 15..80 (33 x 33); without strided, 15..80 (66 x 66); grids that
@@ -79,6 +80,7 @@ def jobs(cases_: str, *extra: str):
     ]
 
 
+@pytest.mark.slow
 def test_a_sweep_writes_common_pixels_only_where_its_cases_differ():
     """The study's four cover the same pixels: nothing is written, every job measures its own region
     exactly as before. c with dilated and strided: their setting gets the common window and its cases.

@@ -145,6 +145,7 @@ def sources(page: str) -> list[str]:
     return re.findall(r'(?:src|href)="([^"]*)"', page)
 
 
+@pytest.mark.slow
 def test_sweep_report_names_every_case_and_embeds_every_picture(sweep):
     page = (sweep / rundir.REPORT).read_text()
     for case in CASES:
@@ -182,6 +183,7 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
     assert (sweep / rundir.REPORT).read_bytes() == first
 
 
+@pytest.mark.slow
 def test_the_winner_table_is_winners_csv(tmp_path):
     """One winner table: the page shows the shares and intervals compare writes to winners.csv."""
     path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
@@ -203,6 +205,7 @@ def test_the_winner_table_is_winners_csv(tmp_path):
         assert float(high) > 0  # a case without wins still has its interval
 
 
+@pytest.mark.slow
 def test_run_report_shows_its_one_case(tmp_path):
     run = make_run(tmp_path / "run", "c")
     page = build_report(run).read_text()
@@ -211,6 +214,7 @@ def test_run_report_shows_its_one_case(tmp_path):
     assert all(s.startswith("data:image/png;base64,") for s in sources(page))
 
 
+@pytest.mark.slow
 def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(tmp_path):
     """The report needs only the contract's columns; jobs of one case over seeds pool; maps of different sizes tile."""
     path = tmp_path / "sweep"
@@ -240,6 +244,7 @@ def test_contract_columns_only_several_seeds_mixed_sizes_and_an_unfinished_job(t
     assert page.count("<img ") == 6  # claims, loss, MI bars, violins, winners, the example grid
 
 
+@pytest.mark.slow
 def test_a_run_without_examples_npz_embeds_its_feature_pictures(tmp_path):
     run = make_run(tmp_path / "run", "b", examples=False)
     fig = figures.features_figure(
@@ -339,6 +344,7 @@ def test_feature_pictures_are_saved_as_laid_out(tmp_path):
     assert Image.open(tmp_path / "f.png").size == (w, h)
 
 
+@pytest.mark.slow
 def test_a_runs_report_reuses_its_own_pictures(tmp_path):
     run = make_run(tmp_path / "run", "c")
     save_png(
@@ -354,6 +360,7 @@ def test_a_runs_report_reuses_its_own_pictures(tmp_path):
         assert base64.b64encode(png.read_bytes()).decode() in page
 
 
+@pytest.mark.slow
 def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeypatch):
     """Where every case's job drew its features/ picture, the sweep's page embeds those files, one under
     another, and draws no example figure again (the drawing was most of a large sweep's report time)."""
@@ -383,6 +390,7 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
         assert all(i > 0 for i in shown) and shown == sorted(shown)  # every case, in order
 
 
+@pytest.mark.slow
 def test_a_sweeps_page_leads_with_the_claims(tmp_path):
     """Right after the title: the claims table and one sentence per claim; with one seed, none is
     established and the page says what establishes them. claims.csv is used when the sweep has one."""
@@ -406,6 +414,7 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
     assert all(html.escape(sentence) in page for sentence in table["sentence"])
 
 
+@pytest.mark.slow
 def test_the_mi_table_shows_the_statistics_own_intervals(tmp_path):
     """One interval per quantity: the page's MI table is stats.csv's, for a sweep (seeds and units)
     and for a run (its image units), and no other interval appears."""
@@ -471,6 +480,7 @@ def markup_sweep(path: Path, names: dict) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_names_from_the_run_cannot_put_markup_in_the_report(tmp_path):
     """Case names, labels and folder names are the user's (or an attacker's): every one reaches the page
     as text. The page of a sweep (and of one of its runs) whose names hold markup has exactly the

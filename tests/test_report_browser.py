@@ -49,6 +49,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_every_image_of_the_sweep_report_loads_in_chromium(sweep, tmp_path):  # noqa: F811
     page = (sweep / rundir.REPORT).read_text()
     n_img = page.count("<img ")
@@ -63,6 +64,7 @@ def test_every_image_of_the_sweep_report_loads_in_chromium(sweep, tmp_path):  # 
     assert (int(found[1]), int(found[2])) == (n_img, n_img)
 
 
+@pytest.mark.slow
 def test_screenshot_of_the_sweep_report(sweep, tmp_path):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-sweep.png"
@@ -96,6 +98,7 @@ WIDTHS = (
 )
 
 
+@pytest.mark.slow
 def test_the_sweep_report_fits_a_1280_pixel_window(sweep, tmp_path):  # noqa: F811
     """Every table of the report ends inside a 1280-px window (a wide one scrolls inside its box),
     nothing makes the page scroll sideways; the screenshot at 1280 px goes to test-artifacts/."""

@@ -171,6 +171,7 @@ except dirlock.DirectoryBusy as e:
 """
 
 
+@pytest.mark.slow
 def test_two_runs_taking_over_one_stale_lock_at_once_cannot_both_hold_it(tmp_path):
     """The read-then-unlink race: a run reads a stale lock (its PID dead) and, before it takes it over,
     a second run takes it over and writes its own; the first must not then remove the second's fresh

@@ -194,6 +194,7 @@ def settled_sweeps(found: dict) -> tuple[dict, np.ndarray]:
 @pytest.mark.parametrize(
     "world", [World(), SYMMETRIC], ids=["as in the study", "no shared structure"]
 )
+@pytest.mark.slow
 def test_settles_stopping_keeps_each_claims_error_rate(world):
     """No case differs in MI (the example photographs keep their own case x photograph effect): sweeps
     settled in rounds of two seeds (eight looks of a 16-seed plan, one per round), each stopped by
@@ -207,6 +208,7 @@ def test_settles_stopping_keeps_each_claims_error_rate(world):
 
 
 @pytest.mark.parametrize("world", [LEAD, DOMINANT], ids=["c ahead by 0.05", "c wins most images"])
+@pytest.mark.slow
 def test_where_c_leads_the_settled_intervals_cover_the_truth(world):
     """c ahead of every case (by 0.05 nats; by 0.1, winning ~85% of the images): at the look settle
     stops at, each pair's interval and the headline's (c minus the truly strongest other) cover their

@@ -120,6 +120,7 @@ def test_the_learn_preset_measures_held_out_photographs(tmp_path):
 
 
 @pytest.mark.parametrize("dataset", ["stl10", "CIFAR10", "MNIST"])
+@pytest.mark.slow
 def test_a_failed_download_is_the_same_error_for_every_dataset(dataset, tmp_path, monkeypatch):
     """Offline with dataset.download=true: STL-10 and any torchvision class stop with the same kind of
     error (a runtime failure, exit 1) and the same line: the folder, the reason, the way to run offline."""

@@ -124,6 +124,7 @@ def test_the_design_is_read_from_the_units():
 #   crossed 56 / 74 / 78 / 83 / 78%;  nested 56 / 77 / 85 / 92 / 94%.
 # A Satterthwaite t on the same variance: crossed 90% at 2 seeds, 93% at 3 (hence the component-wise t).
 @pytest.mark.parametrize("n_seeds", [2, 3, 5, 10])
+@pytest.mark.slow
 def test_coverage_of_the_95_interval_in_a_two_level_model(n_seeds):
     rng = np.random.default_rng(100 + n_seeds)
     reps, units, mu = 4000, 100, 0.3
@@ -310,6 +311,7 @@ def test_no_difference_is_not_significant():
     assert (p.ci_low < 0).all() and (p.ci_high > 0).all() and (p.n_seeds == 2).all()
 
 
+@pytest.mark.slow
 def test_write_stats_from_job_files(tmp_path):
     rng = np.random.default_rng(0)
     for seed in (0, 1):

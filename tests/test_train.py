@@ -45,6 +45,7 @@ class Batches:
         return self.data[positions.to(self.device)]
 
 
+@pytest.mark.slow
 def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch, caplog):
     """torch.compile fails lazily, on the first call (seen on CUDA for the transposed convs of cases b and
     d with channels_last): training goes on in eager mode, with a warning, and gives the eager numbers."""
@@ -67,6 +68,7 @@ def test_a_compile_failure_falls_back_to_eager_with_the_same_numbers(monkeypatch
     assert fallback == eager
 
 
+@pytest.mark.slow
 def test_compile_mode_reaches_torch_compile(monkeypatch):
     modes = []
 
@@ -126,6 +128,7 @@ def test_on_cuda_a_resumed_run_continues_the_prior_noise(tmp_path):
         ] == pytest.approx(b["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_loads_with_weights_only_and_resumes_every_rng(tmp_path):
     """The checkpoint holds tensors and plain values only (torch.load(weights_only=True) reads it), and
     the numpy and Python RNG states it carries come back exactly: stopped after step 2 and resumed, the

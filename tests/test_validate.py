@@ -12,6 +12,7 @@ from infomax_cli import cli
 from infomax_cli.mi import validate as V
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_table_and_the_plot(tmp_path, capsys):
     out = tmp_path / "v"
     assert cli.main(["validate", "--out", str(out), "--quick"]) == 0

@@ -77,6 +77,7 @@ SYMMETRIC = World(sd_group=0.0, sd_case_seed=0.035)
 @pytest.mark.parametrize(
     "world", [World(), SYMMETRIC], ids=["as in the study", "no shared structure"]
 )
+@pytest.mark.slow
 def test_no_claim_is_decided_wrongly_in_more_than_5_percent_of_sweeps_however_often_looked_at(
     world,
 ):
@@ -98,6 +99,7 @@ def test_no_claim_is_decided_wrongly_in_more_than_5_percent_of_sweeps_however_of
 
 
 @pytest.mark.parametrize("world", [LEAD, DOMINANT], ids=["c ahead by 0.05", "c wins most images"])
+@pytest.mark.slow
 def test_the_intervals_where_sweeps_stop_cover_the_truth(world):
     """Where c is ahead (by 0.05 nats, and by 0.1 so that it wins ~85% of the images), sweeps looked at
     8 times stop at their first decision: each pair's interval (c - a, c - b, c - d) and the headline
@@ -204,6 +206,7 @@ def undecided(est, seed_var, unit_var, n_seeds=5, n_units=20) -> verdict.Pairs:
     return verdict.Pairs(np.asarray(est), *wide, seed_var, unit_var, n_seeds, n_units)
 
 
+@pytest.mark.slow
 def test_seeds_needed_decides_with_80_percent_when_the_estimate_is_the_truth():
     """Pairs of mean max-MI whose truth and variance parts are the world's own (c ahead of every case
     by 0.035 nats; c - d's seed-to-seed SD 0.05): seeds_needed after a first look at 5 seeds of a
