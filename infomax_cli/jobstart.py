@@ -119,6 +119,7 @@ class CheckFirst(Callback):
             state.existed = next(p for p in (run_dir, *run_dir.parents) if p.exists())
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _local_jobs_report_at_once(config)
         built: dict[str, Geometry | None] = {}
         checked = []
         for overrides, job in _sweep_jobs(config):
@@ -136,6 +137,22 @@ class CheckFirst(Callback):
             raise Stop(ConfigError(f"{e} (nothing was run)")) from None
         except InfomaxError as e:  # pixels.json not writable (a link, a full disk)
             raise Stop(e) from None
+
+
+# How long a finished submitit_local job's result file is waited for (submitit's own wait is 15 s).
+LOCAL_RESULT_WAIT_S = 1
+
+
+def _local_jobs_report_at_once(config: DictConfig) -> None:
+    """submitit waits up to 15 s for a finished job's result file, for a cluster's network filesystem
+    to show it; a submitit_local job writes it to this machine's disk before its process exits, so a
+    job killed outright (out of memory, SIGKILL) is reported once its process is gone, not 15 s later.
+    SLURM's jobs keep submitit's wait."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    if target.endswith("submitit_launcher.LocalLauncher"):
+        from submitit.local.local import LocalJob
+
+        LocalJob._results_timeout_s = LOCAL_RESULT_WAIT_S
 
 
 def check_named(overrides: list[str]) -> None:
