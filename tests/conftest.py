@@ -41,6 +41,14 @@ TINY = [
 ]
 
 
+def user_env(**extra: str) -> dict:
+    """This process's environment as a user's shell has it: without what `make test` puts there for
+    its sub-makes (MAKEFLAGS carries `ARGS=...`, which a `make demo` the tests start would pass on to
+    `infomax run`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return {**env, **extra}
+
+
 def compose_cfg(overrides: list[str] = ()):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
@@ -63,19 +71,25 @@ def infomax(
     timeout: float = 600,
     env: dict | None = None,
     process: bool | None = None,
+    path: list[Path] = (),
 ) -> subprocess.CompletedProcess:
     """Run `infomax ARGS` as a user would; returns its exit status and what it printed. In a fresh
-    process when `process`, or by default when `env` is given (read when a process starts: PYTHONPATH,
+    process when `process`, or by default when `env` is given (read when a process starts:
     PYTHONHASHSEED, ...) or a launcher is named (its workers are processes); else in this process
-    (cli.main, the same code from argv to exit status, without the 3 s of a fresh interpreter)."""
+    (cli.main, the same code from argv to exit status, without the 3 s of a fresh interpreter).
+    `path`: folders holding the user's own modules, put first on the import path as PYTHONPATH puts
+    them for a fresh process (README's `PYTHONPATH=. infomax run ...` is run so by test_readme.py)."""
     if process is None:
         process = env is not None or any(a.startswith("hydra/launcher=") for a in args)
     if not process:
-        return in_process(list(args), cwd or ROOT)
+        with on_import_path(path):
+            return in_process(list(args), cwd or ROOT)
+    pythonpath = [*map(str, path), os.environ.get("PYTHONPATH", "")]
     full_env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": str(THREADS),
+        **({"PYTHONPATH": os.pathsep.join(pythonpath).rstrip(os.pathsep)} if path else {}),
         **(env or {}),
     }
     return subprocess.run(
@@ -86,6 +100,27 @@ def infomax(
         timeout=timeout,
         env=full_env,
     )
+
+
+@contextlib.contextmanager
+def on_import_path(folders: list[Path]):
+    """`folders` first on sys.path for the call; the modules imported from them are forgotten after
+    it, so that the next test's module of the same name is its own file, not this one's."""
+    import importlib
+
+    folders = [str(Path(f).resolve()) for f in folders]
+    saved = sys.path[:]
+    sys.path[:0] = folders
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        for name, module in list(sys.modules.items()):
+            where = getattr(module, "__file__", None) or ""
+            if any(where.startswith(f + os.sep) for f in folders):
+                del sys.modules[name]
+        importlib.invalidate_caches()
 
 
 def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -12,17 +12,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF, LEAN, ROOT, TINY, infomax
+from conftest import CONF, ROOT, TINY, infomax
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from test_readme import check_outputs, output_tables
 
-# one worker runs this module (make test: --dist loadgroup), so its module fixture (basic_sweep) is
-# made once, not once per worker
+# one worker runs this module (make test: --dist loadgroup), so its sweeps (launched) are made once,
+# not once per worker
 pytestmark = pytest.mark.xdist_group("test_cli_launchers")
 
 PRESETS = {
@@ -94,79 +96,78 @@ def test_same_named_presets_stay_typed(name):
         launcher_cfg(name, [f"hydra.launcher.{key}=lots"])
 
 
-# --- whole sweeps ---
+# --- whole sweeps through each launcher: the same results, a failed job reported, the README's files ---
+
+# One sweep per launcher, shared by the tests below: cases a and c at a learning rate that trains and at
+# one that diverges (two of the four jobs fail).
+LAUNCHED = ["case=a,c", *TINY, *ONE_THREAD, "train.lr=1e30,1e-4"]
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
+_swept: dict[str, tuple[Path, subprocess.CompletedProcess]] = {}
 
 
-def sweep(tmp: Path, *launcher: str) -> Path:
-    out = tmp / "sweep"
-    r = infomax("run", "-m", *launcher, "case=a,c", *TINY, *ONE_THREAD, f"hydra.sweep.dir={out}")
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out
+def launched(name: str, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The module's sweep through launcher `name` (run the first time a test asks), and what
+    `infomax run -m` printed and returned."""
+    if name not in _swept:
+        out = tmp_path_factory.mktemp(name) / "sweep"
+        r = infomax("run", "-m", *LAUNCHERS[name], *LAUNCHED, f"hydra.sweep.dir={out}")
+        _swept[name] = out, r
+    return _swept[name]
 
 
 def job_dirs(sweep_dir: Path) -> list[str]:
     return sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-@pytest.fixture(scope="module")
-def basic_sweep(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("basic"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["joblib", "submitit_local"])
-def test_sweep_through_a_launcher_equals_the_basic_launcher(basic_sweep, tmp_path, name):
-    out = sweep(tmp_path, f"hydra/launcher={name}")
-    assert job_dirs(out) == job_dirs(basic_sweep)  # same names: the launcher is not part of them
+def test_sweep_through_a_launcher_equals_the_basic_launcher(tmp_path_factory, name):
+    basic, _ = launched("basic", tmp_path_factory)
+    out, _ = launched(name, tmp_path_factory)
+    assert job_dirs(out) == job_dirs(basic)  # same names: the launcher is not part of them
     assert all(d.startswith("case=") and "launcher" not in d for d in job_dirs(out))
-    for d in job_dirs(out):
-        assert (out / d / "summary.json").is_file()
-    assert (out / "comparison.csv").read_bytes() == (basic_sweep / "comparison.csv").read_bytes()
-    assert (out / "winners.csv").read_bytes() == (basic_sweep / "winners.csv").read_bytes()
+    assert (out / "comparison.csv").read_bytes() == (basic / "comparison.csv").read_bytes()
+    assert (out / "winners.csv").read_bytes() == (basic / "winners.csv").read_bytes()
     if name == "submitit_local":
         assert any((out / ".submitit").iterdir())  # the jobs really went through submitit
 
 
-# --- a job that fails, is stopped, or dies, whatever the launcher ---
-
-LAUNCHERS = {
-    "basic": [],
-    "joblib": ["hydra/launcher=joblib"],
-    "submitit_local": ["hydra/launcher=submitit_local"],
-}
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LAUNCHERS))
+def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path_factory, name):
+    """The diverging jobs: exit 1 (a runtime failure, not 2), their reason in failed.json, no
+    traceback, and the other jobs of the sweep finish and are compared."""
+    out, r = launched(name, tmp_path_factory)
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    said = r.stderr + r.stdout
+    assert "Traceback" not in said
+    assert "diverged at step" in said and "2 of 4 jobs did not finish" in said
+    for case in "ac":
+        failed, done = (
+            out / next(d for d in job_dirs(out) if f"case={case}," in d and lr in d)
+            for lr in ("1e+30", "0.0001")
+        )
+        record = json.loads((failed / "failed.json").read_text())
+        assert record["exit_code"] == 1 and "train.lr" in record["message"]
+        assert not (failed / "summary.json").exists() and (done / "summary.json").is_file()
+        assert not (done / "failed.json").exists()
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert len(comparison) == 12 and {"mi_max_a", "mi_max_c"} <= set(comparison.columns)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(LAUNCHERS))
-def test_a_failed_job_exits_1_and_the_others_still_finish(tmp_path, name):
-    """One diverging job: exit 1 (a runtime failure, not 2), its reason in failed.json, no traceback,
-    and the other job of the sweep finishes and is compared."""
-    out = tmp_path / "sweep"
-    r = infomax(
-        "run",
-        "-m",
-        *LAUNCHERS[name],
-        "case=c",
-        *LEAN,
-        "train.lr=1e30,1e-4",
-        *ONE_THREAD,
-        f"hydra.sweep.dir={out}",
-    )
-    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
-    assert "Traceback" not in r.stderr + r.stdout
-    assert (
-        "diverged at step" in r.stderr + r.stdout
-        and "1 of 2 jobs did not finish" in r.stderr + r.stdout
-    )
-    failed, done = (
-        out / [d for d in job_dirs(out) if "1e+30" in d][0],
-        out / [d for d in job_dirs(out) if "0.0001" in d][0],
-    )
-    record = json.loads((failed / "failed.json").read_text())
-    assert record["exit_code"] == 1 and "train.lr" in record["message"]
-    assert not (failed / "summary.json").exists() and (done / "summary.json").is_file()
-    assert not (done / "failed.json").exists()
-    assert len(pd.read_csv(out / "comparison.csv")) == 12
+@pytest.mark.parametrize("name", ["joblib", "submitit_local"])
+def test_a_launchers_sweep_holds_what_the_readme_lists(tmp_path_factory, name):
+    """The README's launcher commands (`infomax run -m hydra/launcher=joblib|submitit_local ...`, its
+    section "Sweeps spread through Hydra's own launchers") are these sweeps, shrunk: every file they
+    write is a row of the README's tables and every unconditional row is there (test_readme.py's
+    check, as for the blocks it runs)."""
+    out, _ = launched(name, tmp_path_factory)
+    assert check_outputs(out.parent, output_tables()) == []
 
 
 # A job through submitit that signals its own worker at training step 3 of 8 (tests/stop_at_step.py),

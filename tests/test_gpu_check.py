@@ -6,14 +6,13 @@ bad usage is one line."""
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, THREADS
+from conftest import ROOT, THREADS, user_env
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check  # noqa: E402
@@ -38,7 +37,7 @@ def test_make_gpu_check_on_the_cpu_measures_every_item_tiny_and_says_so(tmp_path
     out = tmp_path / "check"
     bin_dir = Path(sys.executable).parent  # this interpreter, as `make install` would make it
     cmd = ["make", "-s", "-f", str(ROOT / "Makefile"), "-o", "install", f"BIN={bin_dir}"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "COMMIT": "", "OUT": ""}
+    env = user_env(OMP_NUM_THREADS=str(THREADS), COMMIT="", OUT="")
     r = subprocess.run(
         [*cmd, "gpu-check", "DEVICE=cpu", f"OUT={out}"],
         cwd=tmp_path,

@@ -119,10 +119,9 @@ def test_2_nan_maps_stop_in_one_line_naming_the_layer_and_the_step(tmp_path, bat
     exit 0; NaN only on the probe batch (12 images): an IndexError. Now one line naming the layer, the
     map and the step, exit 1, and no summary.json."""
     (tmp_path / "nanmods.py").write_text(NAN_MODULES)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     run = tmp_path / "run"
     target = ["case=custom", "case.encoder._target_=nanmods.NanNet", f"+case.encoder.batch={batch}"]
-    r = infomax("run", *target, *TINY, f"hydra.run.dir={run}", cwd=tmp_path, env=env)
+    r = infomax("run", *target, *TINY, f"hydra.run.dir={run}", cwd=tmp_path, path=[tmp_path])
     assert r.returncode == 1, r.stderr[-2000:]
     (line,) = r.stderr.strip().splitlines()
     assert "map 3 of layer " in line and "is nan" in line and step in line, line

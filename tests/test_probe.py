@@ -5,7 +5,6 @@ stop at start in one line."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import numpy as np
@@ -209,10 +208,10 @@ def test_a_module_of_your_own_runs_end_to_end(tmp_path):
     (tmp_path / "mynet.py").write_text(code)
     (tmp_path / "myconf" / "case").mkdir(parents=True)
     (tmp_path / "myconf" / "case" / "mine.yaml").write_text(yaml_text)
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    path = [tmp_path]  # as PYTHONPATH=. (README's own commands are run in fresh processes)
     run = tmp_path / "run"
     target = ["case=custom", "case.encoder._target_=mynet.Net", "+case.encoder.width=4"]
-    r = infomax("run", *target, *TINY, f"hydra.run.dir={run}", cwd=tmp_path, env=env)
+    r = infomax("run", *target, *TINY, f"hydra.run.dir={run}", cwd=tmp_path, path=path)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((run / "summary.json").read_text())
     assert s["case"] == "custom" and s["layer_sizes"] == [96, 48, 48, 48]
@@ -225,13 +224,15 @@ def test_a_module_of_your_own_runs_end_to_end(tmp_path):
 
     sweep = tmp_path / "sweep"
     searchpath = f"hydra.searchpath=[file://{tmp_path / 'myconf'}]"
-    r = infomax("run", "-m", searchpath, "case=mine,c", *TINY, f"hydra.sweep.dir={sweep}", env=env)
+    r = infomax(
+        "run", "-m", searchpath, "case=mine,c", *TINY, f"hydra.sweep.dir={sweep}", path=path
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     comparison = pd.read_csv(sweep / "comparison.csv")
     assert {"mi_max_mine", "mi_max_c"} <= set(comparison.columns) and len(comparison) == 12
     claims = pd.read_csv(sweep / "claims.csv")
     assert set(claims.study_case) == {"c"} and len(claims) == 5
     for command in ("compare", "report"):
-        r = infomax(command, str(sweep), env=env)
+        r = infomax(command, str(sweep), path=path)
         assert r.returncode == 0, r.stderr[-2000:]
     assert "case mine" in (sweep / "report.html").read_text()

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
-from conftest import ROOT, THREADS
+from conftest import ROOT, THREADS, user_env
 from images_on_disk import rgb_noise, save
 from markdown_it import MarkdownIt
 from omegaconf import OmegaConf
@@ -304,7 +304,7 @@ def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
     cwd.mkdir()
     bin_dir = _shims(tmp_path)
     env = {
-        **os.environ,
+        **user_env(),
         "HOME": str(_home(tmp_path)),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
