@@ -23,6 +23,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from test_readme import check_outputs, output_tables
 
+from infomax_cli import jobstart
+
 # one worker runs this module (make test: --dist loadgroup), so its sweeps (launched) are made once,
 # not once per worker
 pytestmark = pytest.mark.xdist_group("test_cli_launchers")
@@ -94,6 +96,21 @@ def test_same_named_presets_stay_typed(name):
     key = "n_jobs" if name == "joblib" else "timeout_min"
     with pytest.raises(Exception, match=key):
         launcher_cfg(name, [f"hydra.launcher.{key}=lots"])
+
+
+def test_a_local_jobs_result_is_not_waited_for_as_on_a_network_filesystem(monkeypatch):
+    """submitit waits 15 s for a finished job's result file (a cluster's filesystem may show it late):
+    a submitit_local sweep waits LOCAL_RESULT_WAIT_S, a SLURM sweep keeps submitit's wait."""
+    from submitit.local.local import LocalJob
+    from submitit.slurm.slurm import SlurmJob
+
+    monkeypatch.setattr(LocalJob, "_results_timeout_s", 15)
+    jobstart._local_jobs_report_at_once(launcher_cfg("slurm"))
+    jobstart._local_jobs_report_at_once(launcher_cfg("joblib"))
+    assert LocalJob._results_timeout_s == SlurmJob._results_timeout_s == 15
+    jobstart._local_jobs_report_at_once(launcher_cfg("submitit_local"))
+    assert LocalJob._results_timeout_s == jobstart.LOCAL_RESULT_WAIT_S < 15
+    assert SlurmJob._results_timeout_s == 15
 
 
 # --- whole sweeps through each launcher: the same results, a failed job reported, the README's files ---
