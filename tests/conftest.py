@@ -205,3 +205,15 @@ def pytest_collection_modifyitems(config, items):
         fn = getattr(item, "function", None)
         if fn is not None and "infomax(" in inspect.getsource(fn):
             item.add_marker(pytest.mark.cli)
+
+
+def pytest_configure(config):
+    """make test's `--dist loadgroup` sends a module's tests to one worker, so that its module fixture
+    (a sweep, a trained reference run) is made once; pytest-xdist 3.8 does so by renaming the tests,
+    which pytest 9.2 silently undoes (its groups were ignored). Stop, saying so, rather than run that
+    way."""
+    if getattr(config.option, "dist", "no") == "loadgroup" and pytest.version_tuple >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} and pytest-xdist do not keep --dist loadgroup's groups: "
+            "install the versions pyproject.toml allows (make install)"
+        )

@@ -480,6 +480,9 @@ def _gcmi_ince(x: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.mark.parametrize("side", [32, 96])
 @pytest.mark.slow
+@pytest.mark.xdist_group(
+    "gcmi"
+)  # one worker: GCMI's kernel and frites are compiled and imported once
 def test_gcmi_agrees_with_ince_et_al_and_frites(backend, side):
     """1-based ranks, as Ince et al. (2017) and frites' gcmi have them: agreement to 1e-6 nats."""
     x, y = gaussian(0.6, n=3, side=side)
