@@ -42,10 +42,11 @@ TINY = [
 
 
 def user_env(**extra: str) -> dict:
-    """This process's environment as a user's shell has it: without what `make test` puts there for
-    its sub-makes (MAKEFLAGS carries `ARGS=...`, which a `make demo` the tests start would pass on to
-    `infomax run`)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    """This process's environment as a user's shell has it: without what `make test ARGS=...` puts
+    there for the commands it starts (ARGS itself, and MAKEFLAGS, which carries it on), which a `make
+    demo` the tests start would pass on to `infomax run`."""
+    make = ("ARGS", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if k not in make}
     return {**env, **extra}
 
 
