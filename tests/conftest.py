@@ -192,39 +192,6 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return sweep, subprocess.CompletedProcess(["infomax", "run", "-m"], code, stdout, stderr)
 
 
-# numba's kernels by group, each compiled by one worker (the groups take about as long)
-KERNELS = {
-    "histogram": [("histogram", "width"), ("histogram", "quantile")],
-    "gcmi-ksg": [("gcmi", "width"), ("ksg", "width")],
-}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def numba_kernels_compiled_once(tmp_path_factory):
-    """On a fresh checkout numba compiles its kernels on first use and caches them on disk (cache=True,
-    in the package's __pycache__), some seconds each: two workers, and every `infomax` process started
-    before the cache is written, would each compile them. Before the first test each worker compiles
-    one group under its lock, then takes the other's (read from the cache once the other worker has
-    written it), so each kernel is compiled once and every later process reads it."""
-    import torch
-    from filelock import FileLock
-
-    from infomax_cli import mi
-
-    shared = tmp_path_factory.getbasetemp()
-    groups = list(KERNELS)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-        if os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") in ("1", "3", "5", "7"):
-            groups.reverse()
-    x, y = torch.rand(2, 16, 16), torch.rand(2, 3, 16, 16)
-    for group in groups:
-        with FileLock(str(shared / f"numba-{group}.lock")):
-            for estimator, binning in KERNELS[group]:
-                mi.estimate_mi(x, y, estimator=estimator, binning=binning)
-            mi.shuffle_pixels(y, seed=0)
-
-
 @pytest.fixture
 def tiny():
     return list(TINY)
@@ -239,9 +206,6 @@ def pytest_collection_modifyitems(config, items):
         fn = getattr(item, "function", None)
         if fn is not None and "infomax(" in inspect.getsource(fn):
             item.add_marker(pytest.mark.cli)
-    # the slow tests first (the same order in every worker): the two workers then end together, not
-    # one of them idle while the other runs a long test it drew last
-    items[:] = sorted(items, key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_configure(config):
