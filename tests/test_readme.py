@@ -25,7 +25,8 @@ to every command of the block (`extra` lines add up). A command without an `exit
 
 Each block runs in a fresh empty directory, with HOME pointing at a fresh home that holds `photos/`
 (two labels of twelve small PNGs, for the "Your own images" examples), `infomax` being this checkout's
-and `make` reading this checkout's Makefile (with `install` taken as done). After each command every
+(each command a process forked from a warm interpreter, tests/zygote.py: the same command without
+2-5 s of imports) and `make` reading this checkout's Makefile (with `install` taken as done). After each command every
 run and sweep directory under the block's directory is checked against the README's output tables:
 every file in it is a row, and every row that is not conditional ("only ...") is there.
 """
@@ -35,8 +36,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,23 +250,67 @@ def _home(base: Path) -> Path:
     return home
 
 
-def _shims(base: Path) -> Path:
+def _shims(base: Path, zygote: Path) -> Path:
     """`infomax` and `python` as this checkout's, the block's extra overrides appended to every
-    `infomax run`."""
+    `infomax run`. `infomax` is each time a fresh process forked from the warm interpreter at `zygote`
+    (tests/zygote.py: the command as `python -m infomax_cli.cli` would run it, without 2-5 s of imports)."""
     bin_dir = base / "bin"
     bin_dir.mkdir()
     python = sys.executable
+    client = f'"{python}" -S "{ROOT / "tests" / "zygote.py"}" "{zygote}"'
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{python}" "$@"\n')
     # this checkout's package even where a command sets PYTHONPATH itself (PYTHONPATH=. for a module)
     (bin_dir / "infomax").write_text(
         "#!/bin/sh\n"
         f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{ROOT}"; export PYTHONPATH\n'
-        f'if [ "$1" = run ]; then exec "{python}" -m infomax_cli.cli "$@" $README_TEST_EXTRA; fi\n'
-        f'exec "{python}" -m infomax_cli.cli "$@"\n'
+        f'if [ "$1" = run ]; then exec {client} "$@" $README_TEST_EXTRA; fi\n'
+        f'exec {client} "$@"\n'
     )
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
+
+
+def _environment(home: Path, bin_dir: Path | None) -> dict:
+    """A block's environment: the user's, with the test's home, this checkout's `infomax` first on
+    PATH, one thread, and matplotlib's font cache from the real home (not rebuilt in every fresh one)."""
+    path = os.environ.get("PATH", "")
+    return {
+        **user_env(),
+        "HOME": str(home),
+        "PATH": f"{bin_dir}{os.pathsep}{path}" if bin_dir else path,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
+        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
+    }
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    """The warm interpreter the `infomax` shim forks each command from (tests/zygote.py), started
+    once for this module's tests with their environment; its socket's path."""
+    folder = Path(tempfile.mkdtemp(prefix="infomax-zygote-"))  # short: a socket path has 107 bytes
+    socket_path, log = folder / "socket", folder / "server.log"
+    with log.open("w") as err:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "zygote.py"), "--serve", str(socket_path)],
+            env=_environment(Path.home(), None),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        if server.stdout.readline().strip() != "ready":
+            server.wait(60)
+            pytest.fail(f"tests/zygote.py did not start:\n{log.read_text()[-3000:]}")
+        yield socket_path
+    finally:
+        server.kill()
+        server.wait(60)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_command(text: str, cwd: Path, bin_dir: Path, env: dict) -> subprocess.CompletedProcess:
@@ -279,7 +326,7 @@ def _items():
     for b in blocks():
         runnable = [c for c in b.commands if c.skip is None]
         if runnable:
-            marks = [pytest.mark.slow, pytest.mark.cli]
+            marks = [pytest.mark.slow, pytest.mark.cli, pytest.mark.xdist_group("readme")]
             out.append(pytest.param(b, None, id=f"line{b.line}", marks=marks))
         for c in b.commands:
             if c.skip is not None:
@@ -297,24 +344,13 @@ def _items():
 
 
 @pytest.mark.parametrize("block,skipped", _items())
-def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
+def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path, zygote):
     assert not block.errors, block.errors
     tables = output_tables()
     cwd = tmp_path / "work"
     cwd.mkdir()
-    bin_dir = _shims(tmp_path)
-    env = {
-        **user_env(),
-        "HOME": str(_home(tmp_path)),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        ),
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
-        # matplotlib's font cache from the real home, not rebuilt in every fresh one
-        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
-    }
+    bin_dir = _shims(tmp_path, zygote)
+    env = _environment(_home(tmp_path), bin_dir)
     for name, text in block.files.items():
         (cwd / name).parent.mkdir(parents=True, exist_ok=True)
         (cwd / name).write_text(text)

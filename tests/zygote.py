@@ -1,0 +1,124 @@
+"""`infomax` for the README test: each command a fresh process forked from a warm interpreter.
+
+A fresh `infomax` spends 2-5 s importing torch, its compiler front end (which the optimizer imports),
+Hydra, pandas, matplotlib and numba before it reads its arguments; the README's blocks start over a dozen.
+Here one server per test worker imports them once and forks a child per command. The child is set up
+as `python -m infomax_cli.cli ARGS` would be in the caller's place: the caller's stdin, stdout and
+stderr (passed over the socket), working directory, environment, import path (the working directory,
+then PYTHONPATH), then `cli.main(ARGS)` and the interpreter's own exit (atexit handlers, the log files'
+flush). What it does not reproduce is what an interpreter reads only when it starts (PYTHONHASHSEED,
+PYTHON* flags, a thread count read at import): the server starts with the README test's environment,
+and the tests that depend on a fresh interpreter start one (`conftest.infomax(..., process=True)`).
+
+    python tests/zygote.py --serve SOCKET     # the server: prints `ready` once it listens
+    python -S tests/zygote.py SOCKET ARGS...  # a command: exits with the child's status
+
+The client imports only the standard library (milliseconds), so it can stand where `infomax` is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+
+STATUS_LOST = 1  # the child ended without reporting a status (killed): what a crash exits with
+
+
+# ------------------------------------------------------------------------------------------ client
+def client(path: str, argv: list[str]) -> int:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        socket.send_fds(s, [b"\0"], [0, 1, 2])
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        s.sendall(json.dumps(request).encode())
+        s.shutdown(socket.SHUT_WR)
+        reply = b"".join(iter(lambda: s.recv(4096), b""))  # until the child has exited
+    if not reply.strip():
+        print("zygote: the infomax process ended without an exit status", file=sys.stderr)
+        return STATUS_LOST
+    return int(reply)
+
+
+# ------------------------------------------------------------------------------------------ server
+def preload() -> None:
+    """What every command of the README imports, loaded once and nothing run (the idle native threads
+    torch starts on import are those a DataLoader worker is forked beside)."""
+    import matplotlib.pyplot  # noqa: F401
+    import torch._dynamo  # noqa: F401  (torch.optim's first call imports it)
+
+    import infomax_cli.analysis.compare  # noqa: F401
+    import infomax_cli.app  # noqa: F401
+    import infomax_cli.commands  # noqa: F401
+    import infomax_cli.experiment  # noqa: F401
+    import infomax_cli.mi.validate  # noqa: F401
+    import infomax_cli.render.report  # noqa: F401
+    import infomax_cli.sensitivity  # noqa: F401
+    import infomax_cli.settle  # noqa: F401
+
+
+def serve(path: str) -> None:
+    import threading
+
+    preload()
+    if threading.active_count() != 1:  # a fork copies no thread: only a lock one of them held
+        sys.exit(f"zygote: {threading.active_count()} Python threads after the imports; no fork")
+    base_path = [p for p in sys.path[1:] if p not in _pythonpath(os.environ)]  # no script folder
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen()
+        print("ready", flush=True)
+        while True:
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                listener.close()
+                child(conn, base_path)  # exits
+            conn.close()
+
+
+def _pythonpath(env: dict) -> list[str]:
+    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def child(conn: socket.socket, base_path: list[str]) -> None:
+    """Become `python -m infomax_cli.cli ARGS` as the client would have started it; never returns."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must be able to wait for its own
+    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+    request = json.loads(b"".join(iter(lambda: conn.recv(1 << 16), b"")))
+    for target, fd in zip((0, 1, 2), fds, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.path[:] = [os.getcwd(), *_pythonpath(request["env"]), *base_path]
+    sys.argv = ["infomax", *request["argv"]]
+
+    def report_status(code: int) -> None:
+        conn.sendall(str(code).encode())  # the socket closes when the process has ended
+
+    from infomax_cli import cli
+
+    try:
+        code = cli.main(request["argv"])
+    except SystemExit as e:  # argparse's --help and usage errors
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    report_status(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2])
+    else:
+        sys.exit(client(sys.argv[1], sys.argv[2:]))
