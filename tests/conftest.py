@@ -1,6 +1,6 @@
 """Shared helpers: compose configs as Hydra does, and run the real CLI: in this process when nothing
 needs a fresh one (a job without a launcher, a signal or an environment of its own), else in a fresh
-process as a user would."""
+process as a user would (forked from a warm interpreter, tests/zygote.py, unless a new one is the point)."""
 
 from __future__ import annotations
 
@@ -72,12 +72,15 @@ def infomax(
     timeout: float = 600,
     env: dict | None = None,
     process: bool | None = None,
+    interpreter: str = "warm",
     path: list[Path] = (),
 ) -> subprocess.CompletedProcess:
     """Run `infomax ARGS` as a user would; returns its exit status and what it printed. In a fresh
-    process when `process`, or by default when `env` is given (read when a process starts:
-    PYTHONHASHSEED, ...) or a launcher is named (its workers are processes); else in this process
-    (cli.main, the same code from argv to exit status, without the 3 s of a fresh interpreter).
+    process when `process`, or by default when `env` is given or a launcher is named (its workers are
+    processes); else in this process (cli.main, the same code from argv to exit status, without 3 s of
+    imports). A fresh process is forked from this worker's warm interpreter (tests/zygote.py: a process
+    of its own, set up as `python -m infomax_cli.cli` would be, without the imports), or with
+    `interpreter="new"` is a new interpreter, for what one reads only as it starts (PYTHONHASHSEED).
     `path`: folders holding the user's own modules, put first on the import path as PYTHONPATH puts
     them for a fresh process (README's `PYTHONPATH=. infomax run ...` is run so by test_readme.py)."""
     if process is None:
@@ -93,14 +96,56 @@ def infomax(
         **({"PYTHONPATH": os.pathsep.join(pythonpath).rstrip(os.pathsep)} if path else {}),
         **(env or {}),
     }
+    if interpreter == "new":
+        command = [sys.executable, "-m", "infomax_cli.cli"]
+    else:
+        command = [sys.executable, "-S", str(ROOT / "tests" / "zygote.py"), str(warm_interpreter())]
     return subprocess.run(
-        [sys.executable, "-m", "infomax_cli.cli", *args],
+        [*command, *args],
         cwd=cwd or ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=full_env,
     )
+
+
+_WARM: dict[str, Path] = {}
+
+
+def warm_interpreter() -> Path:
+    """The socket of this test worker's warm interpreter (tests/zygote.py), started on first use with
+    the worker's environment and stopped when the worker ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if "socket" in _WARM:
+        return _WARM["socket"]
+    folder = Path(tempfile.mkdtemp(prefix="infomax-zygote-"))  # short: a socket path has 107 bytes
+    socket_path, log = folder / "socket", folder / "server.log"
+    env = {**user_env(), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
+    with log.open("w") as err:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "zygote.py"), "--serve", str(socket_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+
+    def stop():
+        server.kill()
+        server.wait(60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(stop)
+    if server.stdout.readline().strip() != "ready":
+        server.wait(60)
+        raise RuntimeError(f"tests/zygote.py did not start:\n{log.read_text()[-3000:]}")
+    _WARM["socket"] = socket_path
+    return socket_path
 
 
 @contextlib.contextmanager

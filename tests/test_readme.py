@@ -36,16 +36,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 import pytest
-from conftest import ROOT, THREADS, user_env
+from conftest import ROOT, THREADS, user_env, warm_interpreter
 from images_on_disk import rgb_noise, save
 from markdown_it import MarkdownIt
 from omegaconf import OmegaConf
@@ -271,14 +269,13 @@ def _shims(base: Path, zygote: Path) -> Path:
     return bin_dir
 
 
-def _environment(home: Path, bin_dir: Path | None) -> dict:
+def _environment(home: Path, bin_dir: Path) -> dict:
     """A block's environment: the user's, with the test's home, this checkout's `infomax` first on
     PATH, one thread, and matplotlib's font cache from the real home (not rebuilt in every fresh one)."""
-    path = os.environ.get("PATH", "")
     return {
         **user_env(),
         "HOME": str(home),
-        "PATH": f"{bin_dir}{os.pathsep}{path}" if bin_dir else path,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         ),
@@ -286,31 +283,6 @@ def _environment(home: Path, bin_dir: Path | None) -> dict:
         "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
         "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
     }
-
-
-@pytest.fixture(scope="module")
-def zygote():
-    """The warm interpreter the `infomax` shim forks each command from (tests/zygote.py), started
-    once for this module's tests with their environment; its socket's path."""
-    folder = Path(tempfile.mkdtemp(prefix="infomax-zygote-"))  # short: a socket path has 107 bytes
-    socket_path, log = folder / "socket", folder / "server.log"
-    with log.open("w") as err:
-        server = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "zygote.py"), "--serve", str(socket_path)],
-            env=_environment(Path.home(), None),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        if server.stdout.readline().strip() != "ready":
-            server.wait(60)
-            pytest.fail(f"tests/zygote.py did not start:\n{log.read_text()[-3000:]}")
-        yield socket_path
-    finally:
-        server.kill()
-        server.wait(60)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_command(text: str, cwd: Path, bin_dir: Path, env: dict) -> subprocess.CompletedProcess:
@@ -326,7 +298,7 @@ def _items():
     for b in blocks():
         runnable = [c for c in b.commands if c.skip is None]
         if runnable:
-            marks = [pytest.mark.slow, pytest.mark.cli, pytest.mark.xdist_group("readme")]
+            marks = [pytest.mark.slow, pytest.mark.cli]
             out.append(pytest.param(b, None, id=f"line{b.line}", marks=marks))
         for c in b.commands:
             if c.skip is not None:
@@ -344,12 +316,12 @@ def _items():
 
 
 @pytest.mark.parametrize("block,skipped", _items())
-def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path, zygote):
+def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
     assert not block.errors, block.errors
     tables = output_tables()
     cwd = tmp_path / "work"
     cwd.mkdir()
-    bin_dir = _shims(tmp_path, zygote)
+    bin_dir = _shims(tmp_path, warm_interpreter())
     env = _environment(_home(tmp_path), bin_dir)
     for name, text in block.files.items():
         (cwd / name).parent.mkdir(parents=True, exist_ok=True)

@@ -177,7 +177,7 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
     first = (sweep / rundir.REPORT).read_bytes()
     assert build_report(sweep) == sweep / rundir.REPORT
     assert (sweep / rundir.REPORT).read_bytes() == first
-    done = infomax("report", str(sweep), env={"PYTHONHASHSEED": "12345"})
+    done = infomax("report", str(sweep), env={"PYTHONHASHSEED": "12345"}, interpreter="new")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sweep / rundir.REPORT)
     assert (sweep / rundir.REPORT).read_bytes() == first

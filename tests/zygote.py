@@ -1,14 +1,15 @@
-"""`infomax` for the README test: each command a fresh process forked from a warm interpreter.
+"""A fresh `infomax` process without its imports: forked from a warm interpreter (the tests' `infomax`).
 
 A fresh `infomax` spends 2-5 s importing torch, its compiler front end (which the optimizer imports),
-Hydra, pandas, matplotlib and numba before it reads its arguments; the README's blocks start over a dozen.
-Here one server per test worker imports them once and forks a child per command. The child is set up
-as `python -m infomax_cli.cli ARGS` would be in the caller's place: the caller's stdin, stdout and
-stderr (passed over the socket), working directory, environment, import path (the working directory,
-then PYTHONPATH), then `cli.main(ARGS)` and the interpreter's own exit (atexit handlers, the log files'
-flush). What it does not reproduce is what an interpreter reads only when it starts (PYTHONHASHSEED,
-PYTHON* flags, a thread count read at import): the server starts with the README test's environment,
-and the tests that depend on a fresh interpreter start one (`conftest.infomax(..., process=True)`).
+Hydra, pandas, matplotlib and numba before it reads its arguments; the README's blocks and the tests
+of launchers start dozens. Here one server per test worker imports them once and forks a child per
+command. The child is set up as `python -m infomax_cli.cli ARGS` would be in the caller's place: the
+caller's stdin, stdout and stderr (passed over the socket), working directory, environment, import
+path (the working directory, then PYTHONPATH), then the module run as `python -m` runs it (runpy:
+`__main__`, sys.argv) and the interpreter's own exit (atexit handlers, the log files' flush). What it
+cannot give is what an interpreter reads only as it starts (PYTHONHASHSEED, PYTHON* flags): those are
+the server's, and a test about them starts a new interpreter (`conftest.infomax(..., interpreter="new")`).
+A signal sent to the client is not passed on: a test that signals a job starts a new interpreter too.
 
     python tests/zygote.py --serve SOCKET     # the server: prints `ready` once it listens
     python -S tests/zygote.py SOCKET ARGS...  # a command: exits with the child's status
@@ -85,6 +86,8 @@ def _pythonpath(env: dict) -> list[str]:
 
 def child(conn: socket.socket, base_path: list[str]) -> None:
     """Become `python -m infomax_cli.cli ARGS` as the client would have started it; never returns."""
+    import runpy
+
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must be able to wait for its own
     _, fds, _, _ = socket.recv_fds(conn, 1, 3)
     request = json.loads(b"".join(iter(lambda: conn.recv(1 << 16), b"")))
@@ -96,16 +99,15 @@ def child(conn: socket.socket, base_path: list[str]) -> None:
     os.environ.update(request["env"])
     sys.path[:] = [os.getcwd(), *_pythonpath(request["env"]), *base_path]
     sys.argv = ["infomax", *request["argv"]]
-
-    def report_status(code: int) -> None:
-        conn.sendall(str(code).encode())  # the socket closes when the process has ended
-
-    from infomax_cli import cli
-
-    try:
-        code = cli.main(request["argv"])
-    except SystemExit as e:  # argparse's --help and usage errors
+    # as in a new interpreter, the module is run as __main__ and not yet imported
+    sys.modules.pop("infomax_cli.cli", None)
+    try:  # what `python -m` does: the module run as __main__, sys.argv[0] its file
+        runpy.run_module("infomax_cli.cli", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=sys.stderr)
     except BaseException:
         import traceback
 
@@ -113,7 +115,7 @@ def child(conn: socket.socket, base_path: list[str]) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    report_status(code)
+    conn.sendall(str(code).encode())  # the client reads on until this process has ended
     sys.exit(code)
 
 
