@@ -130,6 +130,7 @@ def warm_interpreter() -> Path:
             [sys.executable, str(ROOT / "tests" / "zygote.py"), "--serve", str(socket_path)],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,

@@ -26,6 +26,7 @@ import socket
 import sys
 
 STATUS_LOST = 1  # the child ended without reporting a status (killed): what a crash exits with
+PARENT_CHECK_S = 2  # how often the server checks that the test worker that started it is alive
 
 
 # ------------------------------------------------------------------------------------------ client
@@ -68,12 +69,21 @@ def serve(path: str) -> None:
         sys.exit(f"zygote: {threading.active_count()} Python threads after the imports; no fork")
     base_path = [p for p in sys.path[1:] if p not in _pythonpath(os.environ)]  # no script folder
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    parent = os.getppid()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(path)
         listener.listen()
+        listener.settimeout(PARENT_CHECK_S)
         print("ready", flush=True)
         while True:
-            conn, _ = listener.accept()
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                # the test worker that started it is gone (even killed): so is the server
+                if os.getppid() != parent:
+                    return
+                continue
+            conn.settimeout(None)
             if os.fork() == 0:
                 listener.close()
                 child(conn, base_path)  # exits
