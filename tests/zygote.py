@@ -46,7 +46,7 @@ def client(path: str, argv: list[str]) -> int:
 
 # ------------------------------------------------------------------------------------------ server
 def preload() -> None:
-    """What every command of the README imports, loaded once and nothing run (the idle native threads
+    """What the `infomax` commands import, loaded once and nothing run (the idle native threads
     torch starts on import are those a DataLoader worker is forked beside)."""
     import matplotlib.pyplot  # noqa: F401
     import torch._dynamo  # noqa: F401  (torch.optim's first call imports it)
