@@ -32,8 +32,9 @@ study: install
 # Every test (CI's command), on two workers of one thread each (tests/conftest.py; pytest-xdist,
 # --dist loadgroup: a module whose fixture trains a job runs on one worker, so it trains once). A test
 # that runs `infomax` does so in its own process unless a fresh one is the point (a launcher, a signal,
-# an environment of its own); a fresh one is forked from a warm interpreter (tests/zygote.py). test-fast: the edit-test loop, the tests of a second or less (no `slow`
-# mark: no job, sweep, comparison, calibration or browser; no `cli` mark: no `infomax` command).
+# an environment of its own); a fresh one is forked from a warm interpreter (tests/zygote.py).
+# test-fast: the edit-test loop, the tests of a second or less (no `slow` mark: no job, sweep,
+# comparison, calibration or browser; no `cli` mark: no `infomax` command).
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
 

@@ -5,6 +5,7 @@ process as a user would (forked from a warm interpreter, tests/zygote.py, unless
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -96,10 +97,8 @@ def infomax(
         **({"PYTHONPATH": os.pathsep.join(pythonpath).rstrip(os.pathsep)} if path else {}),
         **(env or {}),
     }
-    if interpreter == "new":
-        command = [sys.executable, "-m", "infomax_cli.cli"]
-    else:
-        command = [sys.executable, "-S", str(ROOT / "tests" / "zygote.py"), str(warm_interpreter())]
+    new = interpreter == "new"
+    command = [sys.executable, "-m", "infomax_cli.cli"] if new else warm_infomax()
     return subprocess.run(
         [*command, *args],
         cwd=cwd or ROOT,
@@ -110,9 +109,12 @@ def infomax(
     )
 
 
-_WARM: dict[str, Path] = {}
+def warm_infomax() -> list[str]:
+    """The command that runs `infomax` as a process forked from this worker's warm interpreter."""
+    return [sys.executable, "-S", str(ROOT / "tests" / "zygote.py"), str(warm_interpreter())]
 
 
+@functools.cache
 def warm_interpreter() -> Path:
     """The socket of this test worker's warm interpreter (tests/zygote.py), started on first use with
     the worker's environment and stopped when the worker ends."""
@@ -120,8 +122,6 @@ def warm_interpreter() -> Path:
     import shutil
     import tempfile
 
-    if "socket" in _WARM:
-        return _WARM["socket"]
     folder = Path(tempfile.mkdtemp(prefix="infomax-zygote-"))  # short: a socket path has 107 bytes
     socket_path, log = folder / "socket", folder / "server.log"
     env = {**user_env(), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
@@ -145,7 +145,6 @@ def warm_interpreter() -> Path:
     if server.stdout.readline().strip() != "ready":
         server.wait(60)
         raise RuntimeError(f"tests/zygote.py did not start:\n{log.read_text()[-3000:]}")
-    _WARM["socket"] = socket_path
     return socket_path
 
 

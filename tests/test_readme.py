@@ -26,8 +26,8 @@ to every command of the block (`extra` lines add up). A command without an `exit
 Each block runs in a fresh empty directory, with HOME pointing at a fresh home that holds `photos/`
 (two labels of twelve small PNGs, for the "Your own images" examples), `infomax` being this checkout's
 (each command a process forked from a warm interpreter, tests/zygote.py: the same command without
-2-5 s of imports) and `make` reading this checkout's Makefile (with `install` taken as done). After each command every
-run and sweep directory under the block's directory is checked against the README's output tables:
+2-5 s of imports) and `make` reading this checkout's Makefile (with `install` taken as done). After
+each command every run and sweep directory under the block's directory is checked against the README's output tables:
 every file in it is a row, and every row that is not conditional ("only ...") is there.
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
-from conftest import ROOT, THREADS, user_env, warm_interpreter
+from conftest import ROOT, THREADS, user_env, warm_infomax
 from images_on_disk import rgb_noise, save
 from markdown_it import MarkdownIt
 from omegaconf import OmegaConf
@@ -248,14 +249,14 @@ def _home(base: Path) -> Path:
     return home
 
 
-def _shims(base: Path, zygote: Path) -> Path:
+def _shims(base: Path) -> Path:
     """`infomax` and `python` as this checkout's, the block's extra overrides appended to every
-    `infomax run`. `infomax` is each time a fresh process forked from the warm interpreter at `zygote`
+    `infomax run`. `infomax` is each time a fresh process forked from the worker's warm interpreter
     (tests/zygote.py: the command as `python -m infomax_cli.cli` would run it, without 2-5 s of imports)."""
     bin_dir = base / "bin"
     bin_dir.mkdir()
     python = sys.executable
-    client = f'"{python}" -S "{ROOT / "tests" / "zygote.py"}" "{zygote}"'
+    client = shlex.join(warm_infomax())
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{python}" "$@"\n')
     # this checkout's package even where a command sets PYTHONPATH itself (PYTHONPATH=. for a module)
     (bin_dir / "infomax").write_text(
@@ -267,22 +268,6 @@ def _shims(base: Path, zygote: Path) -> Path:
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
-
-
-def _environment(home: Path, bin_dir: Path) -> dict:
-    """A block's environment: the user's, with the test's home, this checkout's `infomax` first on
-    PATH, one thread, and matplotlib's font cache from the real home (not rebuilt in every fresh one)."""
-    return {
-        **user_env(),
-        "HOME": str(home),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep
-        ),
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
-        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
-    }
 
 
 def run_command(text: str, cwd: Path, bin_dir: Path, env: dict) -> subprocess.CompletedProcess:
@@ -321,8 +306,19 @@ def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
     tables = output_tables()
     cwd = tmp_path / "work"
     cwd.mkdir()
-    bin_dir = _shims(tmp_path, warm_interpreter())
-    env = _environment(_home(tmp_path), bin_dir)
+    bin_dir = _shims(tmp_path)
+    env = {
+        **user_env(),
+        "HOME": str(_home(tmp_path)),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(THREADS),  # conftest's: one per test worker
+        # matplotlib's font cache from the real home, not rebuilt in every fresh one
+        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir(),
+    }
     for name, text in block.files.items():
         (cwd / name).parent.mkdir(parents=True, exist_ok=True)
         (cwd / name).write_text(text)
