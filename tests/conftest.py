@@ -111,13 +111,14 @@ def infomax(
 
 def warm_infomax() -> list[str]:
     """The command that runs `infomax` as a process forked from this worker's warm interpreter."""
-    return [sys.executable, "-S", str(ROOT / "tests" / "zygote.py"), str(warm_interpreter())]
+    return [str(warm_python()), "-m", "infomax_cli.cli"]
 
 
 @functools.cache
-def warm_interpreter() -> Path:
-    """The socket of this test worker's warm interpreter (tests/zygote.py), started on first use with
-    the worker's environment and stopped when the worker ends."""
+def warm_python() -> Path:
+    """This test worker's warm interpreter (tests/zygote.py), started on first use with the worker's
+    environment and stopped when the worker ends: the `python` that forks `-m infomax_cli.cli` (and
+    submitit's jobs, and this repository's scripts) from it, and runs anything else as Python would."""
     import atexit
     import shutil
     import tempfile
@@ -145,7 +146,7 @@ def warm_interpreter() -> Path:
     if server.stdout.readline().strip() != "ready":
         server.wait(60)
         raise RuntimeError(f"tests/zygote.py did not start:\n{log.read_text()[-3000:]}")
-    return socket_path
+    return folder / "python"
 
 
 @contextlib.contextmanager
@@ -170,25 +171,28 @@ def on_import_path(folders: list[Path]):
 
 
 def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`infomax ARGS` run by cli.main in this process, from `cwd`, its stdout and stderr captured; what
-    a command changes for the process is put back after it (the working directory, the root logger's
-    handlers, Hydra's global state, the thread count, sys.argv)."""
+    """`infomax ARGS` run by cli.main in this process, from `cwd`, its stdout and stderr captured; the
+    processes it starts as `sys.executable` (settle's rounds) are forked from the warm interpreter.
+    What a command changes for the process is put back after it (the working directory, the root
+    logger's handlers, Hydra's global state, the thread count, sys.argv, sys.executable)."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
     from infomax_cli import cli
 
     out, err = io.StringIO(), io.StringIO()
-    root, here, argv, threads = (
+    root, here, argv, threads, executable = (
         logging.getLogger(),
         os.getcwd(),
         sys.argv[:],
         torch.get_num_threads(),
+        sys.executable,
     )
     handlers, level = root.handlers[:], root.level
     try:
         os.chdir(cwd)
         torch.set_num_threads(THREADS)
+        sys.executable = str(warm_python())
         # the root logger as a fresh process has it: no handler (pytest's aside), so that the command
         # sets up its own console logging, into the captured output
         root.handlers[:] = []
@@ -202,7 +206,7 @@ def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         os.chdir(here)
         for handler in root.handlers:
             handler.close()
-        root.handlers[:], sys.argv[:] = handlers, argv
+        root.handlers[:], sys.argv[:], sys.executable = handlers, argv, executable
         root.setLevel(level)
         GlobalHydra.instance().clear()
         torch.set_num_threads(threads)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, THREADS, user_env
+from conftest import ROOT, THREADS, user_env, warm_python
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check  # noqa: E402
@@ -35,7 +35,9 @@ def table_rows(markdown: str) -> list[list[str]]:
 @pytest.mark.slow
 def test_make_gpu_check_on_the_cpu_measures_every_item_tiny_and_says_so(tmp_path):
     out = tmp_path / "check"
-    bin_dir = Path(sys.executable).parent  # this interpreter, as `make install` would make it
+    # BIN's python: this interpreter, as `make install` would make it, which forks the check's own
+    # processes (gpu_check.py, its `infomax run`s) from the worker's warm one (tests/zygote.py)
+    bin_dir = warm_python().parent
     cmd = ["make", "-s", "-f", str(ROOT / "Makefile"), "-o", "install", f"BIN={bin_dir}"]
     env = user_env(OMP_NUM_THREADS=str(THREADS), COMMIT="", OUT="")
     r = subprocess.run(

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, infomax
+from conftest import ROOT, TINY, infomax, warm_infomax
 from test_verdict import DOMINANT, LEAD, SYMMETRIC, judge, world_claims
 from verdict_world import World, wrong
 
@@ -254,7 +253,7 @@ def test_settle_end_to_end_interrupted_out_of_budget_and_continued(tmp_path):
     start = ["settle", "case=a,c", *TINY, f"hydra.sweep.dir={sweep}", "--round", "2"]
     start += ["--max-seeds", "2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
-    cmd = [sys.executable, "-m", "infomax_cli.cli", *start]
+    cmd = [*warm_infomax(), *start]  # forked: the client passes the SIGINT on
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 300

@@ -1,54 +1,114 @@
-"""A fresh `infomax` process without its imports: forked from a warm interpreter (the tests' `infomax`).
+"""Fresh Python processes without their imports: forked from a warm interpreter (the tests' `python`).
 
 A fresh `infomax` spends 2-5 s importing torch, its compiler front end (which the optimizer imports),
-Hydra, pandas, matplotlib and numba before it reads its arguments; the README's blocks and the tests
-of launchers start dozens. Here one server per test worker imports them once and forks a child per
-command. The child is set up as `python -m infomax_cli.cli ARGS` would be in the caller's place: the
-caller's stdin, stdout and stderr (passed over the socket), working directory, environment, import
-path (the working directory, then PYTHONPATH), then the module run as `python -m` runs it (runpy:
-`__main__`, sys.argv) and the interpreter's own exit (atexit handlers, the log files' flush). What it
-cannot give is what an interpreter reads only as it starts (PYTHONHASHSEED, PYTHON* flags): those are
-the server's, and a test about them starts a new interpreter (`conftest.infomax(..., interpreter="new")`).
-A signal sent to the client is not passed on: a test that signals a job starts a new interpreter too.
+Hydra, pandas, matplotlib and numba before it reads its arguments; the README's blocks, the launcher and
+signal tests, settle's rounds and the GPU check's CPU mode start dozens. Here one server per test worker
+imports them once and forks a process per command. It stands where the interpreter does: a file named
+`python` beside the server's socket, which the tests use as `sys.executable` (conftest.warm_python), so
+that a command's own processes (settle's rounds, submitit's jobs, the GPU check's jobs) are forked too.
 
-    python tests/zygote.py --serve SOCKET     # the server: prints `ready` once it listens
-    python -S tests/zygote.py SOCKET ARGS...  # a command: exits with the child's status
+    python tests/zygote.py --serve SOCKET     # the server: writes SOCKET's `python`, prints `ready`
+    <folder>/python [-u] -m MODULE ARGS...     # as `python -m MODULE ARGS` (FORKED below), forked
+    <folder>/python ANY OTHER ARGS...          # a new interpreter (exec), as before
 
-The client imports only the standard library (milliseconds), so it can stand where `infomax` is.
+The forked process is set up as the new interpreter would be in the caller's place: the caller's stdin,
+stdout and stderr (passed over the socket), working directory, environment, import path (the working
+directory or the script's folder, then PYTHONPATH), the module or script run as `__main__` (runpy), and
+the interpreter's own exit (atexit handlers, the log files' flush). It runs in a process group of its own.
+The caller's process (the client, standard library only: milliseconds) passes on the signals a user or
+a parent sends (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) to that group and ends as the
+forked process ends: with its exit status, or killed by the same signal; a client killed outright takes
+its forked process with it. What it cannot give is what an interpreter reads only as it starts
+(PYTHONHASHSEED, PYTHON* flags): those are the server's, and a test about them starts a new interpreter
+(`conftest.infomax(..., interpreter="new")`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import sys
 
-STATUS_LOST = 1  # the child ended without reporting a status (killed): what a crash exits with
+STATUS_LOST = 1  # the forked process's status never came (its waiter was killed): a crash's exit
 PARENT_CHECK_S = 2  # how often the server checks that the test worker that started it is alive
+PASSED_ON = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What is forked: the modules whose imports the server holds, and the scripts of benchmarks/ (the GPU
+# check); anything else (`-c`, a tool's worker with descriptors of its own) is a new interpreter.
+FORKED = ("infomax_cli.cli", "submitit.core._submit")
+SCRIPTS = os.path.join(ROOT, "benchmarks")
 
 
 # ------------------------------------------------------------------------------------------ client
-def client(path: str, argv: list[str]) -> int:
+def python(path: str, real: str, argv: list[str]) -> int:
+    """`python ARGV` for the caller: forked from the server at `path` when it is a command it serves,
+    else `real` (the interpreter) exec'd with the same arguments and descriptors."""
+    run = _forked_command(argv)
+    if run is None:
+        os.execv(real, [real, *argv])
+    return client(path, run)
+
+
+def _forked_command(argv: list[str]) -> dict | None:
+    """{"module": M} or {"script": S}, with "argv", when ARGV is `[-u] -m M ARGS` for M in FORKED or
+    `[-u] S ARGS` for a .py file in SCRIPTS; None otherwise."""
+    args = argv[1:] if argv[:1] == ["-u"] else argv
+    if args[:1] == ["-m"] and len(args) > 1 and args[1] in FORKED:
+        return {"module": args[1], "argv": args[2:]}
+    if args and args[0].endswith(".py") and not args[0].startswith("-"):
+        script = os.path.abspath(args[0])
+        if os.path.dirname(script) == SCRIPTS and os.path.isfile(script):
+            return {"script": script, "argv": args[1:]}
+    return None
+
+
+def client(path: str, run: dict) -> int:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
         socket.send_fds(s, [b"\0"], [0, 1, 2])
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
-        s.sendall(json.dumps(request).encode())
-        s.shutdown(socket.SHUT_WR)
-        reply = b"".join(iter(lambda: s.recv(4096), b""))  # until the child has exited
-    if not reply.strip():
-        print("zygote: the infomax process ended without an exit status", file=sys.stderr)
+        # the signals this process was started with ignored (a parent's SIG_IGN outlives exec): the
+        # forked process ignores them too, as a new interpreter would
+        ignored = [n for n in PASSED_ON if signal.getsignal(signal.Signals[n]) == signal.SIG_IGN]
+        here = {"cwd": os.getcwd(), "env": dict(os.environ), "ignored": ignored}
+        request = json.dumps({**run, **here}).encode()
+        s.sendall(len(request).to_bytes(8, "big") + request)
+        # the socket stays open both ways: the server sees this process end (then ends the fork)
+        reader = s.makefile("rb")
+        pid = int(reader.readline() or 0)
+        if pid:
+            for name in PASSED_ON:
+                signal.signal(signal.Signals[name], lambda n, _: _pass_on(pid, n))
+        status = reader.readline().strip()
+    if not status:
+        print("zygote: the forked process ended without an exit status", file=sys.stderr)
         return STATUS_LOST
-    return int(reply)
+    code = int(status)
+    if code < 0:  # killed by a signal: so is this process, as a parent would see it
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP: no handler to reset
+            pass
+        os.kill(os.getpid(), -code)
+        return 128 - code
+    return code
+
+
+def _pass_on(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)  # its group: as a terminal's Ctrl-C reaches a command's processes
+    except ProcessLookupError:
+        pass
 
 
 # ------------------------------------------------------------------------------------------ server
 def preload() -> None:
-    """What the `infomax` commands import, loaded once and nothing run (the idle native threads
-    torch starts on import are those a DataLoader worker is forked beside)."""
+    """What the forked commands import, loaded once and nothing run (the idle native threads torch
+    starts on import are those a DataLoader worker is forked beside)."""
     import matplotlib.pyplot  # noqa: F401
+    import submitit.core._submit  # noqa: F401
     import torch._dynamo  # noqa: F401  (torch.optim's first call imports it)
 
     import infomax_cli.analysis.compare  # noqa: F401
@@ -61,6 +121,19 @@ def preload() -> None:
     import infomax_cli.settle  # noqa: F401
 
 
+def write_python(path: str) -> str:
+    """The `python` beside the socket: this interpreter's stand-in, forking what the server serves."""
+    shim = os.path.join(os.path.dirname(path), "python")
+    with open(shim + ".tmp", "w") as f:
+        f.write(
+            f"#!{sys.executable} -S\nimport sys\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+            f"import zygote\nsys.exit(zygote.python({path!r}, {sys.executable!r}, sys.argv[1:]))\n"
+        )
+    os.chmod(shim + ".tmp", 0o755)
+    os.replace(shim + ".tmp", shim)
+    return shim
+
+
 def serve(path: str) -> None:
     import threading
 
@@ -68,7 +141,8 @@ def serve(path: str) -> None:
     if threading.active_count() != 1:  # a fork copies no thread: only a lock one of them held
         sys.exit(f"zygote: {threading.active_count()} Python threads after the imports; no fork")
     base_path = [p for p in sys.path[1:] if p not in _pythonpath(os.environ)]  # no script folder
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    shim = write_python(path)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the waiters
     parent = os.getppid()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(path)
@@ -86,7 +160,7 @@ def serve(path: str) -> None:
             conn.settimeout(None)
             if os.fork() == 0:
                 listener.close()
-                child(conn, base_path)  # exits
+                wait_on(conn, base_path, shim)  # exits
             conn.close()
 
 
@@ -94,25 +168,94 @@ def _pythonpath(env: dict) -> list[str]:
     return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
 
 
-def child(conn: socket.socket, base_path: list[str]) -> None:
-    """Become `python -m infomax_cli.cli ARGS` as the client would have started it; never returns."""
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError("the client left before its request was read")
+        data += chunk
+    return data
+
+
+def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
+    """The waiter: set up the caller's process, fork it, tell the client its pid, wait for it as a
+    parent does (its exit status, or the signal that killed it) and send that; kill it when the client
+    is gone first. Never returns (the forked process returns to the interpreter's exit)."""
+    try:
+        _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+        size = int.from_bytes(_recv_exactly(conn, 8), "big")
+        request = json.loads(_recv_exactly(conn, size))
+        for target, fd in zip((0, 1, 2), fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # waited for below, and by its own parents
+        pid = os.fork()
+    except BaseException:
+        os._exit(1)
+    if pid == 0:
+        conn.close()
+        become(request, base_path, shim)  # raises SystemExit: the interpreter's own exit
+    try:
+        for fd in (0, 1, 2):  # the caller's descriptors are the forked process's alone
+            os.close(fd)
+        conn.sendall(f"{pid}\n".encode())
+        if _client_left_first(conn, pid):
+            conn = None
+        _, status = os.waitpid(pid, 0)
+        if conn is not None:
+            conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+    finally:
+        os._exit(0)  # the server's atexit handlers are not the waiter's
+
+
+def _client_left_first(conn: socket.socket, pid: int) -> bool:
+    """Wait until the forked process `pid` ends; if the client goes first (killed), kill it (and its
+    group) and say so."""
+    ended = os.pidfd_open(pid)
+    while True:
+        ready, _, _ = select.select([conn, ended], [], [])
+        if ended in ready:
+            return False
+        if not conn.recv(1):  # the client was killed: the forked process goes with it
+            _kill_group(pid)
+            return True
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def become(request: dict, base_path: list[str], shim: str) -> None:
+    """Become `python -m MODULE ARGS` (or `python SCRIPT ARGS`) as the client would have started it,
+    in a process group of its own; never returns."""
     import runpy
 
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must be able to wait for its own
-    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
-    request = json.loads(b"".join(iter(lambda: conn.recv(1 << 16), b"")))
-    for target, fd in zip((0, 1, 2), fds, strict=True):
-        os.dup2(fd, target)
-        os.close(fd)
+    os.setpgid(0, 0)
+    for name in PASSED_ON:  # the caller's dispositions, not the server's (its parent's)
+        default = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+        ignore = name in request["ignored"]
+        signal.signal(signal.Signals[name], signal.SIG_IGN if ignore else default)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.path[:] = [os.getcwd(), *_pythonpath(request["env"]), *base_path]
-    sys.argv = ["infomax", *request["argv"]]
-    # as in a new interpreter, the module is run as __main__ and not yet imported
-    sys.modules.pop("infomax_cli.cli", None)
-    try:  # what `python -m` does: the module run as __main__, sys.argv[0] its file
-        runpy.run_module("infomax_cli.cli", run_name="__main__", alter_sys=True)
+    script = request.get("script")
+    first = os.path.dirname(script) if script else os.getcwd()
+    sys.path[:] = [first, *_pythonpath(request["env"]), *base_path]
+    sys.executable = shim  # its own processes are forked as well
+    try:
+        if script:
+            sys.argv = [script, *request["argv"]]
+            runpy.run_path(script, run_name="__main__")
+        else:
+            # as in a new interpreter, the module is run as __main__ and not yet imported
+            sys.modules.pop(request["module"], None)
+            sys.argv = ["-m", *request["argv"]]  # runpy puts the module's file first
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -125,12 +268,8 @@ def child(conn: socket.socket, base_path: list[str]) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    conn.sendall(str(code).encode())  # the client reads on until this process has ended
-    sys.exit(code)
+    sys.exit(code)  # the interpreter's own exit: atexit handlers, then this status
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2])
-    else:
-        sys.exit(client(sys.argv[1], sys.argv[2:]))
+    serve(sys.argv[2]) if sys.argv[1:2] == ["--serve"] else sys.exit("usage: see the docstring")
