@@ -120,6 +120,22 @@ def preload() -> None:
     import infomax_cli.sensitivity  # noqa: F401
     import infomax_cli.settle  # noqa: F401
 
+    _compile_kernels()
+
+
+def _compile_kernels() -> None:
+    """numba's kernels that every job's measurement calls (the equal-width histogram, the shuffled
+    null), compiled or loaded from numba's cache here once rather than in each forked process (its
+    workqueue threading layer is fork-safe)."""
+    import torch
+
+    from infomax_cli import mi
+
+    g = torch.Generator().manual_seed(0)
+    images, maps = torch.rand(2, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    mi.estimate_mi(images, maps)
+    mi.shuffle_pixels(maps, seed=0)
+
 
 def write_python(path: str) -> str:
     """The `python` beside the socket: this interpreter's stand-in, forking what the server serves."""
