@@ -258,6 +258,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
+    _refuse_loadgroup_without_groups(config)
+    _compile_kernels_once(config)
+
+
+_COMPILING: list[subprocess.Popen] = []
+
+
+def _compile_kernels_once(config):
+    """numba's kernels compiled once (tests/kernels.py): by a process xdist's controller starts while
+    its workers start (they wait for it at theirs); without workers, here."""
+    import kernels
+
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        command = [sys.executable, kernels.__file__]
+        _COMPILING.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+    else:
+        kernels.compile_kernels()
+
+
+def _refuse_loadgroup_without_groups(config):
     """make test's `--dist loadgroup` sends a module's tests to one worker, so that its module fixture
     (a sweep, a trained reference run) is made once; pytest-xdist 3.8 does so by renaming the tests,
     which pytest 9.2 silently undoes (its groups were ignored). Stop, saying so, rather than run that

@@ -1,11 +1,16 @@
-"""tests/zygote.py's promise, on which the README's and the launchers' tests rely: `infomax` forked
-from the warm interpreter is `infomax` in a new one (the same exit status, tables, messages). Its exit
-status and one-line errors are checked in the tests that use it (test_runtime's, the README's)."""
+"""tests/zygote.py's promise, on which the README's, the launchers', settle's and the signal tests rely:
+`infomax` forked from the warm interpreter is `infomax` in a new one (the same exit status, tables,
+messages), and what it does not fork runs as Python would. Its exit status and one-line errors are
+checked in the tests that use it (test_runtime's, the README's); the signals it passes on in
+test_experiment's (SIGINT, SIGTERM, and a killed client taking its job along) and test_settle's."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+
 import pytest
-from conftest import LEAN, infomax
+from conftest import LEAN, ROOT, infomax, warm_python
 
 TABLES = ("loss.csv", "mi_per_map.csv", "mi_per_image.csv")
 
@@ -21,3 +26,24 @@ def test_a_forked_infomax_does_what_a_new_interpreter_does(tmp_path):
         assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "new" / name).read_bytes()
     assert done["warm"].stdout.count("\n") == done["new"].stdout.count("\n") > 0
     assert done["warm"].stderr == done["new"].stderr
+
+
+def test_what_it_does_not_fork_runs_in_a_new_interpreter():
+    """The warm `python` forks only the commands it serves (`-m infomax_cli.cli`, submitit's jobs,
+    benchmarks/' scripts); anything else (`-c`, a tool's worker) is the interpreter itself, with the
+    same arguments, descriptors and exit status."""
+    code = "import sys; print(sys.argv[1:], sys.flags.no_site); sys.exit(3)"
+    r = subprocess.run([warm_python(), "-c", code, "x"], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (3, "['x'] 0\n"), r.stderr
+
+
+@pytest.mark.slow
+def test_a_forked_process_killed_by_a_signal_is_seen_killed_by_it(tmp_path):
+    """A forked job that dies of SIGKILL (tests/stop_at_step.py, at its first training step): its
+    caller sees the process killed by SIGKILL, as it would a new interpreter, not an exit status."""
+    stop = {"STOP_AT_STEP": "1", "STOP_SIGNAL": "SIGKILL", "STOP_MARKER": str(tmp_path / "stopped")}
+    env = {**stop, "PYTHONPATH": str(ROOT / "tests")}
+    args = ["case=custom", "case.encoder._target_=stop_at_step.StopAtStep"]
+    r = infomax("run", *LEAN, *args, f"hydra.run.dir={tmp_path / 'run'}", env=env)
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-3000:])
+    assert (tmp_path / "stopped").exists() and not (tmp_path / "run" / "summary.json").exists()

@@ -124,17 +124,11 @@ def preload() -> None:
 
 
 def _compile_kernels() -> None:
-    """numba's kernels that every job's measurement calls (the equal-width histogram, the shuffled
-    null), compiled or loaded from numba's cache here once rather than in each forked process (its
-    workqueue threading layer is fork-safe)."""
-    import torch
+    """numba's kernels, compiled (or loaded from numba's cache) here once rather than in each forked
+    process (its workqueue threading layer is fork-safe): tests/kernels.py."""
+    import kernels  # tests/, this script's folder
 
-    from infomax_cli import mi
-
-    g = torch.Generator().manual_seed(0)
-    images, maps = torch.rand(2, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
-    mi.estimate_mi(images, maps)
-    mi.shuffle_pixels(maps, seed=0)
+    kernels.compile_kernels()
 
 
 def write_python(path: str) -> str:
@@ -216,26 +210,31 @@ def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
         for fd in (0, 1, 2):  # the caller's descriptors are the forked process's alone
             os.close(fd)
         conn.sendall(f"{pid}\n".encode())
-        if _client_left_first(conn, pid):
-            conn = None
-        _, status = os.waitpid(pid, 0)
-        if conn is not None:
+        status, client_gone = _wait(conn, pid)
+        if not client_gone:
             conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
         os._exit(0)  # the server's atexit handlers are not the waiter's
 
 
-def _client_left_first(conn: socket.socket, pid: int) -> bool:
-    """Wait until the forked process `pid` ends; if the client goes first (killed), kill it (and its
-    group) and say so."""
-    ended = os.pidfd_open(pid)
+def _wait(conn: socket.socket, pid: int) -> tuple[int, bool]:
+    """Wait for the forked process `pid` to end: its wait status, and whether the client went first
+    (killed: then the forked process and its group are killed too)."""
+    client_gone = False
+    try:
+        ended = os.pidfd_open(pid)  # readable once the process has ended
+    except OSError:  # no pidfd (Linux before 5.3): look every 50 ms
+        ended = None
     while True:
-        ready, _, _ = select.select([conn, ended], [], [])
-        if ended in ready:
-            return False
-        if not conn.recv(1):  # the client was killed: the forked process goes with it
+        watch = ([] if client_gone else [conn]) + ([] if ended is None else [ended])
+        ready, _, _ = select.select(watch, [], [], None if ended is not None else 0.05)
+        if ended is None or ended in ready:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status, client_gone
+        if conn in ready and not conn.recv(1):  # the client was killed: its process goes with it
+            client_gone = True
             _kill_group(pid)
-            return True
 
 
 def _kill_group(pid: int) -> None:
