@@ -9,7 +9,7 @@ that a command's own processes (settle's rounds, submitit's jobs, the GPU check'
 
     python tests/zygote.py --serve SOCKET     # the server: writes SOCKET's `python`, prints `ready`
     <folder>/python [-u] -m MODULE ARGS...     # as `python -m MODULE ARGS` (FORKED below), forked
-    <folder>/python ANY OTHER ARGS...          # a new interpreter (exec), as before
+    <folder>/python ANY OTHER ARGS...          # the interpreter itself (exec), a new one
 
 The forked process is set up as the new interpreter would be in the caller's place: the caller's stdin,
 stdout and stderr (passed over the socket), working directory, environment, import path (the working
@@ -105,8 +105,8 @@ def _pass_on(pid: int, signum: int) -> None:
 
 # ------------------------------------------------------------------------------------------ server
 def preload() -> None:
-    """What the forked commands import, loaded once and nothing run (the idle native threads torch
-    starts on import are those a DataLoader worker is forked beside)."""
+    """What the forked commands import, loaded once, and numba's kernels; nothing else run (the idle
+    native threads torch starts on import are those a DataLoader worker is forked beside)."""
     import matplotlib.pyplot  # noqa: F401
     import submitit.core._submit  # noqa: F401
     import torch._dynamo  # noqa: F401  (torch.optim's first call imports it)
@@ -129,6 +129,7 @@ def _compile_kernels() -> None:
     import kernels  # tests/, this script's folder
 
     kernels.compile_kernels()
+    del sys.modules["kernels"]  # not a module a forked command finds already imported
 
 
 def write_python(path: str) -> str:
