@@ -271,10 +271,20 @@ def _compile_kernels_once(config):
     import kernels
 
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        command = [sys.executable, kernels.__file__]
-        _COMPILING.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+        quiet = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL,
+        }
+        _COMPILING.append(subprocess.Popen([sys.executable, kernels.__file__], **quiet))
     else:
         kernels.compile_kernels()
+
+
+def pytest_unconfigure(config):
+    """No compile left running after the session (a short one ends before it does)."""
+    for process in _COMPILING:
+        process.wait(600)
 
 
 def _refuse_loadgroup_without_groups(config):
