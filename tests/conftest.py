@@ -118,7 +118,7 @@ def warm_infomax() -> list[str]:
 def warm_python() -> Path:
     """This test worker's warm interpreter (tests/zygote.py), started on first use with the worker's
     environment and stopped when the worker ends: the `python` that forks `-m infomax_cli.cli` (and
-    submitit's jobs, and this repository's scripts) from it, and runs anything else as Python would."""
+    submitit's jobs, and benchmarks/' scripts) from it, and runs anything else as Python would."""
     import atexit
     import shutil
     import tempfile
@@ -171,10 +171,11 @@ def on_import_path(folders: list[Path]):
 
 
 def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`infomax ARGS` run by cli.main in this process, from `cwd`, its stdout and stderr captured; the
-    processes it starts as `sys.executable` (settle's rounds) are forked from the warm interpreter.
-    What a command changes for the process is put back after it (the working directory, the root
-    logger's handlers, Hydra's global state, the thread count, sys.argv, sys.executable)."""
+    """`infomax ARGS` run by cli.main in this process, from `cwd`, its stdout and stderr captured;
+    settle's rounds (the one command that starts `sys.executable` itself) are forked from the warm
+    interpreter, which no other command needs started. What a command changes for the process is
+    put back after it (the working directory, the root logger's handlers, Hydra's global state, the
+    thread count, sys.argv, sys.executable)."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
@@ -192,7 +193,8 @@ def in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     try:
         os.chdir(cwd)
         torch.set_num_threads(THREADS)
-        sys.executable = str(warm_python())
+        if args[:1] == ["settle"]:
+            sys.executable = str(warm_python())
         # the root logger as a fresh process has it: no handler (pytest's aside), so that the command
         # sets up its own console logging, into the captured output
         root.handlers[:] = []

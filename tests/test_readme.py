@@ -27,8 +27,9 @@ Each block runs in a fresh empty directory, with HOME pointing at a fresh home t
 (two labels of twelve small PNGs, for the "Your own images" examples), `infomax` being this checkout's
 (each command a process forked from a warm interpreter, tests/zygote.py: the same command without
 2-5 s of imports) and `make` reading this checkout's Makefile (with `install` taken as done). After
-each command every run and sweep directory under the block's directory is checked against the README's output tables:
-every file in it is a row, and every row that is not conditional ("only ...") is there.
+each command every run and sweep directory under the block's directory is checked against the
+README's output tables: every file in it is a row, and every row that is not conditional ("only ...")
+is there.
 """
 
 from __future__ import annotations

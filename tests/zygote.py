@@ -288,4 +288,6 @@ def become(request: dict, base_path: list[str], shim: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[2]) if sys.argv[1:2] == ["--serve"] else sys.exit("usage: see the docstring")
+    if sys.argv[1:2] != ["--serve"] or len(sys.argv) != 3:
+        sys.exit("usage: python tests/zygote.py --serve SOCKET (the docstring says the rest)")
+    serve(sys.argv[2])
