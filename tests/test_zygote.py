@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 
 import pytest
 from conftest import LEAN, ROOT, infomax, warm_python
@@ -47,3 +48,24 @@ def test_a_forked_process_killed_by_a_signal_is_seen_killed_by_it(tmp_path):
     r = infomax("run", *LEAN, *args, f"hydra.run.dir={tmp_path / 'run'}", env=env)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-3000:])
     assert (tmp_path / "stopped").exists() and not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_joblibs_workers_are_forked_and_get_the_pipes_loky_passes_them():
+    """loky starts a worker as `python -m ...popen_loky_posix --pipe N` with pipes of its own under
+    chosen numbers: the warm `python` forks it with those descriptors under the same numbers (the task
+    and its result travel through them), and a pipe's reader sees its end when the worker ends."""
+    code = (
+        "import os, sys; sys.executable = sys.argv[1]\n"
+        "from joblib import Parallel, delayed\n"
+        "got = Parallel(n_jobs=2, backend='loky')(delayed(lambda k: (k * k, 'torch' in sys.modules,"
+        " os.getpid()))(k) for k in range(4))\n"
+        "print([g[0] for g in got], all(g[1] for g in got), os.getpid() not in {g[2] for g in got})\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(warm_python())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout) == (0, "[0, 1, 4, 9] True True\n"), r.stderr[-3000:]

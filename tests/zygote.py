@@ -5,14 +5,16 @@ Hydra, pandas, matplotlib and numba before it reads its arguments; the README's 
 signal tests, settle's rounds and the GPU check's CPU mode start dozens. Here one server per test worker
 imports them once and forks a process per command. It stands where the interpreter does: a file named
 `python` beside the server's socket, which the tests use as `sys.executable` (conftest.warm_python), so
-that a command's own processes (settle's rounds, submitit's jobs, the GPU check's jobs) are forked too.
+that a command's own processes (settle's rounds, submitit's and joblib's jobs, the GPU check's jobs) are
+forked too.
 
     python tests/zygote.py --serve SOCKET     # the server: writes SOCKET's `python`, prints `ready`
     <folder>/python [-u] -m MODULE ARGS...     # as `python -m MODULE ARGS` (FORKED below), forked
     <folder>/python ANY OTHER ARGS...          # the interpreter itself (exec), a new one
 
 The forked process is set up as the new interpreter would be in the caller's place: the caller's stdin,
-stdout and stderr (passed over the socket), working directory, environment, import path (the working
+stdout, stderr and any other descriptor it was started with (passed over the socket, under the same
+numbers: loky's pipes to its workers), working directory, environment, import path (the working
 directory or the script's folder, then PYTHONPATH), the module or script run as `__main__` (runpy), and
 the interpreter's own exit (atexit handlers, the log files' flush). It runs in a process group of its own.
 The caller's process (the client, standard library only: milliseconds) passes on the signals a user or
@@ -33,12 +35,18 @@ import socket
 import sys
 
 STATUS_LOST = 1  # the forked process's status never came (its waiter was killed): a crash's exit
+MAX_FDS = 256  # descriptors a client may pass (stdin, stdout, stderr and those it inherited)
 PARENT_CHECK_S = 2  # how often the server checks that the test worker that started it is alive
 PASSED_ON = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What is forked: the modules whose imports the server holds, and the scripts of benchmarks/ (the GPU
-# check); anything else (`-c`, a tool's worker with descriptors of its own) is a new interpreter.
-FORKED = ("infomax_cli.cli", "submitit.core._submit")
+# What is forked: the modules whose imports the server holds (infomax, submitit's and joblib's job
+# processes), and the scripts of benchmarks/ (the GPU check); anything else (`-c`, inductor's compile
+# workers) is a new interpreter.
+FORKED = (
+    "infomax_cli.cli",
+    "submitit.core._submit",
+    "joblib.externals.loky.backend.popen_loky_posix",
+)
 SCRIPTS = os.path.join(ROOT, "benchmarks")
 
 
@@ -68,11 +76,18 @@ def _forked_command(argv: list[str]) -> dict | None:
 def client(path: str, run: dict) -> int:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
-        socket.send_fds(s, [b"\0"], [0, 1, 2])
+        # stdin, stdout, stderr, and every other descriptor this process was started with (a pipe a
+        # parent passed on, as loky does to its workers): the forked process gets them under the same
+        # numbers and this process keeps none but the first three, so a pipe's reader sees its end
+        # when the forked process ends, as with a new interpreter
+        inherited = _inherited_fds(s.fileno())
+        socket.send_fds(s, [b"\0"], [0, 1, 2, *inherited])
+        for fd in inherited:
+            os.close(fd)
         # the signals this process was started with ignored (a parent's SIG_IGN outlives exec): the
         # forked process ignores them too, as a new interpreter would
         ignored = [n for n in PASSED_ON if signal.getsignal(signal.Signals[n]) == signal.SIG_IGN]
-        here = {"cwd": os.getcwd(), "env": dict(os.environ), "ignored": ignored}
+        here = {"cwd": os.getcwd(), "env": dict(os.environ), "ignored": ignored, "fds": inherited}
         request = json.dumps({**run, **here}).encode()
         s.sendall(len(request).to_bytes(8, "big") + request)
         # the socket stays open both ways: the server sees this process end (then ends the fork)
@@ -96,6 +111,23 @@ def client(path: str, run: dict) -> int:
     return code
 
 
+def _inherited_fds(own: int) -> list[int]:
+    """The open descriptors above 2 but `own` (the socket), from /proc (none where there is no /proc)."""
+    try:
+        listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+    fds = []
+    for fd in sorted(listed):
+        if fd > 2 and fd != own:
+            try:
+                os.fstat(fd)  # the listing's own descriptor is closed by now
+            except OSError:
+                continue
+            fds.append(fd)
+    return fds
+
+
 def _pass_on(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)  # its group: as a terminal's Ctrl-C reaches a command's processes
@@ -107,6 +139,8 @@ def _pass_on(pid: int, signum: int) -> None:
 def preload() -> None:
     """What the forked commands import, loaded once, and numba's kernels; nothing else run (the idle
     native threads torch starts on import are those a DataLoader worker is forked beside)."""
+    import hydra_plugins.hydra_joblib_launcher._core  # noqa: F401
+    import joblib.externals.loky.backend.popen_loky_posix  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import submitit.core._submit  # noqa: F401
     import torch._dynamo  # noqa: F401  (torch.optim's first call imports it)
@@ -194,21 +228,26 @@ def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
     parent does (its exit status, or the signal that killed it) and send that; kill it when the client
     is gone first. Never returns (the forked process returns to the interpreter's exit)."""
     try:
-        _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+        _, fds, _, _ = socket.recv_fds(conn, 1, MAX_FDS)
         size = int.from_bytes(_recv_exactly(conn, 8), "big")
         request = json.loads(_recv_exactly(conn, size))
-        for target, fd in zip((0, 1, 2), fds, strict=True):
+        for target, fd in zip((0, 1, 2), fds[:3], strict=True):
             os.dup2(fd, target)
             os.close(fd)
+        extra = fds[3:]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # waited for below, and by its own parents
         pid = os.fork()
     except BaseException:
         os._exit(1)
     if pid == 0:
-        conn.close()
+        try:
+            conn.close()
+            _renumber(extra, request["fds"])
+        except BaseException:
+            os._exit(1)
         become(request, base_path, shim)  # raises SystemExit: the interpreter's own exit
     try:
-        for fd in (0, 1, 2):  # the caller's descriptors are the forked process's alone
+        for fd in (0, 1, 2, *extra):  # the caller's descriptors are the forked process's alone
             os.close(fd)
         conn.sendall(f"{pid}\n".encode())
         status, client_gone = _wait(conn, pid)
@@ -216,6 +255,22 @@ def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
             conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
     finally:
         os._exit(0)  # the server's atexit handlers are not the waiter's
+
+
+def _renumber(fds: list[int], numbers: list[int]) -> None:
+    """Give the received descriptors `fds` the numbers they had in the client (inheritable, as there):
+    first moved above every number involved, so that none is closed by another's dup2."""
+    import fcntl
+
+    if len(fds) != len(numbers):
+        raise OSError(f"zygote: {len(fds)} descriptors came for {len(numbers)} numbers")
+    floor = max([*fds, *numbers], default=0) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, floor) for fd in fds]
+    for fd in fds:
+        os.close(fd)
+    for fd, number in zip(moved, numbers):
+        os.dup2(fd, number, inheritable=True)
+        os.close(fd)
 
 
 def _wait(conn: socket.socket, pid: int) -> tuple[int, bool]:
