@@ -219,6 +219,7 @@ def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
     if "BasicSweeper" not in str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")):
         return []
     loader = GlobalHydra.instance().config_loader()
+    _compose_each_job_once(loader)
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
     arguments = [f"{k}={v}" for k, v in params.items()]
     arguments += list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False))
@@ -229,6 +230,26 @@ def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
         return [(o, loader.load_sweep_config(cfg, o)) for o in jobs]
     except Exception:  # noqa: BLE001 - Hydra reports a sweep it cannot compose, in its own words
         return []
+
+
+def _compose_each_job_once(loader: Any) -> None:
+    """Hydra composes each job's config of a basic sweep three times before the job runs (the checks
+    here, the sweeper's validation of the batch, the launcher), 0.1-0.3 s each: this call's config
+    loader (one per `infomax run`, Hydra's) keeps the first composition of each job's overrides and
+    hands out copies (the launcher writes the job's number into its own)."""
+    compose = loader.load_sweep_config
+    if getattr(compose, "composes_once", False):
+        return
+    composed: dict[tuple[str, ...], DictConfig] = {}
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = tuple(sweep_overrides)
+        if key not in composed:
+            composed[key] = compose(master_config, list(sweep_overrides))
+        return copy.deepcopy(composed[key])
+
+    load_sweep_config.composes_once = True
+    loader.load_sweep_config = load_sweep_config
 
 
 # ------------------------------------------------------------------------------ the job's own files

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CONF, TINY, infomax
+from conftest import CONF, TINY, TINY_SWEEP, infomax
 from hydra import compose, initialize_config_dir
 
 from infomax_cli import config, rundir
@@ -156,3 +156,46 @@ def test_a_run_refused_by_the_lock_leaves_the_busy_directory_byte_identical(fini
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert f"{run} is in use by another infomax run (PID {holder.pid})" in line
+
+
+def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatch):
+    """Hydra composes a basic sweep's job config in three places before the job runs (the checks, the
+    sweeper's validation, the launcher): each job's is composed once (the shared tiny sweep run again,
+    its finished jobs skipped), and every caller gets its own copy."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed = []
+    compose = ConfigLoaderImpl.load_sweep_config
+
+    def counted(self, master_config, sweep_overrides):
+        composed.append(tuple(sweep_overrides))
+        return compose(self, master_config, sweep_overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_sweep[0], sweep)
+    again = infomax("run", "-m", *TINY_SWEEP, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0 and again.stdout.count("skipped") == 4, again.stderr[-3000:]
+    assert len(composed) == len(set(composed)) == 4, composed
+
+
+def test_the_composed_job_config_is_handed_out_as_copies():
+    from omegaconf import OmegaConf
+
+    from infomax_cli.jobstart import _compose_each_job_once
+
+    class Loader:
+        calls: list = []
+
+        def load_sweep_config(self, master_config, sweep_overrides):
+            self.calls.append(list(sweep_overrides))
+            return OmegaConf.create({"job": {"num": 0, "overrides": list(sweep_overrides)}})
+
+    loader = Loader()
+    _compose_each_job_once(loader)
+    _compose_each_job_once(loader)  # once: not a memo of the memo
+    first = loader.load_sweep_config(None, ["case=a"])
+    first.job.num = 3  # what the launcher does to its copy
+    assert loader.load_sweep_config(None, ["case=a"]).job.num == 0
+    assert loader.load_sweep_config(None, ["case=c"]).job.overrides == ["case=c"]
+    assert loader.calls == [["case=a"], ["case=c"]]
