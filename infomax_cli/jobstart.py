@@ -236,17 +236,22 @@ def _compose_each_job_once(loader: Any) -> None:
     """Hydra composes each job's config of a basic sweep three times before the job runs (the checks
     here, the sweeper's validation of the batch, the launcher), 0.1-0.3 s each: this call's config
     loader (one per `infomax run`, Hydra's) keeps the first composition of each job's overrides and
-    hands out copies (the launcher writes the job's number into its own)."""
+    hands out copies (the launcher writes the job's number into its own), each with the sweep's
+    resolved values as they are when it is asked for (Hydra's own copy of them: the `${now:...}` of
+    the sweep's directory resolved once for every job)."""
     compose = loader.load_sweep_config
     if getattr(compose, "composes_once", False):
         return
-    composed: dict[tuple[str, ...], DictConfig] = {}
+    composed: dict[tuple[tuple[str, ...], tuple[str, ...]], DictConfig] = {}
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        key = tuple(sweep_overrides)
+        hydra_overrides = tuple(OmegaConf.to_container(master_config.hydra.overrides.hydra))
+        key = (hydra_overrides, tuple(sweep_overrides))
         if key not in composed:
             composed[key] = compose(master_config, list(sweep_overrides))
-        return copy.deepcopy(composed[key])
+        job = copy.deepcopy(composed[key])
+        OmegaConf.copy_cache(from_config=master_config, to_config=job)
+        return job
 
     load_sweep_config.composes_once = True
     loader.load_sweep_config = load_sweep_config

@@ -179,6 +179,18 @@ def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatc
     assert len(composed) == len(set(composed)) == 4, composed
 
 
+def test_a_sweeps_jobs_share_its_one_timestamped_directory(tmp_path):
+    """The default sweep directory is named by the time (`${now:...}`), resolved once for the sweep:
+    every job's directory is in it, even when a job fails (here STL-10's files are missing)."""
+    r = infomax("run", "-m", "case=a,c", "dataset=stl10", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "sweeps").glob("*/*")
+    assert sorted(p.name for p in sweep.glob("case=*")) == [
+        "case=a,dataset=stl10",
+        "case=c,dataset=stl10",
+    ]
+
+
 def test_the_composed_job_config_is_handed_out_as_copies():
     from omegaconf import OmegaConf
 
@@ -194,8 +206,13 @@ def test_the_composed_job_config_is_handed_out_as_copies():
     loader = Loader()
     _compose_each_job_once(loader)
     _compose_each_job_once(loader)  # once: not a memo of the memo
-    first = loader.load_sweep_config(None, ["case=a"])
+    master = OmegaConf.create({"hydra": {"overrides": {"hydra": ["hydra.verbose=false"]}}})
+    first = loader.load_sweep_config(master, ["case=a"])
     first.job.num = 3  # what the launcher does to its copy
-    assert loader.load_sweep_config(None, ["case=a"]).job.num == 0
-    assert loader.load_sweep_config(None, ["case=c"]).job.overrides == ["case=c"]
+    # the sweep's resolved values as they are now (the sweep directory's ${now:...}, resolved by
+    # the sweeper after the first composition), as Hydra copies them into each job's config
+    OmegaConf.set_cache(master, {"now": {"'%H-%M-%S'": "08-48-58"}})
+    again = loader.load_sweep_config(master, ["case=a"])
+    assert again.job.num == 0 and OmegaConf.get_cache(again) == OmegaConf.get_cache(master)
+    assert loader.load_sweep_config(master, ["case=c"]).job.overrides == ["case=c"]
     assert loader.calls == [["case=a"], ["case=c"]]
