@@ -16,7 +16,8 @@ The forked process is set up as the new interpreter would be in the caller's pla
 stdout, stderr and any other descriptor it was started with (passed over the socket, under the same
 numbers: loky's pipes to its workers), working directory, environment, import path (the working
 directory or the script's folder, then PYTHONPATH), the module or script run as `__main__` (runpy), and
-the interpreter's own exit (atexit handlers, the log files' flush). It runs in a process group of its own.
+the interpreter's exit as a program sees it (threads joined, atexit handlers, the log files' flush; not the
+modules' teardown, `_exit`). It runs in a process group of its own.
 The caller's process (the client, standard library only: milliseconds) passes on the signals a user or
 a parent sends (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) to that group and ends as the
 forked process ends: with its exit status, or killed by the same signal; a client killed outright takes
@@ -27,6 +28,7 @@ its forked process with it. What it cannot give is what an interpreter reads onl
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -186,6 +188,10 @@ def serve(path: str) -> None:
     if threading.active_count() != 1:  # a fork copies no thread: only a lock one of them held
         sys.exit(f"zygote: {threading.active_count()} Python threads after the imports; no fork")
     base_path = [p for p in sys.path[1:] if p not in _pythonpath(os.environ)]  # no script folder
+    # what the imports made stays for good, out of the collector's sight: a forked process's
+    # collections no longer walk (and so copy, page by page) the whole inherited heap
+    gc.collect()
+    gc.freeze()
     shim = write_python(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the waiters
     parent = os.getppid()
@@ -245,7 +251,7 @@ def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
             _renumber(extra, request["fds"])
         except BaseException:
             os._exit(1)
-        become(request, base_path, shim)  # raises SystemExit: the interpreter's own exit
+        become(request, base_path, shim)  # exits as the interpreter would (_exit)
     try:
         for fd in (0, 1, 2, *extra):  # the caller's descriptors are the forked process's alone
             os.close(fd)
@@ -337,9 +343,25 @@ def become(request: dict, base_path: list[str], shim: str) -> None:
 
         traceback.print_exc()
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(code)  # the interpreter's own exit: atexit handlers, then this status
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """The interpreter's exit as a program sees it: non-daemon threads waited for (with what
+    concurrent.futures registers there), atexit handlers (logging's flush, weakref finalizers),
+    stdout and stderr flushed, this status; without tearing down the modules, which in a forked
+    process writes to (and so copies) every page of the inherited heap: about 1 s of a CPU."""
+    import atexit
+    import threading
+
+    threading._shutdown()  # what Py_FinalizeEx calls first (CPython's own, private)
+    atexit._run_exitfuncs()  # and then
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # replaced, or closed by the command
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
