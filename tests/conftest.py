@@ -268,8 +268,8 @@ _COMPILING: list[subprocess.Popen] = []
 
 
 def _compile_kernels_once(config):
-    """numba's kernels compiled once (tests/kernels.py): by a process xdist's controller starts while
-    its workers start (they wait for it at theirs); without workers, here."""
+    """numba's kernels compiled once (tests/kernels.py): by the processes xdist's controller starts
+    while its workers start, one per part (the workers wait for them at theirs); without workers, here."""
     import kernels
 
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
@@ -278,7 +278,9 @@ def _compile_kernels_once(config):
             "stdout": subprocess.DEVNULL,
             "stderr": subprocess.DEVNULL,
         }
-        _COMPILING.append(subprocess.Popen([sys.executable, kernels.__file__], **quiet))
+        for part in range(len(kernels.PARTS)):
+            command = [sys.executable, kernels.__file__, str(part)]
+            _COMPILING.append(subprocess.Popen(command, **quiet))
     else:
         kernels.compile_kernels()
 
