@@ -232,7 +232,7 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes:
 def wait_on(conn: socket.socket, base_path: list[str], shim: str) -> None:
     """The waiter: set up the caller's process, fork it, tell the client its pid, wait for it as a
     parent does (its exit status, or the signal that killed it) and send that; kill it when the client
-    is gone first. Never returns (the forked process returns to the interpreter's exit)."""
+    is gone first. Never returns (the forked process exits through _exit)."""
     try:
         _, fds, _, _ = socket.recv_fds(conn, 1, MAX_FDS)
         size = int.from_bytes(_recv_exactly(conn, 8), "big")
