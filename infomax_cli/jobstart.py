@@ -120,6 +120,7 @@ class CheckFirst(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _local_jobs_report_at_once(config)
+        _compose_each_job_once(GlobalHydra.instance().config_loader())
         built: dict[str, Geometry | None] = {}
         checked = []
         for overrides, job in _sweep_jobs(config):
@@ -219,7 +220,6 @@ def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
     if "BasicSweeper" not in str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")):
         return []
     loader = GlobalHydra.instance().config_loader()
-    _compose_each_job_once(loader)
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
     arguments = [f"{k}={v}" for k, v in params.items()]
     arguments += list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False))
@@ -233,8 +233,8 @@ def _sweep_jobs(cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
 
 
 def _compose_each_job_once(loader: Any) -> None:
-    """Hydra composes each job's config of a basic sweep three times before the job runs (the checks
-    here, the sweeper's validation of the batch, the launcher), 0.1-0.3 s each: this call's config
+    """Hydra composes each job's config of a sweep up to three times before the job runs (the checks
+    here, the basic sweeper's validation of the batch, the launcher), 0.1-0.3 s each: this call's config
     loader (one per `infomax run`, Hydra's) keeps the first composition of each job's overrides and
     hands out copies (the launcher writes the job's number into its own), each with the sweep's
     resolved values as they are when it is asked for (Hydra's own copy of them: the `${now:...}` of
