@@ -248,15 +248,53 @@ def tiny():
     return list(TINY)
 
 
+def _no_pictures(monkeypatch, keep: frozenset = frozenset()) -> None:
+    """Every figure function but those in `keep` draws nothing, and each picture file gets a 1x1 blank
+    PNG in its place (the same files written, the same number embedded in a report)."""
+    from PIL import Image
+
+    from infomax_cli.render import claims_figure, figures
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(buf, format="png")
+    blank, drawn = buf.getvalue(), figures.png
+    for module in (figures, claims_figure):
+        for name in dir(module):
+            if name.endswith("_figure") and name not in keep and callable(getattr(module, name)):
+                monkeypatch.setattr(module, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(figures, "png", lambda fig: blank if fig is None else drawn(fig))
+
+
+@pytest.fixture
+def no_pictures(monkeypatch):
+    """For a test about what a job or a comparison computes, decides, prints or writes as text, not
+    about its pictures: in this process nothing is drawn (matplotlib's figures are most of a tiny
+    job's or a small comparison's time, about 1 s each). A process the test starts draws as always.
+    Every picture these tests skip is drawn from the same kind of run or sweep by another test
+    (test_report.py's, the end-to-end ones); a test whose input is unusual for a picture (names,
+    sizes, a module of your own, NaN intervals) draws its pictures."""
+    _no_pictures(monkeypatch)
+
+
+@pytest.fixture
+def no_pictures_but_claims(monkeypatch):
+    """As `no_pictures`, but claims.png is drawn: for the tests whose claims reach a status or a look
+    that no other test's claims.png shows (holds, a mixed verdict, a second look)."""
+    _no_pictures(monkeypatch, keep=frozenset({"claims_figure"}))
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that run the `infomax` command in a fresh process (seconds each, mostly imports) get the
-    `cli` mark, so `make test-fast` can leave them to `make test`."""
+    `cli` mark, so `make test-fast` can leave them to `make test`. The `long` tests go first (in their
+    order): a worker that takes one last runs alone while the others have finished (a 37 s compile
+    at the end of the collection left one of two CPUs idle for 11 s of a 329 s run)."""
     import inspect
 
     for item in items:
         fn = getattr(item, "function", None)
         if fn is not None and "infomax(" in inspect.getsource(fn):
             item.add_marker(pytest.mark.cli)
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
 
 
 def pytest_configure(config):

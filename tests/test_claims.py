@@ -281,7 +281,9 @@ def test_several_settings_get_a_leading_setting_column(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(tmp_path, capsys):
+def test_compare_writes_claims_csv_and_the_terminal_ends_with_the_claims(
+    tmp_path, capsys, no_pictures
+):
     make(tmp_path, FOUR, loss=LOSS)
     found = compare(tmp_path)
     t = pd.read_csv(tmp_path / "claims.csv")
@@ -410,7 +412,9 @@ def test_c_a_hundred_thousandth_below_the_others_in_every_seed_is_equivalent_not
 
 
 @pytest.mark.slow
-def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_detected(tmp_path):
+def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_detected(
+    tmp_path, no_pictures_but_claims
+):
     """c ahead of d by about 0.03 nats (mean max-MI): more than the default margin 0.02; with a margin
     of 0.1 the same data hold nothing (the difference no longer matters); `--margin` overrides the
     sweep's own compare.margin, which overrides the defaults."""
@@ -436,7 +440,9 @@ def test_the_margin_comes_from_the_sweep_or_the_command_and_says_what_could_be_d
 
 
 @pytest.mark.slow
-def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(tmp_path):
+def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(
+    tmp_path, no_pictures
+):
     """Two seeds that cannot tell c from d: compare prints, per number of seeds needed, the `infomax run
     -m` line with the sweep's own overrides (multirun.yaml), the new seeds and this directory."""
     make(tmp_path, {"a": 0.5, "b": 0.4, "c": 0.61, "d": 0.6}, seeds=range(2), sd_seed=0.02)
@@ -459,7 +465,9 @@ def test_an_open_claim_gets_the_command_that_adds_its_seeds_into_the_same_sweep(
 
 
 @pytest.mark.slow
-def test_every_claim_has_a_margin_key_and_compare_takes_one_per_claim(tmp_path, capsys):
+def test_every_claim_has_a_margin_key_and_compare_takes_one_per_claim(
+    tmp_path, capsys, no_pictures
+):
     """compare.margin declares one margin per claim of the registry; `infomax compare --margin` takes
     CLAIM=VALUE and stops with one line (exit 2) on an unknown claim or a value that is not > 0."""
     from infomax_cli import cli

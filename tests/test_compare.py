@@ -72,7 +72,7 @@ def test_winner_is_the_case_with_the_highest_max_mi(tmp_path):
 
 
 @pytest.mark.slow
-def test_seeds_get_their_own_rows(tmp_path):
+def test_seeds_get_their_own_rows(tmp_path, no_pictures):
     for seed in (0, 1):
         make_job(tmp_path, "a", [0.1, 0.2], seed=seed)
         make_job(tmp_path, "c", [0.3, 0.0 + seed], seed=seed)
@@ -171,7 +171,9 @@ def test_one_null_partner_leaves_mi_null_sd_empty_and_that_is_no_damage(tmp_path
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 @pytest.mark.slow
-def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(tmp_path, caplog, damage):
+def test_a_damaged_job_is_left_out_with_one_line_naming_the_file(
+    tmp_path, caplog, damage, no_pictures
+):
     """A damaged table used to be used silently (winners taken over the other cases) or to end in a
     traceback; now the job is left out, as an unfinished one is, with one line naming the file."""
     from fake_sweep import write_job
@@ -238,7 +240,9 @@ def test_a_sweep_job_stopped_by_its_data_before_writing_is_named(tmp_path, caplo
 
 
 @pytest.mark.slow
-def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jobs(tmp_path):
+def test_the_printed_command_adds_seeds_into_the_sweep_and_keeps_its_finished_jobs(
+    tmp_path, no_pictures
+):
     """A two-seed sweep whose claims need two more seeds (c and a the same network, as in the study):
     compare prints the `infomax run -m` line that adds them into the same directory; running that line
     trains only the new seeds' jobs, leaves the finished ones as they were, and its comparison covers
@@ -288,7 +292,9 @@ def test_the_seeds_to_add_are_one_short_override_hydra_sweeps():
 
 
 @pytest.mark.slow
-def test_the_printed_command_first_finishes_the_seed_a_damaged_job_left_out(tmp_path, capsys):
+def test_the_printed_command_first_finishes_the_seed_a_damaged_job_left_out(
+    tmp_path, capsys, no_pictures
+):
     """Seeds 0-2 of case=a,c (as jobs named the way Hydra names them); seed 0's c job cut short: every
     table uses seeds 1 and 2, and the command compare prints runs seed 0 again: the damaged job is
     trained again (with a warning), the intact ones are skipped untouched, and the comparison at its

@@ -152,7 +152,7 @@ def test_signal_saves_a_checkpoint_and_exits_resumable(tmp_path, uninterrupted, 
 
 
 @pytest.mark.slow
-def test_same_seed_same_tables_and_summary_records_provenance(tmp_path, uninterrupted):
+def test_same_seed_same_tables_and_summary_records_provenance(tmp_path, uninterrupted, no_pictures):
     out = tmp_path / "again"
     r = infomax("run", "case=c", *RESUMABLE, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr
@@ -164,7 +164,7 @@ def test_same_seed_same_tables_and_summary_records_provenance(tmp_path, uninterr
 
 
 @pytest.mark.slow
-def test_overwrite_redoes_a_finished_job(tmp_path, uninterrupted):
+def test_overwrite_redoes_a_finished_job(tmp_path, uninterrupted, no_pictures):
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)
     before = (out / "summary.json").stat().st_mtime_ns

@@ -33,6 +33,7 @@ def table_rows(markdown: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_make_gpu_check_on_the_cpu_measures_every_item_tiny_and_says_so(tmp_path):
     out = tmp_path / "check"
     # BIN's python: this interpreter, as `make install` would make it, which forks the check's own

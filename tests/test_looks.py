@@ -29,7 +29,9 @@ def add_seeds(path, means, seeds):
 
 
 @pytest.mark.slow
-def test_each_compare_on_new_seeds_is_a_look_recorded_in_looks_csv(tmp_path):
+def test_each_compare_on_new_seeds_is_a_look_recorded_in_looks_csv(
+    tmp_path, no_pictures_but_claims
+):
     """looks.csv: one row per look and claim; a compare on the same seeds is the same look again (its
     rows rewritten, a changed margin changing its statuses); new seeds make a new look, whose levels
     the plan makes stricter than a single look's; the plan is the first look's."""
@@ -60,7 +62,7 @@ def test_each_compare_on_new_seeds_is_a_look_recorded_in_looks_csv(tmp_path):
 
 
 @pytest.mark.slow
-def test_after_the_plans_last_look_the_claims_stay_that_looks(tmp_path):
+def test_after_the_plans_last_look_the_claims_stay_that_looks(tmp_path, no_pictures_but_claims):
     """A 4-seed plan (compare.max_seeds=4): the look at 4 seeds spends what is left; seeds added later
     change the other tables, not the claims, which are that look's (on its seeds)."""
     values = {"a": 0.5, "b": 0.4, "c": 0.62, "d": 0.6}

@@ -44,7 +44,7 @@ def commands(text: str) -> list[list[str]]:
 @pytest.mark.parametrize("fault", ["damaged", "unfinished"])
 @pytest.mark.slow
 def test_1_a_seed_with_a_left_out_job_is_left_out_of_every_table_and_finished_first(
-    tmp_path, capsys, fault
+    tmp_path, capsys, fault, no_pictures
 ):
     """case=a,c over seeds 0-3, a and c the same on every image (every complete seed an exact tie);
     seed 0's c job cut short (or its summary gone). The winner table once gave seed 0's images to a
@@ -157,7 +157,7 @@ def test_3_sensitivity_builds_nothing_a_stored_config_names(tmp_path, capsys, gi
 
 # ------------------------------------------------------------------- 4. commands built, not copied
 @pytest.mark.slow
-def test_4_the_printed_command_is_built_from_the_tools_keys(tmp_path, capsys):
+def test_4_the_printed_command_is_built_from_the_tools_keys(tmp_path, capsys, no_pictures):
     """The add-seeds line copied the sweep's hydra.* overrides from multirun.yaml: a callback there
     became code run by whoever pastes the line. Now only the tool's keys, shell-quoted, the launcher
     when it is one of the package's presets, and the sweep directory."""
@@ -288,7 +288,9 @@ def test_8_an_override_that_would_write_outside_the_sweep_is_refused(tmp_path, o
 
 # --------------------------------------------------------------------------- 9. no traceback
 @pytest.mark.slow
-def test_9_tables_and_configs_that_are_not_what_they_should_be_are_one_line(tmp_path, capsys):
+def test_9_tables_and_configs_that_are_not_what_they_should_be_are_one_line(
+    tmp_path, capsys, no_pictures
+):
     """A table without image_id (a KeyError in sweep.py) and a job .hydra/config.yaml that is not a
     mapping or not YAML (AttributeError, ParserError) ended in tracebacks. Now the damaged job is
     left out with one line and a config that cannot be read is not used."""

@@ -201,6 +201,7 @@ def readme_example() -> tuple[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_module_of_your_own_runs_end_to_end(tmp_path):
     """The README's module in a file of the user's: one run named on the command line, then a sweep
     of its YAML (found through hydra.searchpath) with the study's case c, compared and reported."""

@@ -302,6 +302,7 @@ def _items():
 
 
 @pytest.mark.parametrize("block,skipped", _items())
+@pytest.mark.long
 def test_readme_block_runs_as_documented(block: Block, skipped, tmp_path):
     assert not block.errors, block.errors
     tables = output_tables()

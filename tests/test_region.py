@@ -166,6 +166,7 @@ def test_compare_says_which_pixels_and_warns_where_they_differ(caplog):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_sweep_of_cases_that_cover_different_pixels_compares_them_on_the_common_ones(tmp_path):
     """End to end, tiny jobs: c and strided measured on common pixels (the default) and each on its
     own (measure.region=own) in one sweep: pixels.json holds the common setting only; both common

@@ -63,7 +63,7 @@ def test_a_live_lock_stops_a_second_run_and_a_dead_ones_is_taken_over(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_stale_lock_is_taken_over_and_the_run_finishes(tmp_path):
+def test_a_stale_lock_is_taken_over_and_the_run_finishes(tmp_path, no_pictures):
     run_dir = tmp_path / "run"
     hold(run_dir, dead_pid())
     done = infomax("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)

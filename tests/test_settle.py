@@ -243,6 +243,7 @@ def finished_jobs(sweep: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.long
 def test_settle_end_to_end_interrupted_out_of_budget_and_continued(tmp_path):
     """On the embedded set, tiny jobs, cases a and c, a plan of two seeds, rounds of two: settle starts
     the sweep and is interrupted (SIGINT, as Ctrl-C) during its first round once a job has finished

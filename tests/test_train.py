@@ -93,6 +93,7 @@ def test_an_error_in_eager_mode_is_not_swallowed(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_compile_with_channels_last_trains_a_transposed_case_on_cpu(caplog):
     """The real thing on CPU (inductor's C++ backend): case d (transposed convs), channels-last; the
     losses follow the eager ones to float32 rounding."""

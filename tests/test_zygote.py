@@ -17,6 +17,7 @@ TABLES = ("loss.csv", "mi_per_map.csv", "mi_per_image.csv")
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_forked_infomax_does_what_a_new_interpreter_does(tmp_path):
     done = {}
     for how in ("warm", "new"):
