@@ -209,7 +209,11 @@ def run(args: list[str]) -> int:
             _check_output_dir(args)
         except ConfigError as e:
             return _usage(str(e))
-    with jobstart.run_state() as state, _argv(["infomax run", *args]):
+    with (
+        jobstart.run_state() as state,
+        _argv(["infomax run", *args]),
+        _mode_from_the_arguments(args),
+    ):
         try:
             _app()
         except Stop as stop:
@@ -225,6 +229,30 @@ def run(args: list[str]) -> int:
                 raise
             return _hydra_failure(e, state, multirun="--multirun" in modes)
     return state.sweep_status  # a sweep whose jobs did not all finish: not 0
+
+
+# what can set hydra.mode besides conf/, which never does: the override itself, or a config of the user's
+_MODE_SETTERS = ("hydra.mode", "hydra.searchpath", "--config-dir", "-cd", "--config-name", "-cn")
+_MODE_SETTERS += ("--config-path", "-cp", "+hydra.mode", "++hydra.mode")
+
+
+@contextlib.contextmanager
+def _mode_from_the_arguments(args: list[str]):
+    """Before a run or sweep Hydra composes the whole config once more only to read hydra.mode
+    (Hydra.get_mode: 0.1-0.3 s). conf/ never sets it, so where no argument can set it the answer is
+    None (the mode the command line asks for), as that composition would find; Hydra still composes
+    (and checks) the config it runs with."""
+    from hydra._internal.hydra import Hydra
+
+    if any(a.partition("=")[0].startswith(_MODE_SETTERS) for a in args):
+        yield
+        return
+    asked = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None
+    try:
+        yield
+    finally:
+        Hydra.get_mode = asked
 
 
 @contextlib.contextmanager

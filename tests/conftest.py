@@ -5,6 +5,7 @@ process as a user would (forked from a warm interpreter, tests/zygote.py, unless
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import io
 import json
@@ -52,6 +53,15 @@ def user_env(**extra: str) -> dict:
 
 
 def compose_cfg(overrides: list[str] = ()):
+    """The config `infomax run OVERRIDES` composes (conf/ and the registered schema), each caller
+    getting its own copy of a composition made once per list of overrides in a test process: 80 of
+    the suite's 200 compositions repeat one (0.13 s each, against 3 ms for the copy); no test
+    changes conf/ or the schema."""
+    return copy.deepcopy(_composed(tuple(overrides)))
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

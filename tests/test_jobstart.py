@@ -179,6 +179,46 @@ def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatc
     assert len(composed) == len(set(composed)) == 4, composed
 
 
+@pytest.mark.parametrize(
+    "args,modes",
+    [
+        ([], ["RUN"]),
+        (["hydra.mode=RUN"], ["MULTIRUN", "RUN"]),  # Hydra.get_mode's composition reads it
+        (["-m"], ["MULTIRUN"]),
+    ],
+)
+def test_a_run_composes_its_config_once_unless_an_argument_can_set_hydra_mode(
+    tmp_path, monkeypatch, args, modes
+):
+    """Hydra composed the config once more before every run only to read hydra.mode, which conf/
+    never sets (below): now only when an argument could set it. The run here stops at its config
+    check (exit 2), after Hydra's composition."""
+    from hydra._internal.hydra import Hydra
+
+    composed = []
+    compose_config = Hydra.compose_config
+
+    def counted(self, *a, **kw):
+        composed.append(kw.get("run_mode", a[2] if len(a) > 2 else None).name)
+        return compose_config(self, *a, **kw)
+
+    monkeypatch.setattr(Hydra, "compose_config", counted)
+    where = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
+    r = infomax("run", *args, "train.steps=0", f"{where}={tmp_path / 'out'}")
+    assert r.returncode == 2 and "train.steps=0 is not allowed" in r.stderr, r.stderr[-2000:]
+    assert composed == modes
+
+
+def test_the_config_never_sets_hydra_mode():
+    """What lets `infomax run` skip Hydra's composition for the mode: the mode is the command line's."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for case in ("a", "custom"):
+            cfg = compose(
+                config_name="config", overrides=[f"case={case}"], return_hydra_config=True
+            )
+            assert cfg.hydra.mode is None
+
+
 def test_a_sweeps_jobs_share_its_one_timestamped_directory(tmp_path):
     """The default sweep directory is named by the time (`${now:...}`), resolved once for the sweep:
     every job's directory is in it, even when a job fails (here STL-10's files are missing)."""
