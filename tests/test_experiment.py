@@ -112,7 +112,9 @@ def assert_same_results(out, ref):
 
 
 @pytest.mark.slow
-def test_sigkill_after_a_checkpoint_then_rerun_equals_an_uninterrupted_run(tmp_path, uninterrupted):
+def test_sigkill_after_a_checkpoint_then_rerun_equals_an_uninterrupted_run(
+    tmp_path, uninterrupted, no_pictures
+):
     out = tmp_path / "run"
     proc = start(out)
     wait_for_checkpoint(proc, out)
@@ -128,7 +130,9 @@ def test_sigkill_after_a_checkpoint_then_rerun_equals_an_uninterrupted_run(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_a_checkpoint_and_exits_resumable(tmp_path, uninterrupted, sig, code):
+def test_signal_saves_a_checkpoint_and_exits_resumable(
+    tmp_path, uninterrupted, sig, code, no_pictures
+):
     out = tmp_path / "run"
     proc = start(out)
     wait_for_checkpoint(proc, out)

@@ -158,7 +158,7 @@ def test_a_run_refused_by_the_lock_leaves_the_busy_directory_byte_identical(fini
     assert f"{run} is in use by another infomax run (PID {holder.pid})" in line
 
 
-def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatch):
+def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatch, no_pictures):
     """Hydra composes a basic sweep's job config in three places before the job runs (the checks, the
     sweeper's validation, the launcher): each job's is composed once (the shared tiny sweep run again,
     its finished jobs skipped), and every caller gets its own copy."""

@@ -184,7 +184,7 @@ def test_rebuild_is_byte_identical_even_in_another_process(sweep):
 
 
 @pytest.mark.slow
-def test_the_winner_table_is_winners_csv(tmp_path):
+def test_the_winner_table_is_winners_csv(tmp_path, no_pictures):
     """One winner table: the page shows the shares and intervals compare writes to winners.csv."""
     path = make_sweep(tmp_path / "sweep", examples=False)  # no example grids: quicker
     compare(path)
@@ -391,7 +391,7 @@ def test_a_sweeps_report_shows_each_cases_own_feature_pictures(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_a_sweeps_page_leads_with_the_claims(tmp_path):
+def test_a_sweeps_page_leads_with_the_claims(tmp_path, no_pictures):
     """Right after the title: the claims table and one sentence per claim; with one seed, none is
     established and the page says what establishes them. claims.csv is used when the sweep has one."""
     path = make_sweep(tmp_path / "sweep", examples=False)
@@ -415,7 +415,7 @@ def test_a_sweeps_page_leads_with_the_claims(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_mi_table_shows_the_statistics_own_intervals(tmp_path):
+def test_the_mi_table_shows_the_statistics_own_intervals(tmp_path, no_pictures):
     """One interval per quantity: the page's MI table is stats.csv's, for a sweep (seeds and units)
     and for a run (its image units), and no other interval appears."""
     path = make_sweep(tmp_path / "sweep", examples=False)

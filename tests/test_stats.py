@@ -312,7 +312,7 @@ def test_no_difference_is_not_significant():
 
 
 @pytest.mark.slow
-def test_write_stats_from_job_files(tmp_path):
+def test_write_stats_from_job_files(tmp_path, no_pictures):
     rng = np.random.default_rng(0)
     for seed in (0, 1):
         for case, mu in (("a", 0.3), ("b", 0.2), ("c", 0.6)):
