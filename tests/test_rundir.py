@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import LEAN, TINY, infomax
@@ -154,12 +153,13 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(tmp_path
 RACE = """
 import sys, time
 from infomax_cli import dirlock
-run_dir, slow, start = sys.argv[1], sys.argv[2] == "slow", float(sys.argv[3])
+run_dir, slow, together = sys.argv[1], sys.argv[2] == "slow", sys.argv[3] == "together"
 if slow:  # a run that is slow between reading the stale lock and taking it over
     read = dirlock._holder
     dirlock._holder = lambda path: (read(path), time.sleep(1.0))[0]
-while time.time() < start:
-    time.sleep(0.001)
+if together:  # imported: say so, and start when told (both at once)
+    print("ready", flush=True)
+    sys.stdin.readline()
 if not slow:
     time.sleep(0.3)  # the slow run has read the stale lock by now
 try:
@@ -177,16 +177,20 @@ def test_two_runs_taking_over_one_stale_lock_at_once_cannot_both_hold_it(tmp_pat
     a second run takes it over and writes its own; the first must not then remove the second's fresh
     lock. Exactly one of the two runs holds the directory, and the other names it."""
     hold(tmp_path, dead_pid())
-    start = time.time() + 3  # both processes have imported by then
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACE, str(tmp_path), speed, str(start)],
+            [sys.executable, "-c", RACE, str(tmp_path), speed, "together"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
         for speed in ("slow", "fast")
     ]
+    assert [p.stdout.readline() for p in procs] == ["ready\n"] * 2
+    for p in procs:  # both started at once
+        p.stdin.write("go\n")
+        p.stdin.flush()
     out = [p.communicate(timeout=60)[0] for p in procs]
     assert sorted(o.split()[0] for o in out) == ["busy", "got"], out
     busy = next(o for o in out if o.startswith("busy"))
@@ -199,7 +203,9 @@ def test_two_runs_taking_over_one_stale_lock_at_once_cannot_both_hold_it(tmp_pat
 def test_a_lock_whose_run_was_killed_is_taken_over(tmp_path):
     """SIGKILL leaves the lock file with the dead run's PID; the kernel has dropped its flock."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", RACE, str(tmp_path), "fast", "0"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", RACE, str(tmp_path), "fast", "alone"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().startswith("got")
     with pytest.raises(dirlock.DirectoryBusy, match=f"PID {holder.pid}\\)"), dirlock.lock(tmp_path):
