@@ -231,9 +231,10 @@ def run(args: list[str]) -> int:
     return state.sweep_status  # a sweep whose jobs did not all finish: not 0
 
 
-# what can set hydra.mode besides conf/, which never does: the override itself, or a config of the user's
+# what can set hydra.mode besides conf/, which never does: the override itself (+, ++ or ~ before it
+# too), or a config of the user's
 _MODE_SETTERS = ("hydra.mode", "hydra.searchpath", "--config-dir", "-cd", "--config-name", "-cn")
-_MODE_SETTERS += ("--config-path", "-cp", "+hydra.mode", "++hydra.mode")
+_MODE_SETTERS += ("--config-path", "-cp")
 
 
 @contextlib.contextmanager
@@ -244,7 +245,7 @@ def _mode_from_the_arguments(args: list[str]):
     (and checks) the config it runs with."""
     from hydra._internal.hydra import Hydra
 
-    if any(a.partition("=")[0].startswith(_MODE_SETTERS) for a in args):
+    if any(a.partition("=")[0].lstrip("+~").startswith(_MODE_SETTERS) for a in args):
         yield
         return
     asked = Hydra.get_mode

@@ -184,6 +184,7 @@ def test_a_sweep_composes_each_jobs_config_once(tiny_sweep, tmp_path, monkeypatc
     [
         ([], ["RUN"]),
         (["hydra.mode=RUN"], ["MULTIRUN", "RUN"]),  # Hydra.get_mode's composition reads it
+        (["++hydra.searchpath=[]"], ["MULTIRUN", "RUN"]),  # a config of the user's could set it
         (["-m"], ["MULTIRUN"]),
     ],
 )
